@@ -1,0 +1,103 @@
+/**
+ * One TensorFlow.js engine for the whole library, and the choice of the backend it runs on.
+ *
+ * Order of preference (first that loads wins):
+ *   1. `tensorflow` from `@tensorflow/tfjs-node-gpu`  (CUDA, libtensorflow)
+ *   2. `tensorflow` from `@tensorflow/tfjs-node`      (native CPU, libtensorflow)
+ *   3. `wasm`       from `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD; the default on plain machines)
+ *   4. `cpu`        from `@tensorflow/tfjs-backend-cpu`  (pure JS, slowest, always there)
+ *
+ * The native packages are optional dependencies: their install script downloads libtensorflow, which fails
+ * without network. `WM_BACKEND=<name>` (or `loadBackend({ backend })`) forces one and fails loudly when it
+ * cannot load. Names: `tensorflow-gpu`, `tensorflow` (= tfjs-node), `wasm`, `cpu`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+
+export { tf };
+
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  /** Our name for it (`tensorflow-gpu` and `tensorflow` both register tfjs backend `tensorflow`). */
+  name: BackendName;
+  /** The tfjs backend name in use (`tf.getBackend()`). */
+  tfjsBackend: string;
+  /** Why this one: forced, or which better ones failed and how. */
+  reason: string;
+}
+
+let current: BackendInfo | undefined;
+
+/** The native packages register a backend named `tensorflow` as a side effect of being required. */
+function requireNative(pkg: string): void {
+  // A plain require so bundlers and tsc do not try to resolve an optional package.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const req = eval('require') as NodeRequire;
+  req(pkg);
+}
+
+async function tryBackend(name: BackendName): Promise<void> {
+  if (name === 'tensorflow-gpu') requireNative('@tensorflow/tfjs-node-gpu');
+  if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
+  const tfjsName = name === 'tensorflow-gpu' ? 'tensorflow' : name;
+  const ok = await tf.setBackend(tfjsName);
+  if (!ok) throw new Error(`tf.setBackend('${tfjsName}') returned false`);
+  await tf.ready();
+}
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n').find((l) => l.trim() !== '')?.trim() ?? msg;
+}
+
+export interface LoadBackendOptions {
+  /** Force a backend; defaults to the `WM_BACKEND` environment variable, else automatic. */
+  backend?: BackendName | string;
+  /** Print the one-line "backend: ..." message (default true). */
+  log?: boolean;
+}
+
+/**
+ * Select the best backend that loads (or the forced one) and print one line saying which and why.
+ * Safe to call many times: after the first success it returns the same answer.
+ */
+export async function loadBackend(options: LoadBackendOptions = {}): Promise<BackendInfo> {
+  const forced = options.backend ?? process.env.WM_BACKEND;
+  if (current && (!forced || forced === current.name)) return current;
+  const log = options.log ?? true;
+
+  if (forced) {
+    if (!BACKEND_NAMES.includes(forced as BackendName)) {
+      throw new Error(`WM_BACKEND/backend '${forced}' is not a backend; choose one of ${BACKEND_NAMES.join(', ')}`);
+    }
+    try {
+      await tryBackend(forced as BackendName);
+    } catch (e) {
+      throw new Error(`backend '${forced}' was forced but cannot load: ${firstLine(e)}`);
+    }
+    current = { name: forced as BackendName, tfjsBackend: tf.getBackend(), reason: 'forced by WM_BACKEND/option' };
+  } else {
+    const failures: string[] = [];
+    for (const name of BACKEND_NAMES) {
+      try {
+        await tryBackend(name);
+        const why = failures.length ? `best that loaded; ${failures.join('; ')}` : 'best available';
+        current = { name, tfjsBackend: tf.getBackend(), reason: why };
+        break;
+      } catch (e) {
+        failures.push(`${name} unavailable (${firstLine(e).slice(0, 120)})`);
+      }
+    }
+    if (!current) throw new Error(`no tfjs backend could load: ${failures.join('; ')}`);
+  }
+  if (log) console.error(`[wonderful-matrices] backend: ${current.name} (${current.reason})`);
+  return current;
+}
+
+/** The backend chosen by `loadBackend`, if any. */
+export function currentBackend(): BackendInfo | undefined {
+  return current;
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * `wm`: the command line of wonderful-matrices. Each subcommand lives in its own file under src/cli/ and
+ * exports `run(argv)`; they are loaded lazily so `wm --help` stays fast.
+ */
+const COMMANDS: Record<string, { file: string; help: string }> = {
+  pretrain: { file: './pretrain', help: 'pre-train a Doge model from a YAML config (wm pretrain --config configs/doge-tiny.yaml)' },
+  data: { file: './data', help: 'prepare training data (wm data prepare --input ... --tokenizer DIR --seq-len N --out DIR)' },
+  tokenizer: { file: './tokenizer', help: 'train a byte-level BPE tokenizer (wm tokenizer train --input ... --vocab-size N --out DIR)' },
+  generate: { file: './generate', help: 'generate text with a checkpoint (wm generate --model DIR --prompt "...")' },
+  mqar: { file: './mqar', help: 'run the MQAR synthetic recall comparison (wm mqar --preset cpu --out DIR)' },
+  bench: { file: './bench', help: 'print training and decoding throughput as JSON lines' },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`);
+  return `usage: wm <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nEnvironment: WM_BACKEND=tensorflow-gpu|tensorflow|wasm|cpu forces a tfjs backend.`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(usage());
+    return;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) {
+    console.error(`wm: unknown command '${command}'\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(entry.file) as { run(argv: string[]): Promise<void> };
+  await mod.run(rest);
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  console.error(`wm: ${e instanceof Error ? e.message : String(e)}`);
+  if (process.env.WM_DEBUG) console.error(e);
+  process.exitCode = 1;
+});

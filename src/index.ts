@@ -1,0 +1,14 @@
+/**
+ * wonderful-matrices: Doge and Cheems from "Wonderful Matrices" (arXiv 2412.11834) on TensorFlow.js.
+ *
+ *   import { tf, loadBackend, DogeConfig, DogeForCausalLM } from 'wonderful-matrices';
+ */
+export * from './backend';
+export * from './io/safetensors';
+export * from './modules';
+export * from './models/doge';
+export * from './generation';
+export * from './data';
+export * from './train';
+export * from './synthetic';
+export * from './viz';

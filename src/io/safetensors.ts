@@ -1,0 +1,203 @@
+/**
+ * The safetensors format (https://huggingface.co/docs/safetensors), read and written in plain TypeScript.
+ *
+ * Layout: 8-byte little-endian u64 N, then N bytes of JSON header, then the raw tensor bytes.
+ * Header: { "<name>": { "dtype": "F32", "shape": [..], "data_offsets": [begin, end] }, "__metadata__": {..} }
+ * Offsets are relative to the first byte after the header. Tensors are row-major, little-endian.
+ *
+ * Floating tensors (F32/F16/BF16/F64) become float32 tfjs tensors; integer ones (I8..I64, U8, BOOL) become
+ * int32 (I64/U32 values outside the int32 range are an error, not a silent wrap).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tf } from '../backend';
+
+export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'U32' | 'BOOL';
+
+const BYTES_PER_ELEMENT: Record<SafetensorsDtype, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, U32: 4, BOOL: 1,
+};
+
+export interface TensorInfo {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Byte offsets relative to the start of the data section. */
+  dataOffsets: [number, number];
+}
+
+export interface SafetensorsHeader {
+  tensors: Map<string, TensorInfo>;
+  metadata: Record<string, string>;
+  /** Absolute byte offset of the data section in the file (8 + header length). */
+  dataStart: number;
+}
+
+export interface LoadedSafetensors {
+  tensors: Map<string, tf.Tensor>;
+  metadata: Record<string, string>;
+}
+
+class SafetensorsError extends Error {
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+/** Parse and validate the header of a safetensors buffer (`bytes` is the whole file). */
+export function parseSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): SafetensorsHeader {
+  if (bytes.byteLength < 8) throw new SafetensorsError(file, `not a safetensors file: only ${bytes.byteLength} bytes (need an 8-byte header length)`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = Number(view.getBigUint64(0, true));
+  if (headerLength > bytes.byteLength - 8) {
+    throw new SafetensorsError(file, `header length ${headerLength} at byte 0 exceeds the file size ${bytes.byteLength} (truncated or not safetensors)`);
+  }
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+  } catch (e) {
+    throw new SafetensorsError(file, `header (bytes 8..${8 + headerLength}) is not valid UTF-8 JSON: ${(e as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError(file, 'header is not a JSON object');
+  const dataStart = 8 + headerLength;
+  const dataLength = bytes.byteLength - dataStart;
+  const metadata: Record<string, string> = {};
+  const tensors = new Map<string, TensorInfo>();
+  for (const [name, entry] of Object.entries(raw)) {
+    if (name === '__metadata__') {
+      for (const [k, v] of Object.entries((entry ?? {}) as Record<string, unknown>)) metadata[k] = String(v);
+      continue;
+    }
+    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const dtype = e?.dtype as SafetensorsDtype;
+    if (!(dtype in BYTES_PER_ELEMENT)) throw new SafetensorsError(file, `tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)}`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new SafetensorsError(file, `tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
+    }
+    const offsets = e.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
+      throw new SafetensorsError(file, `tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    const shape = e.shape as number[];
+    const expected = shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[dtype];
+    if (end - begin !== expected) {
+      throw new SafetensorsError(file, `tensor '${name}' [${shape}] ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
+    }
+    if (end > dataLength) {
+      throw new SafetensorsError(file, `tensor '${name}' ends at byte ${dataStart + end} but the file has ${bytes.byteLength} bytes (truncated)`);
+    }
+    tensors.set(name, { dtype, shape, dataOffsets: [begin, end] });
+  }
+  return { tensors, metadata, dataStart };
+}
+
+/** bfloat16 -> float32: the 16 bits are the high half of a float32. */
+function bf16ToF32(src: Uint8Array, n: number): Float32Array {
+  const out = new Float32Array(n);
+  const u32 = new Uint32Array(out.buffer);
+  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  for (let i = 0; i < n; i++) u32[i] = dv.getUint16(2 * i, true) << 16;
+  return out;
+}
+
+/** IEEE half -> float32, including subnormals, infinities and NaN. */
+function f16ToF32(src: Uint8Array, n: number): Float32Array {
+  const out = new Float32Array(n);
+  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  for (let i = 0; i < n; i++) {
+    const h = dv.getUint16(2 * i, true);
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) out[i] = sign * frac * 2 ** -24;
+    else if (exp === 31) out[i] = frac ? NaN : sign * Infinity;
+    else out[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}
+
+function decode(info: TensorInfo, src: Uint8Array, name: string, file: string): Float32Array | Int32Array {
+  const n = info.shape.reduce((a, b) => a * b, 1);
+  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  switch (info.dtype) {
+    case 'F32': { const out = new Float32Array(n); for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true); return out; }
+    case 'F64': { const out = new Float32Array(n); for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true); return out; }
+    case 'F16': return f16ToF32(src, n);
+    case 'BF16': return bf16ToF32(src, n);
+    case 'I32': { const out = new Int32Array(n); for (let i = 0; i < n; i++) out[i] = dv.getInt32(4 * i, true); return out; }
+    case 'I16': { const out = new Int32Array(n); for (let i = 0; i < n; i++) out[i] = dv.getInt16(2 * i, true); return out; }
+    case 'I8': { const out = new Int32Array(n); for (let i = 0; i < n; i++) out[i] = dv.getInt8(i); return out; }
+    case 'U8': case 'BOOL': { const out = new Int32Array(n); for (let i = 0; i < n; i++) out[i] = dv.getUint8(i); return out; }
+    case 'U32': case 'I64': {
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = info.dtype === 'I64' ? Number(dv.getBigInt64(8 * i, true)) : dv.getUint32(4 * i, true);
+        if (v > 2147483647 || v < -2147483648) throw new SafetensorsError(file, `tensor '${name}' element ${i} = ${v} does not fit in int32`);
+        out[i] = v;
+      }
+      return out;
+    }
+  }
+}
+
+/** Decode a whole safetensors buffer into tfjs tensors (the caller owns and disposes them). */
+export function decodeSafetensors(bytes: Uint8Array, file = '<buffer>'): LoadedSafetensors {
+  const header = parseSafetensorsHeader(bytes, file);
+  const tensors = new Map<string, tf.Tensor>();
+  for (const [name, info] of header.tensors) {
+    const [b, e] = info.dataOffsets;
+    const values = decode(info, bytes.subarray(header.dataStart + b, header.dataStart + e), name, file);
+    tensors.set(name, tf.tensor(values, info.shape, values instanceof Float32Array ? 'float32' : 'int32'));
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/** Read a `.safetensors` file. Errors name the file and the tensor or byte offset at fault. */
+export function loadSafetensors(file: string): LoadedSafetensors {
+  if (!fs.existsSync(file)) throw new Error(`${file}: no such safetensors file`);
+  return decodeSafetensors(new Uint8Array(fs.readFileSync(file)), file);
+}
+
+export type NamedTensors = Map<string, tf.Tensor> | Record<string, tf.Tensor>;
+
+/**
+ * Encode tensors as safetensors: float32 as F32, int32 as I32, bool as BOOL. Tensors are written in sorted
+ * name order (as the Python library does) with 8-byte aligned offsets.
+ */
+export function encodeSafetensors(tensors: NamedTensors, metadata: Record<string, string> = { format: 'pt' }): Uint8Array {
+  const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, t] of entries) {
+    let bytes: Uint8Array;
+    let dtype: SafetensorsDtype;
+    if (t.dtype === 'float32') { dtype = 'F32'; bytes = new Uint8Array(Float32Array.from(t.dataSync() as Float32Array).buffer); }
+    else if (t.dtype === 'int32') { dtype = 'I32'; bytes = new Uint8Array(Int32Array.from(t.dataSync() as Int32Array).buffer); }
+    else if (t.dtype === 'bool') { dtype = 'BOOL'; bytes = Uint8Array.from(t.dataSync() as Uint8Array); }
+    else throw new Error(`saveSafetensors: tensor '${name}' has dtype ${t.dtype}, which safetensors export does not support`);
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
+    chunks.push(bytes);
+    offset += bytes.byteLength;
+  }
+  // The header is padded with spaces so the data section starts 8-byte aligned.
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + headerBytes.byteLength + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
+  out.set(headerBytes, 8);
+  let pos = 8 + headerBytes.byteLength;
+  for (const c of chunks) { out.set(c, pos); pos += c.byteLength; }
+  return out;
+}
+
+/** Write a `.safetensors` file atomically (temporary file in the same folder, then rename). */
+export function saveSafetensors(file: string, tensors: NamedTensors, metadata: Record<string, string> = { format: 'pt' }): void {
+  const bytes = encodeSafetensors(tensors, metadata);
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, bytes);
+  fs.renameSync(tmp, file);
+}

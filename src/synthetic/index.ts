@@ -1,0 +1,2 @@
+// Public API of src/synthetic (owned by the work on this area).
+export {};

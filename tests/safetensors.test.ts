@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadBackend, tf } from '../src/backend';
+import { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors } from '../src/io/safetensors';
+
+test('reads the dense fixture with HF names and shapes', async () => {
+  await loadBackend({ log: false });
+  const { tensors, metadata } = loadSafetensors('tests/fixtures/doge/dense/model.safetensors');
+  assert.deepEqual(tensors.get('model.embed_tokens.weight')!.shape, [128, 64]);
+  assert.deepEqual(tensors.get('model.layers.0.self_attn.A')!.shape, [2]);
+  assert.equal(tensors.has('lm_head.weight'), false);
+  assert.equal(typeof metadata, 'object');
+  for (const t of tensors.values()) t.dispose();
+});
+
+test('round trip keeps values, dtypes and metadata; writes sorted 8-byte aligned data', async () => {
+  await loadBackend({ log: false });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-st-'));
+  const file = path.join(dir, 'x.safetensors');
+  const a = tf.tensor2d([[1.5, -2], [3, 4e-8]]);
+  const b = tf.tensor1d([7, -9], 'int32');
+  saveSafetensors(file, { 'z.b': b, 'a.w': a }, { format: 'pt' });
+  const bytes = fs.readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  assert.equal((8 + n) % 8, 0);
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString());
+  assert.deepEqual(Object.keys(header), ['__metadata__', 'a.w', 'z.b']);
+  const back = loadSafetensors(file);
+  assert.deepEqual(back.metadata, { format: 'pt' });
+  assert.deepEqual(Array.from(back.tensors.get('a.w')!.dataSync()), Array.from(a.dataSync()));
+  assert.equal(back.tensors.get('z.b')!.dtype, 'int32');
+  assert.deepEqual(Array.from(back.tensors.get('z.b')!.dataSync()), [7, -9]);
+  tf.dispose([a, b, ...back.tensors.values()]);
+});
+
+test('F16 and BF16 decode to float32', async () => {
+  await loadBackend({ log: false });
+  // 1.0, -2.0, 0.5 in bf16 are the high halves of their f32 bit patterns; in f16: 0x3c00, 0xc000, 0x3800.
+  const mk = (dtype: string, words: number[]) => {
+    const header = JSON.stringify({ t: { dtype, shape: [3], data_offsets: [0, 6] } });
+    const buf = Buffer.alloc(8 + header.length + 6);
+    buf.writeBigUInt64LE(BigInt(header.length), 0);
+    buf.write(header, 8);
+    words.forEach((w, i) => buf.writeUInt16LE(w, 8 + header.length + 2 * i));
+    return new Uint8Array(buf);
+  };
+  const bf = decodeSafetensors(mk('BF16', [0x3f80, 0xc000, 0x3f00])).tensors.get('t')!;
+  const hf = decodeSafetensors(mk('F16', [0x3c00, 0xc000, 0x3800])).tensors.get('t')!;
+  assert.deepEqual(Array.from(bf.dataSync()), [1, -2, 0.5]);
+  assert.deepEqual(Array.from(hf.dataSync()), [1, -2, 0.5]);
+  tf.dispose([bf, hf]);
+});
+
+test('truncated and corrupt files name the problem', async () => {
+  await loadBackend({ log: false });
+  const good = encodeSafetensors({ w: tf.zeros([4, 4]) });
+  assert.throws(() => decodeSafetensors(good.subarray(0, good.length - 3), 'm.safetensors'), /m\.safetensors: tensor 'w' ends at byte \d+ but the file has \d+ bytes \(truncated\)/);
+  assert.throws(() => decodeSafetensors(good.subarray(0, 5), 'm.safetensors'), /only 5 bytes/);
+  const bad = Uint8Array.from(good);
+  bad[8] = 0x7b + 1; // break the JSON
+  assert.throws(() => decodeSafetensors(bad, 'm.safetensors'), /header \(bytes 8\.\.\d+\) is not valid UTF-8 JSON/);
+  assert.throws(() => loadSafetensors('/nonexistent/x.safetensors'), /no such safetensors file/);
+});
