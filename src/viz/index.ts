@@ -1,2 +1,8 @@
-// Public API of src/viz (owned by the work on this area).
-export {};
+// Public API of src/viz: plotly figure builders (plain `{ data, layout }` objects) and ways to show them.
+export * from './figure';
+export * from './show';
+export * from './basic';
+export * from './doge';
+export * from './training';
+export * from './mqar';
+export * from './diagrams';

@@ -1,0 +1,126 @@
+// Execute the tslab notebooks headlessly through Jupyter, and render executed notebooks to HTML.
+//
+//   node scripts/notebooks.mjs [--html] [--out DIR] [name-substring ...]
+//
+// Needs: `pnpm build` (cells import the built package), Debian's Jupyter (scripts/install-system-deps.sh).
+// The tslab kernel is registered into a private folder (out/jupyter) from node_modules/.bin/tslab, so the
+// user's own Jupyter setup is neither needed nor touched. Used by tests/notebooks.test.ts.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { linkSelf } from './link-self.mjs';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const NOTEBOOKS_DIR = join(ROOT, 'notebooks');
+export const PYTHON = process.env.WM_JUPYTER_PYTHON ?? '/usr/bin/python3';
+
+/** The notebooks in order (file names start with their number). */
+export function listNotebooks() {
+  return readdirSync(NOTEBOOKS_DIR)
+    .filter((f) => /^\d.*\.ipynb$/.test(f))
+    .sort()
+    .map((f) => join(NOTEBOOKS_DIR, f));
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+  if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
+  return r;
+}
+
+/** Register tslab (this repo's copy) as a Jupyter kernel in a private prefix; returns the JUPYTER_PATH entry. */
+export function prepareKernel(outDir = join(ROOT, 'out')) {
+  if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/index.js is missing: run `pnpm build` first');
+  const check = run(PYTHON, ['-c', 'import nbclient, nbconvert, ipykernel, jupyter_client']);
+  if (check.status !== 0) {
+    throw new Error(`Jupyter is not installed for ${PYTHON} (run scripts/install-system-deps.sh as root): ${check.stderr.trim().split('\n').pop()}`);
+  }
+  linkSelf(ROOT);
+  const prefix = join(outDir, 'jupyter');
+  const tslab = join(ROOT, 'node_modules', '.bin', 'tslab');
+  const r = run(tslab, ['install', `--python=${PYTHON}`, `--binary=${tslab}`, `--prefix=${prefix}`]);
+  if (r.status !== 0) throw new Error(`tslab install failed:\n${r.stdout}\n${r.stderr}`);
+  return join(prefix, 'share', 'jupyter');
+}
+
+function jupyterEnv(jupyterPath) {
+  return {
+    ...process.env,
+    JUPYTER_PATH: jupyterPath,
+    // Keep runtime files (connection files) away from the user's home.
+    JUPYTER_RUNTIME_DIR: join(dirname(jupyterPath), 'runtime'),
+    PYDEVD_DISABLE_FILE_VALIDATION: '1',
+  };
+}
+
+/**
+ * Execute one notebook top to bottom with the tslab kernel (cwd = notebooks/, like JupyterLab).
+ * Fails (throws) on the first cell error or when it runs longer than `timeoutSec`.
+ * Returns { file, seconds, notebook } where `notebook` is the executed JSON.
+ */
+export function executeNotebook(file, { outDir = join(ROOT, 'out', 'notebooks'), timeoutSec = 300, cellTimeoutSec, jupyterPath } = {}) {
+  mkdirSync(outDir, { recursive: true });
+  jupyterPath ??= prepareKernel();
+  const started = Date.now();
+  const r = run(
+    PYTHON,
+    [
+      '-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute',
+      '--ExecutePreprocessor.kernel_name=tslab',
+      `--ExecutePreprocessor.timeout=${cellTimeoutSec ?? timeoutSec}`,
+      '--ExecutePreprocessor.startup_timeout=120',
+      '--output-dir', outDir,
+      file,
+    ],
+    { cwd: dirname(file), env: jupyterEnv(jupyterPath), timeout: timeoutSec * 1000, killSignal: 'SIGKILL' },
+  );
+  const seconds = (Date.now() - started) / 1000;
+  if (r.signal) throw new Error(`${basename(file)}: killed after ${seconds.toFixed(0)} s (timeout ${timeoutSec} s)`);
+  if (r.status !== 0) {
+    // nbclient prints the failing cell and its error at the end of stderr.
+    const tail = r.stderr.split('\n').filter((l) => !/MissingIDFieldWarning|validate\(nb\)/.test(l)).slice(-40).join('\n');
+    throw new Error(`${basename(file)} failed after ${seconds.toFixed(0)} s:\n${tail}`);
+  }
+  const executed = join(outDir, basename(file));
+  return { file: executed, seconds, notebook: JSON.parse(readFileSync(executed, 'utf8')) };
+}
+
+/** Render an (executed) notebook to a standalone HTML page with nbconvert; returns the HTML path. */
+export function renderHtml(file, { outDir = dirname(file), jupyterPath } = {}) {
+  jupyterPath ??= prepareKernel();
+  const r = run(PYTHON, ['-m', 'jupyter', 'nbconvert', '--to', 'html', '--output-dir', outDir, file], {
+    env: jupyterEnv(jupyterPath),
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`nbconvert --to html ${basename(file)} failed:\n${r.stderr.slice(-2000)}`);
+  return join(outDir, basename(file).replace(/\.ipynb$/, '.html'));
+}
+
+/** Every output of every code cell, flattened, with its cell index. */
+export function outputsOf(notebook) {
+  return notebook.cells.flatMap((c, i) => (c.cell_type === 'code' ? (c.outputs ?? []).map((o) => ({ cell: i, ...o })) : []));
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const html = args.includes('--html');
+  const outIdx = args.indexOf('--out');
+  const outDir = outIdx >= 0 ? resolve(args[outIdx + 1]) : join(ROOT, 'out', 'notebooks');
+  const filters = args.filter((a, i) => !a.startsWith('--') && (outIdx < 0 || i !== outIdx + 1));
+  const files = listNotebooks().filter((f) => filters.length === 0 || filters.some((s) => basename(f).includes(s)));
+  if (files.length === 0) throw new Error(`no notebook matches ${filters.join(', ')}`);
+  const jupyterPath = prepareKernel();
+  let failed = 0;
+  for (const f of files) {
+    try {
+      const r = executeNotebook(f, { outDir, jupyterPath, timeoutSec: Number(process.env.WM_NOTEBOOK_TIMEOUT ?? 600) });
+      console.log(`ok   ${basename(f)}  ${r.seconds.toFixed(1)} s  -> ${r.file}`);
+      if (html) console.log(`     html -> ${renderHtml(r.file, { jupyterPath })}`);
+    } catch (e) {
+      failed++;
+      console.error(`FAIL ${e.message}`);
+    }
+  }
+  process.exit(failed ? 1 : 0);
+}

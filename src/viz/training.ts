@@ -1,0 +1,90 @@
+/**
+ * Loss curves, static and live. The live plot redraws one notebook output in place while a training loop
+ * in the library runs (pass `plot.push` as the loop's logging callback).
+ */
+import { lineFigure, type Series } from './basic';
+import type { Figure } from './figure';
+import { liveFigure, type ShowOptions } from './show';
+
+export interface LossCurveOptions {
+  title?: string;
+  yTitle?: string;
+  logY?: boolean;
+  height?: number;
+  /** Exponential moving average weight for an extra smoothed line per series (0 = none, default 0). */
+  smooth?: number;
+}
+
+/** Exponential moving average with bias correction (like TensorBoard's smoothing). */
+export function ema(values: ArrayLike<number>, weight: number): number[] {
+  if (weight < 0 || weight >= 1) throw new Error(`ema: weight must be in [0, 1), got ${weight}`);
+  const out: number[] = [];
+  let m = 0;
+  for (let i = 0; i < values.length; i++) {
+    m = weight * m + (1 - weight) * values[i];
+    out.push(m / (1 - weight ** (i + 1)));
+  }
+  return out;
+}
+
+/** Loss against step for one or more runs (e.g. train and validation). */
+export function lossCurveFigure(series: Series[], options: LossCurveOptions = {}): Figure {
+  const all: Series[] = [];
+  for (const s of series) {
+    all.push(s);
+    if (options.smooth) all.push({ name: `${s.name} (smoothed)`, x: s.x, y: ema(s.y, options.smooth) });
+  }
+  return lineFigure(all, {
+    title: options.title ?? 'loss',
+    xTitle: 'step',
+    yTitle: options.yTitle ?? 'loss',
+    logY: options.logY,
+    height: options.height,
+    markers: false,
+  });
+}
+
+export interface LiveLossPlot {
+  /** Record one value; redraws at most every `minIntervalMs` (and always on `close`). */
+  push(step: number, value: number, series?: string): void;
+  /** The recorded series. */
+  readonly series: Series[];
+  /** The current figure. */
+  figure(): Figure;
+  /** Final redraw; outside tslab writes the figure to an HTML file and returns its path. */
+  close(options?: ShowOptions): string | undefined;
+}
+
+/**
+ * A loss plot that updates in place in a tslab cell. Outside tslab it only records (and `close` writes a
+ * file), so the same code runs in scripts.
+ */
+export function liveLossPlot(options: LossCurveOptions & { minIntervalMs?: number } = {}): LiveLossPlot {
+  const live = liveFigure();
+  const byName = new Map<string, { name: string; x: number[]; y: number[] }>();
+  const minInterval = options.minIntervalMs ?? 1000;
+  let lastDraw = 0;
+  const figure = () => lossCurveFigure([...byName.values()], options);
+  return {
+    push(step, value, series = 'train') {
+      if (!Number.isFinite(step)) throw new Error(`liveLossPlot.push: step must be a finite number, got ${step}`);
+      let s = byName.get(series);
+      if (!s) byName.set(series, (s = { name: series, x: [], y: [] }));
+      s.x.push(step);
+      s.y.push(value);
+      const now = Date.now();
+      if (now - lastDraw >= minInterval) {
+        lastDraw = now;
+        live.update(figure());
+      }
+    },
+    get series() {
+      return [...byName.values()];
+    },
+    figure,
+    close(showOptions) {
+      live.update(figure());
+      return live.close(showOptions);
+    },
+  };
+}
