@@ -1,2 +1,20 @@
-// Public API of src/train (owned by the work on this area).
-export {};
+// Public API of src/train: the pre-training loop and its parts (optimizer, schedules, config, checkpoints, metrics).
+export { AdamW, decaysWeight } from './adamw';
+export type { AdamWOptions } from './adamw';
+export { lrMultiplier, learningRateAt, SCHEDULE_TYPES } from './schedule';
+export type { ScheduleSpec, ScheduleType } from './schedule';
+export {
+  parsePretrainConfig, loadPretrainConfig, applyOverrides, configToJSON, scheduleSpec, warmupSteps, decaySteps,
+  MODEL_FIELDS, DATA_DEFAULTS, TRAINING_DEFAULTS,
+} from './config';
+export type { PretrainConfig, ModelSection, DataSection, TrainingSection, LrSchedulerKwargs } from './config';
+export {
+  saveCheckpoint, loadTrainerState, listCheckpoints, latestCheckpoint, inheritParameters, writeFolderAtomically,
+  TRAINER_STATE_FORMAT,
+} from './checkpoint';
+export type { TrainerState, SavableModel } from './checkpoint';
+export { MetricsLog, readMetrics, writeLossHtml, fallbackLossFigure } from './metrics';
+export type { TrainRow, EvalRow, MetricsRow } from './metrics';
+export { formatProgress, formatDuration } from './progress';
+export { Trainer, NonFiniteLossError, dropoutSeedFor, batchToTensor, loadParametersExact } from './trainer';
+export type { CausalLM, TokenDataset, BatchSource, TrainerOptions, StepResult, TrainResult } from './trainer';

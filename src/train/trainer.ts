@@ -1,0 +1,451 @@
+/**
+ * The pre-training loop (what HF `Trainer.train()` does for SmallDoge's `pt.py`), for any causal LM with the
+ * `DogeForCausalLM` interface:
+ *
+ *   for each optimizer step s:
+ *     for each of A micro-batches:   loss_i = sum of token CE / N  (N = label tokens of all A micro-batches)
+ *                                    grads += d loss_i / d params  (dropout seeded by (seed, s, i))
+ *     norm = ||grads||_2;  grads *= min(1, max_grad_norm / (norm + 1e-6))
+ *     AdamW step with lr = learning_rate * schedule(s)
+ *
+ * Every `eval_steps` the held-out split is scored (mean token loss, perplexity); every `save_steps` and at the
+ * end a checkpoint is written (see checkpoint.ts). Everything needed to continue exactly (weights, moments,
+ * step, data position, log window) is in the checkpoint, and dropout seeds are a function of the step, so a
+ * resumed run reproduces the losses of an uninterrupted one.
+ */
+import * as path from 'node:path';
+import { tf } from '../backend';
+import { AdamW } from './adamw';
+import { loadTrainerState, saveCheckpoint, latestCheckpoint, TRAINER_STATE_FORMAT, TrainerState, SavableModel } from './checkpoint';
+import { loadSafetensors } from '../io/safetensors';
+import { MetricsLog, MetricsRow, TrainRow, EvalRow, writeLossHtml } from './metrics';
+import { formatProgress } from './progress';
+import { lrMultiplier, ScheduleSpec } from './schedule';
+import { TrainingSection, scheduleSpec } from './config';
+
+/** The model interface the trainer needs (DogeForCausalLM has it; tests use a small stand-in). */
+export interface CausalLM extends SavableModel {
+  forward(args: {
+    inputIds: tf.Tensor;
+    labels?: tf.Tensor;
+    training?: boolean;
+    numItemsInBatch?: number;
+    dropoutSeed?: number;
+  }): { logits: tf.Tensor; loss?: tf.Tensor };
+  parameters(): Map<string, tf.Variable>;
+}
+
+/** Packed token rows (src/data `openPackedDataset`). */
+export interface TokenDataset {
+  numRows: number;
+  seqLen: number;
+  row(i: number): Int32Array;
+}
+
+/** A resumable stream of training batches (src/data `BatchLoader`). */
+export interface BatchSource {
+  next(): unknown;
+  readonly position: unknown;
+}
+
+export interface TrainerOptions {
+  model: CausalLM;
+  args: TrainingSection;
+  /** Build the training batch stream, starting at a saved position (undefined = the beginning). */
+  trainLoader: (position: unknown) => BatchSource;
+  /** Packed sequence length of the training batches. */
+  seqLen: number;
+  evalDataset?: TokenDataset;
+  /** Resolved config, saved as training_config.json in each checkpoint. */
+  config?: unknown;
+  /** Where progress lines go (default: stderr). */
+  log?: (line: string) => void;
+  /** Called after every optimizer step (tests use it to interrupt a run). */
+  onStep?: (row: { step: number; loss: number; gradNorm: number; lr: number }, trainer: Trainer) => void;
+  /** Write loss.html at evaluations and at the end (default true). */
+  writePlot?: boolean;
+}
+
+export interface StepResult {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  tokens: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  stopped: boolean;
+  lastLoss: number;
+  lastEval?: EvalRow;
+  checkpoint?: string;
+}
+
+/** Raised when the loss or the gradient norm is NaN/Infinity; training stops before the update. */
+export class NonFiniteLossError extends Error {
+  constructor(message: string, readonly step: number) {
+    super(message);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+/** A 31-bit dropout seed from (seed, step, micro-step): deterministic, so a resumed run draws the same masks. */
+export function dropoutSeedFor(seed: number, step: number, micro: number): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (const x of [step, micro]) {
+    h = Math.imul(h ^ (x >>> 0), 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+  }
+  return h & 0x7fffffff;
+}
+
+/** Turn what a batch loader returns into an int32 [batch, seq] tensor. */
+export function batchToTensor(batch: unknown, seqLen: number): tf.Tensor2D {
+  if (batch instanceof tf.Tensor) {
+    // The loader's tensor becomes ours (the caller disposes what this returns).
+    if (batch.dtype === 'int32') return batch as tf.Tensor2D;
+    const ids = tf.cast(batch, 'int32') as tf.Tensor2D;
+    batch.dispose();
+    return ids;
+  }
+  const b = batch as { inputIds?: unknown; input_ids?: unknown };
+  if (b && typeof b === 'object' && !Array.isArray(b) && !ArrayBuffer.isView(b)) {
+    const inner = b.inputIds ?? b.input_ids;
+    if (inner !== undefined) return batchToTensor(inner, seqLen);
+  }
+  if (Array.isArray(batch)) {
+    // A list of rows (Int32Array or number[]), all seqLen long.
+    const rows = batch as ArrayLike<number>[];
+    const flat = new Int32Array(rows.length * seqLen);
+    rows.forEach((r, i) => {
+      if (r.length !== seqLen) throw new Error(`batch row ${i} has ${r.length} tokens, expected seq_len ${seqLen}`);
+      flat.set(r as ArrayLike<number>, i * seqLen);
+    });
+    return tf.tensor2d(flat, [rows.length, seqLen], 'int32');
+  }
+  if (batch instanceof Int32Array || batch instanceof Uint32Array || batch instanceof Uint16Array) {
+    if (batch.length % seqLen !== 0) throw new Error(`flat batch of ${batch.length} tokens is not a multiple of seq_len ${seqLen}`);
+    return tf.tensor2d(Int32Array.from(batch), [batch.length / seqLen, seqLen], 'int32');
+  }
+  throw new Error(`the batch loader returned an unsupported batch (${Object.prototype.toString.call(batch)})`);
+}
+
+/** Copy every parameter from an HF-format folder; all must be present with matching shapes (resume). */
+export function loadParametersExact(params: Map<string, tf.Variable>, dir: string): void {
+  const file = path.join(dir, 'model.safetensors');
+  const { tensors } = loadSafetensors(file);
+  try {
+    for (const [name, p] of params) {
+      const src = tensors.get(name);
+      if (!src) throw new Error(`${file}: missing parameter '${name}'`);
+      if (src.shape.join(',') !== p.shape.join(',')) throw new Error(`${file}: '${name}' has shape [${src.shape}], the model has [${p.shape}]`);
+      p.assign(src);
+    }
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}
+
+export class Trainer {
+  readonly model: CausalLM;
+  readonly args: TrainingSection;
+  readonly optimizer: AdamW;
+  readonly schedule: ScheduleSpec;
+  readonly metrics: MetricsLog;
+  globalStep = 0;
+  tokensSeen = 0;
+  private loader: BatchSource;
+  private readonly opts: TrainerOptions;
+  private readonly params: Map<string, tf.Variable>;
+  /** tf variable name -> HF parameter name (variableGrads keys gradients by the former). */
+  private readonly hfNameOf = new Map<string, string>();
+  private readonly trainable: tf.Variable[];
+  private stopRequested = false;
+  private elapsedBefore = 0;
+  private sessionStart = 0;
+  /** Running sums of the current logging window (saved in checkpoints so windows survive a resume). */
+  private window = { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
+  private lastEval?: EvalRow;
+  private lastCheckpoint?: string;
+  private readonly log: (line: string) => void;
+
+  constructor(options: TrainerOptions) {
+    this.opts = options;
+    this.model = options.model;
+    this.args = options.args;
+    this.params = this.model.parameters();
+    for (const [name, v] of this.params) this.hfNameOf.set(v.name, name);
+    this.trainable = [...this.params.values()].filter((v) => v.trainable);
+    this.optimizer = new AdamW(this.params, {
+      beta1: this.args.adam_beta1,
+      beta2: this.args.adam_beta2,
+      eps: this.args.adam_epsilon,
+      weightDecay: this.args.weight_decay,
+    });
+    this.schedule = scheduleSpec(this.args);
+    this.metrics = new MetricsLog(path.join(this.args.output_dir, 'metrics.jsonl'));
+    this.loader = options.trainLoader(undefined);
+    this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
+  }
+
+  /** Ask the loop to save a checkpoint and return after the current step (Ctrl-C). */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  learningRate(step = this.globalStep): number {
+    return this.args.learning_rate * lrMultiplier(this.schedule, step);
+  }
+
+  /** Continue from a checkpoint folder (or the newest one in output_dir when `dir` is 'latest'). */
+  resume(dir: string): string {
+    const ckpt = dir === 'latest' ? latestCheckpoint(this.args.output_dir) : dir;
+    if (!ckpt) throw new Error(`--resume: no checkpoint found in ${this.args.output_dir}`);
+    const { state, optimizer } = loadTrainerState(ckpt);
+    try {
+      if (state.max_steps !== this.args.max_steps) {
+        this.log(`note: the checkpoint was made with max_steps ${state.max_steps}, now ${this.args.max_steps}; the schedule follows the new value`);
+      }
+      loadParametersExact(this.params, ckpt);
+      this.optimizer.loadState(optimizer, state.optimizer.step, path.join(ckpt, 'trainer_state', 'optimizer.safetensors'));
+    } finally {
+      for (const t of optimizer.values()) t.dispose();
+    }
+    this.globalStep = state.global_step;
+    this.tokensSeen = state.tokens_seen;
+    this.elapsedBefore = state.elapsed_s;
+    this.lastEval = state.last_eval;
+    const w = (state as TrainerState & { log_window?: Trainer['window'] }).log_window;
+    this.window = w ? { ...w } : { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
+    this.loader = this.opts.trainLoader(state.data_position);
+    // Rows after the checkpoint belong to the interrupted run; the resumed run writes them again.
+    this.metrics.truncateAfter(state.global_step);
+    this.lastCheckpoint = ckpt;
+    this.log(`resumed from ${ckpt} at step ${state.global_step}`);
+    return ckpt;
+  }
+
+  /** One optimizer step over `gradient_accumulation_steps` micro-batches. */
+  trainStep(): StepResult {
+    const A = this.args.gradient_accumulation_steps;
+    const step = this.globalStep;
+    const batches: tf.Tensor2D[] = [];
+    for (let i = 0; i < A; i++) batches.push(batchToTensor(this.loader.next(), this.opts.seqLen));
+    // Labels are the inputs (the model shifts them); every position but the first of a row is a target.
+    const numItems = batches.reduce((n, b) => n + b.shape[0] * (b.shape[1] - 1), 0);
+    const tokens = batches.reduce((n, b) => n + b.shape[0] * b.shape[1], 0);
+
+    let acc = new Map<string, tf.Tensor>();
+    let lossSum: tf.Tensor | undefined;
+    try {
+      for (let i = 0; i < A; i++) {
+        const ids = batches[i];
+        const { value, grads } = tf.variableGrads(() => {
+          const out = this.model.forward({
+            inputIds: ids,
+            labels: ids,
+            training: true,
+            numItemsInBatch: numItems,
+            dropoutSeed: dropoutSeedFor(this.args.seed, step, i),
+          });
+          if (!out.loss) throw new Error('model.forward returned no loss although labels were given');
+          return out.loss as tf.Scalar;
+        }, this.trainable);
+        lossSum = accumulate(lossSum, value);
+        for (const [varName, g] of Object.entries(grads)) {
+          if (!g) continue;
+          const name = this.hfNameOf.get(varName)!;
+          acc.set(name, accumulate(acc.get(name), g));
+        }
+      }
+      // One read-back per step: the summed loss and the squared global gradient norm.
+      const packed = tf.tidy(() => {
+        const sq = [...acc.values()].map((g) => tf.sum(tf.square(g)));
+        return tf.stack([lossSum!, sq.length ? tf.addN(sq) : tf.scalar(0)]);
+      });
+      const [loss, normSq] = packed.dataSync() as Float32Array & [number, number];
+      packed.dispose();
+      const gradNorm = Math.sqrt(normSq);
+      const lr = this.learningRate(step);
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        const what = !Number.isFinite(loss) ? `loss ${loss}` : `gradient norm ${gradNorm}`;
+        const last = this.lastCheckpoint ? `the last good checkpoint is ${this.lastCheckpoint}` : 'no checkpoint had been saved yet';
+        throw new NonFiniteLossError(`non-finite ${what} at step ${step + 1}; training stopped before the update, ${last}`, step + 1);
+      }
+      const clip = this.args.max_grad_norm > 0 ? Math.min(1, this.args.max_grad_norm / (gradNorm + 1e-6)) : 1;
+      this.optimizer.applyGradients(acc, lr, clip);
+      this.globalStep = step + 1;
+      this.tokensSeen += tokens;
+      return { step: this.globalStep, loss, gradNorm, lr, tokens };
+    } finally {
+      for (const b of batches) b.dispose();
+      for (const g of acc.values()) g.dispose();
+      acc = new Map();
+      lossSum?.dispose();
+    }
+  }
+
+  /** Mean token loss and perplexity over the first `eval_batches` batches of the eval split (in order). */
+  evaluate(): EvalRow | undefined {
+    const ds = this.opts.evalDataset;
+    if (!ds || ds.numRows === 0) return undefined;
+    const B = this.args.per_device_eval_batch_size;
+    const maxBatches = this.args.eval_batches > 0 ? this.args.eval_batches : Infinity;
+    let lossTokens = 0;
+    let items = 0;
+    for (let b = 0; b < maxBatches && b * B < ds.numRows; b++) {
+      const rows: Int32Array[] = [];
+      for (let r = b * B; r < Math.min(ds.numRows, (b + 1) * B); r++) rows.push(ds.row(r));
+      const n = rows.length * (ds.seqLen - 1);
+      const value = tf.tidy(() => {
+        const ids = batchToTensor(rows, ds.seqLen);
+        const out = this.model.forward({ inputIds: ids, labels: ids, training: false, numItemsInBatch: n });
+        if (!out.loss) throw new Error('model.forward returned no loss although labels were given');
+        return out.loss;
+      });
+      lossTokens += (value.dataSync()[0] as number) * n;
+      value.dispose();
+      items += n;
+    }
+    const evalLoss = lossTokens / items;
+    return { step: this.globalStep, eval_loss: evalLoss, eval_perplexity: Math.exp(evalLoss) };
+  }
+
+  private trainerState(): TrainerState & { log_window: Trainer['window'] } {
+    return {
+      format: TRAINER_STATE_FORMAT,
+      global_step: this.globalStep,
+      max_steps: this.args.max_steps,
+      seed: this.args.seed,
+      data_position: this.loader.position,
+      tokens_seen: this.tokensSeen,
+      elapsed_s: this.elapsed(),
+      learning_rate: this.args.learning_rate,
+      schedule: { ...this.schedule },
+      optimizer: {
+        name: 'adamw',
+        step: this.optimizer.step,
+        beta1: this.optimizer.beta1,
+        beta2: this.optimizer.beta2,
+        eps: this.optimizer.eps,
+        weight_decay: this.optimizer.weightDecay,
+      },
+      last_eval: this.lastEval,
+      log_window: { ...this.window },
+    };
+  }
+
+  /** Write `checkpoint-<step>` (atomically) and prune old ones. */
+  async saveCheckpoint(): Promise<string> {
+    const dir = await saveCheckpoint({
+      outputDir: this.args.output_dir,
+      model: this.model,
+      optimizerState: this.optimizer.stateTensors(),
+      state: this.trainerState(),
+      config: this.opts.config,
+      keep: this.args.save_total_limit,
+    });
+    this.lastCheckpoint = dir;
+    return dir;
+  }
+
+  private elapsed(): number {
+    return this.elapsedBefore + (this.sessionStart ? (performance.now() - this.sessionStart) / 1000 : 0);
+  }
+
+  private async writePlot(): Promise<void> {
+    if (this.opts.writePlot === false) return;
+    try {
+      await writeLossHtml(this.metrics.rows(), path.join(this.args.output_dir, 'loss.html'));
+    } catch (e) {
+      this.log(`warning: could not write loss.html: ${(e as Error).message}`);
+    }
+  }
+
+  private runEval(): void {
+    const row = this.evaluate();
+    if (!row) return;
+    this.lastEval = row;
+    this.metrics.append(row);
+    this.log(`eval at step ${row.step}: loss ${row.eval_loss.toFixed(4)} | perplexity ${row.eval_perplexity.toFixed(2)}`);
+  }
+
+  /** Run until max_steps (or a stop request); evaluates, logs and checkpoints along the way. */
+  async train(): Promise<TrainResult> {
+    const a = this.args;
+    this.sessionStart = performance.now();
+    let lastLoss = NaN;
+    let savedAt = -1;
+    let evaluatedAt = -1;
+    let secondsPerStep = NaN;
+    try {
+      while (this.globalStep < a.max_steps) {
+        const t0 = performance.now();
+        const r = this.trainStep();
+        const dt = (performance.now() - t0) / 1000;
+        secondsPerStep = Number.isNaN(secondsPerStep) ? dt : 0.9 * secondsPerStep + 0.1 * dt;
+        lastLoss = r.loss;
+        this.window.lossSum += r.loss;
+        this.window.steps += 1;
+        this.window.tokens += r.tokens;
+        this.window.seconds += dt;
+        if (r.step % a.logging_steps === 0 || r.step === a.max_steps) {
+          const row: TrainRow = {
+            step: r.step,
+            loss: this.window.lossSum / this.window.steps,
+            lr: r.lr,
+            grad_norm: r.gradNorm,
+            tokens: this.tokensSeen,
+            tokens_per_s: this.window.tokens / Math.max(1e-9, this.window.seconds),
+            elapsed_s: this.elapsed(),
+          };
+          this.metrics.append(row);
+          this.log(formatProgress({
+            step: r.step, maxSteps: a.max_steps, loss: row.loss, lr: r.lr, gradNorm: r.gradNorm,
+            tokensPerS: row.tokens_per_s, elapsedS: row.elapsed_s, secondsPerStep,
+          }));
+          this.window = { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
+        }
+        if (a.eval_steps > 0 && r.step % a.eval_steps === 0) {
+          this.runEval();
+          evaluatedAt = r.step;
+          await this.writePlot();
+        }
+        if (a.save_steps > 0 && r.step % a.save_steps === 0) {
+          const dir = await this.saveCheckpoint();
+          savedAt = r.step;
+          this.log(`saved ${dir}`);
+        }
+        this.opts.onStep?.({ step: r.step, loss: r.loss, gradNorm: r.gradNorm, lr: r.lr }, this);
+        // Let signal handlers (Ctrl-C) run between steps.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.stopRequested) break;
+      }
+    } catch (e) {
+      await this.writePlot();
+      throw e;
+    }
+    const stopped = this.globalStep < a.max_steps;
+    if (!stopped && evaluatedAt !== this.globalStep) this.runEval();
+    if (savedAt !== this.globalStep) {
+      const dir = await this.saveCheckpoint();
+      this.log(`saved ${dir}${stopped ? ' (stopped early; continue with --resume)' : ''}`);
+    }
+    await this.writePlot();
+    return { steps: this.globalStep, stopped, lastLoss, lastEval: this.lastEval, checkpoint: this.lastCheckpoint };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+function accumulate(acc: tf.Tensor | undefined, x: tf.Tensor): tf.Tensor {
+  if (!acc) return x;
+  const sum = tf.add(acc, x);
+  acc.dispose();
+  x.dispose();
+  return sum;
+}
