@@ -1,2 +1,12 @@
-// Public API of src/data (owned by the work on this area).
-export {};
+// Public API of src/data: corpora, tokenizers, packed datasets and the batch loader.
+export * from './brown';
+export * from './bytelevel';
+export * from './bpe-trainer';
+export * from './tokenizer';
+export * from './random';
+export * from './arrow';
+export * from './sources';
+export * from './prepare';
+export * from './default-corpus';
+export * from './loader';
+export * from './progress';

@@ -1,0 +1,211 @@
+/**
+ * Load any Hugging Face tokenizer folder (`tokenizer.json` + `tokenizer_config.json`) with
+ * `@huggingface/tokenizers`, and render its chat template with `@huggingface/jinja`.
+ *
+ * Long inputs are cut into chunks at pre-tokenisation boundaries before encoding: the JS tokenizer gets
+ * much slower per character on very long strings, and the cut points are chosen so that the ids are the
+ * same as encoding the whole string (checked in tests).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { Template } from '@huggingface/jinja';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface EncodeOptions {
+  /** Let the tokenizer's post-processor add its special tokens (e.g. a BOS); default false. */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Drop special tokens (bos, eos, pad, role markers) from the text; default false. */
+  skipSpecialTokens?: boolean;
+}
+
+/** Strings longer than this are encoded in chunks (characters). */
+export const DEFAULT_CHUNK_CHARS = 4096;
+
+/**
+ * Cut a text into pieces of about `maxChars` whose concatenation is the text, only at places where a
+ * GPT-2/Llama-style pre-tokenizer would start a new piece anyway: after a newline or before a space, with
+ * a non-space character on both sides. A text without such a place stays whole.
+ */
+export function chunkText(text: string, maxChars = DEFAULT_CHUNK_CHARS): string[] {
+  if (text.length <= maxChars) return [text];
+  const isSpace = (c: string | undefined): boolean => c === undefined || /\s/.test(c);
+  const out: string[] = [];
+  let start = 0;
+  while (text.length - start > maxChars) {
+    let cut = -1;
+    // Prefer the last safe newline in the window, else the last safe space.
+    for (let i = start + maxChars; i > start; i--) {
+      if (text[i - 1] === '\n' && !isSpace(text[i - 2]) && !isSpace(text[i])) {
+        cut = i;
+        break;
+      }
+    }
+    if (cut < 0) {
+      for (let i = start + maxChars; i > start; i--) {
+        if (text[i] === ' ' && !isSpace(text[i - 1]) && !isSpace(text[i + 1])) {
+          cut = i;
+          break;
+        }
+      }
+    }
+    if (cut < 0) break; // no safe place: keep the rest whole
+    out.push(text.slice(start, cut));
+    start = cut;
+  }
+  out.push(text.slice(start));
+  return out;
+}
+
+type Json = Record<string, unknown>;
+
+function readJson(file: string, what: string): Json {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${what}: cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(raw) as Json;
+  } catch (e) {
+    throw new Error(`${what}: ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** `bos_token` etc. are strings or `{ content: string }` objects in tokenizer_config.json. */
+function tokenString(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return undefined;
+}
+
+/** Pre-tokenizers for which chunking is exact (ByteLevel, or regex Split as in Llama 3 / Qwen). */
+function chunkingIsSafe(tokenizerJson: Json): boolean {
+  const pre = tokenizerJson.pre_tokenizer as Json | null | undefined;
+  if (!pre) return false;
+  const ok = (p: Json): boolean =>
+    (p.type === 'ByteLevel' && !p.add_prefix_space) || p.type === 'Split' || p.type === 'Digits' || p.type === 'Punctuation';
+  if (pre.type === 'Sequence') return ((pre.pretokenizers as Json[]) ?? []).every(ok);
+  return ok(pre);
+}
+
+export class WmTokenizer {
+  readonly dir: string;
+  readonly hf: Tokenizer;
+  readonly tokenizerJson: Json;
+  readonly config: Json;
+  /** One more than the largest id (vocabulary plus added tokens). */
+  readonly vocabSize: number;
+  readonly bosToken: string | undefined;
+  readonly eosToken: string | undefined;
+  readonly padToken: string | undefined;
+  readonly bosTokenId: number | undefined;
+  readonly eosTokenId: number | undefined;
+  readonly padTokenId: number | undefined;
+  /** The Jinja chat template of tokenizer_config.json, if any. */
+  readonly chatTemplate: string | undefined;
+  /** Encode strings longer than this in chunks (0 turns chunking off). */
+  chunkChars: number;
+  private readonly canChunk: boolean;
+  private compiledTemplate: Template | undefined;
+
+  constructor(dir: string, tokenizerJson: Json, config: Json) {
+    this.dir = dir;
+    this.tokenizerJson = tokenizerJson;
+    this.config = config;
+    try {
+      this.hf = new Tokenizer(tokenizerJson, config);
+    } catch (e) {
+      throw new Error(`loadTokenizer: ${path.join(dir, 'tokenizer.json')} cannot be loaded: ${(e as Error).message}`);
+    }
+    let maxId = -1;
+    for (const id of this.hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+    this.bosToken = tokenString(config.bos_token);
+    this.eosToken = tokenString(config.eos_token);
+    this.padToken = tokenString(config.pad_token);
+    const idOf = (t: string | undefined): number | undefined => (t === undefined ? undefined : this.hf.token_to_id(t));
+    this.bosTokenId = idOf(this.bosToken);
+    this.eosTokenId = idOf(this.eosToken);
+    this.padTokenId = idOf(this.padToken);
+    this.chatTemplate = typeof config.chat_template === 'string' ? config.chat_template : undefined;
+    this.canChunk = chunkingIsSafe(tokenizerJson);
+    this.chunkChars = DEFAULT_CHUNK_CHARS;
+  }
+
+  /** Token ids of a text. Long texts are encoded in chunks with the same result. */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const add = opts.addSpecialTokens ?? false;
+    if (!this.canChunk || this.chunkChars <= 0 || text.length <= this.chunkChars) {
+      return this.hf.encode(text, { add_special_tokens: add }).ids;
+    }
+    const ids: number[] = add ? this.hf.encode('', { add_special_tokens: true }).ids : [];
+    for (const piece of chunkText(text, this.chunkChars)) {
+      for (const id of this.hf.encode(piece, { add_special_tokens: false }).ids) ids.push(id);
+    }
+    return ids;
+  }
+
+  decode(ids: number[] | Int32Array, opts: DecodeOptions = {}): string {
+    return this.hf.decode(Array.from(ids), {
+      skip_special_tokens: opts.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: false,
+    });
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.hf.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.hf.id_to_token(id);
+  }
+
+  /** Render messages with the chat template (as `transformers` does, with the special tokens as variables). */
+  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+    if (!this.chatTemplate) {
+      throw new Error(`applyChatTemplate: ${path.join(this.dir, 'tokenizer_config.json')} has no chat_template`);
+    }
+    for (const [i, m] of messages.entries()) {
+      if (typeof m?.role !== 'string' || typeof m?.content !== 'string') {
+        throw new Error(`applyChatTemplate: message ${i} must have string 'role' and 'content', got ${JSON.stringify(m)}`);
+      }
+    }
+    this.compiledTemplate ??= new Template(this.chatTemplate);
+    return this.compiledTemplate.render({
+      messages,
+      add_generation_prompt: opts.addGenerationPrompt ?? false,
+      bos_token: this.bosToken ?? '',
+      eos_token: this.eosToken ?? '',
+      pad_token: this.padToken ?? '',
+    });
+  }
+
+  /** Token ids of a chat (the rendered template carries its own special tokens). */
+  encodeChat(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, opts), { addSpecialTokens: false });
+  }
+}
+
+/** Load a Hugging Face tokenizer folder: `tokenizer.json` (required) and `tokenizer_config.json` (optional). */
+export async function loadTokenizer(dir: string): Promise<WmTokenizer> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new Error(`loadTokenizer: tokenizer folder ${dir} does not exist`);
+  }
+  const tokFile = path.join(dir, 'tokenizer.json');
+  if (!fs.existsSync(tokFile)) {
+    throw new Error(`loadTokenizer: ${tokFile} is missing (a tokenizer folder needs tokenizer.json)`);
+  }
+  const tokenizerJson = readJson(tokFile, 'loadTokenizer');
+  const cfgFile = path.join(dir, 'tokenizer_config.json');
+  const config = fs.existsSync(cfgFile) ? readJson(cfgFile, 'loadTokenizer') : {};
+  return new WmTokenizer(dir, tokenizerJson, config);
+}
