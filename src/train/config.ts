@@ -46,6 +46,10 @@ export interface DataSection {
   eval_split: string;
   /** Expected packed sequence length; checked against the dataset and `max_position_embeddings`. */
   seq_len: number | null;
+  /** Tokenizer folder (for the samples at the end); default: `<dataset_dir>/../tokenizer` when it exists. */
+  tokenizer_dir: string | null;
+  /** Where `--prepare-default` writes the embedded corpus (tokenizer/ and dataset/ inside). */
+  default_corpus_dir: string;
   /** Vocabulary size of the tokenizer `--prepare-default` trains (the model's vocab_size must be >= it). */
   prepare_default_vocab_size: number;
 }
@@ -104,6 +108,8 @@ export const DATA_DEFAULTS: DataSection = {
   train_split: 'train',
   eval_split: 'test',
   seq_len: null,
+  tokenizer_dir: null,
+  default_corpus_dir: 'runs/data',
   prepare_default_vocab_size: 4096,
 };
 
@@ -225,6 +231,8 @@ function validateTraining(source: string, t: TrainingSection): void {
 function validateData(source: string, d: DataSection): void {
   if (typeof d.dataset_dir !== 'string' || d.dataset_dir === '') throw new Error(`${source}: 'data.dataset_dir' must be a non-empty string`);
   if (d.seq_len !== null) expectNumber(source, 'data.seq_len', d.seq_len, { int: true, min: 2 });
+  if (d.tokenizer_dir !== null && typeof d.tokenizer_dir !== 'string') throw new Error(`${source}: 'data.tokenizer_dir' must be a folder path or null`);
+  if (typeof d.default_corpus_dir !== 'string' || d.default_corpus_dir === '') throw new Error(`${source}: 'data.default_corpus_dir' must be a non-empty string`);
   expectNumber(source, 'data.prepare_default_vocab_size', d.prepare_default_vocab_size, { int: true, min: 258 });
 }
 

@@ -13,7 +13,7 @@ export {
   TRAINER_STATE_FORMAT,
 } from './checkpoint';
 export type { TrainerState, SavableModel } from './checkpoint';
-export { MetricsLog, readMetrics, writeLossHtml, fallbackLossFigure } from './metrics';
+export { MetricsLog, readMetrics, writeLossHtml, lossFigure } from './metrics';
 export type { TrainRow, EvalRow, MetricsRow } from './metrics';
 export { formatProgress, formatDuration } from './progress';
 export { Trainer, NonFiniteLossError, dropoutSeedFor, batchToTensor, loadParametersExact } from './trainer';

@@ -4,6 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { lossCurveFigure, writeFigureHtml } from '../viz';
+import type { Figure } from '../viz';
 
 export interface TrainRow {
   step: number;
@@ -58,46 +60,18 @@ export function readMetrics(file: string): MetricsRow[] {
     });
 }
 
-interface Figure {
-  data: unknown[];
-  layout: Record<string, unknown>;
-}
-
-/** A plotly figure of training and eval loss against step (used when src/viz does not provide one). */
-export function fallbackLossFigure(rows: MetricsRow[]): Figure {
+/** The loss curves of a run: training loss and (when present) eval loss against step. */
+export function lossFigure(rows: MetricsRow[]): Figure {
   const train = rows.filter((r): r is TrainRow => 'loss' in r);
   const evals = rows.filter((r): r is EvalRow => 'eval_loss' in r);
-  return {
-    data: [
-      { type: 'scatter', mode: 'lines', name: 'train loss', x: train.map((r) => r.step), y: train.map((r) => r.loss) },
-      { type: 'scatter', mode: 'lines+markers', name: 'eval loss', x: evals.map((r) => r.step), y: evals.map((r) => r.eval_loss) },
-    ],
-    layout: { title: { text: 'Loss' }, xaxis: { title: { text: 'step' } }, yaxis: { title: { text: 'cross-entropy (nats/token)' } } },
-  };
+  const series = [{ name: 'train loss', x: train.map((r) => r.step), y: train.map((r) => r.loss) }];
+  if (evals.length) series.push({ name: 'eval loss', x: evals.map((r) => r.step), y: evals.map((r) => r.eval_loss) });
+  return lossCurveFigure(series, { title: 'loss (nats/token)' });
 }
 
-function fallbackWriteHtml(fig: Figure, file: string): void {
-  // plotly.js-dist-min is a dependency; inline it so the page works offline.
-  const plotly = fs.readFileSync(require.resolve('plotly.js-dist-min'), 'utf8');
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>loss</title><script>${plotly}</script></head>
-<body><div id="plot" style="width:100%;height:90vh"></div>
-<script>Plotly.newPlot('plot', ${JSON.stringify(fig.data)}, ${JSON.stringify(fig.layout)});</script></body></html>\n`;
-  fs.writeFileSync(file, html);
-}
-
-/** Write `loss.html` from the metrics rows, with src/viz's figure builders when they exist. */
-export async function writeLossHtml(rows: MetricsRow[], file: string): Promise<void> {
-  let viz: Record<string, unknown> = {};
-  try {
-    viz = (await import('../viz')) as Record<string, unknown>;
-  } catch {
-    viz = {};
-  }
-  const build = viz.lossCurveFigure as ((r: MetricsRow[]) => Figure) | undefined;
-  const write = viz.writeFigureHtml as ((f: Figure, file: string) => void | Promise<void>) | undefined;
-  const fig = build ? build(rows) : fallbackLossFigure(rows);
-  const tmp = `${file}.tmp-${process.pid}`;
-  if (write) await write(fig, tmp);
-  else fallbackWriteHtml(fig, tmp);
+/** Write `loss.html` (standalone, offline plotly page) from the metrics rows; replaced atomically. */
+export function writeLossHtml(rows: MetricsRow[], file: string): void {
+  const tmp = `${file}.tmp-${process.pid}.html`;
+  writeFigureHtml(lossFigure(rows), tmp, 'training loss');
   fs.renameSync(tmp, file);
 }

@@ -358,7 +358,7 @@ export class Trainer {
   private async writePlot(): Promise<void> {
     if (this.opts.writePlot === false) return;
     try {
-      await writeLossHtml(this.metrics.rows(), path.join(this.args.output_dir, 'loss.html'));
+      writeLossHtml(this.metrics.rows(), path.join(this.args.output_dir, 'loss.html'));
     } catch (e) {
       this.log(`warning: could not write loss.html: ${(e as Error).message}`);
     }
