@@ -113,11 +113,13 @@ export function productKeyRetrieval(routerLogits: ArrayLike<number>, numKeys: nu
   if (routerLogits.length !== 2 * numKeys) {
     throw new Error(`productKeyRetrieval: expected 2 * numKeys = ${2 * numKeys} router logits, got ${routerLogits.length}`);
   }
-  if (topK > numKeys) throw new Error(`productKeyRetrieval: topK ${topK} exceeds numKeys ${numKeys}`);
+  if (topK > numKeys * numKeys) throw new Error(`productKeyRetrieval: topK ${topK} exceeds the ${numKeys * numKeys} experts`);
   const scoresX = Array.from(routerLogits).slice(0, numKeys);
   const scoresY = Array.from(routerLogits).slice(numKeys);
-  const topX = topKIndices(scoresX, topK);
-  const topY = topKIndices(scoresY, topK);
+  // a pair outside the top-k of either half cannot be among the top-k sums, so k per half is enough
+  const perHalf = Math.min(topK, numKeys);
+  const topX = topKIndices(scoresX, perHalf);
+  const topY = topKIndices(scoresY, perHalf);
   const gridScores = topX.map((ix) => topY.map((iy) => scoresX[ix] + scoresY[iy]));
   const gridExperts = topX.map((ix) => topY.map((iy) => ix * numKeys + iy));
   const flat = gridScores.flat();

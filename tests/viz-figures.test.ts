@@ -1,0 +1,144 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  PLOTLY_MIME,
+  attentionMapsFigure,
+  dynamicMaskFigure,
+  ema,
+  expertCounts,
+  expertUsageFigure,
+  figureHtml,
+  heatmapFigure,
+  heatmapGridFigure,
+  inTslab,
+  keepWindow,
+  liveLossPlot,
+  lossCurveFigure,
+  mimeBundle,
+  mqarFigure,
+  productKeyRetrieval,
+  show,
+  toRows,
+  topKIndices,
+  writeFigureHtml,
+  diagramSvg,
+  DIAGRAMS,
+} from '../src/viz';
+
+test('topKIndices: descending, ties by lower index', () => {
+  assert.deepEqual(topKIndices([0.1, 0.9, 0.5, 0.9], 3), [1, 3, 2]);
+  assert.throws(() => topKIndices([1], 0), /k must be a positive integer, got 0/);
+});
+
+test('keepWindow masks all but the keep_window_size largest, keeps short rows whole', () => {
+  assert.deepEqual(keepWindow([3, 1, 2, 5], 2), [3, -Infinity, -Infinity, 5]);
+  assert.deepEqual(keepWindow([3, 1], 4), [3, 1]);
+});
+
+test('productKeyRetrieval: product keys, k x k grid, top-k experts, softmax weights', () => {
+  // num_keys = 4 (16 experts), top_k = 2; x half = [0.1, 0.5, 0.2, 0.9], y half = [0.3, 0.1, 0.8, 0.2]
+  const r = productKeyRetrieval([0.1, 0.5, 0.2, 0.9, 0.3, 0.1, 0.8, 0.2], 4, 2);
+  assert.deepEqual(r.topX, [3, 1]);
+  assert.deepEqual(r.topY, [2, 0]);
+  assert.deepEqual(r.gridExperts, [[14, 12], [6, 4]]);
+  // candidate scores: x3+y2 = 1.7, x3+y0 = 1.2, x1+y2 = 1.3, x1+y0 = 0.8
+  r.gridScores.flat().forEach((v, i) => assert.ok(Math.abs(v - [1.7, 1.2, 1.3, 0.8][i]) < 1e-12));
+  assert.deepEqual(r.experts, [14, 6]);
+  const w0 = 1 / (1 + Math.exp(1.3 - 1.7));
+  assert.ok(Math.abs(r.weights[0] - w0) < 1e-12 && Math.abs(r.weights[0] + r.weights[1] - 1) < 1e-12);
+  assert.throws(() => productKeyRetrieval([1, 2, 3], 4, 2), /expected 2 \* numKeys = 8 router logits, got 3/);
+  assert.throws(() => productKeyRetrieval(new Array(8).fill(0), 4, 17), /topK 17 exceeds the 16 experts/);
+  // top_k larger than num_keys: k per half is capped at num_keys, the grid is then complete
+  const big = productKeyRetrieval([0, 1, 0, 1], 2, 3);
+  assert.deepEqual(big.experts, [3, 2, 1]); // ties (2 and 1 both score 1) keep grid order
+});
+
+test('expertCounts counts ids and rejects ids outside the expert range', () => {
+  assert.deepEqual(expertCounts(new Int32Array([0, 3, 3, 1]), 4), [1, 1, 0, 2]);
+  assert.throws(() => expertCounts([0, 4], 4), /expert id 4 at 1 is outside \[0, 4\)/);
+});
+
+test('ema with bias correction starts at the first value', () => {
+  const s = ema([2, 2, 2], 0.9);
+  s.forEach((v) => assert.ok(Math.abs(v - 2) < 1e-12));
+  assert.throws(() => ema([1], 1), /weight must be in \[0, 1\), got 1/);
+});
+
+test('heatmaps: -Infinity becomes a gap, rows are checked, grids share one colour scale', () => {
+  const f = heatmapFigure([[0, -Infinity], [1, 2]], { title: 'masked' });
+  assert.deepEqual(f.data[0].z, [[0, null], [1, 2]]);
+  assert.deepEqual(f.layout.title, { text: 'masked' });
+  assert.throws(() => heatmapFigure([[1, 2], [3]]), /heatmapFigure z: row 1 has 1 columns, row 0 has 2/);
+  const g = heatmapGridFigure([[[0, 1]], [[5, -Infinity]]], { titles: ['a', 'b'] });
+  assert.equal(g.data.length, 2);
+  assert.deepEqual(g.data.map((t) => [t.zmin, t.zmax, t.xaxis, t.yaxis]), [[0, 5, 'x', 'y'], [0, 5, 'x2', 'y2']]);
+  assert.ok('xaxis2' in g.layout && 'yaxis2' in g.layout);
+  assert.deepEqual(toRows([1, 2, 3, 4, 5, 6], 2, 3), [[1, 2, 3], [4, 5, 6]]);
+  assert.throws(() => toRows([1, 2, 3], 2, 2), /3 values cannot be shaped \[2, 2\]/);
+});
+
+test('dynamic mask, attention maps, expert usage, MQAR and loss figures have the expected traces', () => {
+  const mask = [[0.5, 2, 1, 3], [1, 1, 4, 0]];
+  const dm = dynamicMaskFigure(mask, { keepWindowSize: 2 });
+  assert.equal(dm.data.length, 2);
+  assert.deepEqual(dm.data[1].z, [[null, 2, null, 3], [1, null, 4, null]]);
+  const am = attentionMapsFigure([[[1, 0], [0.5, 0.5]], [[1, 0], [0, 1]]], ['no mask', 'mask']);
+  assert.equal(am.data.length, 2);
+  const eu = expertUsageFigure([3, 0, 1, 0]);
+  assert.deepEqual((eu.layout.title as { text: string }).text, 'CDMoE expert usage: 2/4 experts used, 4 selections');
+  assert.deepEqual(eu.data[1].y, [3, 1, 0, 0]);
+  const mq = mqarFigure([
+    { mixer: 'attention', seqLen: 64, dModel: 32, accuracy: 0.5 },
+    { mixer: 'attention', seqLen: 64, dModel: 16, accuracy: 0.25 },
+    { mixer: 'ssd', seqLen: 64, dModel: 16, accuracy: 0.1 },
+    { mixer: 'ssd', seqLen: 128, dModel: 16, accuracy: 0.05 },
+  ]);
+  assert.equal(mq.data.length, 3);
+  assert.deepEqual(mq.data[0].x, [16, 32]); // sorted by width
+  assert.deepEqual(mq.data[2].xaxis, 'x2');
+  assert.throws(() => mqarFigure([]), /no results given/);
+  const lc = lossCurveFigure([{ name: 'train', x: [0, 1], y: [2, 1] }], { smooth: 0.5 });
+  assert.deepEqual(lc.data.map((t) => t.name), ['train', 'train (smoothed)']);
+});
+
+test('figureHtml escapes </script> inside data; the bundle carries plotly JSON, HTML and text', () => {
+  const f = heatmapFigure([[1]], { title: '</script><b>x' });
+  const html = figureHtml(f, { id: 'p1' });
+  assert.equal(html.match(/<\/script>/g)?.length, 1); // only the element's own end tag
+  assert.ok(html.includes('\\u003c/script>'));
+  const b = mimeBundle(f);
+  assert.deepEqual(Object.keys(b), [PLOTLY_MIME, 'text/html', 'text/plain']);
+  assert.equal(b['text/plain'], '<plotly figure: 1 trace(s), "</script><b>x">');
+});
+
+test('outside tslab, show() and liveLossPlot.close() write standalone pages with plotly.js inlined', () => {
+  assert.equal(inTslab(), false);
+  const dir = mkdtempSync(join(tmpdir(), 'wm-viz-'));
+  const file = show(heatmapFigure([[1, 2]]), { file: join(dir, 'a.html'), log: false });
+  assert.equal(file, join(dir, 'a.html'));
+  const page = readFileSync(file!, 'utf8');
+  assert.ok(page.startsWith('<!DOCTYPE html>'));
+  assert.ok(page.includes('window.Plotly = Plotly')); // the inlined bundle, no CDN
+  assert.ok(!/src="https?:/.test(page));
+  const live = liveLossPlot();
+  for (let i = 0; i < 3; i++) live.push(i, 3 - i);
+  live.push(2, 2.5, 'validation');
+  assert.deepEqual(live.series.map((s) => [s.name, s.y.length]), [['train', 3], ['validation', 1]]);
+  const out = live.close({ file: join(dir, 'loss.html'), log: false });
+  assert.equal(out, join(dir, 'loss.html'));
+  const two = writeFigureHtml([heatmapFigure([[1]]), heatmapFigure([[2]])], join(dir, 'two.html'));
+  assert.equal(readFileSync(two, 'utf8').match(/class="wm-plot"/g)?.length, 2);
+});
+
+test('every architecture diagram is a well-formed SVG with a title', () => {
+  for (const name of DIAGRAMS) {
+    const svg = diagramSvg(name);
+    assert.match(svg, /<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/, name);
+    assert.match(svg, /<title>[^<]+<\/title>/, name);
+    assert.ok(svg.trimEnd().endsWith('</svg>'), name);
+  }
+  assert.throws(() => diagramSvg('nope' as never), /unknown diagram 'nope'/);
+});
