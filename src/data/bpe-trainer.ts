@@ -47,8 +47,8 @@ export function defaultChatTemplate(t: SpecialTokens = DEFAULT_SPECIAL_TOKENS): 
 }
 
 export interface TrainTokenizerOptions {
-  /** The training corpus, one document per item. */
-  texts: Iterable<string> | string[];
+  /** The training corpus, one document per item (an async iterable streams a large corpus). */
+  texts: Iterable<string> | string[] | AsyncIterable<string>;
   /** Final vocabulary size including the special tokens and the 256 byte symbols. */
   vocabSize: number;
   /** Output folder (created); receives tokenizer.json, tokenizer_config.json, special_tokens_map.json. */
@@ -130,11 +130,12 @@ const pairLeft = (k: number): number => Math.floor(k / PAIR_SHIFT);
 const pairRight = (k: number): number => k % PAIR_SHIFT;
 
 /** Count the GPT-2 pre-tokenised pieces of all texts, as UTF-8 byte strings keyed by their byte-level spelling. */
-function countWords(texts: Iterable<string>, log: boolean): { words: Map<string, number>; pieces: number } {
+async function countWords(texts: Iterable<string> | AsyncIterable<string>, log: boolean): Promise<{ words: Map<string, number>; pieces: number }> {
   const words = new Map<string, number>();
   let pieces = 0;
   let docs = 0;
-  for (const text of texts) {
+  for await (const text of texts) {
+    if (typeof text !== 'string') throw new Error(`trainTokenizer: text ${docs} is ${typeof text}, expected a string`);
     for (const m of text.matchAll(GPT2_PATTERN)) {
       const w = m[0];
       words.set(w, (words.get(w) ?? 0) + 1);
@@ -169,7 +170,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   const symbols: string[] = [...specialList, ...BYTE_TO_CHAR];
   const byteId = (b: number): number => specialList.length + b;
 
-  const { words: wordCounts, pieces } = countWords(options.texts, log);
+  const { words: wordCounts, pieces } = await countWords(options.texts, log);
   if (wordCounts.size === 0) throw new Error('trainTokenizer: the corpus is empty (no text to learn from)');
 
   // Each distinct word as an array of symbol ids, with its corpus count.

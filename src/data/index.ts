@@ -10,3 +10,4 @@ export * from './prepare';
 export * from './default-corpus';
 export * from './loader';
 export * from './progress';
+export * from './hub';

@@ -1,0 +1,168 @@
+/**
+ * Download a dataset's data files from the Hugging Face hub into a local cache, resumably.
+ *
+ * Uses the public HTTP API: `GET {endpoint}/api/datasets/{repo}/tree/{revision}?recursive=true` lists the
+ * files (paged with a `Link: <...>; rel="next"` header), `GET {endpoint}/datasets/{repo}/resolve/{revision}/{path}`
+ * fetches one (following the redirect to the storage host). `HF_TOKEN` is sent as a bearer token for
+ * gated/private datasets; `HF_ENDPOINT` overrides the endpoint (tests point it at a local server).
+ * A partial download is kept as `<file>.incomplete` and continued with an HTTP Range request.
+ * When the repository itself has no data files for the split, the hub's Parquet conversion
+ * (revision `refs/convert/parquet`) is used.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface HubDownloadOptions {
+  /** `org/name` */
+  dataset: string;
+  /** Keep only files of this split (`train`, `test`, ...); default: all data files. */
+  split?: string;
+  /** Only files under this folder of the repo (a config, e.g. `sample/10BT`). */
+  subdir?: string;
+  revision?: string;
+  /** Cache root; default `$WM_CACHE` or `~/.cache/wonderful-matrices`. */
+  cacheDir?: string;
+  /** Default `HF_TOKEN` from the environment. */
+  token?: string;
+  /** Default `HF_ENDPOINT` or https://huggingface.co */
+  endpoint?: string;
+  /** Stop after this many files (a quick sample of a big corpus). */
+  maxFiles?: number;
+  log?: boolean;
+}
+
+interface TreeEntry {
+  type: 'file' | 'directory';
+  path: string;
+  size?: number;
+  lfs?: { size?: number };
+}
+
+const DATA_EXT = /\.(parquet|arrow|jsonl|json|txt|ndjson)$/i;
+
+export function defaultCacheDir(): string {
+  return process.env.WM_CACHE ?? path.join(os.homedir(), '.cache', 'wonderful-matrices');
+}
+
+function headers(token: string | undefined, extra: Record<string, string> = {}): Record<string, string> {
+  const h: Record<string, string> = { 'user-agent': 'wonderful-matrices', ...extra };
+  if (token) h.authorization = `Bearer ${token}`;
+  return h;
+}
+
+async function httpError(res: Response, what: string): Promise<Error> {
+  let body = '';
+  try {
+    body = (await res.text()).slice(0, 300);
+  } catch {
+    // ignore
+  }
+  const hint = res.status === 401 || res.status === 403 ? ' (gated or private: set HF_TOKEN)' : res.status === 404 ? ' (no such dataset, revision or file)' : '';
+  return new Error(`hub: ${what} failed: HTTP ${res.status} ${res.statusText}${hint}${body ? `: ${body}` : ''}`);
+}
+
+/** All files of a dataset repo at a revision (follows pagination). */
+export async function listHubFiles(o: HubDownloadOptions): Promise<{ path: string; size: number }[]> {
+  const endpoint = (o.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
+  const token = o.token ?? process.env.HF_TOKEN;
+  const rev = encodeURIComponent(o.revision ?? 'main');
+  const sub = o.subdir ? `/${o.subdir.split('/').map(encodeURIComponent).join('/')}` : '';
+  let url: string | undefined = `${endpoint}/api/datasets/${o.dataset}/tree/${rev}${sub}?recursive=true`;
+  const out: { path: string; size: number }[] = [];
+  while (url) {
+    const res = await fetch(url, { headers: headers(token) });
+    if (!res.ok) throw await httpError(res, `listing ${o.dataset}@${o.revision ?? 'main'}`);
+    const entries = (await res.json()) as TreeEntry[];
+    for (const e of entries) if (e.type === 'file') out.push({ path: e.path, size: e.lfs?.size ?? e.size ?? -1 });
+    const link = res.headers.get('link');
+    const next = link?.match(/<([^>]+)>;\s*rel="next"/);
+    url = next ? new URL(next[1]!, url).toString() : undefined;
+  }
+  return out;
+}
+
+/** Data files of a split: the split name as a folder or as the start of the file name (`train-0000.parquet`). */
+export function selectSplitFiles(files: string[], split?: string): string[] {
+  const data = files.filter((f) => DATA_EXT.test(f) && !/(^|\/)(\.|README|dataset_infos?\.json$|state\.json$|dataset_dict\.json$)/.test(f));
+  if (!split) return data.sort();
+  const esc = split.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`(^|/)${esc}([-_./]|$)|(^|/)${esc}/`);
+  return data.filter((f) => re.test(f)).sort();
+}
+
+/** Download one file to `dest` (resuming `dest.incomplete`), then rename into place. */
+async function downloadFile(url: string, dest: string, size: number, token: string | undefined, log: boolean): Promise<void> {
+  if (fs.existsSync(dest) && (size < 0 || fs.statSync(dest).size === size)) return;
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const part = `${dest}.incomplete`;
+  for (let attempt = 0; ; attempt++) {
+    const have = fs.existsSync(part) ? fs.statSync(part).size : 0;
+    if (size >= 0 && have === size) break;
+    const res = await fetch(url, { headers: headers(token, have > 0 ? { range: `bytes=${have}-` } : {}) });
+    if (res.status === 416 && size < 0) break; // nothing left to fetch
+    if (!res.ok) throw await httpError(res, `downloading ${url}`);
+    // 206: the server continues where we were; 200: it sends everything again.
+    const append = res.status === 206 && have > 0;
+    const out = fs.createWriteStream(part, { flags: append ? 'a' : 'w' });
+    let got = append ? have : 0;
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+        got += chunk.length;
+      }
+      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    } catch (e) {
+      await new Promise<void>((resolve) => out.end(() => resolve()));
+      if (attempt >= 4) throw new Error(`hub: downloading ${url} failed after ${attempt + 1} attempts at byte ${got}: ${(e as Error).message}`);
+      if (log) console.error(`hub: connection lost at byte ${got} of ${dest}, resuming`);
+      continue;
+    }
+    if (size < 0 || got === size) break;
+    if (attempt >= 4) throw new Error(`hub: ${url} ended at byte ${got} of ${size} after ${attempt + 1} attempts`);
+    if (log) console.error(`hub: ${dest} ended at byte ${got} of ${size}, resuming`);
+  }
+  if (size >= 0 && fs.statSync(part).size !== size) throw new Error(`hub: ${dest} has ${fs.statSync(part).size} bytes, expected ${size}`);
+  fs.renameSync(part, dest);
+}
+
+/**
+ * Download the data files of a hub dataset (one split, or all) and return their local paths, ready to be
+ * used as `prepare` inputs. Files already in the cache with the right size are not fetched again.
+ */
+export async function downloadHubDataset(o: HubDownloadOptions): Promise<string[]> {
+  if (!/^[\w.-]+\/[\w.-]+$/.test(o.dataset)) throw new Error(`hub: dataset '${o.dataset}' must look like org/name`);
+  const endpoint = (o.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
+  const token = o.token ?? process.env.HF_TOKEN;
+  const log = o.log ?? true;
+  let revision = o.revision ?? 'main';
+  let files = await listHubFiles({ ...o, revision, endpoint, token });
+  let selected = selectSplitFiles(
+    files.map((f) => f.path),
+    o.split,
+  );
+  if (selected.length === 0 && o.revision === undefined) {
+    // Script-based or non-file datasets: the hub's automatic Parquet export.
+    revision = 'refs/convert/parquet';
+    files = await listHubFiles({ ...o, revision, endpoint, token });
+    selected = selectSplitFiles(
+      files.map((f) => f.path),
+      o.split,
+    );
+  }
+  if (selected.length === 0) {
+    throw new Error(`hub: ${o.dataset} has no data files${o.split ? ` for split '${o.split}'` : ''} (files: ${files.slice(0, 10).map((f) => f.path).join(', ')}${files.length > 10 ? ', ...' : ''})`);
+  }
+  if (o.maxFiles !== undefined) selected = selected.slice(0, o.maxFiles);
+  const sizes = new Map(files.map((f) => [f.path, f.size]));
+  const root = path.join(o.cacheDir ?? defaultCacheDir(), 'datasets', o.dataset.replace('/', '--'), revision.replace(/\//g, '--'));
+  const out: string[] = [];
+  for (const [i, f] of selected.entries()) {
+    const dest = path.join(root, ...f.split('/'));
+    const url = `${endpoint}/datasets/${o.dataset}/resolve/${encodeURIComponent(revision)}/${f.split('/').map(encodeURIComponent).join('/')}`;
+    if (log) console.error(`hub: [${i + 1}/${selected.length}] ${o.dataset}/${f}`);
+    await downloadFile(url, dest, sizes.get(f) ?? -1, token, log);
+    out.push(dest);
+  }
+  return out;
+}
