@@ -60,5 +60,6 @@ export async function inspectPlots(file, { expectedPlots = 1, timeoutMs = 60_000
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const [file, shot] = process.argv.slice(2);
-  console.log(await inspectPlots(file, { screenshot: shot }));
+  // (no top-level await: tests load this file through tsx as CommonJS)
+  inspectPlots(file, { screenshot: shot }).then((r) => console.log(r));
 }
