@@ -2,7 +2,8 @@
  * Where documents come from. Every source yields records one at a time (bounded memory):
  *   - `{ text }`                  a pre-training document,
  *   - `{ prompt, text }`          an instruction pair (rendered with the chat template when tokenized),
- *   - `{ inputIds }`              an already tokenized row (an `input_ids` column).
+ *   - `{ inputIds }`              an already tokenized row (an `input_ids` column, used when there is no
+ *                                 text column and no text column was asked for explicitly).
  *
  * Inputs: `brown` (the embedded corpus), plain text files (one document per file; very large files one
  * document per blank-line separated paragraph), JSONL (`text` or `prompt`/`text` per line), Parquet
@@ -127,7 +128,7 @@ async function* readJsonl(file: string, o: SourceOptions): AsyncGenerator<DataRe
       const prompt = obj[promptKey];
       if (prompt !== undefined && typeof prompt !== 'string') throw new Error(`${file}:${lineNo}: key '${promptKey}' must be a string, got ${typeof prompt}`);
       yield prompt === undefined ? { text } : { prompt, text };
-    } else if (Array.isArray(obj.input_ids)) {
+    } else if (Array.isArray(obj.input_ids) && o.textColumn === undefined) {
       yield { inputIds: Int32Array.from(obj.input_ids as number[]) };
     } else {
       throw new Error(`${file}:${lineNo}: key '${textKey}' is missing (keys: ${Object.keys(obj).join(', ')})`);
@@ -203,7 +204,7 @@ async function* readParquetBuffer(file: string, buffer: AsyncBuffer, o: SourceOp
     if (!text.isString) throw new Error(`Parquet file ${file}: column '${textKey}' has type ${text.type}, expected a string column`);
     if (prompt && !prompt.isString) throw new Error(`Parquet file ${file}: column '${promptKey}' has type ${prompt.type}, expected a string column`);
     mode = 'text';
-  } else if (ids?.isIntList) mode = 'ids';
+  } else if (ids?.isIntList && o.textColumn === undefined) mode = 'ids';
   else throw new Error(`Parquet file ${file}: column '${textKey}' is missing (columns: ${cols.map((c) => c.name).join(', ')})`);
 
   const columns = mode === 'ids' ? ['input_ids'] : prompt ? [promptKey, textKey] : [textKey];
@@ -261,7 +262,7 @@ async function* readArrow(file: string, o: SourceOptions): AsyncGenerator<DataRe
           yield { prompt: p, text: t };
         } else yield { text: t };
       }
-    } else if (ids) {
+    } else if (ids && o.textColumn === undefined) {
       if (!isIntListType(ids)) throw new Error(`Arrow file ${file}: column 'input_ids' has type ${String(ids.type)}, expected list<int32> or large_list<int32>`);
       for (const r of listColumnRows(batch, 'input_ids', file)) {
         row++;

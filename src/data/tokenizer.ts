@@ -155,6 +155,7 @@ export class WmTokenizer {
   }
 
   decode(ids: number[] | Int32Array, opts: DecodeOptions = {}): string {
+    if (ids.length === 0) return ''; // tokenizers.js rejects an empty list
     return this.hf.decode(Array.from(ids), {
       skip_special_tokens: opts.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: false,
