@@ -30,9 +30,9 @@ function args(over: Partial<TrainingSection>): TrainingSection {
   };
 }
 
-function makeTrainer(model: StandInLM, a: TrainingSection, extra: { onStep?: (r: { step: number }, t: Trainer) => void } = {}): Trainer {
+function makeTrainer(model: StandInLM, a: TrainingSection, extra: { onStep?: (r: { step: number }, t: Trainer) => void; writePlot?: boolean } = {}): Trainer {
   return new Trainer({
-    model, args: a, seqLen: T, evalDataset, writePlot: false, log: () => {},
+    model, args: a, seqLen: T, evalDataset, writePlot: extra.writePlot ?? false, log: () => {},
     trainLoader: (pos) => new RowLoader(rows, a.per_device_train_batch_size, a.seed, (pos as number | undefined) ?? 0),
     onStep: extra.onStep,
   });
@@ -45,7 +45,7 @@ function trainLosses(dir: string): number[] {
 test('the loss falls on learnable synthetic data; eval loss and perplexity are reported', async () => {
   const out = tmpDir('falls');
   const model = new StandInLM(V, H);
-  const trainer = makeTrainer(model, args({ output_dir: out, max_steps: 30, eval_steps: 30 }));
+  const trainer = makeTrainer(model, args({ output_dir: out, max_steps: 30, eval_steps: 30 }), { writePlot: true });
   const before = trainer.evaluate()!;
   const result = await trainer.train();
   assert.equal(result.steps, 30);
@@ -60,6 +60,9 @@ test('the loss falls on learnable synthetic data; eval loss and perplexity are r
   for (const f of ['config.json', 'model.safetensors', 'trainer_state/optimizer.safetensors', 'trainer_state/state.json']) {
     assert.ok(fs.existsSync(path.join(ckpts[0].dir, f)), f);
   }
+  const html = fs.readFileSync(path.join(out, 'loss.html'), 'utf8');
+  assert.match(html, /train loss/);
+  assert.match(html, /eval loss/);
   trainer.dispose();
   model.dispose();
 });
@@ -173,4 +176,23 @@ test('dropout seeds depend on (seed, step, micro-step) only', () => {
   for (let s = 0; s < 50; s++) for (let m = 0; m < 4; m++) seen.add(dropoutSeedFor(233, s, m));
   assert.equal(seen.size, 200);
   assert.notEqual(dropoutSeedFor(1, 0, 0), dropoutSeedFor(2, 0, 0));
+});
+
+test('a checkpoint that fails while being written leaves no folder behind', async () => {
+  const out = tmpDir('atomic');
+  const model = new StandInLM(V, H);
+  const trainer = makeTrainer(model, args({ output_dir: out, max_steps: 2, save_steps: 1 }));
+  trainer.trainStep();
+  const orig = model.savePretrained.bind(model);
+  model.savePretrained = (dir: string) => {
+    orig(dir);
+    throw new Error('disk full');
+  };
+  await assert.rejects(() => trainer.saveCheckpoint(), /disk full/);
+  assert.deepEqual(fs.readdirSync(out).filter((f) => f.includes('checkpoint')), []);
+  model.savePretrained = orig;
+  await trainer.saveCheckpoint();
+  assert.deepEqual(listCheckpoints(out).map((c) => c.step), [1]);
+  trainer.dispose();
+  model.dispose();
 });
