@@ -1,0 +1,72 @@
+// Executes every notebook in notebooks/ top to bottom with the real tslab kernel through Jupyter
+// (`jupyter nbconvert --execute`), then renders one executed notebook to HTML and checks in headless
+// Chromium that its plots drew. Needs `pnpm build` first (cells import the built package by name) and the
+// Debian packages of scripts/install-system-deps.sh.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { basename, join } from 'node:path';
+// @ts-expect-error plain ESM helpers without types
+import { executeNotebook, listNotebooks, outputsOf, prepareKernel, renderHtml, ROOT } from '../scripts/notebooks.mjs';
+// @ts-expect-error plain ESM helper without types
+import { inspectPlots } from '../scripts/browser.mjs';
+
+type Output = { cell: number; output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown> };
+type Notebook = { cells: { cell_type: string; execution_count?: number | null; source: string | string[] }[] };
+
+const PLOTLY = 'application/vnd.plotly.v1+json';
+const text = (o: Output) => (Array.isArray(o.text) ? o.text.join('') : (o.text ?? ''));
+
+/** What each notebook must show besides running cleanly: plot count and lines of printed output. */
+const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
+  '1-quickstart': { plots: 0, stdout: [/backend: /, /parameters/] },
+  '2-data': { plots: 1, stdout: [/<\|im_start\|>user/, /train rows/] },
+  '3-dmattn-cdmoe': { plots: 5, stdout: [/experts/] },
+  '4-mqar': { plots: 1, stdout: [/accuracy/] },
+  '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
+  '6-usage': { plots: 0, stdout: [/generated/] },
+};
+
+const OUT = join(ROOT, 'out', 'notebooks-test');
+const notebooks: string[] = listNotebooks();
+const executed = new Map<string, { file: string; notebook: Notebook; seconds: number }>();
+let jupyterPath: string | undefined;
+
+test('every notebook has expectations (and the other way round)', () => {
+  assert.deepEqual(notebooks.map((f) => basename(f, '.ipynb')).sort(), Object.keys(EXPECT).sort());
+});
+
+for (const file of notebooks) {
+  const name = basename(file, '.ipynb');
+  test(`notebook ${name} runs top to bottom without errors`, { timeout: 420_000 }, () => {
+    jupyterPath ??= prepareKernel(OUT);
+    const r = executeNotebook(file, { outDir: OUT, jupyterPath, timeoutSec: 400 });
+    executed.set(name, r);
+    console.log(`# ${name}: ${r.seconds.toFixed(1)} s`);
+    const outputs: Output[] = outputsOf(r.notebook);
+    assert.deepEqual(outputs.filter((o) => o.output_type === 'error'), []);
+    const code = r.notebook.cells.filter((c) => c.cell_type === 'code');
+    assert.ok(code.length > 0);
+    code.forEach((c, i) => assert.equal(typeof c.execution_count, 'number', `code cell ${i} of ${name} did not run`));
+    const exp = EXPECT[name];
+    assert.ok(exp, `no expectations for ${name}`);
+    assert.equal(outputs.filter((o) => o.data && PLOTLY in o.data).length, exp.plots, `plotly outputs of ${name}`);
+    const printed = outputs.map(text).join('');
+    for (const re of exp.stdout) assert.match(printed, re, `${name} printed output`);
+  });
+}
+
+test('an executed notebook renders to HTML whose plots and diagrams draw in headless Chromium (offline)', { timeout: 180_000 }, async () => {
+  const name = '3-dmattn-cdmoe';
+  const r = executed.get(name);
+  assert.ok(r, `${name} must have been executed by the test above`);
+  const html = renderHtml(r.file, { jupyterPath });
+  const plots = outputsOf(r.notebook).filter((o: Output) => o.data && PLOTLY in o.data).length;
+  const page = await inspectPlots(html, { expectedPlots: plots });
+  assert.deepEqual(page.errors, []);
+  assert.deepEqual(page.blocked.filter((u: string) => !u.startsWith('file:')), [], 'the page needs no network');
+  assert.equal(page.notLoaded, 0);
+  assert.equal(page.plots, plots);
+  assert.equal(page.drawnPlots, plots);
+  assert.ok(page.heatmaps >= 4, `heatmap panels drawn: ${page.heatmaps}`);
+  assert.ok(page.diagrams >= 2, `inline SVG diagrams: ${page.diagrams}`);
+});
