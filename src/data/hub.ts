@@ -143,12 +143,16 @@ export async function downloadHubDataset(o: HubDownloadOptions): Promise<string[
   );
   if (selected.length === 0 && o.revision === undefined) {
     // Script-based or non-file datasets: the hub's automatic Parquet export.
-    revision = 'refs/convert/parquet';
-    files = await listHubFiles({ ...o, revision, endpoint, token });
-    selected = selectSplitFiles(
-      files.map((f) => f.path),
+    const converted = await listHubFiles({ ...o, revision: 'refs/convert/parquet', endpoint, token }).catch(() => []);
+    const convSelected = selectSplitFiles(
+      converted.map((f) => f.path),
       o.split,
     );
+    if (convSelected.length > 0) {
+      revision = 'refs/convert/parquet';
+      files = converted;
+      selected = convSelected;
+    }
   }
   if (selected.length === 0) {
     throw new Error(`hub: ${o.dataset} has no data files${o.split ? ` for split '${o.split}'` : ''} (files: ${files.slice(0, 10).map((f) => f.path).join(', ')}${files.length > 10 ? ', ...' : ''})`);
