@@ -2,14 +2,16 @@
  * Load any Hugging Face tokenizer folder (`tokenizer.json` + `tokenizer_config.json`) with
  * `@huggingface/tokenizers`, and render its chat template with `@huggingface/jinja`.
  *
- * Long inputs are cut into chunks at pre-tokenisation boundaries before encoding: the JS tokenizer gets
- * much slower per character on very long strings, and the cut points are chosen so that the ids are the
- * same as encoding the whole string (checked in tests).
+ * Speed: for a plain byte-level BPE (what `trainTokenizer` writes) we pre-tokenize ourselves with the same
+ * GPT-2 regex and run the library's BPE once per distinct piece (cached); the library's own word cache holds
+ * only 10k pieces, and a corpus has more. Other tokenizers go through the library, with long inputs cut into
+ * chunks at pre-tokenisation boundaries. Both give the library's ids exactly (checked in tests).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
+import { GPT2_PATTERN } from './bytelevel';
 
 export interface ChatMessage {
   role: string;
@@ -87,6 +89,31 @@ function tokenString(v: unknown): string | undefined {
   return undefined;
 }
 
+/** Pieces cached by the fast path before the cache is cleared (bounded memory). */
+const PIECE_CACHE_LIMIT = 500_000;
+
+/**
+ * True for a plain GPT-2-style byte-level BPE (what `trainTokenizer` writes): no normalizer, ByteLevel
+ * pre-tokenizer with the GPT-2 regex and no prefix space, no post-processor additions, added tokens
+ * matched verbatim. For these, encoding piece by piece (with a cache) gives exactly the library's ids.
+ */
+function isPlainByteLevelBpe(j: Json): boolean {
+  const pre = j.pre_tokenizer as Json | null;
+  const post = j.post_processor as Json | null;
+  const model = j.model as Json | null;
+  const added = (j.added_tokens as Json[] | undefined) ?? [];
+  return (
+    !j.normalizer &&
+    pre?.type === 'ByteLevel' &&
+    pre.use_regex !== false &&
+    !pre.add_prefix_space &&
+    (!post || post.type === 'ByteLevel') &&
+    model?.type === 'BPE' &&
+    !model.dropout &&
+    added.every((t) => !t.lstrip && !t.rstrip && !t.single_word && !t.normalized)
+  );
+}
+
 /** Pre-tokenizers for which chunking is exact (ByteLevel, or regex Split as in Llama 3 / Qwen). */
 function chunkingIsSafe(tokenizerJson: Json): boolean {
   const pre = tokenizerJson.pre_tokenizer as Json | null | undefined;
@@ -112,10 +139,23 @@ export class WmTokenizer {
   readonly padTokenId: number | undefined;
   /** The Jinja chat template of tokenizer_config.json, if any. */
   readonly chatTemplate: string | undefined;
-  /** Encode strings longer than this in chunks (0 turns chunking off). */
+  /** Library path: encode strings longer than this in chunks (0 turns chunking off). */
   chunkChars: number;
+  /**
+   * Encode plain byte-level BPE tokenizers piece by piece with a cache (3-20x faster, same ids; set false
+   * to go through the library on whole strings/chunks). Ignored for other tokenizers.
+   */
+  useFastPath = true;
+  /** Whether this tokenizer qualifies for the fast path. */
+  get hasFastPath(): boolean {
+    return this.pieceCache !== undefined;
+  }
   private readonly canChunk: boolean;
   private compiledTemplate: Template | undefined;
+  /** Fast path (plain byte-level BPE only): piece -> ids, and the added tokens to split on first. */
+  private readonly pieceCache: Map<string, number[]> | undefined;
+  private readonly addedSplit: RegExp | undefined;
+  private readonly addedIds = new Map<string, number>();
 
   constructor(dir: string, tokenizerJson: Json, config: Json) {
     this.dir = dir;
@@ -139,11 +179,49 @@ export class WmTokenizer {
     this.chatTemplate = typeof config.chat_template === 'string' ? config.chat_template : undefined;
     this.canChunk = chunkingIsSafe(tokenizerJson);
     this.chunkChars = DEFAULT_CHUNK_CHARS;
+    if (isPlainByteLevelBpe(tokenizerJson)) {
+      this.pieceCache = new Map();
+      const added = ((tokenizerJson.added_tokens as { id: number; content: string }[] | undefined) ?? []).filter((t) => t.content);
+      for (const t of added) this.addedIds.set(t.content, t.id);
+      // Longest first, so a token that contains another wins (as the library's trie does).
+      const alts = [...this.addedIds.keys()].sort((a, b) => b.length - a.length).map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+      this.addedSplit = alts.length ? new RegExp(alts.join('|'), 'g') : undefined;
+    }
+  }
+
+  /** Plain byte-level BPE: split off added tokens, pre-tokenize with the GPT-2 regex, BPE each piece once. */
+  private encodeByPieces(text: string, out: number[]): void {
+    const cache = this.pieceCache!;
+    const encodeSegment = (seg: string): void => {
+      for (const m of seg.matchAll(GPT2_PATTERN)) {
+        const piece = m[0];
+        let ids = cache.get(piece);
+        if (ids === undefined) {
+          ids = this.hf.encode(piece, { add_special_tokens: false }).ids;
+          if (cache.size >= PIECE_CACHE_LIMIT) cache.clear();
+          cache.set(piece, ids);
+        }
+        for (let i = 0; i < ids.length; i++) out.push(ids[i]!);
+      }
+    };
+    if (!this.addedSplit) return encodeSegment(text);
+    let last = 0;
+    for (const m of text.matchAll(this.addedSplit)) {
+      if (m.index! > last) encodeSegment(text.slice(last, m.index));
+      out.push(this.addedIds.get(m[0])!);
+      last = m.index! + m[0].length;
+    }
+    if (last < text.length) encodeSegment(text.slice(last));
   }
 
   /** Token ids of a text. Long texts are encoded in chunks with the same result. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const add = opts.addSpecialTokens ?? false;
+    if (this.pieceCache && this.useFastPath) {
+      const ids: number[] = add ? this.hf.encode('', { add_special_tokens: true }).ids : [];
+      this.encodeByPieces(text, ids);
+      return ids;
+    }
     if (!this.canChunk || this.chunkChars <= 0 || text.length <= this.chunkChars) {
       return this.hf.encode(text, { add_special_tokens: add }).ids;
     }
