@@ -160,6 +160,11 @@ test('failures name the problem and leave no output folder behind', async () => 
   );
   await assert.rejects(prepareDataset({ inputs: [path.join(FX, 'prompt-text.parquet')], tokenizer: tok, seqLen: 64, outDir: out, testExamples: 100000, log: false }), /testExamples 100000 leaves no training blocks/);
   await assert.rejects(prepareDataset({ inputs: [path.join(FX, 'prompt-text.parquet')], tokenizer: path.join(dir, 'nope'), seqLen: 64, outDir: out, log: false }), /tokenizer folder .*nope does not exist/);
+  // Pre-tokenized rows with ids beyond the tokenizer's vocabulary (tokenized.arrows has ids up to ~1500).
+  await assert.rejects(
+    prepareDataset({ inputs: [path.join(FX, 'tokenized.arrows')], tokenizer: tok, seqLen: 16, outDir: out, log: false }),
+    /input .*tokenized\.arrows, row \d+, position \d+: token id \d+ is outside the tokenizer's vocabulary \(size 1024\)/,
+  );
   assert.ok(!fs.existsSync(out));
   assert.deepEqual(siblings(), []);
   // A failing run does not destroy an existing good output either.

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { LargeUtf8, Table, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { brownCorpusDocuments, brownCorpusEntries, untagSentence, readRecords, DataRecord, expandGlob } from '../src/data';
 
 const FX = 'tests/fixtures/data';
@@ -56,6 +57,22 @@ test('Arrow stream and file with large_list<int32> read as the expected input_id
     const rows = await collect(path.join(FX, f));
     assert.equal(rows.length, expected.length);
     rows.forEach((r, i) => assert.deepEqual(Array.from(r.inputIds!), expected[i], `${f} row ${i}`));
+  }
+});
+
+test('Arrow string and large_string columns (32- and 64-bit offsets) both read', async () => {
+  const dir = tmpDir();
+  const table = new Table({
+    prompt: vectorFromArray(['p0', 'p1'], new Utf8()),
+    text: vectorFromArray(['héllo', 'wörld 🎉'], new LargeUtf8()),
+  });
+  fs.writeFileSync(path.join(dir, 'mixed.arrow'), tableToIPC(table, 'stream'));
+  fs.writeFileSync(path.join(dir, 'mixed-file.arrow'), tableToIPC(table, 'file'));
+  for (const f of ['mixed.arrow', 'mixed-file.arrow']) {
+    assert.deepEqual(await collect(path.join(dir, f)), [
+      { prompt: 'p0', text: 'héllo' },
+      { prompt: 'p1', text: 'wörld 🎉' },
+    ]);
   }
 });
 

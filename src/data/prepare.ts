@@ -176,7 +176,13 @@ export async function prepareDataset(o: PrepareOptions): Promise<PrepareStats> {
       for await (const rec of readRecords(inp.input, inp)) {
         let n: number;
         if (rec.inputIds) {
-          // Already tokenized upstream (its own eos, if any): appended as is.
+          // Already tokenized upstream (its own eos, if any): appended as is, once the ids are checked.
+          for (let j = 0; j < rec.inputIds.length; j++) {
+            const id = rec.inputIds[j]!;
+            if (id < 0 || id >= tok.vocabSize) {
+              throw new Error(`prepare: input ${inp.input}, row ${st.documents}, position ${j}: token id ${id} is outside the tokenizer's vocabulary (size ${tok.vocabSize})`);
+            }
+          }
           sink.push(rec.inputIds);
           n = rec.inputIds.length;
           st.pretokenizedRows++;
