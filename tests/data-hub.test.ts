@@ -8,7 +8,8 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AddressInfo } from 'node:net';
-import { downloadHubDataset, selectSplitFiles, readRecords } from '../src/data';
+import { brownCorpusDocuments, downloadHubDataset, readRecords, selectSplitFiles, trainTokenizer } from '../src/data';
+import { run as dataCli } from '../src/cli/data';
 
 const FX = 'tests/fixtures/data';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-data-hub-'));
@@ -115,4 +116,30 @@ test('a dataset without data files falls back to the Parquet conversion; errors 
   await assert.rejects(downloadHubDataset({ dataset: 'acme/brown-mini', split: 'validation', endpoint, cacheDir, token: TOKEN, log: false }), /acme\/brown-mini has no data files for split 'validation'/);
   await assert.rejects(downloadHubDataset({ dataset: 'acme/none', endpoint, cacheDir, token: TOKEN, log: false }), /HTTP 404 .*no such dataset/);
   await assert.rejects(downloadHubDataset({ dataset: 'not a name', endpoint, cacheDir, log: false }), /must look like org\/name/);
+});
+
+test('wm data prepare --dataset downloads through HF_ENDPOINT/HF_TOKEN and packs the split', async () => {
+  const tokDir = path.join(dir, 'tok');
+  await trainTokenizer({ texts: brownCorpusDocuments().slice(0, 20), vocabSize: 512, outDir: tokDir, log: false });
+  const env = { endpoint: process.env.HF_ENDPOINT, token: process.env.HF_TOKEN };
+  process.env.HF_ENDPOINT = endpoint;
+  process.env.HF_TOKEN = TOKEN;
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => lines.push(s);
+  try {
+    const out = path.join(dir, 'prepared');
+    await dataCli(['prepare', '--dataset', 'acme/brown-mini', '--dataset-split', 'test', '--cache', path.join(dir, 'cache3'), '--tokenizer', tokDir, '--seq-len', '64', '--out', out, '--test-examples', '2']);
+    const stats = JSON.parse(lines.at(-1)!);
+    // The test split is prompt-text.parquet: 40 instruction pairs, and only those (not the train shards).
+    assert.equal(stats.documents, 40);
+    assert.equal(stats.inputs[0].chatDocuments, 40);
+    assert.equal(stats.inputs[0].input, 'hub:acme/brown-mini');
+  } finally {
+    console.log = log;
+    if (env.endpoint === undefined) delete process.env.HF_ENDPOINT;
+    else process.env.HF_ENDPOINT = env.endpoint;
+    if (env.token === undefined) delete process.env.HF_TOKEN;
+    else process.env.HF_TOKEN = env.token;
+  }
 });

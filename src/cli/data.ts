@@ -6,7 +6,6 @@
  *   inspect   print the shape of a packed split and decode its first row
  */
 import { parseArgs } from 'node:util';
-import * as path from 'node:path';
 import { downloadHubDataset } from '../data/hub';
 import { checkVocabulary, openPackedDataset } from '../data/loader';
 import { prepareDataset, PrepareInput } from '../data/prepare';
@@ -79,9 +78,7 @@ async function prepare(argv: string[]): Promise<void> {
       maxFiles: int(values['max-files'], 'max-files'),
     });
     // All files of one hub dataset form one input of the mix.
-    const dir = path.dirname(files[0]!);
-    const input = files.length === 1 ? files[0]! : `${dir}/**/*${path.extname(files[0]!)}`;
-    inputs.push({ ...common, input, ratio });
+    inputs.push({ ...common, input: `hub:${dataset}`, files, ratio });
   }
   if (inputs.length === 0) throw new Error(`at least one --input or --dataset is required\n\n${USAGE}`);
   const stats = await prepareDataset({

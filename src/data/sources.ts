@@ -31,6 +31,8 @@ export interface SourceOptions {
   split?: string;
   /** Text files larger than this are split into paragraphs instead of read whole (bytes; default 64 MiB). */
   wholeFileLimit?: number;
+  /** An explicit file list for this input (e.g. the shards a hub download returned); the input is then only a label. */
+  files?: string[];
 }
 
 const TEXT_EXTENSIONS = new Set(['.txt', '.text', '.md']);
@@ -301,7 +303,8 @@ export async function* readRecords(input: string, o: SourceOptions = {}): AsyncG
     for (const text of brownCorpusDocuments()) yield { text };
     return;
   }
-  for (const file of resolveInputFiles(input, o)) {
+  for (const file of o.files ?? resolveInputFiles(input, o)) {
+    if (!fs.existsSync(file)) throw new Error(`input ${input}: file ${file} does not exist`);
     const kind = kindOf(file);
     if (kind === 'parquet') yield* readParquet(file, o);
     else if (kind === 'arrow') yield* readArrow(file, o);
