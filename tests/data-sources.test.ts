@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LargeUtf8, Table, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
-import { brownCorpusDocuments, brownCorpusEntries, untagSentence, readRecords, DataRecord, expandGlob } from '../src/data';
+import { parquetMetadata } from 'hyparquet';
+import { brownCorpusDocuments, brownCorpusEntries, untagSentence, readRecords, DataRecord, expandGlob, parquetReadPlan } from '../src/data';
 
 const FX = 'tests/fixtures/data';
 
@@ -109,6 +110,12 @@ test('bad input: errors name the file, column or line', async () => {
 
   // Missing and wrongly typed columns.
   await assert.rejects(collect(path.join(FX, 'pretrain-zstd.parquet'), { textColumn: 'body' }), /pretrain-zstd\.parquet: column 'body' is missing \(columns: id, text\)/);
+  // A Parquet text column of the wrong type (the fixture's metadata with `text` retyped as INT64).
+  const meta = parquetMetadata(pq.buffer.slice(pq.byteOffset, pq.byteOffset + pq.byteLength) as ArrayBuffer);
+  assert.deepEqual(parquetReadPlan('ok.parquet', meta), { mode: 'text', columns: ['text'], prompt: false });
+  const textEl = meta.schema.find((e) => e.name === 'text')!;
+  Object.assign(textEl, { type: 'INT64', converted_type: undefined, logical_type: undefined });
+  assert.throws(() => parquetReadPlan('typed.parquet', meta), /Parquet file typed\.parquet: column 'text' has type INT64, expected a string column/);
   await assert.rejects(collect(path.join(FX, 'tokenized.arrows'), { textColumn: 'n' }), /tokenized\.arrows: column 'n' has type Float64, expected string or large_string/);
   await assert.rejects(collect(path.join(FX, 'tokenized.arrows'), { textColumn: 'body' }), /tokenized\.arrows: column 'body' is missing \(columns: input_ids, n\)/);
 

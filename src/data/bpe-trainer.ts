@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BYTE_TO_CHAR, GPT2_PATTERN } from './bytelevel';
+import { Progress } from './progress';
 
 /** The special tokens of a trained tokenizer; their ids are 0..k-1 in this order (bos, eos, pad, roles...). */
 export interface SpecialTokens {
@@ -134,14 +135,18 @@ async function countWords(texts: Iterable<string> | AsyncIterable<string>, log: 
   const words = new Map<string, number>();
   let pieces = 0;
   let docs = 0;
+  const progress = new Progress('tokenizer: counting', log, 2000, 'pieces');
   for await (const text of texts) {
     if (typeof text !== 'string') throw new Error(`trainTokenizer: text ${docs} is ${typeof text}, expected a string`);
+    let n = 0;
     for (const m of text.matchAll(GPT2_PATTERN)) {
       const w = m[0];
       words.set(w, (words.get(w) ?? 0) + 1);
       pieces++;
+      n++;
     }
     docs++;
+    progress.add(1, n);
   }
   if (log) console.error(`tokenizer: ${docs} documents, ${pieces} pieces, ${words.size} distinct`);
   return { words, pieces };

@@ -12,6 +12,8 @@ export class Progress {
     private readonly label: string,
     private readonly enabled = true,
     private readonly everyMs = 2000,
+    /** What `tokens` counts (e.g. `pieces` while counting words for the tokenizer). */
+    private readonly unit = 'tokens',
   ) {}
 
   get seconds(): number {
@@ -32,7 +34,7 @@ export class Progress {
     const s = Math.max(this.seconds, 1e-9);
     return (
       `${this.label}: ${this.documents} documents (${Math.round(this.documents / s)}/s), ` +
-      `${this.tokens} tokens (${Math.round(this.tokens / s)}/s), ${s.toFixed(1)}s`
+      `${this.tokens} ${this.unit} (${Math.round(this.tokens / s)}/s), ${s.toFixed(1)}s`
     );
   }
 }

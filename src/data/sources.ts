@@ -178,6 +178,31 @@ function parquetColumns(metadata: Awaited<ReturnType<typeof parquetMetadataAsync
   });
 }
 
+/**
+ * Which columns to read from a Parquet file and how: `text` (+ `prompt`) as strings, or an `input_ids`
+ * list of ints when there is no text column (and none was asked for). Throws naming the file and column.
+ */
+export function parquetReadPlan(
+  file: string,
+  metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>,
+  o: SourceOptions = {},
+): { mode: 'text' | 'ids'; columns: string[]; prompt: boolean } {
+  const textKey = o.textColumn ?? 'text';
+  const promptKey = o.promptColumn ?? 'prompt';
+  const cols = parquetColumns(metadata);
+  const byName = new Map(cols.map((c) => [c.name, c]));
+  const text = byName.get(textKey);
+  const prompt = byName.get(promptKey);
+  const ids = byName.get('input_ids');
+  if (text) {
+    if (!text.isString) throw new Error(`Parquet file ${file}: column '${textKey}' has type ${text.type}, expected a string column`);
+    if (prompt && !prompt.isString) throw new Error(`Parquet file ${file}: column '${promptKey}' has type ${prompt.type}, expected a string column`);
+    return { mode: 'text', columns: prompt ? [promptKey, textKey] : [textKey], prompt: !!prompt };
+  }
+  if (ids?.isIntList && o.textColumn === undefined) return { mode: 'ids', columns: ['input_ids'], prompt: false };
+  throw new Error(`Parquet file ${file}: column '${textKey}' is missing (columns: ${cols.map((c) => c.name).join(', ')})`);
+}
+
 async function* readParquet(file: string, o: SourceOptions): AsyncGenerator<DataRecord> {
   const buffer = await fileAsyncBuffer(file);
   try {
@@ -196,20 +221,7 @@ async function* readParquetBuffer(file: string, buffer: AsyncBuffer, o: SourceOp
   } catch (e) {
     throw new Error(`Parquet file ${file} is corrupt or truncated: ${(e as Error).message}`);
   }
-  const cols = parquetColumns(metadata);
-  const byName = new Map(cols.map((c) => [c.name, c]));
-  const text = byName.get(textKey);
-  const prompt = byName.get(promptKey);
-  const ids = byName.get('input_ids');
-  let mode: 'text' | 'ids';
-  if (text) {
-    if (!text.isString) throw new Error(`Parquet file ${file}: column '${textKey}' has type ${text.type}, expected a string column`);
-    if (prompt && !prompt.isString) throw new Error(`Parquet file ${file}: column '${promptKey}' has type ${prompt.type}, expected a string column`);
-    mode = 'text';
-  } else if (ids?.isIntList && o.textColumn === undefined) mode = 'ids';
-  else throw new Error(`Parquet file ${file}: column '${textKey}' is missing (columns: ${cols.map((c) => c.name).join(', ')})`);
-
-  const columns = mode === 'ids' ? ['input_ids'] : prompt ? [promptKey, textKey] : [textKey];
+  const { mode, columns, prompt } = parquetReadPlan(file, metadata, o);
   // One row group at a time: hub shards have row groups of ~100 MB or less, so memory stays bounded.
   let rowStart = 0;
   for (const [g, rg] of metadata.row_groups.entries()) {
