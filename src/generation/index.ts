@@ -1,2 +1,3 @@
-// Public API of src/generation (owned by the work on this area).
-export {};
+// Public API of src/generation.
+export * from './generate';
+export * from './sampling';

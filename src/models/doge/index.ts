@@ -1,2 +1,4 @@
-// Public API of src/models/doge (owned by the work on this area).
-export {};
+// Public API of src/models/doge: config, model, checkpoints.
+export * from './config';
+export * from './model';
+export * from './checkpoint';

@@ -1,0 +1,89 @@
+/**
+ * Autoregressive generation for DogeForCausalLM with the KV cache (spec section 5).
+ *
+ * Batches of different lengths are left-padded with `padTokenId`; the attention mask excludes the pads and
+ * positions are cumsum(mask) - 1 (pads at 1), as HF `generate` does. Rows that produced `eosTokenId` continue with
+ * pads and the loop stops when every row has finished. Returns prompt + new tokens per row (up to and incl. eos).
+ */
+import { tf } from '../backend';
+import { Rng } from '../ops';
+import type { DogeCache, DogeForCausalLM } from '../models/doge/model';
+import { pickToken, type SamplingOptions } from './sampling';
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens?: number; // default 20
+  eosTokenId?: number | number[] | null; // default config.eos_token_id
+  padTokenId?: number | null; // default config.pad_token_id ?? eos ?? 0
+  seed?: number; // sampling seed (default 0)
+  /** Called after every step with the new token of each row. */
+  onToken?: (tokens: number[], step: number) => void;
+  /** Called with the last-position logits [B, V] of every step (before processing). */
+  onLogits?: (logits: Float32Array, step: number) => void;
+  /** false = recompute the whole sequence at every step (reference for testing the cache). */
+  useCache?: boolean;
+}
+
+export function generate(model: DogeForCausalLM, inputIds: number[][] | tf.Tensor, opts: GenerateOptions = {}): number[][] {
+  const c = model.config;
+  const prompts: number[][] = inputIds instanceof tf.Tensor ? (inputIds.arraySync() as number[][]) : inputIds.map((r) => [...r]);
+  if (prompts.length === 0 || prompts.some((r) => r.length === 0)) throw new Error('generate: every prompt needs at least one token');
+  const maxNew = opts.maxNewTokens ?? 20;
+  const eosList = opts.eosTokenId === undefined ? (c.eos_token_id === null ? [] : [c.eos_token_id]) : opts.eosTokenId === null ? [] : ([] as number[]).concat(opts.eosTokenId);
+  const pad = opts.padTokenId ?? c.pad_token_id ?? eosList[0] ?? 0;
+  const rng = new Rng(opts.seed ?? 0);
+  const useCache = opts.useCache ?? true;
+  const B = prompts.length;
+  const L0 = Math.max(...prompts.map((r) => r.length));
+  const padded = prompts.length > 1 && prompts.some((r) => r.length !== L0);
+
+  // rows as they grow (left-padded), the key mask and the last position of each row
+  const seqs = prompts.map((r) => [...new Array(L0 - r.length).fill(pad), ...r]);
+  const mask = prompts.map((r) => [...new Array(L0 - r.length).fill(0), ...new Array(r.length).fill(1)]);
+  const positionsOf = (m: number[]): number[] => {
+    let cum = 0;
+    return m.map((v) => { cum += v; return v === 0 ? 1 : cum - 1; });
+  };
+  const generated: number[][] = prompts.map(() => []);
+  const finished = new Array(B).fill(false);
+  const V = c.vocab_size;
+
+  let cache: DogeCache | undefined;
+  const dispose = (cc: DogeCache | undefined) => { if (cc) for (const l of cc.layers) { l.k.dispose(); l.v.dispose(); l.d.dispose(); } };
+  try {
+    for (let step = 0; step < maxNew; step++) {
+      let logits: Float32Array;
+      const first = step === 0 || !useCache;
+      const ids = first ? seqs : seqs.map((r) => [r[r.length - 1]]);
+      const pos = first ? mask.map(positionsOf) : mask.map((m) => [positionsOf(m)[m.length - 1]]);
+      const out = model.forward({
+        inputIds: ids,
+        attentionMask: padded ? mask : undefined,
+        positionIds: padded ? pos : undefined,
+        cache: useCache && !first ? cache : undefined,
+        useCache,
+        logitsToKeep: 1,
+      });
+      logits = out.logits.dataSync() as Float32Array; // [B, 1, V]
+      logits = Float32Array.from(logits);
+      out.logits.dispose();
+      if (useCache) { dispose(cache); cache = out.cache; } else dispose(out.cache);
+      opts.onLogits?.(logits, step);
+
+      const next: number[] = [];
+      for (let b = 0; b < B; b++) {
+        if (finished[b]) { next.push(pad); continue; }
+        const row = logits.subarray(b * V, (b + 1) * V);
+        const tok = pickToken(Float32Array.from(row), seqs[b].filter((_, j) => mask[b][j] === 1), opts, rng);
+        next.push(tok);
+        generated[b].push(tok);
+        if (eosList.includes(tok)) finished[b] = true;
+      }
+      for (let b = 0; b < B; b++) { seqs[b].push(next[b]); mask[b].push(1); }
+      opts.onToken?.(next, step);
+      if (finished.every(Boolean)) break;
+    }
+  } finally {
+    dispose(cache);
+  }
+  return prompts.map((r, b) => [...r, ...generated[b]]);
+}

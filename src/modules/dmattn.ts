@@ -1,0 +1,269 @@
+/**
+ * Dynamic Mask Attention (HF DogeAttention, spec 4.6), usable inside DogeForCausalLM and standalone.
+ *
+ * Standalone use (e.g. as the sequence mixer of a small MQAR model):
+ *
+ *   const attn = new DynamicMaskAttention({ hiddenSize: 64, numHeads: 4, numKvHeads: 2, keepWindowSize: 32, seed: 1 });
+ *   const y = attn.apply(x);                       // x [B, T, H] float32 -> y [B, T, H]; causal, positions 0..T-1
+ *   const y2 = attn.apply(x, { attentionMask });   // attentionMask int32/float [B, T], 1 = real token, 0 = pad
+ *   attn.parameters();                             // Map<'q_proj.weight' | 'A' | ..., tf.Variable> (HF names)
+ *   attn.dispose();
+ *
+ * Options (defaults): hiddenSize, numHeads, numKvHeads (= numHeads), headDim (= hiddenSize / numHeads),
+ * keepWindowSize (2048), attentionBias (false), rmsNormEps (1e-6), attentionDropout (0), qkNorm (true),
+ * useRope (true), ropeTheta (10000), maxPositionEmbeddings (2048), seed (0), initializerRange (0.02).
+ *
+ * Math per layer, x [B, T, H], P cached tokens, S = P + T keys, g = nh / nkv:
+ *   q, k, v = x Wq^T, x Wk^T, x Wv^T            (one matmul on the concatenated weight)
+ *   q, k = RMSNorm_hd(q), RMSNorm_hd(k); RoPE   (hd^-0.5 folded into the q-norm weight: same math)
+ *   d[b, c, j] = exp(A[c] * softplus(dt_proj(v_flat[b, j]))[c])   for every cached key j    [B, nkv, S]
+ *   M[b, c, t, j] = d[b, c, j] where allowed (causal, padding), else float32 min              [B, nkv, T, S]
+ *   if S > keep_window_size: keep the keep_window_size largest M per row, others -> float32 min
+ *   p = softmax(q k^T * hd^-0.5 + M) (query head h uses kv head floor(h / g)); o = p v; out = o Wo^T
+ * "Replacement" by the float32 minimum is implemented as adding a 0 / min bias: in float32, min + d == min for any
+ * d of ordinary size, so it is the same number, and the softmax probability (hence the gradient) there is 0.
+ */
+import { tf } from '../backend';
+import { F32_MIN, linear, stopGradient } from '../ops';
+import { type Store, type InitOptions, standaloneStore } from './params';
+import { rmsNorm } from './rmsnorm';
+import { RotaryEmbedding, applyRope } from './rope';
+
+export interface DynamicMaskAttentionOptions extends InitOptions {
+  hiddenSize: number;
+  numHeads: number;
+  numKvHeads?: number;
+  headDim?: number;
+  keepWindowSize?: number;
+  attentionBias?: boolean;
+  rmsNormEps?: number;
+  attentionDropout?: number;
+  /** Per-head q/k RMSNorm (HF). false = seed-era attention without it. */
+  qkNorm?: boolean;
+  /** Standalone only: apply RoPE in `apply` (default true). */
+  useRope?: boolean;
+  ropeTheta?: number;
+  maxPositionEmbeddings?: number;
+}
+
+/** Per-layer KV cache: post-norm, post-RoPE keys, values and the dynamic bias of every cached key. */
+export interface LayerCache {
+  k: tf.Tensor; // [B, nkv, S, hd]
+  v: tf.Tensor; // [B, nkv, S, hd]
+  d: tf.Tensor; // [B, nkv, S]
+}
+
+export interface AttnContext {
+  /** RoPE tables [B|1, T, 1, hd] or null for no RoPE. */
+  cos: tf.Tensor | null;
+  sinSigned: tf.Tensor | null;
+  /** Additive 0 / float32-min bias [B|1, 1, T, S] (causal + padding), or null when every key is allowed. */
+  maskBias: tf.Tensor | null;
+  cache?: LayerCache;
+  training?: boolean;
+  dropoutSeed?: number;
+  /** Also return the attention probabilities and the dynamic bias d. */
+  outputAttentions?: boolean;
+}
+
+export interface AttnResult {
+  out: tf.Tensor; // [B, T, H]
+  cache: LayerCache; // new cache (old tensors are not disposed here)
+  probs?: tf.Tensor; // [B, nh, T, S]
+  dynamicMask?: tf.Tensor; // [B, nkv, S]
+}
+
+export class DynamicMaskAttention {
+  readonly hiddenSize: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly keepWindowSize: number;
+  readonly eps: number;
+  readonly attentionDropout: number;
+  readonly qkNorm: boolean;
+  private readonly params = new Map<string, tf.Variable>();
+  private readonly w: Record<string, tf.Variable | null> = {};
+  private rope: RotaryEmbedding | null = null;
+  private readonly ownsStore: boolean;
+
+  constructor(opts: DynamicMaskAttentionOptions, store?: Store) {
+    this.hiddenSize = opts.hiddenSize;
+    this.numHeads = opts.numHeads;
+    this.numKvHeads = opts.numKvHeads ?? opts.numHeads;
+    if (this.numHeads % this.numKvHeads !== 0) {
+      throw new Error(`num_attention_heads ${this.numHeads} must be a multiple of num_key_value_heads ${this.numKvHeads}`);
+    }
+    this.headDim = opts.headDim ?? Math.floor(opts.hiddenSize / opts.numHeads);
+    this.keepWindowSize = opts.keepWindowSize ?? 2048;
+    this.eps = opts.rmsNormEps ?? 1e-6;
+    this.attentionDropout = opts.attentionDropout ?? 0;
+    this.qkNorm = opts.qkNorm ?? true;
+    this.ownsStore = !store;
+    const st: Store = store ?? standaloneStore(opts);
+    const { hiddenSize: H } = this;
+    const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim;
+    const bias = !!opts.attentionBias;
+    const add = (name: string, shape: number[], init: 'normal' | 'zeros' | 'ones') => {
+      const v = st.add(name, shape, init);
+      this.params.set(name, v);
+      this.w[name] = v;
+      return v;
+    };
+    add('q_proj.weight', [nh * hd, H], 'normal');
+    if (bias) add('q_proj.bias', [nh * hd], 'zeros');
+    add('k_proj.weight', [nkv * hd, H], 'normal');
+    if (bias) add('k_proj.bias', [nkv * hd], 'zeros');
+    add('v_proj.weight', [nkv * hd, H], 'normal');
+    if (bias) add('v_proj.bias', [nkv * hd], 'zeros');
+    add('A', [nkv], 'zeros');
+    add('dt_proj.weight', [nkv, nkv * hd], 'normal');
+    if (bias) add('dt_proj.bias', [nkv], 'zeros');
+    add('o_proj.weight', [H, nh * hd], 'normal');
+    if (bias) add('o_proj.bias', [H], 'zeros');
+    if (this.qkNorm) {
+      add('q_norm.weight', [hd], 'ones');
+      add('k_norm.weight', [hd], 'ones');
+    }
+    if (this.ownsStore && (opts.useRope ?? true)) {
+      this.rope = new RotaryEmbedding({ headDim: hd, theta: opts.ropeTheta, maxPositionEmbeddings: opts.maxPositionEmbeddings });
+    }
+  }
+
+  /** Variables under their HF names relative to the attention module (`q_proj.weight`, `A`, ...). */
+  parameters(): Map<string, tf.Variable> {
+    return new Map(this.params);
+  }
+
+  private get(name: string): tf.Variable | null {
+    return this.w[name] ?? null;
+  }
+
+  /** Standalone call: causal self-attention over x [B, T, H] (optional padding mask [B, T]) -> [B, T, H]. */
+  apply(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; training?: boolean; dropoutSeed?: number } = {}): tf.Tensor {
+    const [B, T] = x.shape;
+    return tf.tidy(() => {
+      const tables = this.rope ? this.rope.tables(0, B, T) : null;
+      const maskHost = opts.attentionMask ? opts.attentionMask.dataSync() : null;
+      const maskBias = buildMaskBias(B, T, 0, maskHost, null);
+      const r = this.forward(x, {
+        cos: tables?.cos ?? null, sinSigned: tables?.sinSigned ?? null, maskBias,
+        training: opts.training, dropoutSeed: opts.dropoutSeed,
+      });
+      return r.out;
+    });
+  }
+
+  /** Full call used by the model (and by incremental decoding). x [B, T, H]. */
+  forward(x: tf.Tensor, ctx: AttnContext): AttnResult {
+    const [B, T] = x.shape;
+    const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim, g = nh / nkv;
+    const qW = this.get('q_proj.weight')!, kW = this.get('k_proj.weight')!, vW = this.get('v_proj.weight')!;
+    const qB = this.get('q_proj.bias'), kB = this.get('k_proj.bias'), vB = this.get('v_proj.bias');
+
+    // one projection for q, k and v: [B, T, (nh + 2 nkv) * hd]
+    const qkv = linear(x, tf.concat([qW, kW, vW], 0), qB && kB && vB ? tf.concat([qB, kB, vB], 0) : null);
+    const [qkFlat, vFlat] = tf.split(qkv, [(nh + nkv) * hd, nkv * hd], -1);
+    let qk = tf.reshape(qkFlat, [B, T, nh + nkv, hd]); // q heads then k heads
+    const scale = 1 / Math.sqrt(hd);
+    if (this.qkNorm) {
+      // per-head RMSNorm with q_norm for the nh query heads and k_norm for the nkv key heads; hd^-0.5 folded into q
+      const qn = tf.reshape(tf.mul(this.get('q_norm.weight')!, scale), [1, hd]);
+      const kn = tf.reshape(this.get('k_norm.weight')!, [1, hd]);
+      const normW = tf.concat([tf.tile(qn, [nh, 1]), tf.tile(kn, [nkv, 1])], 0); // [nh + nkv, hd]
+      qk = rmsNorm(qk, normW, this.eps);
+    } else {
+      const s = new Float32Array(nh + nkv).fill(1);
+      s.fill(scale, 0, nh);
+      qk = tf.mul(qk, tf.tensor(s, [nh + nkv, 1]));
+    }
+    if (ctx.cos && ctx.sinSigned) qk = applyRope(qk, ctx.cos, ctx.sinSigned);
+    const [q4, k4] = tf.split(qk, [nh, nkv], 2); // [B, T, nh, hd], [B, T, nkv, hd]
+    // query head h = c * g + i uses kv head c: group the g query heads of a kv head along the row axis
+    const q = tf.reshape(tf.transpose(tf.reshape(q4, [B, T, nkv, g, hd]), [0, 2, 3, 1, 4]), [B * nkv, g * T, hd]);
+    const kNew = tf.transpose(k4, [0, 2, 1, 3]); // [B, nkv, T, hd]
+    const vNew = tf.transpose(tf.reshape(vFlat, [B, T, nkv, hd]), [0, 2, 1, 3]); // [B, nkv, T, hd]
+
+    // dynamic bias of the new keys: exp(A * softplus(dt_proj(v)))  [B, nkv, T]
+    const dt = linear(vFlat, this.get('dt_proj.weight')!, this.get('dt_proj.bias')); // [B, T, nkv]
+    const dNew = tf.transpose(tf.exp(tf.mul(this.get('A')!, tf.softplus(dt))), [0, 2, 1]);
+
+    const K = ctx.cache ? tf.concat([ctx.cache.k, kNew], 2) : kNew; // [B, nkv, S, hd]
+    const V = ctx.cache ? tf.concat([ctx.cache.v, vNew], 2) : vNew; // [B, nkv, S, hd]
+    const D = ctx.cache ? tf.concat([ctx.cache.d, dNew], 2) : dNew; // [B, nkv, S]
+    const S = K.shape[2] as number;
+
+    // mask M [B, nkv, T|1, S]
+    let M: tf.Tensor = tf.reshape(D, [B, nkv, 1, S]);
+    if (ctx.maskBias) M = tf.add(M, ctx.maskBias); // [B, nkv, T, S]
+    if (S > this.keepWindowSize) M = keepTopK(M, B, nkv, T, S, this.keepWindowSize);
+
+    const scores = tf.matMul(q, tf.reshape(K, [B * nkv, S, hd]), false, true); // [B*nkv, g*T, S]
+    const Tm = M.shape[2] as number;
+    const biased = tf.add(tf.reshape(scores, [B, nkv, g, T, S]), tf.reshape(M, [B, nkv, 1, Tm, S]));
+    let probs = tf.softmax(biased); // [B, nkv, g, T, S]
+    if (ctx.training && this.attentionDropout > 0) probs = tf.dropout(probs, this.attentionDropout, undefined, ctx.dropoutSeed);
+    const o = tf.matMul(tf.reshape(probs, [B * nkv, g * T, S]), tf.reshape(V, [B * nkv, S, hd])); // [B*nkv, g*T, hd]
+    const oFlat = tf.reshape(tf.transpose(tf.reshape(o, [B, nkv, g, T, hd]), [0, 3, 1, 2, 4]), [B, T, nh * hd]);
+    const out = linear(oFlat, this.get('o_proj.weight')!, this.get('o_proj.bias')); // [B, T, H]
+    const res: AttnResult = { out, cache: { k: K, v: V, d: D } };
+    if (ctx.outputAttentions) {
+      res.probs = tf.reshape(probs, [B, nh, T, S]);
+      res.dynamicMask = D;
+    }
+    return res;
+  }
+
+  dispose(): void {
+    if (this.ownsStore) for (const v of this.params.values()) v.dispose();
+    this.rope?.dispose();
+  }
+}
+
+/**
+ * Keep the k largest entries of every row of M [B, nkv, T|1, S] (others -> float32 min). Exactly k per row: equal
+ * values (repeated tokens give identical v, hence identical d) are broken towards the lower key index, which is
+ * what torch.topk does on CPU for the reference fixtures.
+ */
+function keepTopK(M: tf.Tensor, B: number, nkv: number, T: number, S: number, k: number): tf.Tensor {
+  const full = M.shape[2] === T ? M : tf.tile(M, [1, 1, T, 1]); // rows differ per query once masked
+  const fixed = stopGradient(full); // selection is not differentiated (torch: topk indices)
+  const rows = B * nkv * T;
+  const rev = tf.reverse(tf.reshape(fixed, [rows, S]), 1);
+  const idx = tf.sub(tf.scalar(S - 1, 'int32'), tf.topk(rev, k, true).indices); // [rows, k]
+  const flat = tf.add(idx, tf.reshape(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(S, 'int32')), [rows, 1]));
+  const keep = tf.reshape(tf.scatterND(tf.reshape(flat, [rows * k, 1]), tf.ones([rows * k]), [rows * S]), full.shape);
+  return tf.where(tf.greater(keep, 0), full, tf.fill(full.shape, F32_MIN));
+}
+
+/**
+ * Host-built additive mask [B|1, 1, T, S]: 0 where allowed (j <= P + t, key not padding, inside the sliding window),
+ * float32 min elsewhere. Returns null when every key is allowed (single-token decoding without padding).
+ * mask2d: row-major [B, S] (1 = real) or null.
+ */
+export function buildMaskBias(
+  B: number, T: number, P: number, mask2d: ArrayLike<number> | null, slidingWindow: number | null,
+): tf.Tensor | null {
+  const S = P + T;
+  let anyPad = false;
+  if (mask2d) {
+    if (mask2d.length !== B * S) throw new Error(`attention_mask has ${mask2d.length} entries, expected batch ${B} x ${S} keys`);
+    for (let i = 0; i < mask2d.length; i++) if (mask2d[i] === 0) { anyPad = true; break; }
+  }
+  const needCausal = T > 1 || (slidingWindow !== null && S > slidingWindow);
+  if (!anyPad && !needCausal) return null;
+  const rows = anyPad ? B : 1;
+  const out = new Float32Array(rows * T * S);
+  for (let b = 0; b < rows; b++) {
+    for (let t = 0; t < T; t++) {
+      const base = (b * T + t) * S;
+      for (let j = 0; j < S; j++) {
+        let ok = j <= P + t;
+        if (slidingWindow !== null && j <= P + t - slidingWindow) ok = false;
+        if (anyPad && mask2d![b * S + j] === 0) ok = false;
+        if (!ok) out[base + j] = F32_MIN;
+      }
+    }
+  }
+  return tf.tensor(out, [rows, 1, T, S]);
+}

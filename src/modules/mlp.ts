@@ -1,0 +1,62 @@
+/**
+ * SwiGLU MLP (HF DogeMLP): mlp(x) = down( silu(gate(x)) * up(x) ), weights [out, in] like torch Linear.
+ * gate and up are applied as one matmul on the concatenated weight (same math, one op fewer on the hot path).
+ */
+import { tf } from '../backend';
+import { customOp, linear } from '../ops';
+import type { Store } from './params';
+
+export interface MLPOptions {
+  hiddenSize: number;
+  intermediateSize: number;
+  bias?: boolean;
+}
+
+/** silu(g) * u with a hand-written gradient. g, u [..., I]. */
+export function swiglu(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  const op = customOp((gi: tf.Tensor, ui: tf.Tensor, save: tf.GradSaveFunc) => {
+    const s = tf.sigmoid(gi);
+    const sg = tf.mul(gi, s); // silu(g)
+    save([gi, ui, s, sg]);
+    return {
+      value: tf.mul(sg, ui),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [gg, uu, ss, ssg] = saved;
+        // d silu(g)/dg = s + g*s*(1-s) = s + sg*(1-s)
+        const dsilu = tf.add(ss, tf.mul(ssg, tf.sub(1, ss)));
+        return [tf.mul(tf.mul(dy, uu), dsilu), tf.mul(dy, ssg)];
+      },
+    };
+  });
+  return op(g, u) as tf.Tensor;
+}
+
+export class MLP {
+  readonly gateW: tf.Variable; // [I, H]
+  readonly upW: tf.Variable; // [I, H]
+  readonly downW: tf.Variable; // [H, I]
+  readonly gateB: tf.Variable | null = null;
+  readonly upB: tf.Variable | null = null;
+  readonly downB: tf.Variable | null = null;
+  readonly I: number;
+
+  constructor(store: Store, opts: MLPOptions) {
+    const { hiddenSize: H, intermediateSize: I } = opts;
+    this.I = I;
+    this.gateW = store.add('gate_proj.weight', [I, H], 'normal');
+    if (opts.bias) this.gateB = store.add('gate_proj.bias', [I], 'zeros');
+    this.upW = store.add('up_proj.weight', [I, H], 'normal');
+    if (opts.bias) this.upB = store.add('up_proj.bias', [I], 'zeros');
+    this.downW = store.add('down_proj.weight', [H, I], 'normal');
+    if (opts.bias) this.downB = store.add('down_proj.bias', [H], 'zeros');
+  }
+
+  /** x [..., H] -> [..., H] */
+  apply(x: tf.Tensor): tf.Tensor {
+    const w = tf.concat([this.gateW, this.upW], 0); // [2I, H]
+    const b = this.gateB && this.upB ? tf.concat([this.gateB, this.upB], 0) : null;
+    const gu = linear(x, w, b); // [..., 2I]
+    const [g, u] = tf.split(gu, 2, -1); // [..., I] each
+    return linear(swiglu(g, u), this.downW, this.downB);
+  }
+}
