@@ -1,0 +1,56 @@
+/**
+ * The sequence mixers of the MQAR comparison behind one small interface, so a model can stack any of them.
+ *
+ *   attention  plain causal softmax attention with RoPE (the paper's "QCAttn")          src/synthetic/attention.ts
+ *   dmattn     Dynamic Mask Attention of the library core, keep_window_size = K          src/modules/dmattn.ts
+ *   ssd        Mamba-2 State Space Duality, state size N (default 64)                    src/modules/ssd.ts
+ */
+import { tf } from '../backend';
+import { DynamicMaskAttention } from '../modules/dmattn';
+import { SSD } from '../modules/ssd';
+import { CausalAttention } from './attention';
+
+export const MIXER_KINDS = ['attention', 'dmattn', 'ssd'] as const;
+export type MixerKind = (typeof MIXER_KINDS)[number];
+
+/** A token mixer: [batch, seq, dModel] -> [batch, seq, dModel], with its own trainable variables. */
+export interface SequenceMixer {
+  apply(x: tf.Tensor3D): tf.Tensor3D;
+  parameters(): Map<string, tf.Variable>;
+  dispose(): void;
+}
+
+export interface MixerOptions {
+  dModel: number;
+  /** Attention heads for attention / dmattn (default 1, as Zoology's MQAR attention). */
+  numHeads?: number;
+  /** dmattn: keys kept per query row (the authors' MQAR script uses the number of kv pairs). */
+  keepWindowSize?: number;
+  /** ssd: state size N (default 64). */
+  dState?: number;
+  /** ssd: chunk length of the scan (default 64). */
+  chunkSize?: number;
+  /** ssd: RoPE on B/C as the Cheems SSD (default false). */
+  ssdRope?: boolean;
+  seed?: number;
+}
+
+export function isMixerKind(s: string): s is MixerKind {
+  return (MIXER_KINDS as readonly string[]).includes(s);
+}
+
+export function createMixer(kind: MixerKind, o: MixerOptions): SequenceMixer {
+  switch (kind) {
+    case 'attention':
+      return new CausalAttention({ dModel: o.dModel, numHeads: o.numHeads, seed: o.seed });
+    case 'dmattn': {
+      if (o.keepWindowSize === undefined) throw new Error('dmattn mixer: keepWindowSize is required (use the number of kv pairs)');
+      const m = new DynamicMaskAttention({ hiddenSize: o.dModel, numHeads: o.numHeads ?? 1, keepWindowSize: o.keepWindowSize, seed: o.seed });
+      return { apply: (x) => m.apply(x) as tf.Tensor3D, parameters: () => m.parameters(), dispose: () => m.dispose() };
+    }
+    case 'ssd':
+      return new SSD({ dModel: o.dModel, dState: o.dState, chunkSize: o.chunkSize, rope: o.ssdRope, seed: o.seed });
+    default:
+      throw new Error(`unknown mixer '${kind as string}'; choose one of ${MIXER_KINDS.join(', ')}`);
+  }
+}

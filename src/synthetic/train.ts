@@ -1,0 +1,167 @@
+/**
+ * Training one MQAR cell (mixer x length x width x learning rate) the way Zoology does: AdamW, warmup + cosine
+ * schedule, cross-entropy at the labelled query positions only, test accuracy after every epoch, early stop once it
+ * reaches 0.99.
+ */
+import { tf } from '../backend';
+import { AdamW, cosineLr } from './adamw';
+import type { MixerKind } from './mixers';
+import { MqarModel } from './model';
+import { IGNORE_INDEX, type MqarData } from './mqar-data';
+import { Rng } from './rng';
+import { installWasmMatMulFix } from './wasm-matmul';
+
+export interface MqarTrainOptions {
+  mixer: MixerKind;
+  dModel: number;
+  lr: number;
+  epochs: number;
+  train: MqarData;
+  test: MqarData;
+  batchSize?: number; // default 64
+  evalBatchSize?: number; // default 256
+  numLayers?: number; // default 2
+  numHeads?: number; // attention / dmattn heads, default 1
+  keepWindowSize?: number; // dmattn, default numKvPairs of the data
+  dState?: number; // ssd, default 64
+  weightDecay?: number; // default 0.1
+  warmupFraction?: number; // default 0.05 of all steps
+  stopAccuracy?: number; // default 0.99
+  /** Stop after the epoch in which this many seconds have passed (the result says so). */
+  timeBudgetSeconds?: number;
+  seed?: number;
+}
+
+export interface MqarEpochInfo {
+  mixer: MixerKind;
+  d_model: number;
+  lr: number;
+  epoch: number;
+  epochs: number;
+  loss: number;
+  accuracy: number;
+  seconds: number;
+}
+
+export interface MqarRunResult {
+  /** Best test accuracy over the epochs. */
+  accuracy: number;
+  /** Test accuracy after the last epoch run. */
+  final_accuracy: number;
+  /** Epochs actually run. */
+  epochs: number;
+  /** Mean training loss of the last epoch. */
+  loss: number;
+  seconds: number;
+  stopped: 'accuracy' | 'epochs' | 'time';
+  num_parameters: number;
+}
+
+/** A batch as tensors: ids [B, L] and, for the labelled positions, flat indices b*L + t and their targets. */
+export function makeBatch(data: MqarData, examples: ArrayLike<number>): { ids: tf.Tensor2D; positions: tf.Tensor1D; targets: Int32Array } {
+  const L = data.seqLen;
+  const B = examples.length;
+  const ids = new Int32Array(B * L);
+  const pos: number[] = [];
+  const tgt: number[] = [];
+  for (let b = 0; b < B; b++) {
+    const off = examples[b] * L;
+    ids.set(data.inputs.subarray(off, off + L), b * L);
+    for (let t = 0; t < L; t++) {
+      const y = data.labels[off + t];
+      if (y !== IGNORE_INDEX) {
+        pos.push(b * L + t);
+        tgt.push(y);
+      }
+    }
+  }
+  return { ids: tf.tensor2d(ids, [B, L], 'int32'), positions: tf.tensor1d(pos, 'int32'), targets: Int32Array.from(tgt) };
+}
+
+/** Mean cross-entropy of logits [M, V] against targets [M]. */
+function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
+  const V = logits.shape[1];
+  return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, V)), -1))) as tf.Scalar;
+}
+
+/** Fraction of labelled positions where argmax over the full vocabulary equals the target. */
+export function evaluateMqar(model: MqarModel, data: MqarData, batchSize = 256): number {
+  let correct = 0;
+  let total = 0;
+  for (let start = 0; start < data.numExamples; start += batchSize) {
+    const idx = Array.from({ length: Math.min(batchSize, data.numExamples - start) }, (_, i) => start + i);
+    const { ids, positions, targets } = makeBatch(data, idx);
+    const pred = tf.tidy(() => tf.argMax(model.logitsAt(ids, positions), -1));
+    const p = pred.dataSync();
+    for (let i = 0; i < targets.length; i++) if (p[i] === targets[i]) correct++;
+    total += targets.length;
+    tf.dispose([ids, positions, pred]);
+  }
+  return total === 0 ? 0 : correct / total;
+}
+
+/** Trains one model from scratch and returns its best test accuracy. `onEpoch` is called after every epoch. */
+export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: MqarEpochInfo) => void } = {}): Promise<MqarRunResult> {
+  installWasmMatMulFix();
+  const { train, test } = o;
+  const batchSize = o.batchSize ?? 64;
+  const seed = o.seed ?? 0;
+  const model = new MqarModel({
+    mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers: o.numLayers, numHeads: o.numHeads,
+    keepWindowSize: o.keepWindowSize ?? train.numKvPairs, dState: o.dState, seed,
+  });
+  const vars = [...model.parameters().values()];
+  const opt = new AdamW(vars, { lr: o.lr, weightDecay: o.weightDecay ?? 0.1 });
+  const stepsPerEpoch = Math.ceil(train.numExamples / batchSize);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const warmup = Math.max(1, Math.round((o.warmupFraction ?? 0.05) * totalSteps));
+  const stopAt = o.stopAccuracy ?? 0.99;
+  const rng = new Rng(seed, 7);
+  const order = Int32Array.from({ length: train.numExamples }, (_, i) => i);
+  const t0 = Date.now();
+  let step = 0;
+  let best = 0;
+  let last = 0;
+  let loss = NaN;
+  let epochsRun = 0;
+  let stopped: MqarRunResult['stopped'] = 'epochs';
+  try {
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = rng.int(0, i + 1);
+        const t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+      }
+      let lossSum = 0;
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
+        const tgt = tf.tensor1d(targets, 'int32');
+        const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
+        opt.step(grads, cosineLr(step++, totalSteps, o.lr, warmup));
+        lossSum += value.dataSync()[0];
+        tf.dispose([ids, positions, tgt, value, ...Object.values(grads)]);
+      }
+      loss = lossSum / stepsPerEpoch;
+      last = evaluateMqar(model, test, o.evalBatchSize);
+      best = Math.max(best, last);
+      epochsRun = epoch;
+      const seconds = (Date.now() - t0) / 1000;
+      hooks.onEpoch?.({ mixer: o.mixer, d_model: o.dModel, lr: o.lr, epoch, epochs: o.epochs, loss, accuracy: last, seconds });
+      await new Promise((r) => setImmediate(r)); // let a notebook / event loop breathe between epochs
+      if (!Number.isFinite(loss)) break; // diverged: further epochs cannot recover
+      if (last >= stopAt) {
+        stopped = 'accuracy';
+        break;
+      }
+      if (o.timeBudgetSeconds !== undefined && seconds >= o.timeBudgetSeconds && epoch < o.epochs) {
+        stopped = 'time';
+        break;
+      }
+    }
+    return { accuracy: best, final_accuracy: last, epochs: epochsRun, loss, seconds: (Date.now() - t0) / 1000, stopped, num_parameters: model.numParameters() };
+  } finally {
+    opt.dispose();
+    model.dispose();
+  }
+}
