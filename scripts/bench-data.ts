@@ -81,7 +81,17 @@ async function main(): Promise<void> {
     let rows = 0;
     while (rows < ds.numRows * 3) rows += loader.next().batchSize;
     s = (performance.now() - t) / 1000;
-    emit({ bench: 'loader', rows_in_split: ds.numRows, open_seconds: openS, rows, seconds: s, rows_per_s: rows / s, tokens_per_s: (rows * seqLen) / s });
+    emit({ bench: 'loader', mode: 'memory', rows_in_split: ds.numRows, open_seconds: openS, rows, seconds: s, rows_per_s: rows / s, tokens_per_s: (rows * seqLen) / s });
+
+    t = performance.now();
+    const disk = await openPackedDataset(path.join(dir, 'ds', 'train'), { mode: 'disk' });
+    const diskOpenS = (performance.now() - t) / 1000;
+    const diskLoader = new BatchLoader(disk, { batchSize: 32, seed: 0 });
+    t = performance.now();
+    rows = 0;
+    while (rows < disk.numRows * 3) rows += diskLoader.next().batchSize;
+    s = (performance.now() - t) / 1000;
+    emit({ bench: 'loader', mode: 'disk', rows_in_split: disk.numRows, open_seconds: diskOpenS, rows, seconds: s, rows_per_s: rows / s, tokens_per_s: (rows * seqLen) / s });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Field, Int32, List, Table, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { Field, Float64, Int32, LargeList, List, Table, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { BatchLoader, checkVocabulary, loadTokenizer, openPackedDataset, permutation, prepareDefaultCorpus, writePackedSplit, PackedDataset } from '../src/data';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-data-loader-'));
@@ -87,7 +87,42 @@ test('checkVocabulary names the offending id, row and position; ragged rows are 
   const vec = vectorFromArray([[1, 2, 3], [4, 5]], new List(new Field('item', new Int32(), true)));
   fs.writeFileSync(path.join(ragged, 'data-00000-of-00001.arrow'), tableToIPC(new Table({ input_ids: vec }), 'stream'));
   await assert.rejects(openPackedDataset(ragged), /row 1 of 'input_ids' has 2 tokens, expected 3 .*not a packed dataset/);
+  await assert.rejects(openPackedDataset(ragged, { mode: 'disk' }), /a row of 'input_ids' has 2 tokens, expected 3 .*not a packed dataset/);
   await assert.rejects(openPackedDataset(path.join(dir, 'absent')), /absent is not a datasets folder: .*state\.json is missing/);
+});
+
+test('on-disk mode reads the same rows with bounded memory (list and large_list, other columns first)', async () => {
+  const mem = await syntheticSplit('disk', 23, 5);
+  const disk = await openPackedDataset(path.join(dir, 'disk'), { mode: 'disk' });
+  assert.equal(disk.constructor.name, 'DiskPackedDataset');
+  assert.deepEqual([disk.numRows, disk.seqLen, disk.maxTokenId], [mem.numRows, mem.seqLen, mem.maxTokenId]);
+  for (let i = 0; i < mem.numRows; i++) assert.deepEqual(disk.row(i), mem.row(i));
+  const a = new BatchLoader(mem, { batchSize: 4, seed: 9 });
+  const b = new BatchLoader(disk, { batchSize: 4, seed: 9 });
+  for (let k = 0; k < 12; k++) assert.deepEqual(b.next().inputIds, a.next().inputIds);
+  // `auto` goes to disk above the memory budget.
+  assert.equal((await openPackedDataset(path.join(dir, 'disk'), { maxMemoryBytes: 10 })).constructor.name, 'DiskPackedDataset');
+
+  // A shard as another writer might lay it out: string and float columns before a large_list<int32>.
+  const rows = Array.from({ length: 2500 }, (_, i) => [i, i + 1, i + 2]);
+  const other = path.join(dir, 'large');
+  await writePackedSplit(other, { seqLen: 3, numRows: 1, row: () => new Int32Array(3) });
+  const table = new Table({
+    name: vectorFromArray(rows.map((_, i) => `r${i}`), new Utf8()),
+    n: vectorFromArray(rows.map((_, i) => i / 2), new Float64()),
+    input_ids: vectorFromArray(rows, new LargeList(new Field('item', new Int32(), true))),
+  });
+  fs.writeFileSync(path.join(other, 'data-00000-of-00001.arrow'), tableToIPC(table, 'stream'));
+  const m2 = await openPackedDataset(other, { mode: 'memory' });
+  const d2 = await openPackedDataset(other, { mode: 'disk' });
+  assert.deepEqual([d2.numRows, d2.seqLen, d2.maxTokenId], [2500, 3, 2501]);
+  for (const i of [0, 999, 1000, 2499]) assert.deepEqual(d2.row(i), m2.row(i));
+  assert.deepEqual(Array.from(d2.row(1234)), [1234, 1235, 1236]);
+
+  // The Arrow file format is read in memory only.
+  fs.writeFileSync(path.join(other, 'data-00000-of-00001.arrow'), tableToIPC(table, 'file'));
+  await assert.rejects(openPackedDataset(other, { mode: 'disk' }), /cannot be read from disk row by row/);
+  assert.equal((await openPackedDataset(other)).numRows, 2500);
 });
 
 test('prepareDefaultCorpus: Brown -> tokenizer (vocab 4096) -> packed train/test; second call reuses it', async () => {
@@ -107,6 +142,8 @@ test('prepareDefaultCorpus: Brown -> tokenizer (vocab 4096) -> packed train/test
   const loader = new BatchLoader(train, { batchSize: 8, seed: 0 });
   const batch = loader.next();
   assert.equal(batch.inputIds.length, 8 * 256);
+  const onDisk = new BatchLoader(await openPackedDataset(path.join(r.datasetDir, 'train'), { mode: 'disk' }), { batchSize: 8, seed: 0 });
+  assert.deepEqual(onDisk.next().inputIds, batch.inputIds);
 
   const mtime = fs.statSync(path.join(r.datasetDir, 'train', 'data-00000-of-00001.arrow')).mtimeMs;
   const again = await prepareDefaultCorpus({ outDir: out, vocabSize: 4096, seqLen: 256, testExamples: 16, seed: 1, log: false });

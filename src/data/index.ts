@@ -11,3 +11,4 @@ export * from './default-corpus';
 export * from './loader';
 export * from './progress';
 export * from './hub';
+export * from './packed-disk';

@@ -4,7 +4,9 @@
  * and can start at any position (rows consumed so far), so a resumed run sees exactly the batches an
  * uninterrupted run would have seen.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { openPackedOnDisk } from './packed-disk';
 import { datasetDictSplits, datasetShardFiles, listColumnRows, readArrowBatches } from './arrow';
 import { permutation } from './random';
 
@@ -35,20 +37,39 @@ class InMemoryPackedDataset implements PackedDataset {
   }
 }
 
+export interface OpenPackedOptions {
+  /**
+   * `memory`: read all tokens into one Int32Array (fastest rows); `disk`: index the shards and read each
+   * row from disk when asked (bounded memory, for splits larger than RAM); `auto` (default): disk when the
+   * shards add up to more than `maxMemoryBytes`.
+   */
+  mode?: 'auto' | 'memory' | 'disk';
+  /** Default 2 GiB. */
+  maxMemoryBytes?: number;
+}
+
 /**
  * Open a packed split folder (`<out>/train`, `<out>/test`; a DatasetDict folder opens its `train` split).
  * Every row must have the same length; the column is `input_ids` (list or large_list of ints).
  */
-export async function openPackedDataset(splitDir: string): Promise<PackedDataset> {
+export async function openPackedDataset(splitDir: string, o: OpenPackedOptions = {}): Promise<PackedDataset> {
   const splits = datasetDictSplits(splitDir);
   if (splits) {
     if (!splits.includes('train')) throw new Error(`${splitDir} is a DatasetDict without a 'train' split (has ${splits.join(', ')}); open a split folder`);
     splitDir = path.join(splitDir, 'train');
   }
+  const files = datasetShardFiles(splitDir);
+  const mode = o.mode ?? 'auto';
+  const bytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
+  if (mode === 'disk' || (mode === 'auto' && bytes > (o.maxMemoryBytes ?? 2 * 2 ** 30))) {
+    const ds = openPackedOnDisk(splitDir, files);
+    if (ds) return ds;
+    if (mode === 'disk') throw new Error(`${splitDir}: its shards cannot be read from disk row by row (Arrow file format, compression, or column types); open it in memory`);
+  }
   const rows: Int32Array[] = [];
   let seqLen = -1;
   let maxTokenId = -1;
-  for (const file of datasetShardFiles(splitDir)) {
+  for (const file of files) {
     for await (const batch of readArrowBatches(file)) {
       const field = batch.schema.fields.find((f) => f.name === 'input_ids');
       if (!field) throw new Error(`${file}: column 'input_ids' is missing (columns: ${batch.schema.fields.map((f) => f.name).join(', ')})`);
