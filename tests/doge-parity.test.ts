@@ -69,7 +69,16 @@ for (const name of CASES) {
         const g = grads.get(pname);
         assert.ok(g, `gradient for ${pname}`);
         const sub: string[] = [];
-        const rel = checkClose(`grad.${pname}`, g!, ref!, sub);
+        let got = g!, want = ref!;
+        const pad = model.config.pad_token_id;
+        if (pname === 'model.embed_tokens.weight' && pad !== null) {
+          // HF's nn.Embedding(padding_idx=pad_token_id) gives the padding row no gradient from the lookup (spec 4.1, 8);
+          // the fixture generator did not use padding_idx, so that one row is compared without it (documented gap).
+          const keep = tf.sub(1, tf.reshape(tf.oneHot(tf.tensor1d([pad], 'int32'), model.config.vocab_size), [-1, 1]));
+          got = tf.mul(got, keep); want = tf.mul(want, keep);
+          report.push(`grad.${pname}: row ${pad} (padding_idx) excluded from the comparison`);
+        }
+        const rel = checkClose(`grad.${pname}`, got, want, sub);
         if (rel > worst) { worst = rel; worstName = pname; }
       }
       for (const k of io.keys()) if (k.startsWith('grad.')) assert.ok(params.has(k.slice(5)), `model has parameter ${k.slice(5)}`);

@@ -25,6 +25,7 @@
  */
 import { tf } from '../backend';
 import { F32_MIN, linear, stopGradient } from '../ops';
+import { torchTopkIndices } from '../ops/torch-topk';
 import { type Store, type InitOptions, standaloneStore } from './params';
 import { rmsNorm } from './rmsnorm';
 import { RotaryEmbedding, applyRope } from './rope';
@@ -57,8 +58,8 @@ export interface AttnContext {
   /** RoPE tables [B|1, T, 1, hd] or null for no RoPE. */
   cos: tf.Tensor | null;
   sinSigned: tf.Tensor | null;
-  /** Additive 0 / float32-min bias [B|1, 1, T, S] (causal + padding), or null when every key is allowed. */
-  maskBias: tf.Tensor | null;
+  /** Causal + padding mask (see buildMaskBias), or null when every key is allowed. */
+  maskBias: MaskBias | null;
   cache?: LayerCache;
   training?: boolean;
   dropoutSeed?: number;
@@ -195,7 +196,8 @@ export class DynamicMaskAttention {
 
     // mask M [B, nkv, T|1, S]
     let M: tf.Tensor = tf.reshape(D, [B, nkv, 1, S]);
-    if (ctx.maskBias) M = tf.add(M, ctx.maskBias); // [B, nkv, T, S]
+    // replace (not add): d * allowed + bias, so masked entries get no gradient (torch masked_fill)
+    if (ctx.maskBias) M = tf.add(tf.mul(M, ctx.maskBias.allowed), ctx.maskBias.bias); // [B, nkv, T, S]
     if (S > this.keepWindowSize) M = keepTopK(M, B, nkv, T, S, this.keepWindowSize);
 
     const scores = tf.matMul(q, tf.reshape(K, [B * nkv, S, hd]), false, true); // [B*nkv, g*T, S]
@@ -221,29 +223,41 @@ export class DynamicMaskAttention {
 }
 
 /**
- * Keep the k largest entries of every row of M [B, nkv, T|1, S] (others -> float32 min). Exactly k per row: equal
- * values (repeated tokens give identical v, hence identical d) are broken towards the lower key index, which is
- * what torch.topk does on CPU for the reference fixtures.
+ * Keep the k largest entries of every row of M [B, nkv, T|1, S] (others -> float32 min), exactly k per row.
+ * Equal values are common (repeated tokens give identical v, hence identical d), and which tied key survives changes
+ * the output, so the choice follows torch's CPU topk (src/ops/torch-topk.ts) on the host when the mask is small
+ * enough (rows * S <= 4M); larger masks use tfjs topk, preferring the later key among ties.
  */
 function keepTopK(M: tf.Tensor, B: number, nkv: number, T: number, S: number, k: number): tf.Tensor {
   const full = M.shape[2] === T ? M : tf.tile(M, [1, 1, T, 1]); // rows differ per query once masked
   const fixed = stopGradient(full); // selection is not differentiated (torch: topk indices)
   const rows = B * nkv * T;
-  const rev = tf.reverse(tf.reshape(fixed, [rows, S]), 1);
-  const idx = tf.sub(tf.scalar(S - 1, 'int32'), tf.topk(rev, k, true).indices); // [rows, k]
+  let idx: tf.Tensor; // [rows, k] key indices to keep
+  if (rows * S <= 4 * 1024 * 1024) {
+    idx = tf.tensor(torchTopkIndices(fixed.dataSync(), rows, S, k), [rows, k], 'int32');
+  } else {
+    const rev = tf.reverse(tf.reshape(fixed, [rows, S]), 1);
+    idx = tf.sub(tf.scalar(S - 1, 'int32'), tf.topk(rev, k, true).indices);
+  }
   const flat = tf.add(idx, tf.reshape(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(S, 'int32')), [rows, 1]));
   const keep = tf.reshape(tf.scatterND(tf.reshape(flat, [rows * k, 1]), tf.ones([rows * k]), [rows * S]), full.shape);
   return tf.where(tf.greater(keep, 0), full, tf.fill(full.shape, F32_MIN));
 }
 
+/** allowed [B|1, 1, T, S]: 1 where the key may be attended, else 0; bias: 0 where allowed, float32 min elsewhere. */
+export interface MaskBias {
+  allowed: tf.Tensor;
+  bias: tf.Tensor;
+}
+
 /**
- * Host-built additive mask [B|1, 1, T, S]: 0 where allowed (j <= P + t, key not padding, inside the sliding window),
- * float32 min elsewhere. Returns null when every key is allowed (single-token decoding without padding).
+ * Host-built mask [B|1, 1, T, S] (allowed: j <= P + t, key not padding, inside the sliding window).
+ * Returns null when every key is allowed (single-token decoding without padding).
  * mask2d: row-major [B, S] (1 = real) or null.
  */
 export function buildMaskBias(
   B: number, T: number, P: number, mask2d: ArrayLike<number> | null, slidingWindow: number | null,
-): tf.Tensor | null {
+): MaskBias | null {
   const S = P + T;
   let anyPad = false;
   if (mask2d) {
@@ -254,6 +268,7 @@ export function buildMaskBias(
   if (!anyPad && !needCausal) return null;
   const rows = anyPad ? B : 1;
   const out = new Float32Array(rows * T * S);
+  const allowed = new Float32Array(rows * T * S);
   for (let b = 0; b < rows; b++) {
     for (let t = 0; t < T; t++) {
       const base = (b * T + t) * S;
@@ -262,8 +277,9 @@ export function buildMaskBias(
         if (slidingWindow !== null && j <= P + t - slidingWindow) ok = false;
         if (anyPad && mask2d![b * S + j] === 0) ok = false;
         if (!ok) out[base + j] = F32_MIN;
+        else allowed[base + j] = 1;
       }
     }
   }
-  return tf.tensor(out, [rows, 1, T, S]);
+  return { allowed: tf.tensor(allowed, [rows, 1, T, S]), bias: tf.tensor(out, [rows, 1, T, S]) };
 }
