@@ -1,0 +1,170 @@
+/**
+ * `wm mqar`: the MQAR comparison of the paper (Dynamic Mask Attention vs plain attention vs SSD).
+ *
+ *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU-sized grid (< 30 min on 2 cores, wasm)
+ *   wm mqar --preset paper --out runs/mqar-paper        # the paper's grid, for a GPU (WM_BACKEND=tensorflow-gpu)
+ *   wm mqar --mixers attention,dmattn,ssd --seq-lens 64,128 --kv-pairs L/4 --d-models 32,64,128 \
+ *           --lrs 1e-3,3e-3 --epochs 8 --train-examples 4000 --test-examples 500 --out DIR
+ *
+ * Writes DIR/results.jsonl (one JSON object per cell) and DIR/mqar.html (the figure), prints a line per epoch.
+ */
+import { loadBackend } from '../backend';
+import { formatMqarTable, runMqarGrid, type MqarGridOptions } from '../synthetic/grid';
+import type { MixerKind } from '../synthetic/mixers';
+
+/** Named grids. Explicit flags override preset values. */
+export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
+  /** Small enough for 2 CPU cores in < 30 min: the short, narrow corner of the paper's grid. */
+  cpu: {
+    mixers: ['attention', 'dmattn', 'ssd'],
+    seqLens: [64, 128],
+    kvPairs: 'L/4',
+    vocabSize: 'L+1',
+    randomNonQueries: true,
+    dModels: [32, 64, 128],
+    lrs: [3e-3],
+    epochs: 6,
+    trainExamples: 3000,
+    testExamples: 256,
+    batchSize: 64,
+    timeBudgetSeconds: 70,
+  },
+  /** The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples. */
+  paper: {
+    mixers: ['attention', 'dmattn', 'ssd'],
+    seqLens: [256, 512, 1024, 2048],
+    kvPairs: 'L/4',
+    vocabSize: 'L+1',
+    randomNonQueries: true,
+    dModels: [32, 64, 128, 256],
+    lrs: [1e-4, 2e-4, 4e-4, 1e-3],
+    epochs: 64,
+    trainExamples: 250_000,
+    testExamples: 1_000,
+    batchSize: 64,
+    dState: 128,
+  },
+  /** Zoology's smoke test: V 256, L 64, K 4, zero filler. */
+  smoke: {
+    mixers: ['attention', 'dmattn', 'ssd'],
+    seqLens: [64],
+    kvPairs: 4,
+    vocabSize: 256,
+    randomNonQueries: false,
+    dModels: [64],
+    lrs: [3e-3],
+    epochs: 4,
+    trainExamples: 2000,
+    testExamples: 256,
+    batchSize: 64,
+  },
+};
+
+const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
+  --mixers LIST          attention,dmattn,ssd
+  --seq-lens LIST        sequence lengths, e.g. 64,128
+  --kv-pairs EXPR        key-value pairs: a number or an expression in L (default L/4)
+  --vocab EXPR           vocabulary size: a number or an expression in L (default L+1)
+  --d-models LIST        model widths, e.g. 32,64,128
+  --lrs LIST             learning rates swept per cell (best kept), e.g. 1e-3,3e-3
+  --epochs N             max epochs per run (early stop at --stop-accuracy, default 0.99)
+  --train-examples N     --test-examples N   --batch-size N   --seed N
+  --zero-filler          filler 0 instead of random non-query tokens (Zoology's original task)
+  --power-a A            power-law exponent of query placement (default 0.01)
+  --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
+  --time-budget S        per-run time budget in seconds (stop after the epoch that exceeds it)`;
+
+function parseList(s: string, flag: string): number[] {
+  const out = s.split(',').map((x) => Number(x.trim()));
+  if (out.some((x) => !Number.isFinite(x))) throw new Error(`${flag}: '${s}' is not a comma-separated list of numbers`);
+  return out;
+}
+
+function parseNum(s: string | undefined, flag: string): number {
+  const v = Number(s);
+  if (s === undefined || !Number.isFinite(v)) throw new Error(`${flag}: expected a number, got '${s}'`);
+  return v;
+}
+
+export function parseMqarArgs(argv: string[]): MqarGridOptions {
+  const flags = new Map<string, string>();
+  const bools = new Set(['--zero-filler', '--random-non-queries', '--help', '-h']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (bools.has(a)) {
+      flags.set(a, 'true');
+      continue;
+    }
+    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'\n${USAGE}`);
+    const [k, inline] = a.split('=', 2);
+    const v = inline ?? argv[++i];
+    if (v === undefined) throw new Error(`${k} needs a value`);
+    flags.set(k, v);
+  }
+  if (flags.has('--help') || flags.has('-h')) throw Object.assign(new Error(USAGE), { usage: true });
+  const presetName = flags.get('--preset');
+  if (presetName !== undefined && !MQAR_PRESETS[presetName]) {
+    throw new Error(`--preset: unknown preset '${presetName}'; choose one of ${Object.keys(MQAR_PRESETS).join(', ')}`);
+  }
+  const base = presetName ? MQAR_PRESETS[presetName] : undefined;
+  const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
+    '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
+    '--d-state', '--heads', '--time-budget', '--stop-accuracy', '--out', '--layers']);
+  for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
+
+  const need = <T>(v: T | undefined, flag: string): T => {
+    if (v === undefined) throw new Error(`${flag} is required (or use --preset cpu|paper|smoke)`);
+    return v;
+  };
+  const get = (k: string) => flags.get(k);
+  const expr = (s: string | undefined): string | number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : s);
+  const o: MqarGridOptions = {
+    mixers: need(get('--mixers')?.split(',').map((s) => s.trim()) as MixerKind[] | undefined ?? base?.mixers, '--mixers'),
+    seqLens: need(get('--seq-lens') ? parseList(get('--seq-lens')!, '--seq-lens') : base?.seqLens, '--seq-lens'),
+    kvPairs: expr(get('--kv-pairs')) ?? base?.kvPairs ?? 'L/4',
+    vocabSize: expr(get('--vocab')) ?? base?.vocabSize ?? 'L+1',
+    dModels: need(get('--d-models') ? parseList(get('--d-models')!, '--d-models') : base?.dModels, '--d-models'),
+    lrs: need(get('--lrs') ? parseList(get('--lrs')!, '--lrs') : base?.lrs, '--lrs'),
+    epochs: need(get('--epochs') ? parseNum(get('--epochs'), '--epochs') : base?.epochs, '--epochs'),
+    trainExamples: get('--train-examples') ? parseNum(get('--train-examples'), '--train-examples') : base?.trainExamples ?? 10_000,
+    testExamples: get('--test-examples') ? parseNum(get('--test-examples'), '--test-examples') : base?.testExamples ?? 1_000,
+    batchSize: get('--batch-size') ? parseNum(get('--batch-size'), '--batch-size') : base?.batchSize ?? 64,
+    randomNonQueries: get('--zero-filler') ? false : get('--random-non-queries') ? true : base?.randomNonQueries ?? true,
+    powerA: get('--power-a') ? parseNum(get('--power-a'), '--power-a') : base?.powerA,
+    dState: get('--d-state') ? parseNum(get('--d-state'), '--d-state') : base?.dState,
+    numHeads: get('--heads') ? parseNum(get('--heads'), '--heads') : base?.numHeads,
+    numLayers: get('--layers') ? parseNum(get('--layers'), '--layers') : base?.numLayers,
+    timeBudgetSeconds: get('--time-budget') ? parseNum(get('--time-budget'), '--time-budget') : base?.timeBudgetSeconds,
+    stopAccuracy: get('--stop-accuracy') ? parseNum(get('--stop-accuracy'), '--stop-accuracy') : base?.stopAccuracy,
+    seed: get('--seed') ? parseNum(get('--seed'), '--seed') : base?.seed ?? 0,
+    outDir: need(get('--out'), '--out'),
+  };
+  return o;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  let options: MqarGridOptions;
+  try {
+    options = parseMqarArgs(argv);
+  } catch (e) {
+    if ((e as { usage?: boolean }).usage) {
+      console.log((e as Error).message);
+      return;
+    }
+    throw e;
+  }
+  await loadBackend();
+  const t0 = Date.now();
+  const rows = await runMqarGrid(options, {
+    log: (line) => console.log(line),
+    onEpoch: (e) =>
+      console.log(
+        `[${e.cell}/${e.cells}] ${e.mixer} L=${e.seq_len} d=${e.d_model} lr=${e.lr} epoch ${e.epoch}/${e.epochs} ` +
+          `loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(3)} (${e.seconds.toFixed(1)} s)`,
+      ),
+    onCell: (r, cell, cells) =>
+      console.log(`cell ${cell}/${cells} done: ${r.mixer} L=${r.seq_len} K=${r.kv_pairs} d=${r.d_model} best lr ${r.lr} accuracy ${r.accuracy.toFixed(3)} in ${r.seconds.toFixed(1)} s`),
+  });
+  console.log(`\n${formatMqarTable(rows)}\n`);
+  console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s; wrote ${options.outDir}/results.jsonl and ${options.outDir}/mqar.html`);
+}

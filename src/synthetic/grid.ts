@@ -1,0 +1,184 @@
+/**
+ * The MQAR comparison grid (the paper's DMAttn figure): for every sequence length, data is generated once; for every
+ * mixer and width, one model per learning rate is trained and the best test accuracy over the sweep is kept
+ * (Zoology's protocol; the sweep stops early once a learning rate reaches the stop accuracy, since no other can beat
+ * it by more than 1 - stop). Results stream to `results.jsonl`; the figure is written at the end.
+ */
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { currentBackend } from '../backend';
+import { writeMqarFigure } from './figure';
+import { isMixerKind, MIXER_KINDS, type MixerKind } from './mixers';
+import { generateMqarSplits, validateMqarOptions } from './mqar-data';
+import { trainMqar, type MqarEpochInfo } from './train';
+
+/** A size that may depend on the sequence length: a number, or an expression in L such as `L/4`, `L+1`, `2*L`. */
+export type LengthExpr = number | string;
+
+export interface MqarGridOptions {
+  mixers: MixerKind[];
+  seqLens: number[];
+  /** Key-value pairs per example (default `L/4`, the paper's setting). */
+  kvPairs?: LengthExpr;
+  dModels: number[];
+  lrs: number[];
+  epochs: number;
+  trainExamples: number;
+  testExamples: number;
+  /** Vocabulary size (default `L+1`, the paper's inferred setting; Zoology uses 8192). */
+  vocabSize?: LengthExpr;
+  /** Filler tokens drawn at random (default true, the paper's / Mamba-2's harder variant). */
+  randomNonQueries?: boolean;
+  powerA?: number;
+  batchSize?: number;
+  numLayers?: number;
+  numHeads?: number;
+  dState?: number;
+  weightDecay?: number;
+  stopAccuracy?: number;
+  /** Per-run time budget in seconds (a run stops after the epoch that exceeds it; recorded as `stopped: 'time'`). */
+  timeBudgetSeconds?: number;
+  seed?: number;
+  /** Output directory for results.jsonl and mqar.html (nothing is written without it). */
+  outDir?: string;
+}
+
+export interface MqarCellResult {
+  mixer: MixerKind;
+  seq_len: number;
+  kv_pairs: number;
+  vocab_size: number;
+  d_model: number;
+  /** Learning rate of the best run. */
+  lr: number;
+  /** Best test accuracy (over epochs of the best learning rate). */
+  accuracy: number;
+  /** Epochs run by the best learning rate. */
+  epochs: number;
+  /** Seconds for the whole sweep of this cell. */
+  seconds: number;
+  num_parameters: number;
+  random_non_queries: boolean;
+  train_examples: number;
+  test_examples: number;
+  backend: string;
+  sweep: Array<{ lr: number; accuracy: number; epochs: number; seconds: number; loss: number; stopped: string }>;
+}
+
+export interface MqarGridHooks {
+  onEpoch?: (e: MqarEpochInfo & { seq_len: number; cell: number; cells: number }) => void;
+  onCell?: (r: MqarCellResult, cell: number, cells: number) => void;
+  log?: (line: string) => void;
+}
+
+/** Evaluates `L/4`, `L+1`, `2*L`, `64` ... for a sequence length. */
+export function evalLengthExpr(expr: LengthExpr, L: number, field: string): number {
+  if (typeof expr === 'number') return expr;
+  const s = expr.replace(/\s+/g, '');
+  const m = /^(?:(\d+)\*)?L(?:([/*+-])(\d+))?$/.exec(s);
+  let v: number;
+  if (/^\d+$/.test(s)) v = Number(s);
+  else if (m) {
+    v = (m[1] ? Number(m[1]) : 1) * L;
+    const k = Number(m[3]);
+    if (m[2] === '/') v = v / k;
+    if (m[2] === '*') v = v * k;
+    if (m[2] === '+') v = v + k;
+    if (m[2] === '-') v = v - k;
+  } else throw new Error(`${field}: '${expr}' is not a number or an expression like L/4, L+1, 2*L`);
+  if (!Number.isInteger(v)) throw new Error(`${field}: '${expr}' gives ${v} for L=${L}, not an integer`);
+  return v;
+}
+
+/** Checks every setting up front, so a bad grid fails before hours of training. */
+export function validateGrid(o: MqarGridOptions): void {
+  const lists: Array<[string, number[]]> = [['seqLens', o.seqLens], ['dModels', o.dModels], ['lrs', o.lrs]];
+  for (const [name, list] of lists) if (!Array.isArray(list) || list.length === 0) throw new Error(`MQAR grid: ${name} must be a non-empty list`);
+  if (!o.mixers.length) throw new Error('MQAR grid: mixers must be a non-empty list');
+  for (const m of o.mixers) if (!isMixerKind(m)) throw new Error(`MQAR grid: unknown mixer '${m}'; choose from ${MIXER_KINDS.join(', ')}`);
+  for (const lr of o.lrs) if (!(lr > 0)) throw new Error(`MQAR grid: learning rates must be > 0, got ${lr}`);
+  for (const d of o.dModels) if (!Number.isInteger(d) || d < 2 || d % 2 !== 0) throw new Error(`MQAR grid: d_model must be an even integer >= 2, got ${d}`);
+  for (const [name, v] of [['epochs', o.epochs], ['trainExamples', o.trainExamples], ['testExamples', o.testExamples]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`MQAR grid: ${name} must be a positive integer, got ${v}`);
+  }
+  for (const L of o.seqLens) {
+    validateMqarOptions({
+      seqLen: L,
+      numKvPairs: evalLengthExpr(o.kvPairs ?? 'L/4', L, 'kvPairs'),
+      vocabSize: evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize'),
+      powerA: o.powerA,
+    });
+  }
+}
+
+export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {}): Promise<MqarCellResult[]> {
+  validateGrid(o);
+  const log = hooks.log ?? (() => {});
+  const results: MqarCellResult[] = [];
+  const jsonl = o.outDir ? join(o.outDir, 'results.jsonl') : null;
+  if (o.outDir) {
+    mkdirSync(o.outDir, { recursive: true });
+    writeFileSync(jsonl!, '');
+  }
+  const cells = o.seqLens.length * o.mixers.length * o.dModels.length;
+  let cell = 0;
+  const randomNonQueries = o.randomNonQueries ?? true;
+  for (const L of o.seqLens) {
+    const K = evalLengthExpr(o.kvPairs ?? 'L/4', L, 'kvPairs');
+    const V = evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize');
+    const t0 = Date.now();
+    const { train, test } = generateMqarSplits({
+      vocabSize: V, seqLen: L, numKvPairs: K, trainExamples: o.trainExamples, testExamples: o.testExamples,
+      seed: o.seed ?? 0, powerA: o.powerA, randomNonQueries,
+    });
+    log(`data L=${L} K=${K} V=${V}: ${o.trainExamples} train / ${o.testExamples} test examples in ${Date.now() - t0} ms`);
+    for (const mixer of o.mixers) {
+      for (const d of o.dModels) {
+        cell++;
+        const sweep: MqarCellResult['sweep'] = [];
+        let best: { lr: number; accuracy: number; epochs: number; num_parameters: number } | null = null;
+        for (const lr of o.lrs) {
+          const r = await trainMqar(
+            {
+              mixer, dModel: d, lr, epochs: o.epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
+              numHeads: o.numHeads, dState: o.dState, weightDecay: o.weightDecay, stopAccuracy: o.stopAccuracy,
+              timeBudgetSeconds: o.timeBudgetSeconds, seed: (o.seed ?? 0) + 1,
+            },
+            { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }) },
+          );
+          sweep.push({ lr, accuracy: r.accuracy, epochs: r.epochs, seconds: r.seconds, loss: r.loss, stopped: r.stopped });
+          if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, num_parameters: r.num_parameters };
+          if (r.accuracy >= (o.stopAccuracy ?? 0.99)) break;
+        }
+        const row: MqarCellResult = {
+          mixer, seq_len: L, kv_pairs: K, vocab_size: V, d_model: d, lr: best!.lr, accuracy: best!.accuracy,
+          epochs: best!.epochs, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,
+          random_non_queries: randomNonQueries, train_examples: o.trainExamples, test_examples: o.testExamples,
+          backend: currentBackend()?.name ?? 'unknown', sweep,
+        };
+        results.push(row);
+        if (jsonl) appendFileSync(jsonl, JSON.stringify(row) + '\n');
+        hooks.onCell?.(row, cell, cells);
+      }
+    }
+  }
+  if (o.outDir) writeMqarFigure(results, join(o.outDir, 'mqar.html'));
+  return results;
+}
+
+/** A plain-text table: one row per (L, d), one column per mixer. */
+export function formatMqarTable(rows: MqarCellResult[]): string {
+  const mixers = [...new Set(rows.map((r) => r.mixer))];
+  const keys = [...new Set(rows.map((r) => `${r.seq_len}|${r.d_model}`))];
+  const lines = [`| L | K | d | ${mixers.join(' | ')} |`, `|---|---|---|${mixers.map(() => '---').join('|')}|`];
+  for (const k of keys) {
+    const [L, d] = k.split('|').map(Number);
+    const cellsOf = rows.filter((r) => r.seq_len === L && r.d_model === d);
+    const acc = mixers.map((m) => {
+      const r = cellsOf.find((x) => x.mixer === m);
+      return r ? `${r.accuracy.toFixed(3)} (lr ${r.lr}, ${r.epochs} ep)` : '-';
+    });
+    lines.push(`| ${L} | ${cellsOf[0].kv_pairs} | ${d} | ${acc.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
