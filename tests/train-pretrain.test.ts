@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { loadBackend } from '../src/backend';
 import { writePackedSplit, writeDatasetDict } from '../src/data';
 import { run, parseArgs } from '../src/cli/pretrain';
+import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
+import { inheritParameters } from '../src/train';
 
 before(async () => {
   await loadBackend({ log: false });
@@ -96,4 +98,71 @@ test('a sequence length above max_position_embeddings is refused', async () => {
   const cfg = writeConfig(dir, ds);
   await assert.rejects(() => run(['--config', cfg, '--seq-len', '96']), /the sequence length 96 of .*train exceeds the model's max_position_embeddings 64/);
   await assert.rejects(() => run(['--config', cfg]), /data\.seq_len is 32 but the rows of .*train have 96 tokens/);
+});
+
+function metricsRows(dir: string): Record<string, number>[] {
+  return fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+test('wm pretrain end to end on a tiny Doge: checkpoints, final model, and --resume reproduces the losses', async () => {
+  const dir = tmp('e2e');
+  const ds = await makeDataset(path.join(dir, 'ds'));
+  const cfg = writeConfig(dir, ds, { model: '  hidden_dropout: 0.1\n  attention_dropout: 0.1', training: '  gradient_accumulation_steps: 2' });
+  const out = path.join(dir, 'out');
+  await run(['--config', cfg]);
+  for (const f of ['checkpoint-4', 'checkpoint-8', 'final/model.safetensors', 'final/config.json', 'metrics.jsonl', 'loss.html']) {
+    assert.ok(fs.existsSync(path.join(out, f)), f);
+  }
+  const full = metricsRows(out);
+  const trainRows = full.filter((r) => 'loss' in r);
+  assert.deepEqual(trainRows.map((r) => r.step), [2, 4, 6, 8]);
+  assert.deepEqual(full.filter((r) => 'eval_loss' in r).map((r) => r.step), [4, 8]);
+  assert.ok(trainRows[3].loss < trainRows[0].loss, `loss ${trainRows[0].loss} -> ${trainRows[3].loss}`);
+
+  // The final folder is an HF checkpoint: it loads and equals the step-8 weights.
+  const a = DogeForCausalLM.fromPretrained(path.join(out, 'final'));
+  const b = DogeForCausalLM.fromPretrained(path.join(out, 'checkpoint-8'));
+  for (const [name, p] of a.parameters()) assert.deepEqual(p.dataSync(), b.parameters().get(name)!.dataSync(), name);
+  a.dispose();
+  b.dispose();
+
+  // Lose the end of the run, then resume from checkpoint-4: the same rows come back.
+  fs.rmSync(path.join(out, 'checkpoint-8'), { recursive: true });
+  await run(['--config', cfg, '--resume']);
+  const resumed = metricsRows(out);
+  assert.equal(resumed.length, full.length);
+  for (let i = 0; i < full.length; i++) {
+    assert.equal(resumed[i].step, full[i].step);
+    for (const k of ['loss', 'grad_norm', 'lr', 'eval_loss']) {
+      if (full[i][k] === undefined) continue;
+      assert.ok(Math.abs(full[i][k] - resumed[i][k]) <= 1e-6, `row ${i} ${k}: ${full[i][k]} vs ${resumed[i][k]}`);
+    }
+  }
+});
+
+test('a dense checkpoint continues as MoE: only the new expert tensors are initialised', async () => {
+  const dir = tmp('moe');
+  const ds = await makeDataset(path.join(dir, 'ds'));
+  const short = ['--max-steps', '2', '--save-steps', '0', '--eval-steps', '0'];
+  const cfg = writeConfig(dir, ds);
+  await run(['--config', cfg, ...short]);
+  const dense = path.join(dir, 'out', 'final');
+  const moeCfg = writeConfig(dir, ds, {
+    model: `  is_moe: true\n  num_experts: 16\n  num_experts_per_tok: 4\n  init_from: ${dense}`,
+  });
+  const config = DogeConfig.fromJSON({ ...DogeConfig.fromPretrained(dense).toJSON(), is_moe: true, num_experts: 16, num_experts_per_tok: 4 });
+  const moe = new DogeForCausalLM(config, { seed: 5 });
+  const r = inheritParameters(moe.parameters(), dense);
+  assert.deepEqual(r.ignored, []);
+  assert.ok(r.initialised.length > 0);
+  for (const n of r.initialised) assert.match(n, /\.mlp\.(router_gate\.weight|down_embed\.weight|up_embed\.weight)$/);
+  const src = DogeForCausalLM.fromPretrained(dense);
+  for (const n of r.copied) assert.deepEqual(moe.parameters().get(n)!.dataSync(), src.parameters().get(n)!.dataSync(), n);
+  moe.dispose();
+  src.dispose();
+  // And the CLI trains it.
+  await run(['--config', moeCfg, ...short, '--output-dir', path.join(dir, 'moe-out')]);
+  const rows = metricsRows(path.join(dir, 'moe-out'));
+  assert.ok(rows.every((row) => !('loss' in row) || Number.isFinite(row.loss)));
+  assert.ok(fs.existsSync(path.join(dir, 'moe-out', 'final', 'model.safetensors')));
 });

@@ -100,10 +100,9 @@ async function benchDecode(preset: string, backend: string): Promise<Record<stri
   const prompt = randomIds(1, 32, config.vocab_size, 2);
   const newTokens = 128;
   const gen = async (): Promise<void> => {
-    const out = await model.generate(prompt, { maxNewTokens: newTokens, doSample: false, minNewTokens: newTokens });
-    const t = out instanceof tf.Tensor ? out : (out as { sequences: tf.Tensor }).sequences;
-    t.dataSync();
-    t.dispose();
+    // no end-of-sequence token: always exactly newTokens steps
+    const [row] = model.generate(prompt, { maxNewTokens: newTokens, doSample: false, eosTokenId: null });
+    if (row.length !== 32 + newTokens) throw new Error(`decode bench: generated ${row.length - 32} tokens, expected ${newTokens}`);
   };
   await gen(); // warm-up
   const t0 = now();

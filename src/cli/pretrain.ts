@@ -95,12 +95,9 @@ async function printSamples(model: DogeForCausalLM, tokenizerDir: string | undef
   console.log(`\nsamples (greedy, ${t.sample_new_tokens} new tokens):`);
   for (const prompt of t.sample_prompts) {
     const ids = tok.encode(prompt);
-    const input = tf.tensor2d(Int32Array.from(ids), [1, ids.length], 'int32');
-    const out = await model.generate(input, { maxNewTokens: t.sample_new_tokens, doSample: false });
-    input.dispose();
-    const all = out instanceof tf.Tensor ? Array.from(out.dataSync() as Int32Array) : Array.from((out as { sequences: tf.Tensor }).sequences.dataSync());
-    if (out instanceof tf.Tensor) out.dispose();
-    console.log(`  ${JSON.stringify(prompt)} -> ${JSON.stringify(tok.decode(all.slice(ids.length), { skipSpecialTokens: true }))}`);
+    // greedy, stopping early only at the tokenizer's end-of-text token
+    const [row] = model.generate([ids], { maxNewTokens: t.sample_new_tokens, doSample: false, eosTokenId: tok.eosTokenId ?? null });
+    console.log(`  ${JSON.stringify(prompt)} -> ${JSON.stringify(tok.decode(row.slice(ids.length), { skipSpecialTokens: true }))}`);
   }
 }
 
