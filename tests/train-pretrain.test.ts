@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/backend';
 import { writePackedSplit, writeDatasetDict } from '../src/data';
 import { run, parseArgs } from '../src/cli/pretrain';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { inheritParameters } from '../src/train';
+import { inheritParameters, Trainer, TRAINING_DEFAULTS } from '../src/train';
 
 before(async () => {
   await loadBackend({ log: false });
@@ -165,4 +165,27 @@ test('a dense checkpoint continues as MoE: only the new expert tensors are initi
   const rows = metricsRows(path.join(dir, 'moe-out'));
   assert.ok(rows.every((row) => !('loss' in row) || Number.isFinite(row.loss)));
   assert.ok(fs.existsSync(path.join(dir, 'moe-out', 'final', 'model.safetensors')));
+});
+
+test('Doge training keeps the live tensor count constant across 200 steps', async () => {
+  const config = new DogeConfig({ vocab_size: 32, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, hidden_dropout: 0.1, attention_dropout: 0.1, max_position_embeddings: 16 });
+  const model = new DogeForCausalLM(config, { seed: 1 });
+  const rows = Array.from({ length: 8 }, (_, i) => Int32Array.from({ length: 8 }, (_, t) => (i * 5 + t * 3) % 32));
+  const counts: number[] = [];
+  const trainer = new Trainer({
+    model, seqLen: 8, writePlot: false, log: () => {},
+    args: { ...structuredClone(TRAINING_DEFAULTS), output_dir: tmp('doge-leak'), max_steps: 200, per_device_train_batch_size: 2, per_device_eval_batch_size: 2,
+      gradient_accumulation_steps: 2, eval_steps: 100, eval_batches: 1, save_steps: 100, logging_steps: 50 },
+    evalDataset: { numRows: 4, seqLen: 8, row: (i) => rows[i] },
+    trainLoader: (pos) => {
+      let p = (pos as number | undefined) ?? 0;
+      return { get position() { return p; }, next: () => [rows[p++ % 8], rows[p++ % 8]] };
+    },
+    onStep: (r) => { if (r.step >= 5) counts.push(tf.memory().numTensors); },
+  });
+  await trainer.train();
+  assert.equal(counts.length, 196);
+  assert.ok(counts.every((c) => c === counts[0]), `tensor counts vary: min ${Math.min(...counts)} max ${Math.max(...counts)}`);
+  trainer.dispose();
+  model.dispose();
 });
