@@ -78,12 +78,36 @@ export function executeNotebook(file, { outDir = join(ROOT, 'out', 'notebooks'),
   const seconds = (Date.now() - started) / 1000;
   if (r.signal) throw new Error(`${basename(file)}: killed after ${seconds.toFixed(0)} s (timeout ${timeoutSec} s)`);
   if (r.status !== 0) {
-    // nbclient prints the failing cell and its error at the end of stderr.
-    const tail = r.stderr.split('\n').filter((l) => !/MissingIDFieldWarning|validate\(nb\)/.test(l)).slice(-40).join('\n');
-    throw new Error(`${basename(file)} failed after ${seconds.toFixed(0)} s:\n${tail}`);
+    // nbclient names the failing cell, but tslab reports the error text (TypeScript diagnostics, exceptions) on
+    // the cell's stderr, which nbclient does not repeat: run once more keeping errors to show that text.
+    const tail = r.stderr.split('\n').filter((l) => !/MissingIDFieldWarning|validate\(nb\)/.test(l)).slice(-25).join('\n');
+    throw new Error(`${basename(file)} failed after ${seconds.toFixed(0)} s:\n${tail}\n${diagnose(file, outDir, jupyterPath, timeoutSec)}`);
   }
   const executed = join(outDir, basename(file));
   return { file: executed, seconds, notebook: JSON.parse(readFileSync(executed, 'utf8')) };
+}
+
+/** Re-run with errors allowed and return the stderr text of each cell that wrote any (best effort). */
+function diagnose(file, outDir, jupyterPath, timeoutSec) {
+  const debugDir = join(outDir, 'failed');
+  const r = run(
+    PYTHON,
+    ['-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', '--allow-errors',
+      '--ExecutePreprocessor.kernel_name=tslab', `--ExecutePreprocessor.timeout=${timeoutSec}`, '--output-dir', debugDir, file],
+    { cwd: dirname(file), env: jupyterEnv(jupyterPath), timeout: timeoutSec * 1000, killSignal: 'SIGKILL' },
+  );
+  const debugFile = join(debugDir, basename(file));
+  if (r.status !== 0 || !existsSync(debugFile)) return '(no diagnostics: the re-run did not finish)';
+  const nb = JSON.parse(readFileSync(debugFile, 'utf8'));
+  const lines = [];
+  nb.cells.forEach((c, i) => {
+    for (const o of c.outputs ?? []) {
+      if (o.output_type !== 'stream' || o.name !== 'stderr') continue;
+      const text = (Array.isArray(o.text) ? o.text.join('') : o.text).split('\n').filter((l) => !/is already registered/.test(l)).join('\n').trim();
+      if (text) lines.push(`cell ${i} stderr:\n${text.slice(0, 2000)}`);
+    }
+  });
+  return `${lines.join('\n') || '(no stderr output)'}\n(re-run kept errors: ${debugFile})`;
 }
 
 /** Render an (executed) notebook to a standalone HTML page with nbconvert; returns the HTML path. */

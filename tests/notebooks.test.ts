@@ -44,9 +44,12 @@ for (const file of notebooks) {
     console.log(`# ${name}: ${r.seconds.toFixed(1)} s`);
     const outputs: Output[] = outputsOf(r.notebook);
     assert.deepEqual(outputs.filter((o) => o.output_type === 'error'), []);
+    // tslab sends no execute_input, so execution_count stays null; nbconvert stops at the first failing cell,
+    // and the last code cell of every notebook prints, so output there means every cell ran.
     const code = r.notebook.cells.filter((c) => c.cell_type === 'code');
     assert.ok(code.length > 0);
-    code.forEach((c, i) => assert.equal(typeof c.execution_count, 'number', `code cell ${i} of ${name} did not run`));
+    const lastCell = r.notebook.cells.lastIndexOf(code[code.length - 1]);
+    assert.ok(outputs.some((o) => o.cell === lastCell), `the last code cell of ${name} produced no output`);
     const exp = EXPECT[name];
     assert.ok(exp, `no expectations for ${name}`);
     assert.equal(outputs.filter((o) => o.data && PLOTLY in o.data).length, exp.plots, `plotly outputs of ${name}`);

@@ -11,7 +11,8 @@ export interface HeatmapOptions {
   /** Tick labels for columns / rows (e.g. tokens). */
   x?: (string | number)[];
   y?: (string | number)[];
-  colorscale?: string;
+  /** A plotly colorscale name ('Viridis') or a list of [position, colour] stops. */
+  colorscale?: string | [number, string][];
   zmin?: number;
   zmax?: number;
   height?: number;
@@ -41,8 +42,8 @@ function heatmapTrace(z: Matrix, o: HeatmapOptions, axes?: { x: string; y: strin
 export function heatmapFigure(z: Matrix, options: HeatmapOptions = {}): Figure {
   checkMatrix(z, 'heatmapFigure z');
   const layout = baseLayout({ title: options.title, height: options.height });
-  layout.xaxis = { title: title(options.xTitle) };
-  layout.yaxis = { title: title(options.yTitle), autorange: options.matrixOrder === false ? true : 'reversed' };
+  layout.xaxis = { title: title(options.xTitle), automargin: true };
+  layout.yaxis = { title: title(options.yTitle), automargin: true, autorange: options.matrixOrder === false ? true : 'reversed' };
   return { data: [heatmapTrace(z, options)], layout };
 }
 

@@ -62,7 +62,8 @@ export function dynamicMaskFigure(mask: Matrix, options: DynamicMaskOptions = {}
     y: heads,
     xTitle: 'key position',
     colorscale: 'Viridis',
-    rowHeight: Math.max(160, 40 * mask.length + 80),
+    // rows per head plus room for rotated token labels under the panels
+    rowHeight: Math.max(220, 50 * mask.length + (options.tokens ? 150 : 80)),
   });
 }
 
@@ -79,9 +80,10 @@ export function attentionMapsFigure(maps: Matrix[], titles: string[], options: {
     y: options.tokens,
     xTitle: 'key',
     yTitle: 'query',
-    colorscale: 'Blues',
+    // white = probability 0 (masked), dark blue = high: masked cells read as blank
+    colorscale: [[0, '#ffffff'], [0.15, '#c6dbef'], [0.5, '#4292c6'], [1, '#08306b']],
     zmin: 0,
-    rowHeight: 300,
+    rowHeight: options.tokens ? 380 : 300,
   });
 }
 

@@ -83,14 +83,17 @@ export function gridAxes(
     const k = i === 0 ? '' : String(i + 1);
     const x0 = c * (w + gap);
     const y1 = 1 - r * (h + gap * 1.5);
+    // automargin: room for long (token) tick labels so axis titles do not overlap them
     axes[`xaxis${k}`] = {
       domain: [x0, x0 + w],
       anchor: `y${k}`,
+      automargin: true,
       title: r === rows - 1 ? title(options.xTitle) : undefined,
     };
     axes[`yaxis${k}`] = {
       domain: [y1 - h, y1],
       anchor: `x${k}`,
+      automargin: true,
       autorange: options.reverseY ? 'reversed' : true,
       title: c === 0 ? title(options.yTitle) : undefined,
     };
