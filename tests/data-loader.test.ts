@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Field, Float64, Int32, LargeList, List, Table, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
-import { BatchLoader, checkVocabulary, loadTokenizer, openPackedDataset, permutation, prepareDefaultCorpus, writePackedSplit, PackedDataset } from '../src/data';
+import { BatchLoader, checkVocabulary, loadTokenizer, openPackedDataset, dataPermutation as permutation, prepareDefaultCorpus, writePackedSplit, PackedDataset } from '../src/data';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-data-loader-'));
 

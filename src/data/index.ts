@@ -3,12 +3,13 @@ export * from './brown';
 export * from './bytelevel';
 export * from './bpe-trainer';
 export * from './tokenizer';
-export * from './random';
 export * from './arrow';
 export * from './sources';
 export * from './prepare';
 export * from './default-corpus';
 export * from './loader';
-export * from './progress';
 export * from './hub';
 export * from './packed-disk';
+// Generic helpers under data-specific names (the root barrel re-exports every area).
+export { permutation as dataPermutation } from './random';
+export { Progress as DataProgress } from './progress';

@@ -120,7 +120,7 @@ export interface BatchLoaderOptions {
   shuffle?: boolean;
 }
 
-export interface Batch {
+export interface LoaderBatch {
   inputIds: Int32Array; // [batchSize * seqLen]
   batchSize: number;
   seqLen: number;
@@ -175,7 +175,7 @@ export class BatchLoader {
     return this.perm![position % n]!;
   }
 
-  next(): Batch {
+  next(): LoaderBatch {
     const { seqLen } = this.dataset;
     const inputIds = new Int32Array(this.batchSize * seqLen);
     for (let b = 0; b < this.batchSize; b++) {

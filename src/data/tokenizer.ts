@@ -18,12 +18,12 @@ export interface ChatMessage {
   content: string;
 }
 
-export interface EncodeOptions {
+export interface TokenizerEncodeOptions {
   /** Let the tokenizer's post-processor add its special tokens (e.g. a BOS); default false. */
   addSpecialTokens?: boolean;
 }
 
-export interface DecodeOptions {
+export interface TokenizerDecodeOptions {
   /** Drop special tokens (bos, eos, pad, role markers) from the text; default false. */
   skipSpecialTokens?: boolean;
 }
@@ -215,7 +215,7 @@ export class WmTokenizer {
   }
 
   /** Token ids of a text. Long texts are encoded in chunks with the same result. */
-  encode(text: string, opts: EncodeOptions = {}): number[] {
+  encode(text: string, opts: TokenizerEncodeOptions = {}): number[] {
     const add = opts.addSpecialTokens ?? false;
     if (this.pieceCache && this.useFastPath) {
       const ids: number[] = add ? this.hf.encode('', { add_special_tokens: true }).ids : [];
@@ -232,7 +232,7 @@ export class WmTokenizer {
     return ids;
   }
 
-  decode(ids: number[] | Int32Array, opts: DecodeOptions = {}): string {
+  decode(ids: number[] | Int32Array, opts: TokenizerDecodeOptions = {}): string {
     if (ids.length === 0) return ''; // tokenizers.js rejects an empty list
     return this.hf.decode(Array.from(ids), {
       skip_special_tokens: opts.skipSpecialTokens ?? false,
