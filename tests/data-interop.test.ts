@@ -5,6 +5,8 @@
 //   - PY_DATASETS: folders written by Python `datasets` 5.0.1 `save_to_disk` (gzip+base64 of {path: bytes}):
 //     `packed/` a DatasetDict of list<int32> rows (row i = [10i .. 10i+7], train in 2 shards, test = rows 0-4)
 //     and `text/` a Dataset with prompt/text string columns in 3 shards.
+//   - PY_MESSAGES: a `messages` column (list<struct<role, content>>) of 12 conversations, as a pyarrow 25
+//     Parquet file (zstd, row groups of 5) and as a `datasets` save_to_disk folder.
 // The other direction (datasets.load_from_disk on `wm data prepare` output) was checked with the same
 // Python environment; see the data section of the report.
 import { test } from 'node:test';
@@ -13,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { brownCorpusDocuments, loadTokenizer, openPackedDataset, readRecords, trainTokenizer, DataRecord } from '../src/data';
+import { brownCorpusDocuments, loadTokenizer, openPackedDataset, prepareDataset, readRecords, trainTokenizer, DataRecord } from '../src/data';
 
 const GOLDEN: { text: string; ids: number[] }[] = [
   { text: "héllo wörld — naïve café, Ελληνικά, русский, 日本語のテキスト, 한국어", ids: [109, 200, 174, 308, 116, 269, 200, 187, 119, 323, 37, 231, 133, 153, 302, 102, 200, 180, 312, 1343, 107, 200, 174, 49, 37, 211, 154, 211, 192, 211, 192, 211, 188, 211, 194, 211, 190, 211, 191, 211, 177, 49, 37, 214, 133, 214, 136, 214, 134, 214, 134, 213, 191, 213, 189, 213, 190, 49, 37, 235, 156, 170, 235, 161, 177, 237, 175, 163, 232, 134, 179, 232, 136, 139, 232, 135, 178, 232, 135, 190, 232, 136, 141, 49, 37, 242, 154, 161, 239, 186, 178, 241, 155, 185] },
@@ -64,6 +66,46 @@ const PY_DATASETS = [
   'FV6z7B7O789wnqyO+dtiaKDzuGAH6aQdRUnNTvZtrqApZzPX4f//BPP/57+xWeIJxCsAAA==',
 ].join('');
 
+const PY_MESSAGES = [
+  'H4sIAED2CWsC/81Y3ZOiuhL/V07t67l7Bj9mdrxV5yEBwoeighKEl1uCTlRAZwYd1FP3f7+dBBV33LV2n65VmJB0pzvdne5f+OdL',
+  'Pi+KKZsXX2fFw2y6nX5V+O/r5kV0Gn9N39835Zd///Hlgf86DCOEXCR/XYTaCDNEEGJIZWIM46v5krf6eX6AqvfTKmLe4i0WLSdS',
+  'FbGQWMHnvW9Wnu2i/Hk5WPJ+lIUTr5Hk9GitNmx+sLfRpH8Mg1mWHKwnyyyWUU4XM5MeopF8T/JOcepHpveYGD6shZZJyztMg8e1',
+  'tSyZlXWU+QRnfE0rixaxSTNrrRSWaq/i5qMSBY9KJS+dmVkp1lPt48y0X+M8WfZUtJy0LmvTnBSzwF++TMQaLzUeZzrpK9a60YE5',
+  'vsse/5uadB01YZ/NaBE2/co+/A+3uel5R8NikJ3tI00Z8j+V/xmNLGn1F1GTHsW0qQHnn5szv8e+47d4TyxKzk7BrzODbqUHOf9D',
+  'eOLHHjrLw+j8M8Vgs7MDvt0MaRanB818Lgriw6z87F6YdCI0x+UlHi7yD3Fzn53ecTUv4u8g4s+/0JeIMGTwIdi/U8mBxuWDCGlM',
+  'u9BCPIIyWj0eu+U5EuuEwp4uuv/TLkSDm/Ps1mj73DMu/JuL5OTc1etmPv1qJ6zG/3Y2I2h+rbt+a39yqZv6hbcGjR9bQb3EQ3gK',
+  'qioflGfTSH+LKeE/wm7JF4r3Bb0IBWGVOf+z+VJqwbvKZVG+KhahO+ZLERHPMX+fcHpDCBFMM76emfJFhL4LPmU98/cxf19fjNJI',
+  'mvQQQk7h5zSEcz+b9LMkJ8ekmR1nBtlBbjlGE3sBZ+0VcsgiXnv/xzz1YBCmWJyTji7sJewdCnvx0FSFq1blKf+qwol7bq8+n9KE',
+  'qZ5lKuFuH3O3dV2dnwd4x13+Thm8Gwp/f+Tv6Tk+sTcLKOiafcRLVA4VsktakLuh31PxpnzKith4Zs/2n4Pl6LFOu6/R7u/QHmq0',
+  'hzu0xxrt8Q6tUqNV7tA2arSNO7TNGm3zDm2rRtu6Q9uu0bbv0D7WaB/v+cLROjhe91vRxGLOGBWWsdLegn0RH7Ry3X6yexlpQF1W',
+  'pkFnZ2n6le+cUcmmzuA1NvYf1lB9WW3SncjvMn3//eVff3wCJsV8+5/l+mXz16rYrDkgmZdQqKE4TyfeQirFi6u17CExnoLwVZJn',
+  '5Y25PAoIHBz7BBi6lor4+PdAohqH5ww6fAFC1GU1zp+1/REbN8YBEPwAbHRrNOw7cBCEwb4B/RoN7ki9z/TXgKSsz3FdvQuQWfeV',
+  'hIOng1V8r9stsFKneXE3t+Rf8Y0NSDpqpaupdC+09iZuAhgxyFru62z7Yhr0Mwgcqd/S6r64f39yeLGdbuffe/olMogS0k4+DfbS',
+  'Q6Ty0LWnIKzoLgwaUkLOo0PfOhoq4dnGzbDq67twYh/iVlLtGnd4OxkJ7ywnTVgnh0hYY+41YWlrpTfCY5ZGmnuMNLJ0cqcRGeFp',
+  'Zy9R3jnEEFmTZv8D4OM2Xjs8KnYzOBafabYtkL+WkbbtfJo/W/maP25RJTEp8JMiJh2IhH0jDh4FFI7Ai0nTl57OOsfE2L+Cd54s',
+  '47ERG+UnS//1On1/28233Ma+TkaOx/83dKiXFGMf6ZDiuz3/42GE6JtblXhRXixblIxaGSIuotbCV3rY94mHKF74hqmFgLlkyTJQ',
+  'Vi9Jnijv6rLRe1CYHvKy7AhU8Ma9KOCoi/F0oxLXpTlz6IYRh3guFRCi4jv6vgroVRMFitTTDXoQ8EL/WWlp752xdXCOjtKH4uQC',
+  'ajBdFrXRSMdHZrjMTLTx1jc8H5FRm7pqSQn2XeKGsLeyCfim508owG3vNW62WV97Dkn6U3lXeybfbu5ZB4h9oOZU4Ci+9yGmgzH2',
+  'u2DfEUeJ29FDx8Lf9ifYlRxPrV61VtU6Vctt5gdkxAribqiOfQP2kPQZIM61oxjIPjpYF8C+8nUvcE+XhA1G5cCCWwOPhzcy3jtc',
+  'p7oPyDQ9wXbhZwGbjRocwdx+Fu1/tp8uoMuC2fU40j0BE6p9GvYJufJYEDphwBlu8IYWEKvRRiNTC495zNXt4zQI0PqoLL6HG43h',
+  'PhQ3mVPp6t8oRf1V2OofWXswTm1ALUGJFcuYI32BkjZOLdxCyjeKU27XHfFRweOyble1UY/F9MHA0U/lXe95/nhrzxj5rpN5zVxM',
+  'wN7HJR2nJVUXV+d0/nzynek0qrZZta2qbVftIz+zZOFvejy+rs6sfRx4TE2O/lXMqo30hO4B4jnaUg9FjHYX/vOY63QVo8HrCfUL',
+  'PzPOi+s5gNtvTgA6EJdd2Q/LHBOqQT2OrmJ0OD/HqNOVLeBN1+lyfd6RThcI8gWsW49VWgAc7buqMO5VvtDL4T65ioubkGal71GJ',
+  'EVlryYDmFIncgKizBD9cx7ZTzw3OWIcYmP187cXV/lx2a39smArfeyXtpZ9y9CBxqxuX6ewdkVvwEWRzO4/IyC24ba7OfwvoPKZB',
+  '7iivYhBl9uVaB6FXWiAre+67KMTr/mpq0G0ItQJpvmqgxQU17X3I15EzFPdNXzeQV/BzTVwLzG6FuEmLCOoy9z3UEqqpnN8T133b',
+  'xY4pY9uxBS3U0LXHaTOkl4nMh2UG9zYjaXYAifVrPGFojMtoqIbIBH5j7EOkoWhU162UutR00MVnIc93yMINdkgPWkjPQzW07tSt',
+  'qCdjnYJfuG1dvr8hnqrIS3OVbSIqb7XimmszlIDeEdjO0AGUqbVPNBjqc9JyzQjwTBzwTyezM7IDnoDgmEFEPqHlNEeHOEXeb9ed',
+  'H+gcd9Hins4p9/kHoOWVsBXbBHC+AgVsdUB+3mLu51qC00LWCV6f4Yx4Qu4z2DnCIK/62BHsURKoy9Aib6EBPM+/ZisZN9JO0zby',
+  '4gSNpgagtd29+mKM5NnhNuA20bmeWhkwpkc223QNKr+AiO8KvxZT5vkzGJZx1YZi9Seg0CNK8yVjv10ffqTzgVl3dTZQdATceAib',
+  'PtVw2CVvJSZbhO1du2dv3N6NnP+DeAl9ww1BHv+0C7IK14R4yN9ZGLyyEMEZzBEuQUbaAHToGj6zwFeQw+EWMHH0mN8W0CwDfL7l',
+  'MY5NcXPiOlnk3QWdGLbfyr69dZ3fO4OhYoxCHXJVID81iKD+NZ0ueUfqtWMq2fK7IRqCbgOp1/76KjyGM1i/3qq/5sMV4nHn6icf',
+  'qvd9qJMN+PAdfFgwz/5ou1KvPs/3ocjrPzuHrKzOofg0BGDKD7Aa+xqOpxhsa2LmuNQejRvJU9LsbyC2F4bNtN7h+aN36DxGio1d',
+  'QPnwYPlssTuZYTefYS8lOFKIBo+cSzltQ/ZhbCR5VHhsyWtXa2SinSnneWgjncsc6LxPAYrLuWptcpEPDxX86jy3jnSdRU5GOY/k',
+  'H7sfvJX6eKovedbX8qloAzmnybFkHxvOcZwvpk4WPVWyLE/ldtiKNXtCF1v3Ye98PrrSv9pjJnXktuGtlG+XkT4LZrocGylSx2Ak',
+  'bCzXyOz63kD32n5BDzmXHgYTmnqNqBHpRB9Jfm4bKvdow7OQ/pGy1doaxEvlvt21nPf8KxnSx+ts6awXxWm8WuPa/mOlgzAkOIMc',
+  'EqhPM7WxSky0re7YbJbTA2A58WmuP2qXgKWiIf/8f3oQ7vGvweIeyu+p//0fwNFwaZwaAAA=',
+].join('');
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-data-interop-'));
 
 test('our Brown tokenizer encodes exactly like Python tokenizers', async () => {
@@ -100,4 +142,32 @@ test('folders written by Python datasets.save_to_disk open as packed splits and 
   for await (const r of readRecords(path.join(dir, 'packed'))) ids.push(r);
   assert.equal(ids.length, 50);
   assert.deepEqual(Array.from(ids[3]!.inputIds!), [30, 31, 32, 33, 34, 35, 36, 37]);
+});
+
+test('chat datasets with a messages column (pyarrow Parquet, datasets folder) read and pack through the chat template', async () => {
+  const files = JSON.parse(gunzipSync(Buffer.from(PY_MESSAGES, 'base64')).toString('utf8')) as Record<string, string>;
+  for (const [rel, b64] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, 'msg', rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'msg', rel), Buffer.from(b64, 'base64'));
+  }
+  for (const input of ['messages.parquet', 'messages-ds']) {
+    const rows: DataRecord[] = [];
+    for await (const r of readRecords(path.join(dir, 'msg', input))) rows.push(r);
+    assert.equal(rows.length, 12, input);
+    assert.deepEqual(rows[7], {
+      messages: [
+        { role: 'user', content: 'Question 7?' },
+        { role: 'assistant', content: 'Answer 7, héllo 🎉.' },
+      ],
+    });
+  }
+  const tok = await loadTokenizer(path.join(dir, 'tok'));
+  const out = path.join(dir, 'msg-packed');
+  const stats = await prepareDataset({ inputs: [path.join(dir, 'msg', 'messages.parquet')], tokenizer: tok, seqLen: 16, outDir: out, testExamples: 1, log: false });
+  assert.equal(stats.inputs[0]!.chatDocuments, 12);
+  const expected = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].reduce(
+    (n, i) => n + tok.encodeChat([{ role: 'user', content: `Question ${i}?` }, { role: 'assistant', content: `Answer ${i}, héllo 🎉.` }]).length + 1,
+    0,
+  );
+  assert.equal(stats.tokens, expected);
 });

@@ -79,15 +79,19 @@ test('Arrow string and large_string columns (32- and 64-bit offsets) both read',
 
 test('JSONL, text files, folders and globs', async () => {
   const dir = tmpDir();
-  fs.writeFileSync(path.join(dir, 'a.jsonl'), '{"text":"one"}\n\n{"prompt":"q","text":"two"}\n{"input_ids":[1,2,3]}\n');
+  fs.writeFileSync(
+    path.join(dir, 'a.jsonl'),
+    '{"text":"one"}\n\n{"prompt":"q","text":"two"}\n{"input_ids":[1,2,3]}\n{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}\n',
+  );
   fs.mkdirSync(path.join(dir, 'sub'));
   fs.writeFileSync(path.join(dir, 'sub', 'b.txt'), 'plain text\nsecond line\n');
   fs.writeFileSync(path.join(dir, 'sub', 'c.txt'), 'another');
   const rows = await collect(path.join(dir, 'a.jsonl'));
   assert.deepEqual(rows.slice(0, 2), [{ text: 'one' }, { prompt: 'q', text: 'two' }]);
   assert.deepEqual(Array.from(rows[2]!.inputIds!), [1, 2, 3]);
+  assert.deepEqual(rows[3], { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'yo' }] });
   assert.deepEqual(await collect(path.join(dir, 'sub', '*.txt')), [{ text: 'plain text\nsecond line\n' }, { text: 'another' }]);
-  assert.equal((await collect(dir)).length, 5);
+  assert.equal((await collect(dir)).length, 6);
   assert.deepEqual(expandGlob(path.join(dir, '**', '*.txt')), [path.join(dir, 'sub', 'b.txt'), path.join(dir, 'sub', 'c.txt')]);
   // A large text file is streamed paragraph by paragraph.
   fs.writeFileSync(path.join(dir, 'big.txt'), 'p1 a\np1 b\n\n\np2\n');
@@ -129,6 +133,8 @@ test('bad input: errors name the file, column or line', async () => {
   // JSONL with a broken line and a wrongly typed field.
   fs.writeFileSync(path.join(dir, 'x.jsonl'), '{"text":"ok"}\n{"text":3}\n');
   await assert.rejects(collect(path.join(dir, 'x.jsonl')), /x\.jsonl:2: key 'text' must be a string, got number/);
+  fs.writeFileSync(path.join(dir, 'm.jsonl'), '{"messages":[{"role":"user","content":"hi"},{"role":"assistant"}]}\n');
+  await assert.rejects(collect(path.join(dir, 'm.jsonl')), /m\.jsonl:1: message 1 must have string 'role' and 'content', got \{"role":"assistant"\}/);
   fs.writeFileSync(path.join(dir, 'y.jsonl'), '{"text":"ok"}\n{oops\n');
   await assert.rejects(collect(path.join(dir, 'y.jsonl')), /y\.jsonl:2: not valid JSON/);
 });

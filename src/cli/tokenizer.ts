@@ -27,6 +27,7 @@ async function* corpusTexts(inputs: string[], textColumn?: string): AsyncGenerat
     for await (const r of readRecords(input, { textColumn })) {
       if (r.prompt !== undefined) yield r.prompt;
       if (r.text !== undefined) yield r.text;
+      for (const m of r.messages ?? []) yield m.content;
     }
   }
 }

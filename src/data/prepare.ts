@@ -1,7 +1,7 @@
 /**
  * `wm data prepare`: documents -> token ids -> fixed-length blocks -> shuffled train/test DatasetDict.
  *
- * Like the reference's data scripts: each document is tokenized (instruction pairs through the chat
+ * Like the reference's data scripts: each document is tokenized (instruction pairs and `messages` through the chat
  * template), an eos goes after every document, the token stream is cut into blocks of exactly `seqLen`
  * (the tail shorter than a block is dropped), several inputs can be mixed by ratio, the blocks are
  * shuffled with a seed and a test split is taken off. The output is a `datasets` folder
@@ -187,14 +187,15 @@ export async function prepareDataset(o: PrepareOptions): Promise<PrepareStats> {
           n = rec.inputIds.length;
           st.pretokenizedRows++;
         } else {
-          const ids =
-            rec.prompt !== undefined
-              ? tok.encodeChat([
-                  { role: 'user', content: rec.prompt },
-                  { role: 'assistant', content: rec.text },
-                ])
-              : tok.encode(rec.text);
-          if (rec.prompt !== undefined) st.chatDocuments++;
+          let ids: number[];
+          if (rec.messages) ids = tok.encodeChat(rec.messages);
+          else if (rec.prompt !== undefined) {
+            ids = tok.encodeChat([
+              { role: 'user', content: rec.prompt },
+              { role: 'assistant', content: rec.text ?? '' },
+            ]);
+          } else ids = tok.encode(rec.text ?? '');
+          if (rec.messages || rec.prompt !== undefined) st.chatDocuments++;
           ids.push(eos);
           sink.push(ids);
           n = ids.length;

@@ -2,6 +2,7 @@
  * Where documents come from. Every source yields records one at a time (bounded memory):
  *   - `{ text }`                  a pre-training document,
  *   - `{ prompt, text }`          an instruction pair (rendered with the chat template when tokenized),
+ *   - `{ messages }`              a whole conversation (a `messages` list of {role, content}),
  *   - `{ inputIds }`              an already tokenized row (an `input_ids` column, used when there is no
  *                                 text column and no text column was asked for explicitly).
  *
@@ -17,16 +18,39 @@ import * as readline from 'node:readline';
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
+import { Type } from 'apache-arrow';
 import { datasetDictSplits, datasetShardFiles, isIntListType, isStringType, listColumnRows, readArrowBatches } from './arrow';
 import { brownCorpusDocuments } from './brown';
+import type { ChatMessage } from './tokenizer';
 
-export type DataRecord = { text: string; prompt?: string; inputIds?: undefined } | { inputIds: Int32Array; text?: undefined; prompt?: undefined };
+/** One record of an input: exactly one of `text` (with an optional `prompt`), `messages`, `inputIds`. */
+export interface DataRecord {
+  text?: string;
+  prompt?: string;
+  /** A whole conversation (`messages` column/key of chat datasets), rendered with the chat template. */
+  messages?: ChatMessage[];
+  inputIds?: Int32Array;
+}
+
+/** Check a `messages` value (a list of {role, content} strings); errors name where it came from. */
+export function toChatMessages(v: unknown, where: string): ChatMessage[] {
+  if (!Array.isArray(v)) throw new Error(`${where}: 'messages' must be a list of {role, content}, got ${v === null ? 'null' : typeof v}`);
+  return v.map((m: unknown, k) => {
+    const o = (m && typeof (m as { toJSON?: unknown }).toJSON === 'function' ? (m as { toJSON(): unknown }).toJSON() : m) as Record<string, unknown> | null;
+    if (!o || typeof o.role !== 'string' || typeof o.content !== 'string') {
+      throw new Error(`${where}: message ${k} must have string 'role' and 'content', got ${JSON.stringify(o)}`);
+    }
+    return { role: o.role, content: o.content };
+  });
+}
 
 export interface SourceOptions {
   /** Column (or JSON key) with the document / answer text; default `text`. */
   textColumn?: string;
   /** Column with the prompt of instruction pairs; default `prompt` (used when present). */
   promptColumn?: string;
+  /** Column with whole conversations (list of {role, content}); default `messages`, used when there is no text column. */
+  messagesColumn?: string;
   /** Split of a DatasetDict folder; default `train`. */
   split?: string;
   /** Text files larger than this are split into paragraphs instead of read whole (bytes; default 64 MiB). */
@@ -130,6 +154,8 @@ async function* readJsonl(file: string, o: SourceOptions): AsyncGenerator<DataRe
       const prompt = obj[promptKey];
       if (prompt !== undefined && typeof prompt !== 'string') throw new Error(`${file}:${lineNo}: key '${promptKey}' must be a string, got ${typeof prompt}`);
       yield prompt === undefined ? { text } : { prompt, text };
+    } else if ((o.messagesColumn ?? 'messages') in obj && o.textColumn === undefined) {
+      yield { messages: toChatMessages(obj[o.messagesColumn ?? 'messages'], `${file}:${lineNo}`) };
     } else if (Array.isArray(obj.input_ids) && o.textColumn === undefined) {
       yield { inputIds: Int32Array.from(obj.input_ids as number[]) };
     } else {
@@ -161,6 +187,7 @@ interface ParquetColumnInfo {
   type: string;
   isString: boolean;
   isIntList: boolean;
+  isList: boolean;
 }
 
 function parquetColumns(metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>): ParquetColumnInfo[] {
@@ -174,7 +201,7 @@ function parquetColumns(metadata: Awaited<ReturnType<typeof parquetMetadataAsync
     while (leaf.children.length === 1) leaf = leaf.children[0]!;
     const isIntList = c.children.length > 0 && (leaf.element.type === 'INT32' || leaf.element.type === 'INT64');
     const type = el.type ?? (c.children.length ? `group ${el.converted_type ?? ''}`.trim() : 'unknown');
-    return { name: el.name, type: `${type}${el.converted_type ? ` (${el.converted_type})` : ''}`, isString, isIntList };
+    return { name: el.name, type: `${type}${el.converted_type ? ` (${el.converted_type})` : ''}`, isString, isIntList, isList: c.children.length > 0 };
   });
 }
 
@@ -186,7 +213,7 @@ export function parquetReadPlan(
   file: string,
   metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>,
   o: SourceOptions = {},
-): { mode: 'text' | 'ids'; columns: string[]; prompt: boolean } {
+): { mode: 'text' | 'ids' | 'messages'; columns: string[]; prompt: boolean } {
   const textKey = o.textColumn ?? 'text';
   const promptKey = o.promptColumn ?? 'prompt';
   const cols = parquetColumns(metadata);
@@ -198,6 +225,12 @@ export function parquetReadPlan(
     if (!text.isString) throw new Error(`Parquet file ${file}: column '${textKey}' has type ${text.type}, expected a string column`);
     if (prompt && !prompt.isString) throw new Error(`Parquet file ${file}: column '${promptKey}' has type ${prompt.type}, expected a string column`);
     return { mode: 'text', columns: prompt ? [promptKey, textKey] : [textKey], prompt: !!prompt };
+  }
+  const messagesKey = o.messagesColumn ?? 'messages';
+  const messages = byName.get(messagesKey);
+  if (messages && o.textColumn === undefined) {
+    if (!messages.isList) throw new Error(`Parquet file ${file}: column '${messagesKey}' has type ${messages.type}, expected a list of {role, content}`);
+    return { mode: 'messages', columns: [messagesKey], prompt: false };
   }
   if (ids?.isIntList && o.textColumn === undefined) return { mode: 'ids', columns: ['input_ids'], prompt: false };
   throw new Error(`Parquet file ${file}: column '${textKey}' is missing (columns: ${cols.map((c) => c.name).join(', ')})`);
@@ -233,6 +266,10 @@ async function* readParquetBuffer(file: string, buffer: AsyncBuffer, o: SourceOp
       throw new Error(`Parquet file ${file} is corrupt or truncated (row group ${g}): ${(e as Error).message}`);
     }
     for (const [i, r] of rows.entries()) {
+      if (mode === 'messages') {
+        yield { messages: toChatMessages(r[columns[0]!], `Parquet file ${file}: row ${rowStart + i}`) };
+        continue;
+      }
       if (mode === 'ids') {
         const v = r.input_ids;
         if (!Array.isArray(v)) throw new Error(`Parquet file ${file}: row ${rowStart + i} of 'input_ids' is ${v === null ? 'null' : typeof v}`);
@@ -275,6 +312,17 @@ async function* readArrow(file: string, o: SourceOptions): AsyncGenerator<DataRe
           if (p === null) throw new Error(`Arrow file ${file}: row ${row} of column '${promptKey}' is null`);
           yield { prompt: p, text: t };
         } else yield { text: t };
+      }
+    } else if (fields.some((f) => f.name === (o.messagesColumn ?? 'messages')) && o.textColumn === undefined) {
+      const key = o.messagesColumn ?? 'messages';
+      const f = fields.find((x) => x.name === key)!;
+      if (f.type.typeId !== Type.List && f.type.typeId !== Type.LargeList) {
+        throw new Error(`Arrow file ${file}: column '${key}' has type ${String(f.type)}, expected a list of {role, content}`);
+      }
+      const mv = batch.getChild(key)!;
+      for (let i = 0; i < batch.numRows; i++, row++) {
+        const v = mv.get(i) as { toArray(): unknown[] } | null;
+        yield { messages: toChatMessages(v === null ? null : v.toArray(), `Arrow file ${file}: row ${row}`) };
       }
     } else if (ids && o.textColumn === undefined) {
       if (!isIntListType(ids)) throw new Error(`Arrow file ${file}: column 'input_ids' has type ${String(ids.type)}, expected list<int32> or large_list<int32>`);
