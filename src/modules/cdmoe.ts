@@ -15,7 +15,7 @@
  * `gatherRows` (scatter gradient, wasm-safe).
  */
 import { tf } from '../backend';
-import { gatherRows, linear, stopGradient } from '../ops';
+import { gatherRows, linearT, sliceLast, stopGradient, weightT } from '../ops';
 import { MLP } from './mlp';
 import type { Store } from './params';
 
@@ -67,14 +67,15 @@ export class CDMoE {
     const xs = tf.reshape(x, [N, H]); // [N, H]
     const shared = this.shared.apply(xs); // [N, H]
 
-    const R = linear(xs, this.routerW); // [N, 2K]
+    const R = linearT(xs, weightT([this.routerW])); // [N, 2K]
     let X: tf.Tensor, Y: tf.Tensor; // [N, K] each
     if (this.routerLayout === 'hf') {
-      const halves = tf.split(tf.reshape(R, [2, N * K]), 2, 0);
-      X = tf.reshape(halves[0], [N, K]);
-      Y = tf.reshape(halves[1], [N, K]);
+      const flat = tf.reshape(R, [1, 2 * N * K]);
+      X = tf.reshape(sliceLast(flat, 0, N * K), [N, K]);
+      Y = tf.reshape(sliceLast(flat, N * K, N * K), [N, K]);
     } else {
-      [X, Y] = tf.split(R, 2, 1);
+      X = sliceLast(R, 0, K);
+      Y = sliceLast(R, K, K);
     }
 
     // --- selection (no gradient) ---

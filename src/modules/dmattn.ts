@@ -24,7 +24,7 @@
  * d of ordinary size, so it is the same number, and the softmax probability (hence the gradient) there is 0.
  */
 import { tf } from '../backend';
-import { F32_MIN, linear, stopGradient } from '../ops';
+import { F32_MIN, bmm, linearT, sliceAxis, sliceLast, stopGradient, weightT, clearWeightCache, isRecordingGradients } from '../ops';
 import { torchTopkIndices } from '../ops/torch-topk';
 import { type Store, type InitOptions, standaloneStore } from './params';
 import { rmsNorm } from './rmsnorm';
@@ -140,6 +140,22 @@ export class DynamicMaskAttention {
     return this.w[name] ?? null;
   }
 
+  private normCache: { ids: object[]; t: tf.Tensor } | null = null;
+
+  /** [nh + nkv, hd]: q_norm * hd^-0.5 for each query head, then k_norm for each kv head (cached when not training). */
+  private qkNormWeight(scale: number): tf.Tensor {
+    const qw = this.get('q_norm.weight')!, kw = this.get('k_norm.weight')!;
+    const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim;
+    const build = () => tf.concat([
+      tf.tile(tf.reshape(tf.mul(qw, scale), [1, hd]), [nh, 1]), tf.tile(tf.reshape(kw, [1, hd]), [nkv, 1])], 0);
+    if (isRecordingGradients()) return build();
+    const ids = [qw.dataId as object, kw.dataId as object];
+    if (this.normCache && !this.normCache.t.isDisposed && this.normCache.ids[0] === ids[0] && this.normCache.ids[1] === ids[1]) return this.normCache.t;
+    this.normCache?.t.dispose();
+    this.normCache = { ids, t: tf.keep(tf.tidy(build)) };
+    return this.normCache.t;
+  }
+
   /** Standalone call: causal self-attention over x [B, T, H] (optional padding mask [B, T]) -> [B, T, H]. */
   apply(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; training?: boolean; dropoutSeed?: number } = {}): tf.Tensor {
     const [B, T] = x.shape;
@@ -163,30 +179,29 @@ export class DynamicMaskAttention {
     const qB = this.get('q_proj.bias'), kB = this.get('k_proj.bias'), vB = this.get('v_proj.bias');
 
     // one projection for q, k and v: [B, T, (nh + 2 nkv) * hd]
-    const qkv = linear(x, tf.concat([qW, kW, vW], 0), qB && kB && vB ? tf.concat([qB, kB, vB], 0) : null);
-    const [qkFlat, vFlat] = tf.split(qkv, [(nh + nkv) * hd, nkv * hd], -1);
+    const qkv = linearT(x, weightT([qW, kW, vW] as tf.Variable[]), qB && kB && vB ? tf.concat([qB, kB, vB], 0) : null);
+    const qkFlat = sliceLast(qkv, 0, (nh + nkv) * hd);
+    const vFlat = sliceLast(qkv, (nh + nkv) * hd, nkv * hd);
     let qk = tf.reshape(qkFlat, [B, T, nh + nkv, hd]); // q heads then k heads
     const scale = 1 / Math.sqrt(hd);
     if (this.qkNorm) {
       // per-head RMSNorm with q_norm for the nh query heads and k_norm for the nkv key heads; hd^-0.5 folded into q
-      const qn = tf.reshape(tf.mul(this.get('q_norm.weight')!, scale), [1, hd]);
-      const kn = tf.reshape(this.get('k_norm.weight')!, [1, hd]);
-      const normW = tf.concat([tf.tile(qn, [nh, 1]), tf.tile(kn, [nkv, 1])], 0); // [nh + nkv, hd]
-      qk = rmsNorm(qk, normW, this.eps);
+      qk = rmsNorm(qk, this.qkNormWeight(scale), this.eps);
     } else {
       const s = new Float32Array(nh + nkv).fill(1);
       s.fill(scale, 0, nh);
       qk = tf.mul(qk, tf.tensor(s, [nh + nkv, 1]));
     }
     if (ctx.cos && ctx.sinSigned) qk = applyRope(qk, ctx.cos, ctx.sinSigned);
-    const [q4, k4] = tf.split(qk, [nh, nkv], 2); // [B, T, nh, hd], [B, T, nkv, hd]
+    const q4 = sliceAxis(qk, 2, 0, nh); // [B, T, nh, hd]
+    const k4 = sliceAxis(qk, 2, nh, nkv); // [B, T, nkv, hd]
     // query head h = c * g + i uses kv head c: group the g query heads of a kv head along the row axis
     const q = tf.reshape(tf.transpose(tf.reshape(q4, [B, T, nkv, g, hd]), [0, 2, 3, 1, 4]), [B * nkv, g * T, hd]);
     const kNew = tf.transpose(k4, [0, 2, 1, 3]); // [B, nkv, T, hd]
     const vNew = tf.transpose(tf.reshape(vFlat, [B, T, nkv, hd]), [0, 2, 1, 3]); // [B, nkv, T, hd]
 
     // dynamic bias of the new keys: exp(A * softplus(dt_proj(v)))  [B, nkv, T]
-    const dt = linear(vFlat, this.get('dt_proj.weight')!, this.get('dt_proj.bias')); // [B, T, nkv]
+    const dt = linearT(vFlat, weightT([this.get('dt_proj.weight')!]), this.get('dt_proj.bias')); // [B, T, nkv]
     const dNew = tf.transpose(tf.exp(tf.mul(this.get('A')!, tf.softplus(dt))), [0, 2, 1]);
 
     const K = ctx.cache ? tf.concat([ctx.cache.k, kNew], 2) : kNew; // [B, nkv, S, hd]
@@ -200,14 +215,14 @@ export class DynamicMaskAttention {
     if (ctx.maskBias) M = tf.add(tf.mul(M, ctx.maskBias.allowed), ctx.maskBias.bias); // [B, nkv, T, S]
     if (S > this.keepWindowSize) M = keepTopK(M, B, nkv, T, S, this.keepWindowSize);
 
-    const scores = tf.matMul(q, tf.reshape(K, [B * nkv, S, hd]), false, true); // [B*nkv, g*T, S]
+    const scores = bmm(q, tf.reshape(K, [B * nkv, S, hd]), false, true); // [B*nkv, g*T, S]
     const Tm = M.shape[2] as number;
     const biased = tf.add(tf.reshape(scores, [B, nkv, g, T, S]), tf.reshape(M, [B, nkv, 1, Tm, S]));
     let probs = tf.softmax(biased); // [B, nkv, g, T, S]
     if (ctx.training && this.attentionDropout > 0) probs = tf.dropout(probs, this.attentionDropout, undefined, ctx.dropoutSeed);
-    const o = tf.matMul(tf.reshape(probs, [B * nkv, g * T, S]), tf.reshape(V, [B * nkv, S, hd])); // [B*nkv, g*T, hd]
+    const o = bmm(tf.reshape(probs, [B * nkv, g * T, S]), tf.reshape(V, [B * nkv, S, hd])); // [B*nkv, g*T, hd]
     const oFlat = tf.reshape(tf.transpose(tf.reshape(o, [B, nkv, g, T, hd]), [0, 3, 1, 2, 4]), [B, T, nh * hd]);
-    const out = linear(oFlat, this.get('o_proj.weight')!, this.get('o_proj.bias')); // [B, T, H]
+    const out = linearT(oFlat, weightT([this.get('o_proj.weight')!]), this.get('o_proj.bias')); // [B, T, H]
     const res: AttnResult = { out, cache: { k: K, v: V, d: D } };
     if (ctx.outputAttentions) {
       res.probs = tf.reshape(probs, [B, nh, T, S]);
@@ -217,6 +232,9 @@ export class DynamicMaskAttention {
   }
 
   dispose(): void {
+    clearWeightCache(this.params.values());
+    this.normCache?.t.dispose();
+    this.normCache = null;
     if (this.ownsStore) for (const v of this.params.values()) v.dispose();
     this.rope?.dispose();
   }

@@ -3,7 +3,7 @@
  * gate and up are applied as one matmul on the concatenated weight (same math, one op fewer on the hot path).
  */
 import { tf } from '../backend';
-import { customOp, linear } from '../ops';
+import { customOp, isRecordingGradients, linearT, sliceLast, weightT } from '../ops';
 import type { Store } from './params';
 
 export interface MLPOptions {
@@ -14,6 +14,7 @@ export interface MLPOptions {
 
 /** silu(g) * u with a hand-written gradient. g, u [..., I]. */
 export function swiglu(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  if (!isRecordingGradients()) return tf.mul(tf.mul(g, tf.sigmoid(g)), u);
   const op = customOp((gi: tf.Tensor, ui: tf.Tensor, save: tf.GradSaveFunc) => {
     const s = tf.sigmoid(gi);
     const sg = tf.mul(gi, s); // silu(g)
@@ -53,10 +54,9 @@ export class MLP {
 
   /** x [..., H] -> [..., H] */
   apply(x: tf.Tensor): tf.Tensor {
-    const w = tf.concat([this.gateW, this.upW], 0); // [2I, H]
     const b = this.gateB && this.upB ? tf.concat([this.gateB, this.upB], 0) : null;
-    const gu = linear(x, w, b); // [..., 2I]
-    const [g, u] = tf.split(gu, 2, -1); // [..., I] each
-    return linear(swiglu(g, u), this.downW, this.downB);
+    const gu = linearT(x, weightT([this.gateW, this.upW]), b); // [..., 2I]
+    const g = sliceLast(gu, 0, this.I), u = sliceLast(gu, this.I, this.I); // [..., I] each
+    return linearT(swiglu(g, u), weightT([this.downW]), this.downB);
   }
 }

@@ -3,11 +3,12 @@
  * Used for the block norms ([H] weights) and for the per-head q/k norms ([hd] weights).
  */
 import { tf } from '../backend';
-import { customOp } from '../ops';
+import { customOp, isRecordingGradients } from '../ops';
 import type { Store } from './params';
 
 /** x [..., D], w broadcastable to [..., D] -> [..., D]. Hand-written gradient (fewer ops than autodiff). */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  if (!isRecordingGradients()) return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
   const D = x.shape[x.shape.length - 1];
   const op = customOp((xi: tf.Tensor, wi: tf.Tensor, save: tf.GradSaveFunc) => {
     const r = tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps)); // [..., 1]

@@ -146,10 +146,24 @@ export class RotaryEmbedding {
   }
 }
 
+const swapCache = new Map<number, tf.Tensor>();
+/** [hd, hd] permutation with x @ P = [x2, x1] (a matmul is far cheaper than tf.reverse on wasm). */
+function swapHalves(hd: number): tf.Tensor {
+  let p = swapCache.get(hd);
+  if (!p || p.isDisposed) {
+    const m = new Float32Array(hd * hd);
+    const half = hd / 2;
+    for (let i = 0; i < half; i++) { m[(i + half) * hd + i] = 1; m[i * hd + i + half] = 1; }
+    p = tf.keep(tf.tensor2d(m, [hd, hd]));
+    swapCache.set(hd, p);
+  }
+  return p;
+}
+
 /** x [B, T, heads, hd] -> rotated x, with tables [B|1, T, 1, hd]. */
 export function applyRope(x: tf.Tensor, cos: tf.Tensor, sinSigned: tf.Tensor): tf.Tensor {
   const [B, T, Hh, hd] = x.shape;
-  // [x1, x2] -> [x2, x1]: reverse the two halves as a [.., 2, hd/2] axis
-  const swapped = tf.reshape(tf.reverse(tf.reshape(x, [B, T, Hh, 2, hd / 2]), 3), [B, T, Hh, hd]);
+  // [x1, x2] -> [x2, x1], then * [-sin, sin] gives rot(x) * sin
+  const swapped = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), swapHalves(hd)), [B, T, Hh, hd]);
   return tf.add(tf.mul(x, cos), tf.mul(swapped, sinSigned));
 }

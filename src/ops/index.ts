@@ -154,3 +154,211 @@ export function makeVariable(values: Float32Array, shape: number[], name: string
   init.dispose(); // the variable holds its own reference to the data
   return v;
 }
+
+/**
+ * Speed fix for the tfjs wasm backend (4.22): BatchMatMul with transposeA/transposeB runs a slow generic loop
+ * (~10x slower than transposing first; every `x W^T` and every matmul gradient hits it). This re-registers the wasm
+ * kernel so transposed operands are transposed explicitly first; results are identical. Idempotent (a global flag,
+ * shared with any other copy of this fix), no-op when the wasm backend is not registered.
+ */
+export function installWasmMatMulFix(): boolean {
+  const g = globalThis as unknown as { __wmWasmMatMulFixOps?: boolean };
+  if (g.__wmWasmMatMulFixOps) return true;
+  const orig = tf.getKernel('BatchMatMul', 'wasm');
+  const transpose = tf.getKernel('Transpose', 'wasm');
+  if (!orig || !transpose) return false;
+  tf.unregisterKernel('BatchMatMul', 'wasm');
+  tf.registerKernel({
+    kernelName: 'BatchMatMul',
+    backendName: 'wasm',
+    setupFunc: orig.setupFunc,
+    disposeFunc: orig.disposeFunc,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args as unknown as {
+        inputs: { a: tf.TensorInfo; b: tf.TensorInfo };
+        backend: { disposeData(id: object): void };
+        attrs: { transposeA: boolean; transposeB: boolean };
+      };
+      if (!attrs.transposeA && !attrs.transposeB) return orig.kernelFunc(args);
+      const swapLast = (x: tf.TensorInfo): tf.TensorInfo => {
+        const r = x.shape.length;
+        const perm = Array.from({ length: r }, (_, i) => i);
+        perm[r - 2] = r - 1;
+        perm[r - 1] = r - 2;
+        return transpose.kernelFunc({ inputs: { x }, backend, attrs: { perm } } as never) as tf.TensorInfo;
+      };
+      const a = attrs.transposeA ? swapLast(inputs.a) : inputs.a;
+      const b = attrs.transposeB ? swapLast(inputs.b) : inputs.b;
+      const out = orig.kernelFunc({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } } as never);
+      if (a !== inputs.a) backend.disposeData(a.dataId);
+      if (b !== inputs.b) backend.disposeData(b.dataId);
+      return out;
+    },
+  } as tf.KernelConfig);
+  g.__wmWasmMatMulFixOps = true;
+  return true;
+}
+installWasmMatMulFix();
+
+/**
+ * Speed fix for the tfjs wasm backend (4.22): its Slice kernel (also behind split/unstack/SplitV) first copies the
+ * WHOLE input out of the wasm heap (`readSync`) for every slice, so splitting a tensor into n parts costs n full
+ * copies. This kernel copies only the requested blocks, reading the heap through a view. Same results.
+ */
+export function installWasmSliceFix(): boolean {
+  const g = globalThis as unknown as { __wmWasmSliceFix?: boolean };
+  if (g.__wmWasmSliceFix) return true;
+  const orig = tf.getKernel('Slice', 'wasm');
+  if (!orig) return false;
+  tf.unregisterKernel('Slice', 'wasm');
+  tf.registerKernel({
+    kernelName: 'Slice',
+    backendName: 'wasm',
+    setupFunc: orig.setupFunc,
+    disposeFunc: orig.disposeFunc,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args as unknown as {
+        inputs: { x: tf.TensorInfo };
+        backend: { makeOutput(shape: number[], dtype: string): tf.TensorInfo; typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array };
+        attrs: { begin: number | number[]; size: number | number[] };
+      };
+      const x = inputs.x;
+      if (x.dtype === 'string') return orig.kernelFunc(args);
+      const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, attrs.begin, attrs.size);
+      const out = backend.makeOutput(size, x.dtype);
+      const total = size.reduce((a, b) => a * b, 1);
+      if (total === 0) return out;
+      // views taken after makeOutput: allocating may grow (and move) the wasm heap
+      const xv = backend.typedArrayFromHeap(x);
+      const ov = backend.typedArrayFromHeap(out);
+      const shape = x.shape;
+      const r = shape.length;
+      const strides = new Array<number>(r);
+      let s = 1;
+      for (let d = r - 1; d >= 0; d--) { strides[d] = s; s *= shape[d]; }
+      // merge trailing dimensions taken whole into one contiguous block
+      let k = r - 1;
+      while (k > 0 && size[k] === shape[k]) k--;
+      const block = size[k] * strides[k];
+      const idx = new Array<number>(k).fill(0);
+      let o = 0;
+      for (;;) {
+        let off = begin[k] * strides[k];
+        for (let d = 0; d < k; d++) off += (begin[d] + idx[d]) * strides[d];
+        ov.set(xv.subarray(off, off + block), o);
+        o += block;
+        let d = k - 1;
+        while (d >= 0) { idx[d]++; if (idx[d] < size[d]) break; idx[d] = 0; d--; }
+        if (d < 0) break;
+      }
+      return out;
+    },
+  } as tf.KernelConfig);
+  g.__wmWasmSliceFix = true;
+  return true;
+}
+installWasmSliceFix();
+
+/** Slice [start, start + len) of the last axis (tf.slice: fast on wasm with the fix above, unlike tf.split). */
+export function sliceLast(x: tf.Tensor, start: number, len: number): tf.Tensor {
+  const r = x.shape.length;
+  const begin = new Array<number>(r).fill(0);
+  begin[r - 1] = start;
+  const size = [...x.shape];
+  size[r - 1] = len;
+  return tf.slice(x, begin, size);
+}
+
+/** Slice [start, start + len) of axis `axis`. */
+export function sliceAxis(x: tf.Tensor, axis: number, start: number, len: number): tf.Tensor {
+  const begin = new Array<number>(x.shape.length).fill(0);
+  begin[axis] = start;
+  const size = [...x.shape];
+  size[axis] = len;
+  return tf.slice(x, begin, size);
+}
+
+function bmmForward(a: tf.Tensor, b: tf.Tensor, transA: boolean, transB: boolean): tf.Tensor {
+  const n = a.shape[0];
+  const [, a1, a2] = a.shape as [number, number, number];
+  const [, b1, b2] = b.shape as [number, number, number];
+  const outs: tf.Tensor[] = [];
+  for (let i = 0; i < n; i++) {
+    const ai = tf.reshape(tf.slice(a, [i, 0, 0], [1, a1, a2]), [a1, a2]);
+    const bi = tf.reshape(tf.slice(b, [i, 0, 0], [1, b1, b2]), [b1, b2]);
+    const c = tf.matMul(ai, bi, transA, transB);
+    outs.push(tf.reshape(c, [1, ...c.shape]));
+  }
+  return n === 1 ? outs[0] : tf.concat(outs, 0);
+}
+
+/**
+ * Batched matmul a [n, M, K] x b [n, K, N] (with optional transposes of the last two axes) -> [n, M, N].
+ * On wasm, BatchMatMul with a batch > 1 runs a slow generic loop (~1 GFLOP/s vs ~10 for XNNPACK 2-D matmuls), so
+ * this runs n 2-D matmuls on slices and concatenates; the gradient does the same. Other backends: tf.matMul.
+ */
+export function bmm(a: tf.Tensor, b: tf.Tensor, transA = false, transB = false): tf.Tensor {
+  // small products (decoding) are faster in one batched call than as n slices
+  const work = a.shape[1]! * a.shape[2]! * (transB ? b.shape[1]! : b.shape[2]!);
+  if (tf.getBackend() !== 'wasm' || a.shape[0] === 1 || work < 65536) return tf.matMul(a, b, transA, transB);
+  const op = customOp((x: tf.Tensor, y: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([x, y]);
+    return {
+      value: bmmForward(x, y, transA, transB),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xa, yb] = saved;
+        // C = op(A) op(B); dA, dB follow tfjs' BatchMatMul gradient
+        let da: tf.Tensor, db: tf.Tensor;
+        if (!transA && !transB) { da = bmmForward(dy, yb, false, true); db = bmmForward(xa, dy, true, false); }
+        else if (!transA && transB) { da = bmmForward(dy, yb, false, false); db = bmmForward(dy, xa, true, false); }
+        else if (transA && !transB) { da = bmmForward(yb, dy, false, true); db = bmmForward(xa, dy, false, false); }
+        else { da = bmmForward(yb, dy, true, true); db = bmmForward(dy, xa, true, true); }
+        return [da, db];
+      },
+    };
+  });
+  return op(a, b);
+}
+
+/** True while tfjs records operations for a gradient (inside tf.grads / variableGrads / optimizer.minimize). */
+export function isRecordingGradients(): boolean {
+  const st = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
+  return st.gradientDepth > 0;
+}
+
+const wtCache = new WeakMap<tf.Variable, { ids: object[]; t: tf.Tensor }>();
+
+/**
+ * The transposed concatenation [in, sum(out)] of torch-layout weights [out_i, in], for y = x W^T as a plain matmul.
+ * Outside gradient recording (inference, decoding) the result is cached per weight set until a variable is
+ * re-assigned (tfjs gives an assigned variable a new dataId): decoding then reuses the same matrix every step, which
+ * also lets the wasm backend reuse its packed XNNPACK operator. Call `clearWeightCache` when disposing weights.
+ */
+export function weightT(vars: tf.Variable[]): tf.Tensor {
+  if (!isRecordingGradients()) {
+    const hit = wtCache.get(vars[0]);
+    const ids = vars.map((v) => v.dataId as object);
+    if (hit && !hit.t.isDisposed && hit.ids.length === ids.length && hit.ids.every((d, i) => d === ids[i])) return hit.t;
+    if (hit) hit.t.dispose();
+    const t = tf.keep(tf.tidy(() => tf.transpose(vars.length === 1 ? vars[0] : tf.concat(vars, 0))));
+    wtCache.set(vars[0], { ids, t });
+    return t;
+  }
+  return tf.transpose(vars.length === 1 ? vars[0] : tf.concat(vars, 0));
+}
+
+export function clearWeightCache(vars: Iterable<tf.Variable>): void {
+  for (const v of vars) {
+    const hit = wtCache.get(v);
+    if (hit) { hit.t.dispose(); wtCache.delete(v); }
+  }
+}
+
+/** y = x Wt (+ b) with Wt [in, out] (see weightT). x [..., in] -> [..., out]. */
+export function linearT(x: tf.Tensor, wT: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {
+  const inDim = x.shape[x.shape.length - 1];
+  const lead = x.shape.slice(0, -1);
+  const y = tf.matMul(tf.reshape(x, [-1, inDim]), wT); // [N, out]
+  const yb = b ? tf.add(y, b) : y;
+  return lead.length === 1 ? yb : tf.reshape(yb, [...lead, wT.shape[1] as number]);
+}

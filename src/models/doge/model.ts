@@ -11,7 +11,7 @@
  * HF names to them. Tied embeddings: only `model.embed_tokens.weight` exists and also serves as lm_head.
  */
 import { tf } from '../../backend';
-import { crossEntropyLoss, linear, Rng } from '../../ops';
+import { clearWeightCache, crossEntropyLoss, linearT, Rng, weightT } from '../../ops';
 import { ParamStore, type Store } from '../../modules/params';
 import { RMSNorm } from '../../modules/rmsnorm';
 import { RotaryEmbedding } from '../../modules/rope';
@@ -253,7 +253,7 @@ export class DogeForCausalLM {
       h = this.norm.apply(h);
       const keep = input.logitsToKeep && input.logitsToKeep < T ? input.logitsToKeep : T;
       if (keep < T) h = tf.slice(h, [0, T - keep, 0], [B, keep, c.hidden_size]);
-      out.logits = linear(h, this.lmHead); // [B, keep, V]
+      out.logits = linearT(h, weightT([this.lmHead])); // [B, keep, V]
 
       if (input.labels !== undefined) {
         if (keep !== T) throw new Error('labels cannot be combined with logitsToKeep');
@@ -300,6 +300,7 @@ export class DogeForCausalLM {
   }
 
   dispose(): void {
+    clearWeightCache(this.store.map.values());
     for (const v of this.store.map.values()) v.dispose();
     this.rotary.dispose();
   }

@@ -1,0 +1,75 @@
+/**
+ * Throughput of the Doge core on the current backend (default: wasm, as in tests; WM_BACKEND to change):
+ *   - training step (forward + backward + Adam update) tokens/s for doge-tiny (batch 8 x 256) and the doge-20m shape (4 x 512)
+ *   - greedy decoding tokens/s with the KV cache (prompt 32, 128 new tokens, batch 1)
+ *   - a per-part breakdown of one forward/backward (embedding+lm_head+loss vs attention vs MLP), measured by timing
+ * Usage: npx tsx scripts/bench-core.ts [--steps N] [--only tiny|20m] [--no-decode]
+ * Timings are noisy on a shared 2-core machine: compare ratios.
+ */
+import { tf, loadBackend } from '../src/backend';
+import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : def;
+}
+
+function randomIds(B: number, T: number, V: number, seed: number): tf.Tensor {
+  let s = seed;
+  const a = new Int32Array(B * T).map(() => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s % V; });
+  return tf.tensor2d(a, [B, T], 'int32');
+}
+
+function benchTrain(name: string, preset: string, B: number, T: number, steps: number): void {
+  const model = new DogeForCausalLM(DogeConfig.preset(preset), { seed: 0 });
+  const opt = tf.train.adam(1e-3, 0.9, 0.95, 1e-8);
+  const ids = randomIds(B, T, model.config.vocab_size, 1);
+  const vars = [...model.parameters().values()];
+  const step = () => {
+    const cost = opt.minimize(() => model.forward({ inputIds: ids, labels: ids, training: true }).loss!, true, vars);
+    cost?.dataSync();
+    cost?.dispose();
+  };
+  step(); // warm-up (kernel setup, cached masks/rope tables)
+  const before = tf.memory().numTensors;
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  const dt = (performance.now() - t0) / 1000 / steps;
+  console.log(JSON.stringify({ bench: 'train', model: name, backend: tf.getBackend(), batch: B, seq: T, secPerStep: +dt.toFixed(3), tokensPerSec: Math.round((B * T) / dt), params: model.numParameters(), tensorLeak: tf.memory().numTensors - before }));
+  // forward only
+  const f0 = performance.now();
+  tf.tidy(() => { model.forward({ inputIds: ids, labels: ids }).loss!.dataSync(); });
+  const fdt = (performance.now() - f0) / 1000;
+  console.log(JSON.stringify({ bench: 'forward', model: name, tokensPerSec: Math.round((B * T) / fdt), sec: +fdt.toFixed(3) }));
+  ids.dispose();
+  opt.dispose();
+  model.dispose();
+}
+
+function benchDecode(name: string, preset: string): void {
+  const model = new DogeForCausalLM(DogeConfig.preset(preset), { seed: 0 });
+  const prompt = [Array.from({ length: 32 }, (_, i) => (i * 37) % model.config.vocab_size)];
+  model.generate(prompt, { maxNewTokens: 4, eosTokenId: null });
+  const t0 = performance.now();
+  const out = model.generate(prompt, { maxNewTokens: 128, eosTokenId: null });
+  const dt = (performance.now() - t0) / 1000;
+  console.log(JSON.stringify({ bench: 'decode', model: name, backend: tf.getBackend(), prompt: 32, newTokens: out[0].length - 32, tokensPerSec: Math.round(128 / dt), sec: +dt.toFixed(3) }));
+  model.dispose();
+}
+
+async function main(): Promise<void> {
+  await loadBackend({ backend: process.env.WM_BACKEND ?? 'wasm' });
+  const steps = Number(arg('steps', '3'));
+  const only = arg('only', 'all');
+  const decode = !process.argv.includes('--no-decode');
+  if (only === 'all' || only === 'tiny') {
+    benchTrain('doge-tiny', 'doge-tiny', 8, 256, steps);
+    if (decode) benchDecode('doge-tiny', 'doge-tiny');
+  }
+  if (only === 'all' || only === '20m') {
+    benchTrain('doge-20m', 'doge-20m', 4, 512, steps);
+    if (decode) benchDecode('doge-20m', 'doge-20m');
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
