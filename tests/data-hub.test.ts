@@ -108,6 +108,18 @@ test('download a split: paged listing, token, resume after a dropped connection,
   assert.equal(requests.filter((r) => r.includes('/resolve/')).length, before);
 });
 
+test('without a connection the cached files are used; nothing cached is an error naming the endpoint', async () => {
+  const cacheDir = path.join(dir, 'cache');
+  const offline = 'http://127.0.0.1:9'; // discard port: connection refused
+  const files = await downloadHubDataset({ dataset: 'acme/brown-mini', split: 'train', endpoint: offline, cacheDir, token: TOKEN, log: false });
+  assert.equal(files.length, 2);
+  assert.ok(files.every((f) => f.includes(path.join('acme--brown-mini', 'main', 'data', 'train-'))));
+  await assert.rejects(
+    downloadHubDataset({ dataset: 'acme/other', split: 'train', endpoint: offline, cacheDir, token: TOKEN, log: false }),
+    /cannot reach http:\/\/127\.0\.0\.1:9 for acme\/other and nothing is cached/,
+  );
+});
+
 test('a dataset without data files falls back to the Parquet conversion; errors name the dataset', async () => {
   const cacheDir = path.join(dir, 'cache2');
   const files = await downloadHubDataset({ dataset: 'acme/scripted', split: 'train', endpoint, cacheDir, token: TOKEN, log: false });

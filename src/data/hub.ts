@@ -7,7 +7,7 @@
  * gated/private datasets; `HF_ENDPOINT` overrides the endpoint (tests point it at a local server).
  * A partial download is kept as `<file>.incomplete` and continued with an HTTP Range request.
  * When the repository itself has no data files for the split, the hub's Parquet conversion
- * (revision `refs/convert/parquet`) is used.
+ * (revision `refs/convert/parquet`) is used. Without a connection, complete files already in the cache are used.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -126,6 +126,28 @@ async function downloadFile(url: string, dest: string, size: number, token: stri
   fs.renameSync(part, dest);
 }
 
+/** Complete (not `.incomplete`) cached data files of a split, from the given revision or any cached one. */
+function cachedSplitFiles(cacheRoot: string, revision: string | undefined, split: string | undefined): string[] {
+  if (!fs.existsSync(cacheRoot)) return [];
+  const revs = revision ? [revision.replace(/\//g, '--')] : fs.readdirSync(cacheRoot).sort();
+  for (const rev of revs) {
+    const root = path.join(cacheRoot, rev);
+    if (!fs.existsSync(root)) continue;
+    const all: string[] = [];
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else all.push(path.relative(root, p).split(path.sep).join('/'));
+      }
+    };
+    walk(root);
+    const picked = selectSplitFiles(all, split);
+    if (picked.length) return picked.map((f) => path.join(root, ...f.split('/')));
+  }
+  return [];
+}
+
 /**
  * Download the data files of a hub dataset (one split, or all) and return their local paths, ready to be
  * used as `prepare` inputs. Files already in the cache with the right size are not fetched again.
@@ -136,7 +158,18 @@ export async function downloadHubDataset(o: HubDownloadOptions): Promise<string[
   const token = o.token ?? process.env.HF_TOKEN;
   const log = o.log ?? true;
   let revision = o.revision ?? 'main';
-  let files = await listHubFiles({ ...o, revision, endpoint, token });
+  const cacheRoot = path.join(o.cacheDir ?? defaultCacheDir(), 'datasets', o.dataset.replace('/', '--'));
+  let files: { path: string; size: number }[];
+  try {
+    files = await listHubFiles({ ...o, revision, endpoint, token });
+  } catch (e) {
+    // No connection (fetch throws a TypeError, not an HTTP error): use complete files already in the cache.
+    if (!(e instanceof TypeError)) throw e;
+    const cached = cachedSplitFiles(cacheRoot, o.revision, o.split);
+    if (cached.length === 0) throw new Error(`hub: cannot reach ${endpoint} for ${o.dataset} and nothing is cached in ${cacheRoot}: ${e.message}`);
+    if (log) console.error(`hub: cannot reach ${endpoint} (${e.message}); using ${cached.length} cached files of ${o.dataset}`);
+    return cached;
+  }
   let selected = selectSplitFiles(
     files.map((f) => f.path),
     o.split,
@@ -159,7 +192,7 @@ export async function downloadHubDataset(o: HubDownloadOptions): Promise<string[
   }
   if (o.maxFiles !== undefined) selected = selected.slice(0, o.maxFiles);
   const sizes = new Map(files.map((f) => [f.path, f.size]));
-  const root = path.join(o.cacheDir ?? defaultCacheDir(), 'datasets', o.dataset.replace('/', '--'), revision.replace(/\//g, '--'));
+  const root = path.join(cacheRoot, revision.replace(/\//g, '--'));
   const out: string[] = [];
   for (const [i, f] of selected.entries()) {
     const dest = path.join(root, ...f.split('/'));
