@@ -44,11 +44,12 @@ export async function* readArrowBatches(file: string): AsyncGenerator<RecordBatc
   if (size === 0) throw new Error(`Arrow file ${file} is empty`);
   const fileFormat = isArrowFileFormat(file);
   const handle = fileFormat ? await fs.promises.open(file, 'r') : undefined;
+  const stream = fileFormat ? undefined : fs.createReadStream(file);
   try {
     let reader;
     try {
       // The file format needs random access (footer at the end); the stream format is read front to back.
-      reader = handle ? await RecordBatchReader.from(handle) : await RecordBatchReader.from(fs.createReadStream(file));
+      reader = handle ? await RecordBatchReader.from(handle) : await RecordBatchReader.from(stream!);
     } catch (e) {
       throw new Error(`Arrow file ${file} is corrupt or not Arrow IPC: ${(e as Error).message}`);
     }
@@ -69,6 +70,8 @@ export async function* readArrowBatches(file: string): AsyncGenerator<RecordBatc
       throw new Error(`Arrow file ${file} is corrupt or truncated: no schema`);
     }
   } finally {
+    // Also when the caller stops early.
+    stream?.destroy();
     await handle?.close();
   }
 }

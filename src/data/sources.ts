@@ -59,7 +59,8 @@ export interface SourceOptions {
   files?: string[];
 }
 
-const TEXT_EXTENSIONS = new Set(['.txt', '.text', '.md']);
+// Text files picked up when a folder is scanned (a named file or a glob is read whatever its extension).
+const TEXT_EXTENSIONS = new Set(['.txt', '.text']);
 
 function kindOf(file: string): 'parquet' | 'arrow' | 'jsonl' | 'text' {
   const ext = path.extname(file).toLowerCase();
