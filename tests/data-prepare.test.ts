@@ -143,6 +143,18 @@ test('wm data prepare (CLI) with input@ratio and JSONL + text inputs', async () 
   assert.equal((await openPackedDataset(path.join(out, 'test'))).numRows, 4);
 });
 
+test('progress and the final summary go to stderr', async () => {
+  const lines: string[] = [];
+  const orig = console.error;
+  console.error = (s: string) => lines.push(s);
+  try {
+    await prepareDataset({ inputs: [path.join(FX, 'prompt-text.parquet')], tokenizer: tok, seqLen: 64, outDir: path.join(dir, 'logged'), testExamples: 2, log: true });
+  } finally {
+    console.error = orig;
+  }
+  assert.match(lines.at(-1)!, /^prepare: 40 documents, \d+ tokens, \d+ blocks of 64 \(train \d+, test 2\) in [\d.]+s \(\d+ tokens\/s\) -> /);
+});
+
 test('failures name the problem and leave no output folder behind', async () => {
   const siblings = () => fs.readdirSync(dir).filter((f) => f.includes('.tmp-'));
   const out = path.join(dir, 'failed');
