@@ -15,7 +15,8 @@ import { loadTokenizer } from '../data/tokenizer';
 const USAGE = `usage:
   wm data prepare --input PATH[@RATIO] [--input ...] --tokenizer DIR --seq-len N --out DIR
                   [--test-examples M] [--seed S] [--text-column text] [--prompt-column prompt] [--split train]
-                  [--dataset org/name [--dataset-split train] [--revision main] [--cache DIR] [--max-files K]]
+                  [--dataset org/name[@RATIO] [--split train] [--revision main] [--cache DIR] [--max-files K]]
+      --split picks the split of hub datasets and of DatasetDict folders (--dataset-split: hub only).
       PATH is a text/JSONL/Parquet/Arrow file, a glob, a folder, a datasets folder, or 'brown' (embedded).
       @RATIO mixes inputs by ratio (the reference mixes four corpora 7:2:0.5:0.5).
   wm data default --out DIR [--vocab-size 4096] [--seq-len 256] [--test-examples M] [--seed S]
@@ -72,7 +73,7 @@ async function prepare(argv: string[]): Promise<void> {
     const { input: dataset, ratio } = parseInputSpec(spec);
     const files = await downloadHubDataset({
       dataset,
-      split: values['dataset-split'] ?? 'train',
+      split: values['dataset-split'] ?? values.split ?? 'train',
       revision: values.revision,
       cacheDir: values.cache,
       maxFiles: int(values['max-files'], 'max-files'),
