@@ -138,7 +138,7 @@ export class DogeForCausalLM {
     if (init && c.pad_token_id !== null) {
       // HF zeroes the padding row of embed_tokens at init
       const row = tf.tidy(() => {
-        const mask = tf.oneHot(tf.tensor1d([c.pad_token_id!], 'int32'), c.vocab_size).reshape([c.vocab_size, 1]);
+        const mask = tf.reshape(tf.oneHot(tf.tensor1d([c.pad_token_id!], 'int32'), c.vocab_size), [c.vocab_size, 1]);
         return tf.mul(this.embed.weight, tf.sub(1, mask));
       });
       this.embed.weight.assign(row);
