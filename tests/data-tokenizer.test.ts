@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { run as tokenizerCli } from '../src/cli/tokenizer';
 import { brownCorpusDocuments, chunkText, loadTokenizer, trainTokenizer, WmTokenizer } from '../src/data';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-data-tok-'));
@@ -143,4 +144,23 @@ test('errors: too small a vocabulary, empty corpus, folder without tokenizer.jso
   await assert.rejects(loadTokenizer(path.join(dir, 'absent')), /tokenizer folder .*absent does not exist/);
   fs.writeFileSync(path.join(empty, 'tokenizer.json'), '{ not json');
   await assert.rejects(loadTokenizer(empty), /tokenizer\.json is not valid JSON/);
+});
+
+test('wm tokenizer train / encode / decode (CLI) print the training time and ids', async () => {
+  const out = path.join(dir, 'cli');
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => lines.push(s);
+  try {
+    await tokenizerCli(['train', '--input', 'tests/fixtures/data/prompt-text.parquet', '--vocab-size', '400', '--out', out, '--im-start', '<|user|>', '--im-end', '<|end|>']);
+    await tokenizerCli(['encode', '--tokenizer', out, '--chat-user', 'hi', '--generation-prompt']);
+    await tokenizerCli(['decode', '--tokenizer', out, '--ids', '3,4']);
+  } finally {
+    console.log = log;
+  }
+  assert.match(lines[1]!, /^trained vocab 400 in [\d.]+s$/);
+  assert.equal(lines[2], JSON.stringify('<|user|>user\nhi<|end|>\n<|user|>assistant\n'));
+  assert.equal(JSON.parse(lines[3]!)[0], 3);
+  assert.equal(lines[4], JSON.stringify('<|user|><|end|>'));
+  await assert.rejects(tokenizerCli(['decode', '--tokenizer', out, '--ids', '3,999']), /--ids: '999' is not a token id of this tokenizer \(vocab 400\)/);
 });

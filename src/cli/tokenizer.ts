@@ -4,6 +4,7 @@
  *   encode   print the ids of a text (or a chat) with any tokenizer folder
  *   decode   print the text of ids
  */
+import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { trainTokenizer, DEFAULT_SPECIAL_TOKENS } from '../data/bpe-trainer';
 import { readRecords } from '../data/sources';
@@ -11,7 +12,9 @@ import { loadTokenizer } from '../data/tokenizer';
 
 const USAGE = `usage:
   wm tokenizer train --input PATH [--input ...] --vocab-size N --out DIR [--min-frequency 2]
-                     [--bos TOKEN] [--eos TOKEN] [--pad TOKEN] [--special TOKEN ...] [--text-column text]
+                     [--bos TOKEN] [--eos TOKEN] [--pad TOKEN] [--im-start TOKEN] [--im-end TOKEN]
+                     [--special TOKEN ...] [--chat-template FILE.jinja] [--text-column text]
+      The default chat template is ChatML with the --im-start/--im-end markers.
       PATH is a text/JSONL/Parquet/Arrow file, a glob, a folder, a datasets folder, or 'brown' (embedded).
   wm tokenizer encode --tokenizer DIR (--text TEXT | --chat-user TEXT [--generation-prompt])
   wm tokenizer decode --tokenizer DIR --ids 1,2,3`;
@@ -43,6 +46,9 @@ async function train(argv: string[]): Promise<void> {
       bos: { type: 'string' },
       eos: { type: 'string' },
       pad: { type: 'string' },
+      'im-start': { type: 'string' },
+      'im-end': { type: 'string' },
+      'chat-template': { type: 'string' },
       special: { type: 'string', multiple: true },
       'text-column': { type: 'string' },
     },
@@ -58,8 +64,11 @@ async function train(argv: string[]): Promise<void> {
       bos: values.bos ?? DEFAULT_SPECIAL_TOKENS.bos,
       eos: values.eos ?? DEFAULT_SPECIAL_TOKENS.eos,
       pad: values.pad ?? DEFAULT_SPECIAL_TOKENS.pad,
+      imStart: values['im-start'] ?? DEFAULT_SPECIAL_TOKENS.imStart,
+      imEnd: values['im-end'] ?? DEFAULT_SPECIAL_TOKENS.imEnd,
       extra: values.special,
     },
+    chatTemplate: values['chat-template'] === undefined ? undefined : fs.readFileSync(values['chat-template'], 'utf8'),
   });
   console.log(JSON.stringify(r));
   console.log(`trained vocab ${r.vocabSize} in ${r.seconds.toFixed(2)}s`);
