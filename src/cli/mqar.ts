@@ -1,7 +1,7 @@
 /**
  * `wm mqar`: the MQAR comparison of the paper (Dynamic Mask Attention vs plain attention vs SSD).
  *
- *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU-sized grid (< 30 min on 2 cores, wasm)
+ *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU-sized grid (< 30 min on 2 shared cores, wasm)
  *   wm mqar --preset paper --out runs/mqar-paper        # the paper's grid, for a GPU (WM_BACKEND=tensorflow-gpu)
  *   wm mqar --mixers attention,dmattn,ssd --seq-lens 64,128 --kv-pairs L/4 --d-models 32,64,128 \
  *           --lrs 1e-3,3e-3 --epochs 8 --train-examples 4000 --test-examples 500 --out DIR
@@ -14,20 +14,23 @@ import type { MixerKind } from '../synthetic/mixers';
 
 /** Named grids. Explicit flags override preset values. */
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
-  /** Small enough for 2 CPU cores in < 30 min: the short, narrow corner of the paper's grid. */
+  /**
+   * Small enough for 2 shared CPU cores (wasm) in < 30 min: the paper's protocol (K = L/4, V = L+1, random fillers)
+   * at the short, narrow corner it can afford (L 16, 32; d 32, 64; ~250 steps per run, 90 s cap per run).
+   */
   cpu: {
     mixers: ['attention', 'dmattn', 'ssd'],
-    seqLens: [64, 128],
+    seqLens: [16, 32],
     kvPairs: 'L/4',
     vocabSize: 'L+1',
     randomNonQueries: true,
-    dModels: [32, 64, 128],
+    dModels: [32, 64],
     lrs: [3e-3],
-    epochs: 6,
-    trainExamples: 3000,
+    epochs: 4,
+    trainExamples: 2000,
     testExamples: 256,
-    batchSize: 64,
-    timeBudgetSeconds: 70,
+    batchSize: 32,
+    timeBudgetSeconds: 90,
   },
   /** The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples. */
   paper: {

@@ -26,9 +26,15 @@ export class AdamW {
     this.beta2 = options.beta2 ?? 0.999;
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0.1;
+    const zeroVar = (p: tf.Variable): tf.Variable => {
+      const z = tf.zerosLike(p);
+      const v = tf.variable(z, false);
+      z.dispose(); // the variable keeps its own reference to the data
+      return v;
+    };
     for (const p of vars) {
-      this.m.set(p, tf.variable(tf.zerosLike(p), false));
-      this.v.set(p, tf.variable(tf.zerosLike(p), false));
+      this.m.set(p, zeroVar(p));
+      this.v.set(p, zeroVar(p));
     }
   }
 

@@ -102,6 +102,7 @@ export function validateGrid(o: MqarGridOptions): void {
     if (!Number.isInteger(v) || v < 1) throw new Error(`MQAR grid: ${name} must be a positive integer, got ${v}`);
   }
   for (const L of o.seqLens) {
+    if (!Number.isInteger(L) || L < 2 || L % 2 !== 0) throw new Error(`MQAR: seqLen must be even (keys and values come in pairs), got seqLen=${L}`);
     validateMqarOptions({
       seqLen: L,
       numKvPairs: evalLengthExpr(o.kvPairs ?? 'L/4', L, 'kvPairs'),
