@@ -57,3 +57,40 @@ test('SSD layer: causal, finite gradients for every parameter, no tensor leak', 
   m.dispose();
   x.dispose();
 });
+
+test('Taylor linear attention (quadratic form) equals the recurrent form with explicit features', async () => {
+  await loadBackend();
+  const { TaylorLinearAttention } = await import('../src/modules/linear-attention');
+  const f = 4, d = 6, T = 7;
+  const m = new TaylorLinearAttention({ dModel: d, featureDim: f, convWidth: 0, seed: 4 });
+  const x = tf.randomNormal([1, T, d], 0, 3, 'float32', 11) as tf.Tensor3D;
+  const y = m.apply(x).arraySync() as number[][][];
+  // recurrent reference on the host: state S = Σ phi(k) v^T, z = Σ phi(k)
+  const w = Object.fromEntries([...m.parameters()].map(([k, v]) => [k.split('_')[0], v.arraySync() as number[][]]));
+  const xs = x.arraySync()[0];
+  const mat = (a: number[], W: number[][]) => W[0].map((_, j) => a.reduce((s, ai, i) => s + ai * W[i][j], 0));
+  const phi = (z: number[]) => [1, ...z.map((zi) => zi / Math.pow(f, 0.25)), ...z.flatMap((a) => z.map((b) => (a * b) / (Math.SQRT2 * Math.sqrt(f))))];
+  let S: number[][] = [];
+  let zsum: number[] = [];
+  for (let t = 0; t < T; t++) {
+    const qk = mat(xs[t], w['qk']);
+    const [q, k] = [qk.slice(0, f), qk.slice(f)];
+    const v = mat(xs[t], w['v']);
+    const pk = phi(k);
+    if (t === 0) {
+      S = pk.map(() => new Array(d).fill(0));
+      zsum = new Array(pk.length).fill(0);
+    }
+    pk.forEach((p, i) => {
+      zsum[i] += p;
+      for (let j = 0; j < d; j++) S[i][j] += p * v[j];
+    });
+    const pq = phi(q);
+    const num = new Array(d).fill(0).map((_, j) => pq.reduce((s, p, i) => s + p * S[i][j], 0));
+    const den = pq.reduce((s, p, i) => s + p * zsum[i], 0);
+    const out = mat(num.map((n) => n / den), w['out']);
+    for (let j = 0; j < d; j++) assert.ok(Math.abs(out[j] - y[0][t][j]) < 1e-4, `t=${t} j=${j}: ${out[j]} vs ${y[0][t][j]}`);
+  }
+  m.dispose();
+  x.dispose();
+});

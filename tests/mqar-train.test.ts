@@ -80,7 +80,7 @@ test('bad settings are refused with the rule that failed', () => {
     assert.rejects(grid(['--kv-pairs', '17']), /MQAR: numKvPairs\*4 must be <= seqLen .*numKvPairs=17, seqLen=64/),
     assert.rejects(grid(['--vocab', '64']), /MQAR: vocabSize must be larger than seqLen .*vocabSize=64, seqLen=64/),
     assert.rejects(grid(['--kv-pairs', 'L/3']), /kvPairs: 'L\/3' gives 21.333333333333332 for L=64, not an integer/),
-    assert.rejects(grid(['--mixers', 'mamba']), /unknown mixer 'mamba'; choose from attention, dmattn, ssd/),
+    assert.rejects(grid(['--mixers', 'mamba']), /unknown mixer 'mamba'; choose from attention, dmattn, ssd, linear/),
     assert.rejects(grid(['--d-models', '33']), /d_model must be an even integer >= 2, got 33/),
   ]).then(() => {
     assert.throws(() => parseMqarArgs(['--preset', 'gpu', '--out', 'x']), /--preset: unknown preset 'gpu'; choose one of cpu, paper, smoke/);

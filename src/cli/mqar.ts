@@ -64,7 +64,7 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
 };
 
 const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
-  --mixers LIST          attention,dmattn,ssd
+  --mixers LIST          attention,dmattn,ssd,linear
   --seq-lens LIST        sequence lengths, e.g. 64,128
   --kv-pairs EXPR        key-value pairs: a number or an expression in L (default L/4)
   --vocab EXPR           vocabulary size: a number or an expression in L (default L+1)

@@ -5,6 +5,8 @@ export { CausalAttention } from './attention';
 export type { CausalAttentionOptions } from './attention';
 export { SSD, ssdChunked, ssdRecurrent, ssdStep } from '../modules/ssd';
 export type { SSDOptions } from '../modules/ssd';
+export { TaylorLinearAttention } from '../modules/linear-attention';
+export type { LinearAttentionOptions } from '../modules/linear-attention';
 export { createMixer, isMixerKind, MIXER_KINDS } from './mixers';
 export type { MixerKind, MixerOptions, SequenceMixer } from './mixers';
 export { MqarModel } from './model';

@@ -4,13 +4,15 @@
  *   attention  plain causal softmax attention with RoPE (the paper's "QCAttn")          src/synthetic/attention.ts
  *   dmattn     Dynamic Mask Attention of the library core, keep_window_size = K          src/modules/dmattn.ts
  *   ssd        Mamba-2 State Space Duality, state size N (default 64)                    src/modules/ssd.ts
+ *   linear     linear attention with Based's Taylor feature map + short conv (no window)  src/modules/linear-attention.ts
  */
 import { tf } from '../backend';
 import { DynamicMaskAttention } from '../modules/dmattn';
 import { SSD } from '../modules/ssd';
+import { TaylorLinearAttention } from '../modules/linear-attention';
 import { CausalAttention } from './attention';
 
-export const MIXER_KINDS = ['attention', 'dmattn', 'ssd'] as const;
+export const MIXER_KINDS = ['attention', 'dmattn', 'ssd', 'linear'] as const;
 export type MixerKind = (typeof MIXER_KINDS)[number];
 
 /** A token mixer: [batch, seq, dModel] -> [batch, seq, dModel], with its own trainable variables. */
@@ -50,6 +52,8 @@ export function createMixer(kind: MixerKind, o: MixerOptions): SequenceMixer {
     }
     case 'ssd':
       return new SSD({ dModel: o.dModel, dState: o.dState, chunkSize: o.chunkSize, rope: o.ssdRope, seed: o.seed });
+    case 'linear':
+      return new TaylorLinearAttention({ dModel: o.dModel, seed: o.seed });
     default:
       throw new Error(`unknown mixer '${kind as string}'; choose one of ${MIXER_KINDS.join(', ')}`);
   }
