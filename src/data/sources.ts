@@ -87,11 +87,13 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-function walk(dir: string, out: string[]): void {
+/** Files under `dir`, sorted, at most `depth` levels down (1 = only `dir` itself). */
+function walk(dir: string, out: string[], depth = Infinity): void {
   for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) walk(p, out);
-    else if (e.isFile()) out.push(p);
+    if (e.isDirectory()) {
+      if (depth > 1) walk(p, out, depth - 1);
+    } else if (e.isFile()) out.push(p);
   }
 }
 
@@ -104,7 +106,9 @@ export function expandGlob(pattern: string): string[] {
   const base = baseEnd < 0 ? '.' : norm.slice(0, baseEnd) || '/';
   if (!fs.existsSync(base)) throw new Error(`input ${pattern}: folder ${base} does not exist`);
   const all: string[] = [];
-  walk(base, all);
+  // Without `**` a pattern cannot match deeper than its own number of path segments.
+  const rest = norm.slice(baseEnd + 1);
+  walk(base, all, rest.includes('**') ? Infinity : rest.split('/').length);
   const re = globToRegExp(norm);
   const matches = all.filter((f) => re.test(f.split(path.sep).join('/')));
   if (matches.length === 0) throw new Error(`input ${pattern}: no files match`);
