@@ -1,4 +1,4 @@
-// Public API of src/modules: the Doge building blocks (each usable on its own).
+// Public API of src/modules: the Doge building blocks (each usable on its own) and the wasm-safe ops they use.
 export * from './params';
 export * from './rmsnorm';
 export * from './rope';
@@ -6,4 +6,8 @@ export * from './mlp';
 export * from './dmattn';
 export * from './cdmoe';
 export * from './embedding';
-export * from '../ops';
+export {
+  F32_MIN, Rng, gatherRows, stopGradient, linear, linearT, weightT, clearWeightCache, crossEntropyLoss, bmm, sliceLast, sliceAxis,
+  customOp, makeVariable, isRecordingGradients, installWasmBatchMatMulFix, installWasmSliceFix,
+} from '../ops';
+export { torchTopkIndices } from '../ops/torch-topk';

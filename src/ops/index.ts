@@ -93,15 +93,18 @@ export function crossEntropyLoss(logits: tf.Tensor2D, targets: Int32Array, divis
   }
   const op = customOp((lg: tf.Tensor, save: tf.GradSaveFunc) => {
     const validT = tf.tensor1d(valid); // [N]
-    const lse = tf.logSumExp(lg, 1); // [N]
+    // one exp over [N, V] (exp is slow on wasm): softmax is kept for the gradient
+    const mx = tf.max(lg, 1, true); // [N, 1]
+    const e = tf.exp(tf.sub(lg, mx)); // [N, V]
+    const z = tf.sum(e, 1, true); // [N, 1]
+    const lse = tf.add(tf.reshape(mx, [N]), tf.log(tf.reshape(z, [N]))); // [N]
     const picked = tf.gather(tf.reshape(lg, [-1]), tf.tensor1d(flatIdx, 'int32')); // [N]
     const loss = tf.div(tf.sum(tf.mul(tf.sub(lse, picked), validT)), divisor) as tf.Scalar;
-    save([lg, lse, validT]);
+    save([tf.div(e, z), validT]);
     return {
       value: loss,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [l, s, v] = saved;
-        const p = tf.exp(tf.sub(l, tf.reshape(s, [N, 1]))); // softmax [N, V]
+        const [p, v] = saved; // softmax [N, V], valid [N]
         const onehot = tf.oneHot(tf.tensor1d(safe, 'int32'), V); // [N, V]
         const scale = tf.reshape(tf.mul(v, tf.div(dy, divisor)), [N, 1]);
         return tf.mul(tf.sub(p, onehot), scale);
@@ -161,7 +164,7 @@ export function makeVariable(values: Float32Array, shape: number[], name: string
  * kernel so transposed operands are transposed explicitly first; results are identical. Idempotent (a global flag,
  * shared with any other copy of this fix), no-op when the wasm backend is not registered.
  */
-export function installWasmMatMulFix(): boolean {
+export function installWasmBatchMatMulFix(): boolean {
   const g = globalThis as unknown as { __wmWasmMatMulFixOps?: boolean };
   if (g.__wmWasmMatMulFixOps) return true;
   const orig = tf.getKernel('BatchMatMul', 'wasm');
@@ -198,7 +201,7 @@ export function installWasmMatMulFix(): boolean {
   g.__wmWasmMatMulFixOps = true;
   return true;
 }
-installWasmMatMulFix();
+installWasmBatchMatMulFix();
 
 /**
  * Speed fix for the tfjs wasm backend (4.22): its Slice kernel (also behind split/unstack/SplitV) first copies the
