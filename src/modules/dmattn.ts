@@ -24,7 +24,7 @@
  * d of ordinary size, so it is the same number, and the softmax probability (hence the gradient) there is 0.
  */
 import { tf } from '../backend';
-import { F32_MIN, bmm, linearT, sliceAxis, sliceLast, stopGradient, weightT, clearWeightCache, isRecordingGradients } from '../ops';
+import { F32_MIN, bmm, linearT, sliceAxis, sliceLast, stopGradient, weightT, clearWeightCache, isRecordingGradients, permute } from '../ops';
 import { torchTopkIndices } from '../ops/torch-topk';
 import { type Store, type InitOptions, standaloneStore } from './params';
 import { rmsNorm } from './rmsnorm';
@@ -196,13 +196,13 @@ export class DynamicMaskAttention {
     const q4 = sliceAxis(qk, 2, 0, nh); // [B, T, nh, hd]
     const k4 = sliceAxis(qk, 2, nh, nkv); // [B, T, nkv, hd]
     // query head h = c * g + i uses kv head c: group the g query heads of a kv head along the row axis
-    const q = tf.reshape(tf.transpose(tf.reshape(q4, [B, T, nkv, g, hd]), [0, 2, 3, 1, 4]), [B * nkv, g * T, hd]);
-    const kNew = tf.transpose(k4, [0, 2, 1, 3]); // [B, nkv, T, hd]
-    const vNew = tf.transpose(tf.reshape(vFlat, [B, T, nkv, hd]), [0, 2, 1, 3]); // [B, nkv, T, hd]
+    const q = tf.reshape(permute(tf.reshape(q4, [B, T, nkv, g, hd]), [0, 2, 3, 1, 4]), [B * nkv, g * T, hd]);
+    const kNew = permute(k4, [0, 2, 1, 3]); // [B, nkv, T, hd]
+    const vNew = permute(tf.reshape(vFlat, [B, T, nkv, hd]), [0, 2, 1, 3]); // [B, nkv, T, hd]
 
     // dynamic bias of the new keys: exp(A * softplus(dt_proj(v)))  [B, nkv, T]
     const dt = linearT(vFlat, weightT([this.get('dt_proj.weight')!]), this.get('dt_proj.bias')); // [B, T, nkv]
-    const dNew = tf.transpose(tf.exp(tf.mul(this.get('A')!, tf.softplus(dt))), [0, 2, 1]);
+    const dNew = permute(tf.exp(tf.mul(this.get('A')!, tf.softplus(dt))), [0, 2, 1]);
 
     const K = ctx.cache ? tf.concat([ctx.cache.k, kNew], 2) : kNew; // [B, nkv, S, hd]
     const V = ctx.cache ? tf.concat([ctx.cache.v, vNew], 2) : vNew; // [B, nkv, S, hd]
@@ -221,7 +221,7 @@ export class DynamicMaskAttention {
     let probs = tf.softmax(biased); // [B, nkv, g, T, S]
     if (ctx.training && this.attentionDropout > 0) probs = tf.dropout(probs, this.attentionDropout, undefined, ctx.dropoutSeed);
     const o = bmm(tf.reshape(probs, [B * nkv, g * T, S]), tf.reshape(V, [B * nkv, S, hd])); // [B*nkv, g*T, hd]
-    const oFlat = tf.reshape(tf.transpose(tf.reshape(o, [B, nkv, g, T, hd]), [0, 3, 1, 2, 4]), [B, T, nh * hd]);
+    const oFlat = tf.reshape(permute(tf.reshape(o, [B, nkv, g, T, hd]), [0, 3, 1, 2, 4]), [B, T, nh * hd]);
     const out = linearT(oFlat, weightT([this.get('o_proj.weight')!]), this.get('o_proj.bias')); // [B, T, H]
     const res: AttnResult = { out, cache: { k: K, v: V, d: D } };
     if (ctx.outputAttentions) {

@@ -365,3 +365,11 @@ export function linearT(x: tf.Tensor, wT: tf.Tensor, b?: tf.Tensor | null): tf.T
   const yb = b ? tf.add(y, b) : y;
   return lead.length === 1 ? yb : tf.reshape(yb, [...lead, wT.shape[1] as number]);
 }
+
+/** tf.transpose, or a (free) reshape when the permutation only moves size-1 axes (e.g. T = 1 while decoding). */
+export function permute(x: tf.Tensor, perm: number[]): tf.Tensor {
+  const moved = perm.filter((a) => x.shape[a] !== 1);
+  const shape = perm.map((a) => x.shape[a] as number);
+  if (moved.every((a, i) => i === 0 || a > moved[i - 1])) return tf.reshape(x, shape);
+  return tf.transpose(x, perm);
+}
