@@ -80,6 +80,14 @@ test('checkVocabulary names the offending id, row and position; ragged rows are 
   });
   assert.throws(() => checkVocabulary(ds, 4096), /token id 5000 at row 4, position 2 of .*vocab is outside the model's vocabulary \(vocab_size 4096\)/);
   checkVocabulary(ds, 5001);
+  const negative = await syntheticSplit('negative', 3, 4, (r, i) => {
+    if (i === 1) r[3] = -7;
+  });
+  assert.equal(negative.minTokenId, -7);
+  assert.throws(() => checkVocabulary(negative, 4096), /token id -7 at row 1, position 3 of .*negative is negative/);
+  const negDisk = await openPackedDataset(path.join(dir, 'negative'), { mode: 'disk' });
+  assert.equal(negDisk.minTokenId, -7);
+  assert.throws(() => checkVocabulary(negDisk, 4096), /token id -7 at row 1, position 3/);
   // A split whose rows differ in length is not packed.
   const ragged = path.join(dir, 'ragged');
   await writePackedSplit(ragged, { seqLen: 3, numRows: 2, row: () => new Int32Array(3) });

@@ -17,6 +17,8 @@ export interface PackedDataset {
   readonly seqLen: number;
   /** The largest token id in the split (to check against a model's vocabulary). */
   readonly maxTokenId: number;
+  /** The smallest token id, when known (lets checkVocabulary skip its scan for negative ids). */
+  readonly minTokenId?: number;
   /** Row i as a [seqLen] view (no copy). */
   row(i: number): Int32Array;
 }
@@ -28,6 +30,7 @@ class InMemoryPackedDataset implements PackedDataset {
     readonly numRows: number,
     readonly seqLen: number,
     readonly maxTokenId: number,
+    readonly minTokenId: number,
   ) {}
   row(i: number): Int32Array {
     if (!Number.isInteger(i) || i < 0 || i >= this.numRows) {
@@ -69,6 +72,7 @@ export async function openPackedDataset(splitDir: string, o: OpenPackedOptions =
   const rows: Int32Array[] = [];
   let seqLen = -1;
   let maxTokenId = -1;
+  let minTokenId = Infinity;
   for (const file of files) {
     for await (const batch of readArrowBatches(file)) {
       const field = batch.schema.fields.find((f) => f.name === 'input_ids');
@@ -78,7 +82,10 @@ export async function openPackedDataset(splitDir: string, o: OpenPackedOptions =
         if (r.length !== seqLen) {
           throw new Error(`${file}: row ${rows.length} of 'input_ids' has ${r.length} tokens, expected ${seqLen} like the rows before it (not a packed dataset)`);
         }
-        for (let j = 0; j < r.length; j++) if (r[j]! > maxTokenId) maxTokenId = r[j]!;
+        for (let j = 0; j < r.length; j++) {
+          if (r[j]! > maxTokenId) maxTokenId = r[j]!;
+          if (r[j]! < minTokenId) minTokenId = r[j]!;
+        }
         rows.push(r);
       }
     }
@@ -86,12 +93,13 @@ export async function openPackedDataset(splitDir: string, o: OpenPackedOptions =
   if (rows.length === 0) throw new Error(`${splitDir}: the split has no rows`);
   const tokens = new Int32Array(rows.length * seqLen);
   rows.forEach((r, i) => tokens.set(r, i * seqLen));
-  return new InMemoryPackedDataset(splitDir, tokens, rows.length, seqLen, maxTokenId);
+  return new InMemoryPackedDataset(splitDir, tokens, rows.length, seqLen, maxTokenId, minTokenId);
 }
 
 /** Throw, naming the row, position and id, if any token id is negative or >= vocabSize. */
 export function checkVocabulary(ds: PackedDataset, vocabSize: number): void {
   if (ds.maxTokenId < vocabSize) {
+    if (ds.minTokenId !== undefined && ds.minTokenId >= 0) return;
     // Still catch negative ids (the max alone does not).
     for (let i = 0; i < ds.numRows; i++) {
       const r = ds.row(i);

@@ -156,6 +156,7 @@ function scanShard(fd: number, file: string, expectSeqLen: number): ScanResult {
 class DiskPackedDataset implements PackedDataset {
   readonly numRows: number;
   maxTokenId = -1;
+  minTokenId = Infinity;
   constructor(
     readonly dir: string,
     private readonly files: string[],
@@ -190,22 +191,27 @@ class DiskPackedDataset implements PackedDataset {
     return out;
   }
 
-  /** One sequential pass to find the largest id (kept to check the model's vocabulary). */
+  /** One sequential pass to find the largest and smallest ids (kept to check the model's vocabulary). */
   computeMaxTokenId(): void {
     const chunk = new Int32Array(1 << 18);
     let max = -1;
+    let min = Infinity;
     for (const b of this.batches) {
       let left = b.rows * this.seqLen;
       let pos = b.valuesPos;
       while (left > 0) {
         const n = Math.min(left, chunk.length);
         fs.readSync(this.fds[b.file]!, new Uint8Array(chunk.buffer, 0, n * 4), 0, n * 4, pos);
-        for (let k = 0; k < n; k++) if (chunk[k]! > max) max = chunk[k]!;
+        for (let k = 0; k < n; k++) {
+          if (chunk[k]! > max) max = chunk[k]!;
+          if (chunk[k]! < min) min = chunk[k]!;
+        }
         left -= n;
         pos += n * 4;
       }
     }
     this.maxTokenId = max;
+    this.minTokenId = min;
   }
 
   close(): void {
