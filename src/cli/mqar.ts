@@ -16,25 +16,26 @@ import type { MixerKind } from '../synthetic/mixers';
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
   /**
    * Small enough for 2 shared CPU cores (wasm) in < 30 min: the paper's protocol (K = L/4, V = L+1, random fillers)
-   * at the short, narrow corner it can afford (L 16, 32; d 32, 64; ~250 steps per run, 90 s cap per run).
+   * at the short, narrow corner a CPU can afford: L 16, 32; d 16, 32, 64; one learning rate; 6000 fresh examples
+   * x 2 epochs (375 steps of 32); each run capped at 100 s.
    */
   cpu: {
-    mixers: ['attention', 'dmattn', 'ssd'],
+    mixers: ['attention', 'dmattn', 'ssd', 'linear'],
     seqLens: [16, 32],
     kvPairs: 'L/4',
     vocabSize: 'L+1',
     randomNonQueries: true,
-    dModels: [32, 64],
+    dModels: [16, 32, 64],
     lrs: [3e-3],
-    epochs: 4,
-    trainExamples: 2000,
-    testExamples: 256,
+    epochs: 2,
+    trainExamples: 6000,
+    testExamples: 500,
     batchSize: 32,
-    timeBudgetSeconds: 90,
+    timeBudgetSeconds: 100,
   },
   /** The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples. */
   paper: {
-    mixers: ['attention', 'dmattn', 'ssd'],
+    mixers: ['attention', 'dmattn', 'ssd', 'linear'],
     seqLens: [256, 512, 1024, 2048],
     kvPairs: 'L/4',
     vocabSize: 'L+1',
@@ -75,7 +76,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --zero-filler          filler 0 instead of random non-query tokens (Zoology's original task)
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
-  --time-budget S        per-run time budget in seconds (stop after the epoch that exceeds it)`;
+  --time-budget S        per-run time budget in seconds (training stops there, then evaluates)`;
 
 function parseList(s: string, flag: string): number[] {
   const out = s.split(',').map((x) => Number(x.trim()));

@@ -47,6 +47,12 @@ export function ssdChunked(x: tf.Tensor4D, dt: tf.Tensor3D, A: tf.Tensor1D, B: t
     const G = tf.expandDims(tf.matMul(Cc, Bc, false, true), 1); // [b, 1, c, Q, Q]   C_l · B_s
     const yDiag = tf.matMul(tf.mul(G, decay), Xh); // [b, h, c, Q, p]
 
+    if (c === 1) {
+      // A single chunk has no incoming state: the quadratic block is the whole answer.
+      const y1 = tf.reshape(tf.transpose(yDiag, [0, 2, 3, 1, 4]), [b, Q, h, p]);
+      return (pad === 0 ? y1 : tf.slice(y1, [0, 0, 0, 0], [b, T, h, p])) as tf.Tensor4D;
+    }
+
     // 2. State at the end of each chunk from its own tokens: Σ_s exp(Acs_last - Acs_s) xdt_s ⊗ B_s.
     const AcsLast = tf.slice(Acs, [0, 0, 0, Q - 1], [b, h, c, 1]); // [b, h, c, 1]
     const decayToEnd = tf.exp(tf.sub(AcsLast, Acs)); // [b, h, c, Q]

@@ -36,7 +36,7 @@ export interface MqarGridOptions {
   dState?: number;
   weightDecay?: number;
   stopAccuracy?: number;
-  /** Per-run time budget in seconds (a run stops after the epoch that exceeds it; recorded as `stopped: 'time'`). */
+  /** Per-run time budget in seconds (training stops at the first step past it, then evaluates; `stopped: 'time'`). */
   timeBudgetSeconds?: number;
   seed?: number;
   /** Output directory for results.jsonl and mqar.html (nothing is written without it). */

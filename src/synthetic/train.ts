@@ -27,7 +27,7 @@ export interface MqarTrainOptions {
   weightDecay?: number; // default 0.1
   warmupFraction?: number; // default 0.05 of all steps
   stopAccuracy?: number; // default 0.99
-  /** Stop after the epoch in which this many seconds have passed (the result says so). */
+  /** Stop training once this many seconds have passed (checked before every step), evaluate, and say so. */
   timeBudgetSeconds?: number;
   seed?: number;
 }
@@ -134,15 +134,22 @@ export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: Mqar
         order[j] = t;
       }
       let lossSum = 0;
+      let stepsDone = 0;
+      let outOfTime = false;
       for (let s = 0; s < stepsPerEpoch; s++) {
+        if (o.timeBudgetSeconds !== undefined && (Date.now() - t0) / 1000 >= o.timeBudgetSeconds) {
+          outOfTime = true; // evaluate what was learned so far, then stop
+          break;
+        }
         const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
         const tgt = tf.tensor1d(targets, 'int32');
         const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
         opt.step(grads, cosineLr(step++, totalSteps, o.lr, warmup));
         lossSum += value.dataSync()[0];
+        stepsDone++;
         tf.dispose([ids, positions, tgt, value, ...Object.values(grads)]);
       }
-      loss = lossSum / stepsPerEpoch;
+      loss = stepsDone > 0 ? lossSum / stepsDone : loss;
       last = evaluateMqar(model, test, o.evalBatchSize);
       best = Math.max(best, last);
       epochsRun = epoch;
@@ -154,7 +161,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: Mqar
         stopped = 'accuracy';
         break;
       }
-      if (o.timeBudgetSeconds !== undefined && seconds >= o.timeBudgetSeconds && epoch < o.epochs) {
+      if (outOfTime || (o.timeBudgetSeconds !== undefined && seconds >= o.timeBudgetSeconds && epoch < o.epochs)) {
         stopped = 'time';
         break;
       }
