@@ -16,8 +16,8 @@ import type { MixerKind } from '../synthetic/mixers';
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
   /**
    * Small enough for 2 shared CPU cores (wasm) in < 30 min: the paper's protocol (K = L/4, V = L+1, random fillers)
-   * at the short, narrow corner a CPU can afford: L 16, 32; d 16, 32, 64; one learning rate; 6000 fresh examples
-   * x 2 epochs (375 steps of 32); each run capped at 100 s.
+   * at the short, narrow corner a CPU can afford: L 16, 32; d 32, 64; one learning rate; 12000 fresh examples
+   * x 2 epochs (750 steps of 32); each run capped at 110 s of training.
    */
   cpu: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
@@ -25,13 +25,13 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
     kvPairs: 'L/4',
     vocabSize: 'L+1',
     randomNonQueries: true,
-    dModels: [16, 32, 64],
+    dModels: [32, 64],
     lrs: [3e-3],
     epochs: 2,
-    trainExamples: 6000,
+    trainExamples: 12000,
     testExamples: 500,
     batchSize: 32,
-    timeBudgetSeconds: 100,
+    timeBudgetSeconds: 110,
   },
   /** The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples. */
   paper: {
