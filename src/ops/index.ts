@@ -85,29 +85,42 @@ export function crossEntropyLoss(logits: tf.Tensor2D, targets: Int32Array, divis
   const flatIdx = new Int32Array(N);
   for (let i = 0; i < N; i++) {
     const t = targets[i];
+    flatIdx[i] = i * V; // ignored rows point at their own row (their gradient is 0), so indices stay unique
     if (t === -100) continue;
     if (t < 0 || t >= V) throw new Error(`labels: target id ${t} is outside the vocabulary [0, ${V})`);
     valid[i] = 1;
     safe[i] = t;
     flatIdx[i] = i * V + t;
   }
+  // Large vocabularies (e.g. 2048 x 32768 logits = 268 MB per copy) must not keep extra full-size copies alive:
+  // above ~16M entries the softmax is recomputed in the backward pass instead of saved, and the gradient is built
+  // with at most two full-size tensors alive at a time.
+  const keepSoftmax = N * V <= 16 * 1024 * 1024;
   const op = customOp((lg: tf.Tensor, save: tf.GradSaveFunc) => {
     const validT = tf.tensor1d(valid); // [N]
-    // one exp over [N, V] (exp is slow on wasm): softmax is kept for the gradient
     const mx = tf.max(lg, 1, true); // [N, 1]
     const e = tf.exp(tf.sub(lg, mx)); // [N, V]
     const z = tf.sum(e, 1, true); // [N, 1]
-    const lse = tf.add(tf.reshape(mx, [N]), tf.log(tf.reshape(z, [N]))); // [N]
+    const lse = tf.add(mx, tf.log(z)); // [N, 1]
     const picked = tf.gather(tf.reshape(lg, [-1]), tf.tensor1d(flatIdx, 'int32')); // [N]
-    const loss = tf.div(tf.sum(tf.mul(tf.sub(lse, picked), validT)), divisor) as tf.Scalar;
-    save([tf.div(e, z), validT]);
+    const loss = tf.div(tf.sum(tf.mul(tf.sub(tf.reshape(lse, [N]), picked), validT)), divisor) as tf.Scalar;
+    // one exp over [N, V] when the softmax fits (exp is slow on wasm)
+    save(keepSoftmax ? [tf.div(e, z), validT] : [lg, lse, validT]);
     return {
       value: loss,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [p, v] = saved; // softmax [N, V], valid [N]
-        const onehot = tf.oneHot(tf.tensor1d(safe, 'int32'), V); // [N, V]
-        const scale = tf.reshape(tf.mul(v, tf.div(dy, divisor)), [N, 1]);
-        return tf.mul(tf.sub(p, onehot), scale);
+        const v = saved[saved.length - 1]; // [N]
+        const p = keepSoftmax ? saved[0] : tf.exp(tf.sub(saved[0], saved[1])); // softmax [N, V]
+        const scale = tf.reshape(tf.mul(v, tf.div(dy, divisor)), [N, 1]); // [N, 1]
+        const g = tf.mul(p, scale); // [N, V]
+        if (!keepSoftmax) p.dispose();
+        // subtract scale at each row's target: g[n, t_n] -= scale_n
+        const idx = tf.tensor2d(Array.from(flatIdx, (f) => [f]), [N, 1], 'int32');
+        const flatG = tf.reshape(g, [N * V]);
+        const at = tf.sub(tf.gather(flatG, tf.reshape(idx, [N])), tf.reshape(scale, [N]));
+        const out = tf.tensorScatterUpdate(flatG, idx, at);
+        g.dispose();
+        return tf.reshape(out, [N, V]);
       },
     };
   });
