@@ -11,7 +11,6 @@ export { createMixer, isMixerKind, MIXER_KINDS } from './mixers';
 export type { MixerKind, MixerOptions, SequenceMixer } from './mixers';
 export { MqarModel } from './model';
 export type { MqarModelOptions } from './model';
-export { AdamW, cosineLr } from './adamw';
 export { trainMqar, evaluateMqar, makeBatch } from './train';
 export type { MqarTrainOptions, MqarRunResult, MqarEpochInfo } from './train';
 export { runMqarGrid, validateGrid, evalLengthExpr, formatMqarTable } from './grid';
