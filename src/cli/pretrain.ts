@@ -92,11 +92,14 @@ async function printSamples(model: DogeForCausalLM, tokenizerDir: string | undef
   const t = config.training;
   if (!tokenizerDir || t.sample_prompts.length === 0 || t.sample_new_tokens === 0) return;
   const tok = await loadTokenizer(tokenizerDir);
-  console.log(`\nsamples (greedy, ${t.sample_new_tokens} new tokens):`);
+  console.log(`\nsamples (top-k 40, temperature 0.8, repetition penalty 1.2, ${t.sample_new_tokens} new tokens):`);
   for (const prompt of t.sample_prompts) {
     const ids = tok.encode(prompt);
-    // greedy, stopping early only at the tokenizer's end-of-text token
-    const [row] = model.generate([ids], { maxNewTokens: t.sample_new_tokens, doSample: false, eosTokenId: tok.eosTokenId ?? null });
+    // seeded sampling (greedy decoding of a small, briefly trained model mostly repeats one token)
+    const [row] = model.generate([ids], {
+      maxNewTokens: t.sample_new_tokens, doSample: true, topK: 40, temperature: 0.8, repetitionPenalty: 1.2, seed: t.seed,
+      eosTokenId: tok.eosTokenId ?? null,
+    });
     console.log(`  ${JSON.stringify(prompt)} -> ${JSON.stringify(tok.decode(row.slice(ids.length), { skipSpecialTokens: true }))}`);
   }
 }
