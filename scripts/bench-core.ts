@@ -26,7 +26,7 @@ function benchTrain(name: string, preset: string, B: number, T: number, steps: n
   const ids = randomIds(B, T, model.config.vocab_size, 1);
   const vars = [...model.parameters().values()];
   const step = () => {
-    const cost = opt.minimize(() => model.forward({ inputIds: ids, labels: ids, training: true }).loss!, true, vars);
+    const cost = opt.minimize(() => model.forward({ inputIds: ids, labels: ids, training: true, lossOnly: true }).loss!, true, vars);
     cost?.dataSync();
     cost?.dispose();
   };

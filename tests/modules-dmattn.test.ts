@@ -176,3 +176,23 @@ test('DMAttn + CDMoE gradients agree with finite differences (directional)', () 
   tf.dispose([x, ...dirs, ...Object.values(grads)]);
   attn.dispose();
 });
+
+test('ops: chunked lm_head + loss equals logits + crossEntropyLoss (value and gradients, ignored targets)', async () => {
+  const { chunkedLmHeadLoss, crossEntropyLoss } = await import('../src/ops');
+  const rng = new Rng(1);
+  const h = tf.tensor2d(rng.normalArray(10 * 6, 1), [10, 6]);
+  const w = tf.tensor2d(rng.normalArray(13 * 6, 0.5), [13, 6]);
+  const targets = Int32Array.from([3, -100, 0, 12, 5, 5, -100, 7, 1, 2]);
+  const f1 = (a: tf.Tensor, b: tf.Tensor) => crossEntropyLoss(tf.matMul(a, b, false, true) as tf.Tensor2D, targets, 8);
+  const f2 = (a: tf.Tensor, b: tf.Tensor) => chunkedLmHeadLoss(a as tf.Tensor2D, b as tf.Tensor2D, targets, 8, 3);
+  const g1 = tf.grads(f1)([h, w]), g2 = tf.grads(f2)([h, w]);
+  const l1 = f1(h, w).dataSync()[0], l2 = f2(h, w).dataSync()[0];
+  assert.ok(Math.abs(l1 - l2) < 1e-5, `${l1} vs ${l2}`);
+  for (let i = 0; i < 2; i++) assert.ok(maxDiff(arr(g1[i]), arr(g2[i])) < 1e-5);
+  // against a plain-JS loss
+  const lg = tf.matMul(h, w, false, true).arraySync() as number[][];
+  let ref = 0;
+  targets.forEach((t, i) => { if (t === -100) return; const m = Math.max(...lg[i]); ref += m + Math.log(lg[i].reduce((a, v) => a + Math.exp(v - m), 0)) - lg[i][t]; });
+  assert.ok(Math.abs(ref / 8 - l1) < 1e-5);
+  tf.dispose([h, w, ...g1, ...g2]);
+});

@@ -386,3 +386,72 @@ export function permute(x: tf.Tensor, perm: number[]): tf.Tensor {
   if (moved.every((a, i) => i === 0 || a > moved[i - 1])) return tf.reshape(x, shape);
   return tf.transpose(x, perm);
 }
+
+/**
+ * Fused lm_head + causal-LM cross-entropy over row chunks, for large vocabularies: never holds more than
+ * [chunk, V] logits (the full [N, V] logits of doge-20m at 4 x 512 are 268 MB per copy and exhaust the wasm heap).
+ * h [N, H], w [V, H] (torch layout), targets as in crossEntropyLoss. The backward pass recomputes each chunk's
+ * logits (one extra lm_head matmul) and accumulates dW.
+ */
+export function chunkedLmHeadLoss(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32Array, divisor: number, chunk = 512): tf.Scalar {
+  const [N, H] = h.shape;
+  const V = w.shape[0];
+  if (targets.length !== N) throw new Error(`chunkedLmHeadLoss: ${targets.length} targets for ${N} rows`);
+  const valid = new Float32Array(N);
+  const safeIdx = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    const t = targets[i];
+    if (t === -100) continue;
+    if (t < 0 || t >= V) throw new Error(`labels: target id ${t} is outside the vocabulary [0, ${V})`);
+    valid[i] = 1;
+    safeIdx[i] = t;
+  }
+  const chunks: [number, number][] = [];
+  for (let s = 0; s < N; s += chunk) chunks.push([s, Math.min(chunk, N - s)]);
+  // per chunk: logits [n, V], softmax-minus-onehot gradient scaled by `scale` [n, 1]
+  const chunkIdx = (s: number, n: number) => tf.tensor2d(Array.from({ length: n }, (_, r) => [r * V + safeIdx[s + r]]), [n, 1], 'int32');
+  const op = customOp((hh: tf.Tensor, ww: tf.Tensor, save: tf.GradSaveFunc) => {
+    const wT = tf.transpose(ww); // [H, V]
+    let total: tf.Tensor = tf.scalar(0);
+    for (const [s, n] of chunks) {
+      const part = tf.tidy(() => {
+        const lg = tf.matMul(tf.slice(hh, [s, 0], [n, H]), wT); // [n, V]
+        const lse = tf.logSumExp(lg, 1); // [n]
+        const picked = tf.gather(tf.reshape(lg, [-1]), tf.reshape(chunkIdx(s, n), [n]));
+        return tf.sum(tf.mul(tf.sub(lse, picked), tf.tensor1d(valid.subarray(s, s + n))));
+      });
+      const next = tf.add(total, part);
+      total.dispose(); part.dispose();
+      total = next;
+    }
+    save([hh, ww]);
+    return {
+      value: tf.div(total, divisor),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [h2, w2] = saved;
+        const wT2 = tf.transpose(w2); // [H, V]
+        const dhs: tf.Tensor[] = [];
+        let dW: tf.Tensor = tf.zeros([V, H]);
+        for (const [s, n] of chunks) {
+          const [dh, dw] = tf.tidy(() => {
+            const hc = tf.slice(h2, [s, 0], [n, H]);
+            const lg = tf.matMul(hc, wT2); // [n, V]
+            const p = tf.softmax(lg); // [n, V]
+            const scale = tf.reshape(tf.mul(tf.tensor1d(valid.subarray(s, s + n)), tf.div(dy, divisor)), [n, 1]);
+            const g = tf.reshape(tf.mul(p, scale), [n * V]);
+            const idx = chunkIdx(s, n);
+            const at = tf.sub(tf.gather(g, tf.reshape(idx, [n])), tf.reshape(scale, [n]));
+            const gc = tf.reshape(tf.tensorScatterUpdate(g, idx, at), [n, V]); // [n, V]
+            return [tf.matMul(gc, w2), tf.matMul(tf.transpose(gc), hc)]; // [n, H], [V, H]
+          });
+          dhs.push(dh);
+          const next = tf.add(dW, dw);
+          dW.dispose(); dw.dispose();
+          dW = next;
+        }
+        return [tf.concat(dhs, 0), dW];
+      },
+    };
+  });
+  return op(h, w) as tf.Scalar;
+}

@@ -11,7 +11,7 @@
  * HF names to them. Tied embeddings: only `model.embed_tokens.weight` exists and also serves as lm_head.
  */
 import { tf } from '../../backend';
-import { clearWeightCache, crossEntropyLoss, linearT, Rng, weightT } from '../../ops';
+import { chunkedLmHeadLoss, clearWeightCache, crossEntropyLoss, linearT, Rng, weightT } from '../../ops';
 import { ParamStore, type Store } from '../../modules/params';
 import { RMSNorm } from '../../modules/rmsnorm';
 import { RotaryEmbedding } from '../../modules/rope';
@@ -58,6 +58,11 @@ export interface ForwardInput {
   useCache?: boolean;
   /** Only compute logits for the last N positions. */
   logitsToKeep?: number;
+  /**
+   * Training: compute only the loss (requires labels). `logits` is then an empty [0] tensor. For large vocabularies
+   * (batch * seq * vocab > 16M) the lm_head and the loss run in row chunks, so the full logits never exist.
+   */
+  lossOnly?: boolean;
 }
 
 export interface ForwardOutput {
@@ -253,7 +258,9 @@ export class DogeForCausalLM {
       h = this.norm.apply(h);
       const keep = input.logitsToKeep && input.logitsToKeep < T ? input.logitsToKeep : T;
       if (keep < T) h = tf.slice(h, [0, T - keep, 0], [B, keep, c.hidden_size]);
-      out.logits = linearT(h, weightT([this.lmHead])); // [B, keep, V]
+      const fused = !!input.lossOnly && B * T * c.vocab_size > 16 * 1024 * 1024;
+      if (input.lossOnly && input.labels === undefined) throw new Error('lossOnly needs labels');
+      out.logits = fused ? tf.zeros([0]) : linearT(h, weightT([this.lmHead])); // [B, keep, V]
 
       if (input.labels !== undefined) {
         if (keep !== T) throw new Error('labels cannot be combined with logitsToKeep');
@@ -269,7 +276,10 @@ export class DogeForCausalLM {
           if (v !== -100) count++;
         }
         const divisor = input.numItemsInBatch ?? count;
-        out.loss = crossEntropyLoss(tf.reshape(out.logits, [B * T, c.vocab_size]) as tf.Tensor2D, targets, divisor);
+        out.loss = fused
+          ? chunkedLmHeadLoss(tf.reshape(h, [B * T, c.hidden_size]) as tf.Tensor2D, this.lmHead as tf.Tensor2D, targets, divisor)
+          : crossEntropyLoss(tf.reshape(out.logits, [B * T, c.vocab_size]) as tf.Tensor2D, targets, divisor);
+        if (input.lossOnly && !fused) { out.logits = tf.zeros([0]); }
       }
       if (input.useCache || cache) {
         let newMask: Int32Array | null = mask;
