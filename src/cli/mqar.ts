@@ -9,7 +9,7 @@
  * Writes DIR/results.jsonl (one JSON object per cell) and DIR/mqar.html (the figure), prints a line per epoch.
  */
 import { loadBackend } from '../backend';
-import { formatMqarTable, runMqarGrid, type MqarGridOptions } from '../synthetic/grid';
+import { formatMqarTable, runMqarGrid, validateGrid, type MqarGridOptions } from '../synthetic/grid';
 import type { MixerKind } from '../synthetic/mixers';
 
 /** Named grids. Explicit flags override preset values. */
@@ -157,6 +157,7 @@ export async function run(argv: string[]): Promise<void> {
     }
     throw e;
   }
+  validateGrid(options); // refuse impossible settings before loading anything
   await loadBackend();
   const t0 = Date.now();
   const rows = await runMqarGrid(options, {
