@@ -12,8 +12,15 @@
  */
 import { tf } from '../backend';
 // The tfjs-core package registers no gradients by itself (the union package @tensorflow/tfjs does). This side-effect
-// module of the same tfjs-core copy registers them; importing it twice is harmless. (It is ESM: fine under tsx.)
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// module of the same tfjs-core copy registers them; loading it twice is harmless. It is an ES module with
+// extension-less imports: it loads under tsx (tests, scripts) but not in plain `node dist/...`; there inference still
+// works and gradients are missing, hence the guarded require instead of a static import.
+try {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('@tensorflow/tfjs-core/dist/register_all_gradients');
+} catch {
+  // plain Node without tsx: no gradients (see above)
+}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type CustomFn = (...args: any[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
