@@ -142,3 +142,33 @@ test('every architecture diagram is a well-formed SVG with a title', () => {
   }
   assert.throws(() => diagramSvg('nope' as never), /unknown diagram 'nope'/);
 });
+
+test('inside tslab, show() sends the plotly.js loader once, then MIME bundles; liveFigure updates one display', () => {
+  // Stand-in for the kernel's module: show() finds tslab's jupyter.js in require.cache, as in a real kernel.
+  const sent: { data: Record<string, unknown>; transient: Record<string, unknown>; update: boolean }[] = [];
+  const key = join(tmpdir(), 'fake', 'node_modules', 'tslab', 'dist', 'jupyter.js');
+  const fake = { exports: { lastWriteDisplayData: (d: { data: Record<string, unknown>; transient: Record<string, unknown> }, update: boolean) => sent.push({ ...d, update }) } };
+  require.cache[key] = fake as unknown as NodeJS.Module;
+  try {
+    assert.equal(inTslab(), true);
+    assert.equal(show(heatmapFigure([[1]])), undefined);
+    show(heatmapFigure([[2]]));
+    assert.equal(sent.length, 3);
+    assert.deepEqual(Object.keys(sent[0].data), ['text/html', 'text/plain']); // the loader
+    assert.ok((sent[0].data['text/html'] as string).includes('window.Plotly = Plotly'));
+    assert.deepEqual(Object.keys(sent[1].data), [PLOTLY_MIME, 'text/html', 'text/plain']);
+    assert.deepEqual((sent[2].data[PLOTLY_MIME] as { data: { z: number[][] }[] }).data[0].z, [[2]]);
+    const live = liveLossPlot({ minIntervalMs: 0 });
+    live.push(0, 2);
+    live.push(1, 1);
+    assert.equal(live.close(), undefined);
+    const updates = sent.slice(3);
+    assert.equal(updates.length, 3);
+    const ids = new Set(updates.map((u) => u.transient.display_id));
+    assert.equal(ids.size, 1); // one output, redrawn in place
+    assert.deepEqual(updates.map((u) => u.update), [false, true, true]);
+  } finally {
+    delete require.cache[key];
+  }
+  assert.equal(inTslab(), false);
+});

@@ -52,7 +52,8 @@ export function dynamicMaskFigure(mask: Matrix, options: DynamicMaskOptions = {}
   const titles = ['dynamic mask values (dt) per key'];
   if (options.keepWindowSize !== undefined) {
     mats.push(mask.map((row) => keepWindow(row, options.keepWindowSize!)));
-    titles.push(`kept by keep_window_size = ${options.keepWindowSize} (blank = masked)`);
+    // the last query sees every key, so its row of the window selection is the top-k over the whole row
+    titles.push(`kept for the last query by keep_window_size = ${options.keepWindowSize} (blank = masked)`);
   }
   return heatmapGridFigure(mats, {
     title: options.title ?? 'DMAttn dynamic mask over key columns',
