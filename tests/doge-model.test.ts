@@ -300,3 +300,45 @@ test('dynamic NTK RoPE state machine (spec 4.3): grows past M, restores below M'
   void t1; void t2;
   r.dispose();
 });
+
+test('output_router_logits: HF load-balancing loss (spec 4.10) added to the loss, with and without padding', () => {
+  const c = smallConfig({ is_moe: true, num_experts: 16, num_experts_per_tok: 3, output_router_logits: true, router_aux_loss_coef: 0.5, keep_window_size: 2048 });
+  const model = new DogeForCausalLM(c, { seed: 1, routerLayout: 'hf' });
+  randomize(model, 2);
+  const x = ids(2, 5, c.vocab_size, 3);
+  for (const mask of [undefined, [[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]]]) {
+    const o = model.forward({ inputIds: x, labels: x, attentionMask: mask, outputAttentions: true });
+    const plain = new DogeForCausalLM(c.clone({ output_router_logits: false }), { seed: 1, routerLayout: 'hf' });
+    for (const [n, v] of model.parameters()) plain.parameters().get(n)!.assign(v);
+    const ce = plain.forward({ inputIds: x, labels: x, attentionMask: mask }).loss!.dataSync()[0];
+    plain.dispose();
+    // plain-JS reference of spec 4.10 from the returned router logits
+    const K = 4, k = 3, E = 16;
+    const counts = new Array(E).fill(0);
+    const pSum = new Array(K * K).fill(0);
+    let rows = 0, sel = 0;
+    const rowMask = mask ? mask.flat() : null;
+    for (const rl of o.routerLogits!) {
+      const R = rl.arraySync() as number[][][];
+      for (let r = 0; r < 10; r++) {
+        if (rowMask && rowMask[r] === 0) continue;
+        const sx = R[0][r].map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]);
+        const sy = R[1][r].map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]);
+        const grid = sx.flatMap(([vx, ix]) => sy.map(([vy, iy]) => [vx + vy, ix * K + iy]));
+        const mx = Math.max(...grid.map((g) => g[0]));
+        const ex = grid.map((g) => Math.exp(g[0] - mx));
+        const z = ex.reduce((a, b) => a + b, 0);
+        ex.forEach((e, ci) => { pSum[ci] += e / z; });
+        [...grid].sort((a, b) => b[0] - a[0]).slice(0, k).forEach(([, id]) => { counts[id]++; sel++; });
+        rows++;
+      }
+    }
+    const aux = E * counts.reduce((a, cnt, i) => a + (cnt / sel) * (pSum[i] / rows), 0);
+    const got = o.auxLoss!.dataSync()[0];
+    assert.ok(Math.abs(got - aux) < 1e-5, `aux ${got} vs ${aux}`);
+    assert.ok(Math.abs(o.loss!.dataSync()[0] - (ce + 0.5 * aux)) < 1e-5);
+  }
+  const { value, grads } = model.variableGrads(() => model.forward({ inputIds: x, labels: x }).loss!);
+  assert.ok(Number.isFinite(value.dataSync()[0]) && grads.get('model.layers.0.mlp.router_gate.weight')!.shape[0] === 8);
+  model.dispose();
+});

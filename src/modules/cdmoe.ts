@@ -113,3 +113,49 @@ export class CDMoE {
     return res;
   }
 }
+
+/**
+ * HF's CDMoE load-balancing loss (spec 4.10; only used when config.output_router_logits is true).
+ * routerLogits: per layer [2, N, K] (HF layout). For every layer and row: sort both halves, score the K*K
+ * (i, j) rank combinations, P = softmax over them, ids = the top-k combinations' expert ids. With all layers
+ * concatenated: f[e] = share of expert e among all selected ids, p[c] = mean over rows of P[:, c];
+ * aux = E * sum_c f[c] * p[c] (expert-indexed f times rank-indexed p, exactly as HF, so E must be K^2).
+ * rowMask (length N, 1 = real token) drops padded rows from both.
+ */
+export function cdmoeAuxLoss(routerLogits: tf.Tensor[], numExperts: number, topK: number, rowMask: ArrayLike<number> | null = null): tf.Scalar {
+  const K = routerLogits[0].shape[2] as number;
+  const N = routerLogits[0].shape[1] as number;
+  if (K * K !== numExperts) throw new Error(`router aux loss: num_experts (${numExperts}) must be a perfect square (HF multiplies expert-indexed by rank-indexed shares)`);
+  const keepRows = rowMask ? Array.from({ length: N }, (_, i) => i).filter((i) => rowMask[i] !== 0) : null;
+  const counts = new Float32Array(numExperts);
+  let nSel = 0;
+  const probs: tf.Tensor[] = [];
+  for (const rl of routerLogits) {
+    const X = tf.reshape(tf.slice(rl, [0, 0, 0], [1, N, K]), [N, K]);
+    const Y = tf.reshape(tf.slice(rl, [1, 0, 0], [1, N, K]), [N, K]);
+    const base = tf.reshape(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(K, 'int32')), [N, 1]);
+    const sorted = (Z: tf.Tensor) => {
+      const idx = tf.topk(stopGradient(Z), K, true).indices; // [N, K] descending
+      return { idx, val: tf.reshape(gatherRows(tf.reshape(Z, [N * K, 1]), tf.add(base, idx)), [N, K]) };
+    };
+    const sx = sorted(X), sy = sorted(Y);
+    const grid = tf.reshape(tf.add(tf.reshape(sx.val, [N, K, 1]), tf.reshape(sy.val, [N, 1, K])), [N, K * K]);
+    let P = tf.softmax(grid); // [N, K*K], columns in (i, j) rank order
+    const pos = tf.topk(stopGradient(grid), topK, true).indices.dataSync(); // [N, topK]
+    const ix = sx.idx.dataSync(), iy = sy.idx.dataSync();
+    for (let r = 0; r < N; r++) {
+      if (rowMask && rowMask[r] === 0) continue;
+      for (let m = 0; m < topK; m++) {
+        const q = pos[r * topK + m];
+        counts[ix[r * K + Math.floor(q / K)] * K + iy[r * K + (q % K)]] += 1;
+        nSel++;
+      }
+    }
+    if (keepRows) P = gatherRows(P, tf.tensor1d(keepRows, 'int32')); // drop padded rows (scatter gradient, wasm-safe)
+    probs.push(P);
+  }
+  const allP = tf.concat(probs, 0); // [rows, K*K]
+  const p = tf.mean(allP, 0); // [K*K]
+  const f = tf.tensor1d(counts.map((c) => c / Math.max(nSel, 1)));
+  return tf.mul(tf.sum(tf.mul(f, p)), numExperts) as tf.Scalar;
+}

@@ -17,7 +17,7 @@ import { RMSNorm } from '../../modules/rmsnorm';
 import { RotaryEmbedding } from '../../modules/rope';
 import { MLP } from '../../modules/mlp';
 import { DynamicMaskAttention, buildMaskBias, type LayerCache } from '../../modules/dmattn';
-import { CDMoE, type RouterLayout } from '../../modules/cdmoe';
+import { CDMoE, cdmoeAuxLoss, type RouterLayout } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import { DogeConfig } from './config';
 import { generate, type GenerateOptions } from '../../generation/generate';
@@ -77,6 +77,8 @@ export interface ForwardOutput {
   expertWeights?: tf.Tensor[];
   /** MoE only, per layer router logits [2, B*T, K] (HF layout). */
   routerLogits?: tf.Tensor[];
+  /** MoE with config.output_router_logits: HF's load-balancing loss (already added to `loss` x router_aux_loss_coef). */
+  auxLoss?: tf.Scalar;
   cache?: DogeCache;
 }
 
@@ -230,6 +232,8 @@ export class DogeForCausalLM {
 
       const out: ForwardOutput = { logits: null as unknown as tf.Tensor };
       const want = !!input.outputAttentions;
+      const wantAux = c.is_moe && c.output_router_logits;
+      const auxLogits: tf.Tensor[] = [];
       if (want) { out.dynamicMasks = []; out.attentions = []; }
       if (want && c.is_moe) { out.expertIds = []; out.expertWeights = []; out.routerLogits = []; }
       const newLayers: LayerCache[] = [];
@@ -247,8 +251,9 @@ export class DogeForCausalLM {
         const x = layer.postNorm.apply(h);
         let m: tf.Tensor;
         if (layer.mlp instanceof CDMoE) {
-          const r = layer.mlp.apply(x, { outputRouting: want });
+          const r = layer.mlp.apply(x, { outputRouting: want || wantAux });
           m = r.out;
+          if (wantAux) auxLogits.push(r.routerLogits!);
           if (want) { out.expertIds!.push(r.expertIds!); out.expertWeights!.push(r.expertWeights!); out.routerLogits!.push(r.routerLogits!); }
         } else {
           m = layer.mlp.apply(x);
@@ -280,6 +285,11 @@ export class DogeForCausalLM {
           ? chunkedLmHeadLoss(tf.reshape(h, [B * T, c.hidden_size]) as tf.Tensor2D, this.lmHead as tf.Tensor2D, targets, divisor)
           : crossEntropyLoss(tf.reshape(out.logits, [B * T, c.vocab_size]) as tf.Tensor2D, targets, divisor);
         if (input.lossOnly && !fused) { out.logits = tf.zeros([0]); }
+        if (wantAux) {
+          const rowMask = mask && !cache ? mask : null; // [B, T] key mask = token mask without a cache
+          out.auxLoss = cdmoeAuxLoss(auxLogits, c.num_experts, c.num_experts_per_tok, rowMask);
+          out.loss = tf.add(out.loss, tf.mul(out.auxLoss, c.router_aux_loss_coef)) as tf.Scalar;
+        }
       }
       if (input.useCache || cache) {
         let newMask: Int32Array | null = mask;
