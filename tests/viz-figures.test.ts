@@ -99,6 +99,8 @@ test('dynamic mask, attention maps, expert usage, MQAR and loss figures have the
   assert.equal(mq.data.length, 3);
   assert.deepEqual(mq.data[0].x, [16, 32]); // sorted by width
   assert.deepEqual(mq.data[2].xaxis, 'x2');
+  assert.deepEqual((mq.layout.yaxis as { range: number[] }).range, [0, 1.05]);
+  assert.equal((mq.layout.yaxis as { autorange: boolean }).autorange, false);
   assert.throws(() => mqarFigure([]), /no results given/);
   const lc = lossCurveFigure([{ name: 'train', x: [0, 1], y: [2, 1] }], { smooth: 0.5 });
   assert.deepEqual(lc.data.map((t) => t.name), ['train', 'train (smoothed)']);

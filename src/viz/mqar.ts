@@ -33,7 +33,7 @@ export function mqarFigure(points: MqarPoint[], options: { title?: string } = {}
   const axes = grid.axes as Record<string, Record<string, unknown>>;
   for (const [k, ax] of Object.entries(axes)) {
     if (k.startsWith('xaxis')) Object.assign(ax, { type: 'log', tickvals: dModels, ticktext: dModels.map(String) });
-    else Object.assign(ax, { range: [0, 1.05] });
+    else Object.assign(ax, { range: [0, 1.05], autorange: false }); // accuracies on one fixed scale across panels
   }
   const data: PlotlyTrace[] = [];
   seqLens.forEach((seqLen, panel) => {
