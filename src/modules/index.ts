@@ -8,6 +8,7 @@ export * from './cdmoe';
 export * from './embedding';
 export {
   F32_MIN, Rng, gatherRows, stopGradient, linear, linearT, weightT, clearWeightCache, crossEntropyLoss, bmm, sliceLast, sliceAxis,
-  customOp, makeVariable, isRecordingGradients, installWasmBatchMatMulFix, installWasmSliceFix,
+  customOp, makeVariable, isRecordingGradients, installWasmBatchMatMulFix, installWasmSliceFix, installWasmIdentityFix, permute,
+  chunkedLmHeadLoss,
 } from '../ops';
 export { torchTopkIndices } from '../ops/torch-topk';

@@ -462,3 +462,32 @@ export function chunkedLmHeadLoss(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32
   });
   return op(h, w) as tf.Scalar;
 }
+
+/**
+ * Speed fix for the tfjs wasm backend (4.22): tfjs clones every tensor it saves for the backward pass with the
+ * Identity kernel, which on wasm copies the data. tfjs tensors are immutable (Variable.assign swaps the data id), so
+ * Identity can share the data with a reference count, exactly as the wasm Reshape kernel does.
+ */
+export function installWasmIdentityFix(): boolean {
+  const g = globalThis as unknown as { __wmWasmIdentityFix?: boolean };
+  if (g.__wmWasmIdentityFix) return true;
+  const orig = tf.getKernel('Identity', 'wasm');
+  if (!orig) return false;
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({
+    kernelName: 'Identity',
+    backendName: 'wasm',
+    setupFunc: orig.setupFunc,
+    disposeFunc: orig.disposeFunc,
+    kernelFunc: (args) => {
+      const { inputs, backend } = args as unknown as { inputs: { x: tf.TensorInfo }; backend: { incRef(id: object): void } };
+      const x = inputs.x;
+      if (x.dtype === 'string') return orig.kernelFunc(args);
+      backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+    },
+  } as tf.KernelConfig);
+  g.__wmWasmIdentityFix = true;
+  return true;
+}
+installWasmIdentityFix();
