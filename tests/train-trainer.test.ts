@@ -196,3 +196,25 @@ test('a checkpoint that fails while being written leaves no folder behind', asyn
   trainer.dispose();
   model.dispose();
 });
+
+test('warmupOnly trains just the named tensors for the first steps (MoE continuation), then everything', () => {
+  const model = new StandInLM(V, H, 2);
+  const trainer = new Trainer({
+    model, args: args({ output_dir: tmpDir('warmonly'), max_steps: 4, warmup_steps: 0 }), seqLen: T, writePlot: false, log: () => {},
+    trainLoader: (pos) => new RowLoader(rows, 4, 1, (pos as number | undefined) ?? 0),
+    warmupOnly: { names: ['model.norm.weight'], steps: 2 },
+  });
+  const snap = (n: string) => Array.from(model.parameters().get(n)!.dataSync());
+  const emb0 = snap('model.embed_tokens.weight');
+  const norm0 = snap('model.norm.weight');
+  trainer.trainStep();
+  trainer.trainStep();
+  assert.deepEqual(snap('model.embed_tokens.weight'), emb0, 'frozen during the first 2 steps (no decay either)');
+  assert.notDeepEqual(snap('model.norm.weight'), norm0);
+  trainer.trainStep();
+  assert.notDeepEqual(snap('model.embed_tokens.weight'), emb0);
+  assert.throws(() => new Trainer({ model, args: args({ output_dir: tmpDir('warmonly2') }), seqLen: T, trainLoader: () => new RowLoader(rows, 4, 1), warmupOnly: { names: ['nope'], steps: 1 } }),
+    /^Error: warmupOnly: 'nope' is not a parameter of the model$/);
+  trainer.dispose();
+  model.dispose();
+});

@@ -7,7 +7,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadBackend, tf } from '../backend';
+import { loadBackend } from '../backend';
+import { parseSafetensorsHeader } from '../io/safetensors';
 import { DogeConfig, DogeForCausalLM } from '../models/doge';
 import { BatchLoader, openPackedDataset, prepareDefaultCorpus, loadTokenizer, checkVocabulary } from '../data';
 import type { PackedDataset } from '../data';
@@ -104,6 +105,18 @@ async function printSamples(model: DogeForCausalLM, tokenizerDir: string | undef
   }
 }
 
+/**
+ * The tensors `train_new_only_steps` trains alone: those init_from did not provide. On --resume they are
+ * recomputed by comparing with the init_from folder's tensor names (the restriction depends only on the step).
+ */
+function newTensorNames(config: PretrainConfig, model: DogeForCausalLM, initialised: string[]): string[] {
+  if (!config.model.init_from) throw new Error(`${config.source}: training.train_new_only_steps needs model.init_from`);
+  if (initialised.length) return initialised;
+  const file = path.join(config.model.init_from, 'model.safetensors');
+  const have = new Set(parseSafetensorsHeader(new Uint8Array(fs.readFileSync(file)), file).tensors.keys());
+  return [...model.parameters().keys()].filter((n) => !have.has(n));
+}
+
 export async function run(argv: string[]): Promise<void> {
   let args: Args;
   try {
@@ -148,8 +161,10 @@ export async function run(argv: string[]): Promise<void> {
   checkDataAgainstModel(config, modelConfig, train);
   if (evalSet) checkDataAgainstModel(config, modelConfig, evalSet);
   const model = new DogeForCausalLM(modelConfig, { seed: config.training.seed, routerLayout: config.model.router_layout as 'token' | 'hf' | undefined });
+  let newTensors: string[] = [];
   if (config.model.init_from && !args.resume) {
     const r = inheritParameters(model.parameters(), config.model.init_from);
+    newTensors = r.initialised;
     console.error(`init_from ${config.model.init_from}: copied ${r.copied.length} tensors, initialised ${r.initialised.length} new ones` +
       (r.initialised.length ? ` (${r.initialised.slice(0, 4).join(', ')}${r.initialised.length > 4 ? ', ...' : ''})` : '') +
       (r.ignored.length ? `, ignored ${r.ignored.length} not in this model` : ''));
@@ -166,6 +181,7 @@ export async function run(argv: string[]): Promise<void> {
     seqLen: train.seqLen,
     evalDataset: evalSet,
     config: configToJSON(config),
+    warmupOnly: t.train_new_only_steps > 0 ? { names: newTensorNames(config, model, newTensors), steps: t.train_new_only_steps } : undefined,
     trainLoader: (position) => new BatchLoader(train, { batchSize: t.per_device_train_batch_size, seed: t.seed, position: (position as number | undefined) ?? 0 }),
   });
   if (args.resume) {

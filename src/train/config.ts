@@ -93,6 +93,11 @@ export interface TrainingSection {
   /** Prompts to continue with greedy/sampled decoding at the end of the run. */
   sample_prompts: string[];
   sample_new_tokens: number;
+  /**
+   * With `model.init_from`: for this many first steps train only the tensors init_from did not provide (the new
+   * router / expert tables of a dense->MoE continuation), as SmallDoge's pt.py does during warmup; 0 = off.
+   */
+  train_new_only_steps: number;
 }
 
 export interface PretrainConfig {
@@ -137,6 +142,7 @@ export const TRAINING_DEFAULTS: TrainingSection = {
   save_total_limit: 2,
   sample_prompts: [],
   sample_new_tokens: 32,
+  train_new_only_steps: 0,
 };
 
 const MODEL_META_KEYS = ['preset', 'init_from', 'router_layout'];
@@ -217,6 +223,7 @@ function validateTraining(source: string, t: TrainingSection): void {
   expectNumber(source, k('save_steps'), t.save_steps, { int: true, min: 0 });
   expectNumber(source, k('save_total_limit'), t.save_total_limit, { int: true, min: 0 });
   expectNumber(source, k('sample_new_tokens'), t.sample_new_tokens, { int: true, min: 0 });
+  expectNumber(source, k('train_new_only_steps'), t.train_new_only_steps, { int: true, min: 0 });
   if (typeof t.output_dir !== 'string' || t.output_dir === '') throw new Error(`${source}: 'training.output_dir' must be a non-empty string`);
   if (!Array.isArray(t.sample_prompts) || !t.sample_prompts.every((p) => typeof p === 'string')) {
     throw new Error(`${source}: 'training.sample_prompts' must be a list of strings`);

@@ -64,6 +64,12 @@ export interface TrainerOptions {
   onStep?: (row: { step: number; loss: number; gradNorm: number; lr: number }, trainer: Trainer) => void;
   /** Write loss.html at evaluations and at the end (default true). */
   writePlot?: boolean;
+  /**
+   * For the first `steps` optimizer steps only these parameters are trained (the rest get no gradient, no
+   * update and no weight decay): SmallDoge's MoE continuation trains only the new router and expert tables
+   * while the learning rate warms up.
+   */
+  warmupOnly?: { names: string[]; steps: number };
 }
 
 export interface StepResult {
@@ -162,6 +168,7 @@ export class Trainer {
   /** tf variable name -> HF parameter name (variableGrads keys gradients by the former). */
   private readonly hfNameOf = new Map<string, string>();
   private readonly trainable: tf.Variable[];
+  private readonly warmupTrainable: tf.Variable[];
   private stopRequested = false;
   private elapsedBefore = 0;
   private sessionStart = 0;
@@ -178,6 +185,9 @@ export class Trainer {
     this.params = this.model.parameters();
     for (const [name, v] of this.params) this.hfNameOf.set(v.name, name);
     this.trainable = [...this.params.values()].filter((v) => v.trainable);
+    const only = new Set(options.warmupOnly?.names ?? []);
+    for (const n of only) if (!this.params.has(n)) throw new Error(`warmupOnly: '${n}' is not a parameter of the model`);
+    this.warmupTrainable = this.trainable.filter((v) => only.has(this.hfNameOf.get(v.name)!));
     this.optimizer = new AdamW(this.params, {
       beta1: this.args.adam_beta1,
       beta2: this.args.adam_beta2,
@@ -252,7 +262,7 @@ export class Trainer {
           });
           if (!out.loss) throw new Error('model.forward returned no loss although labels were given');
           return out.loss as tf.Scalar;
-        }, this.trainable);
+        }, step < (this.opts.warmupOnly?.steps ?? 0) ? this.warmupTrainable : this.trainable);
         lossSum = accumulate(lossSum, value);
         for (const [varName, g] of Object.entries(grads)) {
           if (!g) continue;
