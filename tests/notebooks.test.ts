@@ -4,11 +4,14 @@
 // Debian packages of scripts/install-system-deps.sh.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
 // @ts-expect-error plain ESM helpers without types
 import { executeNotebook, listNotebooks, outputsOf, prepareKernel, renderHtml, ROOT } from '../scripts/notebooks.mjs';
 // @ts-expect-error plain ESM helper without types
 import { inspectPlots } from '../scripts/browser.mjs';
+// @ts-expect-error plain ESM helper without types
+import { linkSelf } from '../scripts/link-self.mjs';
 
 type Output = { cell: number; output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown> };
 type Notebook = { cells: { cell_type: string; execution_count?: number | null; source: string | string[] }[] };
@@ -30,6 +33,22 @@ const OUT = join(ROOT, 'out', 'notebooks-test');
 const notebooks: string[] = listNotebooks();
 const executed = new Map<string, { file: string; notebook: Notebook; seconds: number }>();
 let jupyterPath: string | undefined;
+
+test('the built package loads by name under plain Node, as the tslab kernel runs it, with gradients', () => {
+  // tslab runs cells in a plain Node process (no tsx): dist/ must load there, and training needs gradients.
+  linkSelf(ROOT);
+  const probe = [
+    "const { tf, loadBackend } = require('wonderful-matrices');",
+    "loadBackend({ backend: 'wasm', log: false }).then(() => {",
+    '  const g = tf.grad((x) => tf.sum(tf.mul(x, x)))(tf.tensor1d([1, 2]));',
+    "  console.log('grad', Array.from(g.dataSync()).join(','));",
+    '}).catch((e) => { console.error(e.message); process.exit(1); });',
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['-e', probe], { cwd: join(ROOT, 'notebooks'), encoding: 'utf8', env: { ...process.env, WM_BACKEND: 'wasm' } });
+  const why = r.stderr.split('\n').filter((l) => /Error|error:/.test(l) && !/already registered/.test(l)).slice(0, 2).join('\n');
+  assert.equal(r.status, 0, `require('wonderful-matrices') from notebooks/ failed:\n${why}`);
+  assert.match(r.stdout, /^grad 2,4$/m);
+});
 
 test('every notebook has expectations (and the other way round)', () => {
   assert.deepEqual(notebooks.map((f) => basename(f, '.ipynb')).sort(), Object.keys(EXPECT).sort());
