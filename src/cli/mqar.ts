@@ -76,6 +76,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --zero-filler          filler 0 instead of random non-query tokens (Zoology's original task)
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
+  --keep-window EXPR     dmattn keep_window_size (default K, the number of kv pairs; e.g. L disables the top-k)
   --time-budget S        per-run time budget in seconds (training stops there, then evaluates)`;
 
 function parseList(s: string, flag: string): number[] {
@@ -113,7 +114,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
   const base = presetName ? MQAR_PRESETS[presetName] : undefined;
   const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
     '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
-    '--d-state', '--heads', '--time-budget', '--stop-accuracy', '--out', '--layers']);
+    '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
 
   const need = <T>(v: T | undefined, flag: string): T => {
@@ -136,6 +137,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     randomNonQueries: get('--zero-filler') ? false : get('--random-non-queries') ? true : base?.randomNonQueries ?? true,
     powerA: get('--power-a') ? parseNum(get('--power-a'), '--power-a') : base?.powerA,
     dState: get('--d-state') ? parseNum(get('--d-state'), '--d-state') : base?.dState,
+    keepWindowSize: expr(get('--keep-window')) ?? base?.keepWindowSize,
     numHeads: get('--heads') ? parseNum(get('--heads'), '--heads') : base?.numHeads,
     numLayers: get('--layers') ? parseNum(get('--layers'), '--layers') : base?.numLayers,
     timeBudgetSeconds: get('--time-budget') ? parseNum(get('--time-budget'), '--time-budget') : base?.timeBudgetSeconds,

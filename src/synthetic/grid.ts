@@ -34,6 +34,8 @@ export interface MqarGridOptions {
   numLayers?: number;
   numHeads?: number;
   dState?: number;
+  /** dmattn: keys kept per query (default `K`, the number of kv pairs, as the authors' MQAR script). */
+  keepWindowSize?: LengthExpr;
   weightDecay?: number;
   stopAccuracy?: number;
   /** Per-run time budget in seconds (training stops at the first step past it, then evaluates; `stopped: 'time'`). */
@@ -58,6 +60,8 @@ export interface MqarCellResult {
   /** Seconds for the whole sweep of this cell. */
   seconds: number;
   num_parameters: number;
+  /** dmattn only: keys kept per query. */
+  keep_window_size?: number;
   random_non_queries: boolean;
   train_examples: number;
   test_examples: number;
@@ -109,6 +113,9 @@ export function validateGrid(o: MqarGridOptions): void {
       vocabSize: evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize'),
       powerA: o.powerA,
     });
+    if (o.keepWindowSize !== undefined && evalLengthExpr(o.keepWindowSize, L, 'keepWindowSize') < 1) {
+      throw new Error(`MQAR grid: keepWindowSize must be >= 1, got '${o.keepWindowSize}' for L=${L}`);
+    }
   }
 }
 
@@ -127,6 +134,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
   for (const L of o.seqLens) {
     const K = evalLengthExpr(o.kvPairs ?? 'L/4', L, 'kvPairs');
     const V = evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize');
+    const keepWindow = evalLengthExpr(o.keepWindowSize ?? K, L, 'keepWindowSize');
     const t0 = Date.now();
     const { train, test } = generateMqarSplits({
       vocabSize: V, seqLen: L, numKvPairs: K, trainExamples: o.trainExamples, testExamples: o.testExamples,
@@ -142,7 +150,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
           const r = await trainMqar(
             {
               mixer, dModel: d, lr, epochs: o.epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
-              numHeads: o.numHeads, dState: o.dState, weightDecay: o.weightDecay, stopAccuracy: o.stopAccuracy,
+              numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, weightDecay: o.weightDecay, stopAccuracy: o.stopAccuracy,
               timeBudgetSeconds: o.timeBudgetSeconds, seed: (o.seed ?? 0) + 1,
             },
             { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }) },
@@ -157,6 +165,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
           random_non_queries: randomNonQueries, train_examples: o.trainExamples, test_examples: o.testExamples,
           backend: currentBackend()?.name ?? 'unknown', sweep,
         };
+        if (mixer === 'dmattn') row.keep_window_size = keepWindow;
         results.push(row);
         if (jsonl) appendFileSync(jsonl, JSON.stringify(row) + '\n');
         hooks.onCell?.(row, cell, cells);
