@@ -66,7 +66,9 @@ export interface MqarCellResult {
   train_examples: number;
   test_examples: number;
   backend: string;
-  sweep: Array<{ lr: number; accuracy: number; epochs: number; seconds: number; loss: number; stopped: string }>;
+  /** Optimizer steps of the best run. */
+  steps: number;
+  sweep: Array<{ lr: number; accuracy: number; epochs: number; steps: number; seconds: number; loss: number; stopped: string }>;
 }
 
 export interface MqarGridHooks {
@@ -145,7 +147,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
       for (const d of o.dModels) {
         cell++;
         const sweep: MqarCellResult['sweep'] = [];
-        let best: { lr: number; accuracy: number; epochs: number; num_parameters: number } | null = null;
+        let best: { lr: number; accuracy: number; epochs: number; steps: number; num_parameters: number } | null = null;
         for (const lr of o.lrs) {
           const r = await trainMqar(
             {
@@ -155,13 +157,13 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
             },
             { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }) },
           );
-          sweep.push({ lr, accuracy: r.accuracy, epochs: r.epochs, seconds: r.seconds, loss: r.loss, stopped: r.stopped });
-          if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, num_parameters: r.num_parameters };
+          sweep.push({ lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, seconds: r.seconds, loss: r.loss, stopped: r.stopped });
+          if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, num_parameters: r.num_parameters };
           if (r.accuracy >= (o.stopAccuracy ?? 0.99)) break;
         }
         const row: MqarCellResult = {
           mixer, seq_len: L, kv_pairs: K, vocab_size: V, d_model: d, lr: best!.lr, accuracy: best!.accuracy,
-          epochs: best!.epochs, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,
+          epochs: best!.epochs, steps: best!.steps, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,
           random_non_queries: randomNonQueries, train_examples: o.trainExamples, test_examples: o.testExamples,
           backend: currentBackend()?.name ?? 'unknown', sweep,
         };

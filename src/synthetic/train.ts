@@ -48,8 +48,10 @@ export interface MqarRunResult {
   accuracy: number;
   /** Test accuracy after the last epoch run. */
   final_accuracy: number;
-  /** Epochs actually run. */
+  /** Epochs actually run (the last one possibly cut short by the time budget). */
   epochs: number;
+  /** Optimizer steps actually run. */
+  steps: number;
   /** Mean training loss of the last epoch. */
   loss: number;
   seconds: number;
@@ -149,6 +151,10 @@ export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: Mqar
         stepsDone++;
         tf.dispose([ids, positions, tgt, value, ...Object.values(grads)]);
       }
+      if (outOfTime && stepsDone === 0 && epoch > 1) {
+        stopped = 'time'; // the budget ran out exactly at an epoch boundary: the last evaluation stands
+        break;
+      }
       loss = stepsDone > 0 ? lossSum / stepsDone : loss;
       last = evaluateMqar(model, test, o.evalBatchSize);
       best = Math.max(best, last);
@@ -166,7 +172,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: Mqar
         break;
       }
     }
-    return { accuracy: best, final_accuracy: last, epochs: epochsRun, loss, seconds: (Date.now() - t0) / 1000, stopped, num_parameters: model.numParameters() };
+    return { accuracy: best, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: (Date.now() - t0) / 1000, stopped, num_parameters: model.numParameters() };
   } finally {
     opt.dispose();
     model.dispose();
