@@ -14,8 +14,41 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 export { tf };
+
+/**
+ * tfjs-core's CommonJS build registers no gradients (the union package @tensorflow/tfjs bundles them), and its
+ * side-effect module `register_all_gradients` is an ES module with extension-less imports that plain Node cannot
+ * load. `pnpm build` bundles it into vendor/tfjs-gradients.cjs (scripts/bundle-gradients.mjs); under tsx (tests,
+ * scripts run from src/) the ES module itself loads too. Registration goes into tfjs' global registries.
+ */
+function registerGradients(): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const req = require;
+  try {
+    req(path.join(__dirname, '..', 'vendor', 'tfjs-gradients.cjs'));
+    return true;
+  } catch {
+    try {
+      req('@tensorflow/tfjs-core/dist/register_all_gradients');
+      req('@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+const gradientsRegistered = registerGradients();
+
+/** Throws unless tfjs gradients are registered (training needs them; inference does not). */
+export function assertGradientsAvailable(): void {
+  if (!gradientsRegistered) {
+    throw new Error('tfjs gradients are not registered: vendor/tfjs-gradients.cjs is missing; run `pnpm build` (it runs scripts/bundle-gradients.mjs)');
+  }
+}
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -31,11 +64,23 @@ export interface BackendInfo {
 
 let current: BackendInfo | undefined;
 
-/** The native packages register a backend named `tensorflow` as a side effect of being required. */
+/**
+ * The native packages register a backend named `tensorflow` as a side effect of being required. Their JS half
+ * registers kernels before it loads the binary, so check for the binary first: a failed require would leave
+ * half-registered kernels behind (and the next attempt would warn about each one).
+ */
 function requireNative(pkg: string): void {
-  // A plain require so bundlers and tsc do not try to resolve an optional package.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const req = eval('require') as NodeRequire;
+  const req = require;
+  let dir: string;
+  try {
+    dir = path.dirname(req.resolve(`${pkg}/package.json`));
+  } catch {
+    throw new Error(`${pkg} is not installed (optional dependency)`);
+  }
+  const lib = path.join(dir, 'lib');
+  const built = fs.existsSync(lib) && fs.readdirSync(lib).some((d) => fs.existsSync(path.join(lib, d, 'tfjs_binding.node')));
+  if (!built) throw new Error(`${pkg} is installed but its native binding was not built (its install script downloads libtensorflow)`);
   req(pkg);
 }
 

@@ -11,16 +11,7 @@
  * Plus host-side helpers: a seeded RNG (for init, dropout seeds and sampling) and `F32_MIN`.
  */
 import { tf } from '../backend';
-// The tfjs-core package registers no gradients by itself (the union package @tensorflow/tfjs does). This side-effect
-// module of the same tfjs-core copy registers them; loading it twice is harmless. It is an ES module with
-// extension-less imports: it loads under tsx (tests, scripts) but not in plain `node dist/...`; there inference still
-// works and gradients are missing, hence the guarded require instead of a static import.
-try {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('@tensorflow/tfjs-core/dist/register_all_gradients');
-} catch {
-  // plain Node without tsx: no gradients (see above)
-}
+// Gradients are registered once by ../backend (tfjs-core's CommonJS build has none of its own).
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type CustomFn = (...args: any[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };

@@ -4,10 +4,6 @@
  * (tf.gather's gradient) and crashes in tf.cumsum on the last axis, hence the custom versions here.
  */
 import { tf } from '../backend';
-// tfjs-core alone registers neither gradients nor chained tensor methods (x.reshape, used by src/modules); both are
-// side-effect modules of the same tfjs-core copy that src/backend.ts loads, so importing them here is idempotent.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 
 /**
  * tfjs-core registers no gradient for TopK. DMAttn's top-keep_window_size selection (src/modules/dmattn.ts) runs
