@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { prepareWasmThreads, wasmThreadsCount } from './wasm-threads';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -88,7 +89,13 @@ async function tryBackend(name: BackendName): Promise<void> {
   if (name === 'tensorflow-gpu') requireNative('@tensorflow/tfjs-node-gpu');
   if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
   const tfjsName = name === 'tensorflow-gpu' ? 'tensorflow' : name;
-  const ok = await tf.setBackend(tfjsName);
+  const restore = name === 'wasm' && wasmThreads > 1 ? prepareWasmThreads(tf, wasmThreads) : undefined;
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(tfjsName);
+  } finally {
+    restore?.();
+  }
   if (!ok) throw new Error(`tf.setBackend('${tfjsName}') returned false`);
   await tf.ready();
 }
@@ -103,7 +110,14 @@ export interface LoadBackendOptions {
   backend?: BackendName | string;
   /** Print the one-line "backend: ..." message (default true). */
   log?: boolean;
+  /**
+   * Experimental: run the wasm backend's XNNPACK kernels on this many threads (default `WM_WASM_THREADS` or 1).
+   * See src/wasm-threads.ts; it helps matmul-heavy work only when the cores are otherwise idle.
+   */
+  wasmThreads?: number;
 }
+
+let wasmThreads = 1;
 
 /**
  * Select the best backend that loads (or the forced one) and print one line saying which and why.
@@ -113,6 +127,7 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
   const forced = options.backend ?? process.env.WM_BACKEND;
   if (current && (!forced || forced === current.name)) return current;
   const log = options.log ?? true;
+  wasmThreads = options.wasmThreads ?? (process.env.WM_WASM_THREADS ? Number(process.env.WM_WASM_THREADS) : 1);
 
   if (forced) {
     if (!BACKEND_NAMES.includes(forced as BackendName)) {
@@ -138,6 +153,7 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
     }
     if (!current) throw new Error(`no tfjs backend could load: ${failures.join('; ')}`);
   }
+  if (current.name === 'wasm' && wasmThreads > 1) current.reason += `; ${wasmThreadsCount()} XNNPACK threads`;
   if (log) console.error(`[wonderful-matrices] backend: ${current.name} (${current.reason})`);
   return current;
 }

@@ -11,3 +11,31 @@ test('loadBackend picks a backend and names it', async () => {
 test('an unknown forced backend is refused with the valid names', async () => {
   await assert.rejects(loadBackend({ backend: 'webgpu', log: false }), /'webgpu' is not a backend; choose one of tensorflow-gpu, tensorflow, wasm, cpu/);
 });
+
+test('WM_WASM_THREADS=2 runs XNNPACK on 2 threads with the same results as 1 thread', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const script = `
+    const { loadBackend, tf } = require('./src/backend');
+    const { wasmThreadsCount } = require('./src/wasm-threads');
+    loadBackend({ backend: 'wasm', log: false }).then(() => {
+      const a = tf.tensor2d(Array.from({ length: 64 * 48 }, (_, i) => Math.sin(i)), [64, 48]);
+      const b = tf.tensor2d(Array.from({ length: 48 * 80 }, (_, i) => Math.cos(i)), [48, 80]);
+      const c = tf.matMul(a, b).dataSync();
+      console.log(JSON.stringify({ threads: wasmThreadsCount(), sum: Array.from(c).reduce((s, x) => s + x, 0), c7: c[7] }));
+      process.exit(0);
+    });`;
+  const run = (threads: string) => JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '-e', script], {
+    env: { ...process.env, WM_WASM_THREADS: threads }, encoding: 'utf8',
+  }).trim().split('\n').pop()!);
+  const one = run('1');
+  const two = run('2');
+  assert.equal(one.threads, 1);
+  assert.equal(two.threads, 2);
+  assert.ok(Math.abs(one.sum - two.sum) < 1e-3, `${one.sum} vs ${two.sum}`);
+  assert.ok(Math.abs(one.c7 - two.c7) < 1e-5);
+});
+
+test('an impossible wasm thread count is refused', async () => {
+  const { prepareWasmThreads } = await import('../src/wasm-threads');
+  assert.throws(() => prepareWasmThreads(tf, 0), /wasm threads must be an integer from 1 to 8 \(the backend pre-creates 8 workers\), got 0/);
+});

@@ -1,0 +1,89 @@
+/**
+ * Multi-threaded XNNPACK for the tfjs wasm backend under Node (opt-in: WM_WASM_THREADS=N or
+ * `loadBackend({ wasmThreads: N })`).
+ *
+ * tfjs-backend-wasm ships a threaded SIMD build but switches it off in Node (WASM_HAS_MULTITHREAD_SUPPORT is false
+ * there, tfjs issue #3830) because its Emscripten pthread workers are started from Blob URLs, which Node's Worker
+ * does not accept. Three small adaptations make it run:
+ *  1. Blobs made of strings remember their text, and URL.createObjectURL writes them to a temporary file and
+ *     returns its path (Node's Worker takes paths).
+ *  2. Inside a worker the main script arrives as a Blob (not readable synchronously): the worker file starts with a
+ *     line pointing URL.createObjectURL at the main script's file instead. The main script is a function's source
+ *     text that refers to the bundle's `require$$N` and `commonjsGlobal` names, which are defined in front of it.
+ *  3. The C++ side uses half the logical cores (`num_cores = logical / 2`, assuming hyper-threading) as the cap, so
+ *     during initialisation os.cpus() reports twice the cores.
+ * Numerics are unchanged (same kernels, split across threads).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+// The module object itself (not an ES namespace view), so os.cpus can be swapped during initialisation.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const os = require('node:os') as typeof import('node:os');
+
+const MAIN_SCRIPT_PREFIX = 'var WasmBackendModuleThreadedSimd';
+const BUNDLE_REQUIRES = "var require$$0=require('fs'),require$$1=require('path'),require$$3=require('perf_hooks'),require$$4=require('os');var commonjsGlobal=globalThis;\n";
+
+let installed = false;
+
+/** Patch Blob/URL so the threaded build can start its workers in Node. Idempotent. */
+function installBlobFilePatch(): void {
+  if (installed) return;
+  installed = true;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-wasm-threads-'));
+  const blobText = new WeakMap<Blob, string>();
+  let mainScriptPath: string | undefined;
+  const NativeBlob = globalThis.Blob;
+  class RecordingBlob extends NativeBlob {
+    constructor(...args: ConstructorParameters<typeof Blob>) {
+      super(...args);
+      const parts = args[0] ?? [];
+      if (parts.every((p) => typeof p === 'string')) {
+        const text = (parts as string[]).join('');
+        blobText.set(this, text);
+        if (text.startsWith(MAIN_SCRIPT_PREFIX)) {
+          mainScriptPath = path.join(dir, 'tfjs-backend-wasm-threaded-simd.main.js');
+          fs.writeFileSync(mainScriptPath, BUNDLE_REQUIRES + text);
+        }
+      }
+    }
+  }
+  globalThis.Blob = RecordingBlob as typeof Blob;
+  const nativeCreateObjectURL = URL.createObjectURL.bind(URL);
+  URL.createObjectURL = (blob: Blob): string => {
+    const text = blobText.get(blob);
+    if (text === undefined) return nativeCreateObjectURL(blob);
+    const file = path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js');
+    const redirect = `URL.createObjectURL=function(){return ${JSON.stringify(mainScriptPath ?? '')}};URL.revokeObjectURL=function(){};\n`;
+    fs.writeFileSync(file, redirect + text);
+    return file;
+  };
+}
+
+/**
+ * Prepare the wasm backend to run XNNPACK on `threads` threads. Must run before the wasm backend initialises
+ * (before the first `tf.setBackend('wasm')`). Returns a function to call right after initialisation.
+ */
+export function prepareWasmThreads(tf: { env(): { set(flag: string, value: unknown): void } }, threads: number): () => void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 8) {
+    throw new Error(`wasm threads must be an integer from 1 to 8 (the backend pre-creates 8 workers), got ${threads}`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as { setThreadsCount(n: number): void };
+  installBlobFilePatch();
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  wasm.setThreadsCount(threads);
+  const realCpus = os.cpus;
+  const doubled = () => { const c = realCpus(); return [...c, ...c]; };
+  os.cpus = doubled as typeof os.cpus;
+  return () => {
+    os.cpus = realCpus;
+  };
+}
+
+/** The number of XNNPACK threads the wasm backend actually runs (1 when single-threaded). */
+export function wasmThreadsCount(): number {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number };
+  return wasm.getThreadsCount();
+}
