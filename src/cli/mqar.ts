@@ -49,18 +49,18 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
     batchSize: 64,
     dState: 128,
   },
-  /** Zoology's smoke test: V 256, L 64, K 4, zero filler. */
+  /** Zoology's smoke test (V 256, L 64, K 4, zero filler, 10k / 1k examples, d 128, lr 1e-3), for every mixer. */
   smoke: {
-    mixers: ['attention', 'dmattn', 'ssd'],
+    mixers: ['attention', 'dmattn', 'ssd', 'linear'],
     seqLens: [64],
     kvPairs: 4,
     vocabSize: 256,
     randomNonQueries: false,
-    dModels: [64],
-    lrs: [3e-3],
+    dModels: [128],
+    lrs: [1e-3],
     epochs: 4,
-    trainExamples: 2000,
-    testExamples: 256,
+    trainExamples: 10_000,
+    testExamples: 1_000,
     batchSize: 64,
   },
 };
