@@ -1,6 +1,6 @@
 /**
- * Multi-threaded XNNPACK for the tfjs wasm backend under Node (opt-in: WM_WASM_THREADS=N or
- * `loadBackend({ wasmThreads: N })`).
+ * Multi-threaded XNNPACK for the tfjs wasm backend under Node (default: one thread per core; WM_WASM_THREADS=N or
+ * `loadBackend({ wasmThreads: N })` sets the count, 1 turns it off).
  *
  * tfjs-backend-wasm ships a threaded SIMD build but switches it off in Node (WASM_HAS_MULTITHREAD_SUPPORT is false
  * there, tfjs issue #3830) because its Emscripten pthread workers are started from Blob URLs, which Node's Worker
@@ -79,6 +79,24 @@ export function prepareWasmThreads(tf: { env(): { set(flag: string, value: unkno
   return () => {
     os.cpus = realCpus;
   };
+}
+
+/**
+ * XNNPACK's pool threads run for the life of the process and Emscripten keeps their Node workers ref'ed, which
+ * would keep the process alive after the program's work is done: unref them (they still run while it is busy).
+ */
+export function unrefWasmWorkers(backend: unknown): void {
+  const pthreads = (backend as { wasm?: { PThread?: { runningWorkers?: { unref(): void }[]; unusedWorkers?: { unref(): void }[] } } })
+    .wasm?.PThread;
+  for (const w of [...(pthreads?.runningWorkers ?? []), ...(pthreads?.unusedWorkers ?? [])]) w.unref();
+}
+
+/** Undo `prepareWasmThreads` before retrying single-threaded (the threaded build could not start). */
+export function disableWasmThreads(tf: { env(): { set(flag: string, value: unknown): void } }): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as { setThreadsCount(n: number): void };
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  wasm.setThreadsCount(1);
 }
 
 /** The number of XNNPACK threads the wasm backend actually runs (1 when single-threaded). */
