@@ -122,3 +122,16 @@ test('cosine, linear and constant schedules (HF definitions)', () => {
   assert.equal(lrMultiplier({ type: 'constant', ...base }, 100), 1);
   assert.equal(lrMultiplier({ type: 'constant', totalSteps: 10, warmupSteps: 0 }, 0), 1);
 });
+
+test('creating, stepping and disposing AdamW leaves the live tensor count unchanged', () => {
+  const params = new Map([['w', tf.variable(tf.ones([3, 2]))], ['b', tf.variable(tf.zeros([2]))]]);
+  const before = tf.memory().numTensors;
+  const opt = new AdamW(params, { weightDecay: 0.1 });
+  const grads = new Map([['w', tf.fill([3, 2], 0.5)], ['b', tf.fill([2], -1)]]);
+  opt.applyGradients(grads, 1e-2);
+  tf.dispose([...grads.values()]);
+  opt.dispose();
+  assert.equal(tf.memory().numTensors, before);
+  assert.ok(Math.abs(params.get('w')!.dataSync()[0] - (1 * (1 - 1e-3) - 1e-2)) < 1e-6);
+  tf.dispose([...params.values()]);
+});

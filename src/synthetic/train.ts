@@ -4,7 +4,7 @@
  * reaches 0.99.
  */
 import { tf } from '../backend';
-import { AdamW, cosineLr } from './adamw';
+import { AdamW } from '../train/adamw';
 import type { MixerKind } from './mixers';
 import { MqarModel } from './model';
 import { IGNORE_INDEX, type MqarData } from './mqar-data';
@@ -112,8 +112,10 @@ export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: Mqar
     mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers: o.numLayers, numHeads: o.numHeads,
     keepWindowSize: o.keepWindowSize ?? train.numKvPairs, dState: o.dState, seed,
   });
-  const vars = [...model.parameters().values()];
-  const opt = new AdamW(vars, { lr: o.lr, weightDecay: o.weightDecay ?? 0.1 });
+  const params = model.parameters();
+  const vars = [...params.values()];
+  // Zoology's grouping: weight decay on matrices only (not norms, biases, A_log, D, dt_bias).
+  const opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1, decay: (name) => params.get(name)!.rank >= 2 });
   const stepsPerEpoch = Math.ceil(train.numExamples / batchSize);
   const totalSteps = stepsPerEpoch * o.epochs;
   const warmup = Math.max(1, Math.round((o.warmupFraction ?? 0.05) * totalSteps));
@@ -146,7 +148,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: Mqar
         const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
         const tgt = tf.tensor1d(targets, 'int32');
         const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
-        opt.step(grads, cosineLr(step++, totalSteps, o.lr, warmup));
+        opt.applyGradients(new Map([...params].map(([name, p]) => [name, grads[p.name]])), cosineLr(step++, totalSteps, o.lr, warmup));
         lossSum += value.dataSync()[0];
         stepsDone++;
         tf.dispose([ids, positions, tgt, value, ...Object.values(grads)]);
@@ -177,4 +179,11 @@ export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: Mqar
     opt.dispose();
     model.dispose();
   }
+}
+
+/** Linear warmup over `warmup` steps, then cosine decay from `lr` to `minLr` at step `total`. */
+export function cosineLr(step: number, total: number, lr: number, warmup: number, minLr = 0): number {
+  if (step < warmup) return (lr * (step + 1)) / warmup;
+  const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
+  return minLr + 0.5 * (lr - minLr) * (1 + Math.cos(Math.PI * progress));
 }

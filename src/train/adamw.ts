@@ -59,8 +59,9 @@ export class AdamW {
     const decay = options.decay ?? decaysWeight;
     this.decayed = new Set([...params.keys()].filter(decay));
     for (const [name, p] of params) {
-      this.m.set(name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      // tidy: the zeros are copied into the variables and would otherwise stay alive (a leak per optimizer)
+      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
   }
 
