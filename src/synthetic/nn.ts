@@ -4,6 +4,7 @@
  * (tf.gather's gradient) and crashes in tf.cumsum on the last axis, hence the custom versions here.
  */
 import { tf } from '../backend';
+import { rmsNorm as dogeRmsNorm } from '../modules/rmsnorm';
 
 /**
  * tfjs-core registers no gradient for TopK. DMAttn's top-keep_window_size selection (src/modules/dmattn.ts) runs
@@ -70,22 +71,12 @@ export class ParamStore {
   }
 }
 
-/**
- * rows = table[idx] for a 2D table [n, d] and int32 idx [m] -> [m, d]. The gradient is a scatter-add
- * (tf.scatterND sums duplicate indices), which the wasm backend has, unlike tf.gather's UnsortedSegmentSum.
- */
-export function gatherRows(table: tf.Tensor2D, idx: tf.Tensor1D): tf.Tensor2D {
-  const f = tf.customGrad(((t: tf.Tensor) => {
-    const value = tf.gather(t, idx) as tf.Tensor2D;
-    const gradFunc = (dy: tf.Tensor) => tf.scatterND(tf.reshape(idx, [-1, 1]), dy, t.shape);
-    return { value, gradFunc };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return f(table) as tf.Tensor2D;
-}
+// Row lookup (scatter gradient, wasm-safe) and RMSNorm are the library's own (src/ops, src/modules/rmsnorm.ts).
+export { gatherRows } from '../ops';
 
-/** RMSNorm over the last axis: w * x / sqrt(mean(x^2) + eps). */
+/** RMSNorm over the last axis: w * x / sqrt(mean(x^2) + eps) (the Doge block's, with the MQAR default eps). */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps = 1e-6): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), weight));
+  return dogeRmsNorm(x, weight, eps);
 }
 
 /** x [..., din] @ w [din, dout] (+ b) -> [..., dout]. */
