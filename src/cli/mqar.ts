@@ -78,7 +78,16 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
   --keep-window EXPR     dmattn keep_window_size (default K, the number of kv pairs; e.g. L disables the top-k)
-  --time-budget S        per-run time budget in seconds (training stops there, then evaluates)`;
+  --time-budget S        per-run time budget in seconds (training stops there, then evaluates)
+  --seeds LIST           run every cell once per seed (data + init), e.g. 0,1,2 (default: --seed, 0)
+  --init scaled|plain    residual-writing projections: std 0.02/sqrt(2*layers) (scaled, default) or 0.02 (plain, the old recipe)
+  --warmup F             linear warmup as a fraction of all steps (default 0.05)
+  --weight-decay W       AdamW weight decay on matrices (default 0.1)
+  --eval-every N         steps between points of the accuracy curve (default a quarter epoch)
+  --qk-std X             attention/dmattn q and k projection std (default 0.02)
+  --qk-norm on|off       dmattn q/k RMSNorm (default on)
+  --dmattn-a X           dmattn initial A (default 0)
+  --dt-std X             dmattn dt_proj weight std (default 0.02)`;
 
 function parseList(s: string, flag: string): number[] {
   const out = s.split(',').map((x) => Number(x.trim()));
@@ -90,6 +99,12 @@ function parseNum(s: string | undefined, flag: string): number {
   const v = Number(s);
   if (s === undefined || !Number.isFinite(v)) throw new Error(`${flag}: expected a number, got '${s}'`);
   return v;
+}
+
+function parseOnOff(s: string, flag: string): boolean {
+  if (s === 'on' || s === 'true') return true;
+  if (s === 'off' || s === 'false') return false;
+  throw new Error(`${flag}: expected on or off, got '${s}'`);
 }
 
 export function parseMqarArgs(argv: string[]): MqarGridOptions {
@@ -115,7 +130,8 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
   const base = presetName ? MQAR_PRESETS[presetName] : undefined;
   const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
     '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
-    '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers']);
+    '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers', '--seeds', '--init', '--warmup',
+    '--weight-decay', '--eval-every', '--qk-std', '--qk-norm', '--dmattn-a', '--dt-std']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
 
   const need = <T>(v: T | undefined, flag: string): T => {
@@ -144,6 +160,15 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     timeBudgetSeconds: get('--time-budget') ? parseNum(get('--time-budget'), '--time-budget') : base?.timeBudgetSeconds,
     stopAccuracy: get('--stop-accuracy') ? parseNum(get('--stop-accuracy'), '--stop-accuracy') : base?.stopAccuracy,
     seed: get('--seed') ? parseNum(get('--seed'), '--seed') : base?.seed ?? 0,
+    seeds: get('--seeds') ? parseList(get('--seeds')!, '--seeds') : get('--seed') ? undefined : base?.seeds,
+    init: (get('--init') as MqarGridOptions['init']) ?? base?.init,
+    warmupFraction: get('--warmup') ? parseNum(get('--warmup'), '--warmup') : base?.warmupFraction,
+    weightDecay: get('--weight-decay') ? parseNum(get('--weight-decay'), '--weight-decay') : base?.weightDecay,
+    evalEvery: get('--eval-every') ? parseNum(get('--eval-every'), '--eval-every') : base?.evalEvery,
+    qkStd: get('--qk-std') ? parseNum(get('--qk-std'), '--qk-std') : base?.qkStd,
+    qkNorm: get('--qk-norm') ? parseOnOff(get('--qk-norm')!, '--qk-norm') : base?.qkNorm,
+    dmattnA: get('--dmattn-a') ? parseNum(get('--dmattn-a'), '--dmattn-a') : base?.dmattnA,
+    dtProjStd: get('--dt-std') ? parseNum(get('--dt-std'), '--dt-std') : base?.dtProjStd,
     outDir: need(get('--out'), '--out'),
   };
   return o;
@@ -170,8 +195,13 @@ export async function run(argv: string[]): Promise<void> {
         `[${e.cell}/${e.cells}] ${e.mixer} L=${e.seq_len} d=${e.d_model} lr=${e.lr} epoch ${e.epoch}/${e.epochs} ` +
           `loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(3)} (${e.seconds.toFixed(1)} s)`,
       ),
+    onEval: (p) =>
+      console.log(`[${p.cell}/${p.cells}] ${p.mixer} L=${p.seq_len} d=${p.d_model} seed ${p.seed} lr=${p.lr} step ${p.step} ` +
+        `loss ${Number.isFinite(p.loss) ? p.loss.toFixed(4) : '-'} acc ${p.accuracy.toFixed(3)} (${p.seconds.toFixed(1)} s)`),
     onCell: (r, cell, cells) =>
-      console.log(`cell ${cell}/${cells} done: ${r.mixer} L=${r.seq_len} K=${r.kv_pairs} d=${r.d_model} best lr ${r.lr} accuracy ${r.accuracy.toFixed(3)} in ${r.seconds.toFixed(1)} s`),
+      console.log(`cell ${cell}/${cells} done: ${r.mixer} L=${r.seq_len} K=${r.kv_pairs} d=${r.d_model} seed ${r.seed} best lr ${r.lr} ` +
+        `accuracy ${r.accuracy.toFixed(3)} after ${r.steps} steps in ${r.seconds.toFixed(1)} s; curve ` +
+        r.curve.map((p) => `${p.step}:${p.accuracy.toFixed(2)}`).join(' ')),
   });
   console.log(`\n${formatMqarTable(rows)}\n`);
   console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s; wrote ${options.outDir}/results.jsonl and ${options.outDir}/mqar.html`);
