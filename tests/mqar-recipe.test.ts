@@ -9,6 +9,7 @@ import { createMixer } from '../src/synthetic/mixers';
 import { generateMqarSplits } from '../src/synthetic/mqar-data';
 import { outProjStdFor, trainMqar } from '../src/synthetic/train';
 import { runMqarGrid } from '../src/synthetic/grid';
+import { MQAR_RECIPES } from '../src/synthetic/recipe';
 import { MQAR_PRESETS, parseMqarArgs } from '../src/cli/mqar';
 import { mqarCurveFigure, mqarFigure } from '../src/viz/mqar';
 
@@ -80,6 +81,18 @@ test('trainMqar records the accuracy curve: step 0, every evalEvery steps, every
   assert.equal(target.steps, 4);
   assert.deepEqual(target.curve.map((p) => p.step), [0, 4]);
   assert.equal(target.epochs, 1);
+
+  // a step budget mid-epoch: train 6 steps, evaluate there, say why it stopped
+  const budget = await trainMqar({ mixer: 'attention', dModel: 16, lr: 3e-3, epochs: 2, train, test: testSet, batchSize: 32, evalEvery: 4, stopAccuracy: 1.01, maxSteps: 6, seed: 1 });
+  assert.equal(budget.stopped, 'steps');
+  assert.equal(budget.steps, 6);
+  assert.deepEqual(budget.curve.map((p) => p.step), [0, 4, 6]);
+  // a step budget at an epoch boundary: the epoch-end evaluation is the last point, not repeated
+  const boundary = await trainMqar({ mixer: 'attention', dModel: 16, lr: 3e-3, epochs: 2, train, test: testSet, batchSize: 32, evalEvery: 4, stopAccuracy: 1.01, maxSteps: 10, seed: 1 });
+  assert.equal(boundary.stopped, 'steps');
+  assert.deepEqual(boundary.curve.map((p) => p.step), [0, 4, 8, 10]);
+  assert.equal(boundary.epochs, 1);
+  assert.equal(tf.memory().numTensors, before, 'training leaked tensors');
 });
 
 test('the grid runs every cell per seed and writes seed, recipe and curve to results.jsonl and both figures', async () => {
@@ -99,7 +112,10 @@ test('the grid runs every cell per seed and writes seed, recipe and curve to res
     assert.equal(l.recipe.warmup_fraction, 0.5);
     assert.deepEqual(l.sweep[0].curve, l.curve);
   }
-  assert.deepEqual(lines[1].recipe, { init: 'plain', warmup_fraction: 0.5, weight_decay: 0.1, batch_size: 32, num_layers: 2, keep_window_size: 2, qk_norm: false, A: -1, dt_proj_std: 0.02 });
+  assert.deepEqual(lines[1].recipe, {
+    recipe: 'tuned', init: 'plain', epochs: 1, warmup_fraction: 0.5, weight_decay: 0.1, batch_size: 32, num_layers: 2, num_heads: 1,
+    keep_window_size: 2, qk_norm: false, A: -1, dt_proj_std: MQAR_RECIPES.tuned.dtProjStd,
+  });
   assert.equal(lines[0].recipe.qk_norm, undefined, 'dmattn-only fields on an attention row');
   // different seeds: different data and init, so different curves
   assert.notDeepEqual(lines[0].curve.map((p: { loss: number }) => p.loss), lines[2].curve.map((p: { loss: number }) => p.loss));

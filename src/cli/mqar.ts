@@ -11,6 +11,7 @@
 import { loadBackend } from '../backend';
 import { formatMqarTable, runMqarGrid, validateGrid, type MqarGridOptions } from '../synthetic/grid';
 import type { MixerKind } from '../synthetic/mixers';
+import { mqarRecipe } from '../synthetic/recipe';
 
 /** Named grids. Explicit flags override preset values. */
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
@@ -66,26 +67,29 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
 };
 
 const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
+  --recipe tuned|first   training defaults: the measured recipe (tuned, default) or this project's first one
+                         (first: plain init, q/k norm on, lrs 1e-3,3e-3, 4 epochs); flags below override single fields
   --mixers LIST          attention,dmattn,ssd,linear
   --seq-lens LIST        sequence lengths, e.g. 64,128
   --kv-pairs EXPR        key-value pairs: a number or an expression in L (default L/4)
   --vocab EXPR           vocabulary size: a number or an expression in L (default L+1)
   --d-models LIST        model widths, e.g. 32,64,128
-  --lrs LIST             learning rates swept per cell (best kept), e.g. 1e-3,3e-3
-  --epochs N             max epochs per run (early stop at --stop-accuracy, default 0.99)
+  --lrs LIST             learning rates swept per cell (best kept), e.g. 1e-3,3e-3 (default the recipe's: 1e-3)
+  --epochs N             epochs of the cosine schedule (early stop at --stop-accuracy, default 0.99; recipe: 10)
   --train-examples N     --test-examples N   --batch-size N   --seed N
   --zero-filler          filler 0 instead of random non-query tokens (Zoology's original task)
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
   --keep-window EXPR     dmattn keep_window_size (default K, the number of kv pairs; e.g. L disables the top-k)
   --time-budget S        per-run time budget in seconds (training stops there, then evaluates)
+  --max-steps N          per-run step budget (training stops there, then evaluates)
   --seeds LIST           run every cell once per seed (data + init), e.g. 0,1,2 (default: --seed, 0)
-  --init scaled|plain    residual-writing projections: std 0.02/sqrt(2*layers) (scaled, default) or 0.02 (plain, the old recipe)
+  --init scaled|plain    residual-writing projections: std 0.02/sqrt(2*layers) (scaled, tuned) or 0.02 (plain, first)
   --warmup F             linear warmup as a fraction of all steps (default 0.05)
   --weight-decay W       AdamW weight decay on matrices (default 0.1)
   --eval-every N         steps between points of the accuracy curve (default a quarter epoch)
   --qk-std X             attention/dmattn q and k projection std (default 0.02)
-  --qk-norm on|off       dmattn q/k RMSNorm (default on)
+  --qk-norm on|off       dmattn q/k RMSNorm (tuned: off, first: on)
   --dmattn-a X           dmattn initial A (default 0)
   --dt-std X             dmattn dt_proj weight std (default 0.02)`;
 
@@ -128,10 +132,12 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     throw new Error(`--preset: unknown preset '${presetName}'; choose one of ${Object.keys(MQAR_PRESETS).join(', ')}`);
   }
   const base = presetName ? MQAR_PRESETS[presetName] : undefined;
+  const recipeName = flags.get('--recipe');
+  if (recipeName !== undefined) mqarRecipe(recipeName); // unknown names fail here, naming the choices
   const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
     '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
     '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers', '--seeds', '--init', '--warmup',
-    '--weight-decay', '--eval-every', '--qk-std', '--qk-norm', '--dmattn-a', '--dt-std']);
+    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
 
   const need = <T>(v: T | undefined, flag: string): T => {
@@ -146,8 +152,9 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     kvPairs: expr(get('--kv-pairs')) ?? base?.kvPairs ?? 'L/4',
     vocabSize: expr(get('--vocab')) ?? base?.vocabSize ?? 'L+1',
     dModels: need(get('--d-models') ? parseList(get('--d-models')!, '--d-models') : base?.dModels, '--d-models'),
-    lrs: need(get('--lrs') ? parseList(get('--lrs')!, '--lrs') : base?.lrs, '--lrs'),
-    epochs: need(get('--epochs') ? parseNum(get('--epochs'), '--epochs') : base?.epochs, '--epochs'),
+    lrs: get('--lrs') ? parseList(get('--lrs')!, '--lrs') : base?.lrs,
+    epochs: get('--epochs') ? parseNum(get('--epochs'), '--epochs') : base?.epochs,
+    recipe: (get('--recipe') as MqarGridOptions['recipe']) ?? base?.recipe,
     trainExamples: get('--train-examples') ? parseNum(get('--train-examples'), '--train-examples') : base?.trainExamples ?? 10_000,
     testExamples: get('--test-examples') ? parseNum(get('--test-examples'), '--test-examples') : base?.testExamples ?? 1_000,
     batchSize: get('--batch-size') ? parseNum(get('--batch-size'), '--batch-size') : base?.batchSize ?? 64,
@@ -158,6 +165,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     numHeads: get('--heads') ? parseNum(get('--heads'), '--heads') : base?.numHeads,
     numLayers: get('--layers') ? parseNum(get('--layers'), '--layers') : base?.numLayers,
     timeBudgetSeconds: get('--time-budget') ? parseNum(get('--time-budget'), '--time-budget') : base?.timeBudgetSeconds,
+    maxSteps: get('--max-steps') ? parseNum(get('--max-steps'), '--max-steps') : base?.maxSteps,
     stopAccuracy: get('--stop-accuracy') ? parseNum(get('--stop-accuracy'), '--stop-accuracy') : base?.stopAccuracy,
     seed: get('--seed') ? parseNum(get('--seed'), '--seed') : base?.seed ?? 0,
     seeds: get('--seeds') ? parseList(get('--seeds')!, '--seeds') : get('--seed') ? undefined : base?.seeds,

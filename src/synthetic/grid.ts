@@ -10,19 +10,24 @@ import { currentBackend } from '../backend';
 import { writeMqarFigure } from './figure';
 import { isMixerKind, MIXER_KINDS, type MixerKind } from './mixers';
 import { generateMqarSplits, validateMqarOptions } from './mqar-data';
+import { mqarRecipe, type MqarRecipeName } from './recipe';
 import { trainMqar, type MqarCurvePoint, type MqarEpochInfo, type MqarInit, type MqarTrainHooks } from './train';
 
 /** A size that may depend on the sequence length: a number, or an expression in L such as `L/4`, `L+1`, `2*L`. */
 export type LengthExpr = number | string;
 
 export interface MqarGridOptions {
+  /** Defaults for the training fields left unset: 'tuned' (default) or 'first' (see src/synthetic/recipe.ts). */
+  recipe?: MqarRecipeName;
   mixers: MixerKind[];
   seqLens: number[];
   /** Key-value pairs per example (default `L/4`, the paper's setting). */
   kvPairs?: LengthExpr;
   dModels: number[];
-  lrs: number[];
-  epochs: number;
+  /** Learning rates swept per cell, best kept (default the recipe's). */
+  lrs?: number[];
+  /** Epochs of the schedule, early stop at stopAccuracy (default the recipe's). */
+  epochs?: number;
   trainExamples: number;
   testExamples: number;
   /** Vocabulary size (default `L+1`, the paper's inferred setting; Zoology uses 8192). */
@@ -36,24 +41,26 @@ export interface MqarGridOptions {
   dState?: number;
   /** dmattn: keys kept per query (default `K`, the number of kv pairs, as the authors' MQAR script). */
   keepWindowSize?: LengthExpr;
-  /** Init of the residual-writing projections (default 'scaled', see trainMqar). */
+  /** Init of the residual-writing projections (default the recipe's, see trainMqar). */
   init?: MqarInit;
   /** attention / dmattn: q and k projection std (default 0.02). */
   qkStd?: number;
-  /** dmattn: q/k RMSNorm (default true). */
+  /** dmattn: q/k RMSNorm (default the recipe's). */
   qkNorm?: boolean;
-  /** dmattn: initial A (default 0). */
+  /** dmattn: initial A (default the recipe's). */
   dmattnA?: number;
-  /** dmattn: dt_proj weight std (default 0.02). */
+  /** dmattn: dt_proj weight std (default the recipe's). */
   dtProjStd?: number;
   weightDecay?: number;
-  /** Linear warmup as a fraction of all steps (default 0.05). */
+  /** Linear warmup as a fraction of all steps (default the recipe's). */
   warmupFraction?: number;
   /** Steps between two points of the accuracy curve (default a quarter epoch). */
   evalEvery?: number;
   stopAccuracy?: number;
   /** Per-run time budget in seconds (training stops at the first step past it, then evaluates; `stopped: 'time'`). */
   timeBudgetSeconds?: number;
+  /** Per-run step budget (training stops there, then evaluates; `stopped: 'steps'`). */
+  maxSteps?: number;
   /** Data and init seed (default 0); ignored when `seeds` is given. */
   seed?: number;
   /** Run every cell once per seed (data and init), one result row each; default `[seed]`. */
@@ -122,7 +129,10 @@ export function evalLengthExpr(expr: LengthExpr, L: number, field: string): numb
 
 /** Checks every setting up front, so a bad grid fails before hours of training. */
 export function validateGrid(o: MqarGridOptions): void {
-  const lists: Array<[string, number[]]> = [['seqLens', o.seqLens], ['dModels', o.dModels], ['lrs', o.lrs]];
+  const R = mqarRecipe(o.recipe ?? 'tuned');
+  const lrs = o.lrs ?? R.lrs;
+  const epochs = o.epochs ?? R.epochs;
+  const lists: Array<[string, number[]]> = [['seqLens', o.seqLens], ['dModels', o.dModels], ['lrs', lrs]];
   for (const [name, list] of lists) if (!Array.isArray(list) || list.length === 0) throw new Error(`MQAR grid: ${name} must be a non-empty list`);
   if (!o.mixers.length) throw new Error('MQAR grid: mixers must be a non-empty list');
   for (const m of o.mixers) if (!isMixerKind(m)) throw new Error(`MQAR grid: unknown mixer '${m}'; choose from ${MIXER_KINDS.join(', ')}`);
@@ -131,10 +141,11 @@ export function validateGrid(o: MqarGridOptions): void {
   }
   if (o.init !== undefined && o.init !== 'scaled' && o.init !== 'plain') throw new Error(`MQAR grid: init must be 'scaled' or 'plain', got '${o.init}'`);
   if (o.warmupFraction !== undefined && !(o.warmupFraction >= 0 && o.warmupFraction < 1)) throw new Error(`MQAR grid: warmupFraction must be in [0, 1), got ${o.warmupFraction}`);
+  if (o.maxSteps !== undefined && !(Number.isInteger(o.maxSteps) && o.maxSteps >= 1)) throw new Error(`MQAR grid: maxSteps must be a positive integer, got ${o.maxSteps}`);
   if (o.evalEvery !== undefined && !(Number.isInteger(o.evalEvery) && o.evalEvery >= 1)) throw new Error(`MQAR grid: evalEvery must be a positive integer, got ${o.evalEvery}`);
-  for (const lr of o.lrs) if (!(lr > 0)) throw new Error(`MQAR grid: learning rates must be > 0, got ${lr}`);
+  for (const lr of lrs) if (!(lr > 0)) throw new Error(`MQAR grid: learning rates must be > 0, got ${lr}`);
   for (const d of o.dModels) if (!Number.isInteger(d) || d < 2 || d % 2 !== 0) throw new Error(`MQAR grid: d_model must be an even integer >= 2, got ${d}`);
-  for (const [name, v] of [['epochs', o.epochs], ['trainExamples', o.trainExamples], ['testExamples', o.testExamples]] as const) {
+  for (const [name, v] of [['epochs', epochs], ['trainExamples', o.trainExamples], ['testExamples', o.testExamples]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`MQAR grid: ${name} must be a positive integer, got ${v}`);
   }
   for (const L of o.seqLens) {
@@ -153,6 +164,17 @@ export function validateGrid(o: MqarGridOptions): void {
 
 export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {}): Promise<MqarCellResult[]> {
   validateGrid(o);
+  // every training field the caller left unset comes from the recipe, and is written into each row
+  const R = mqarRecipe(o.recipe ?? 'tuned');
+  const lrs = o.lrs ?? R.lrs;
+  const epochs = o.epochs ?? R.epochs;
+  const init = o.init ?? R.init;
+  const qkNorm = o.qkNorm ?? R.qkNorm;
+  const dmattnA = o.dmattnA ?? R.dmattnA;
+  const dtProjStd = o.dtProjStd ?? R.dtProjStd;
+  const warmupFraction = o.warmupFraction ?? R.warmupFraction;
+  const weightDecay = o.weightDecay ?? R.weightDecay;
+  const stopAccuracy = o.stopAccuracy ?? R.stopAccuracy;
   const log = hooks.log ?? (() => {});
   const results: MqarCellResult[] = [];
   const jsonl = o.outDir ? join(o.outDir, 'results.jsonl') : null;
@@ -180,26 +202,26 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
           cell++;
           const sweep: MqarCellResult['sweep'] = [];
           let best: { lr: number; accuracy: number; epochs: number; steps: number; num_parameters: number; curve: MqarCurvePoint[] } | null = null;
-          for (const lr of o.lrs) {
+          for (const lr of lrs) {
             const r = await trainMqar(
               {
-                mixer, dModel: d, lr, epochs: o.epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
-                numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, init: o.init, qkStd: o.qkStd, qkNorm: o.qkNorm,
-                dmattnA: o.dmattnA, dtProjStd: o.dtProjStd, weightDecay: o.weightDecay, warmupFraction: o.warmupFraction,
-                evalEvery: o.evalEvery, stopAccuracy: o.stopAccuracy, timeBudgetSeconds: o.timeBudgetSeconds, seed: seed + 1,
+                mixer, dModel: d, lr, epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
+                numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, init, qkStd: o.qkStd, qkNorm,
+                dmattnA, dtProjStd, weightDecay, warmupFraction,
+                evalEvery: o.evalEvery, stopAccuracy, timeBudgetSeconds: o.timeBudgetSeconds, maxSteps: o.maxSteps, seed: seed + 1,
               },
               { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }), onEval: (p) => hooks.onEval?.({ ...p, seq_len: L, seed, cell, cells }) },
             );
             sweep.push({ lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, seconds: r.seconds, loss: r.loss, stopped: r.stopped, curve: r.curve });
             if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, num_parameters: r.num_parameters, curve: r.curve };
-            if (r.accuracy >= (o.stopAccuracy ?? 0.99)) break;
+            if (r.accuracy >= stopAccuracy) break;
           }
           const recipe: MqarCellResult['recipe'] = {
-            init: o.init ?? 'scaled', warmup_fraction: o.warmupFraction ?? 0.05, weight_decay: o.weightDecay ?? 0.1,
-            batch_size: o.batchSize ?? 64, num_layers: o.numLayers ?? 2,
+            recipe: o.recipe ?? 'tuned', init, epochs, warmup_fraction: warmupFraction, weight_decay: weightDecay,
+            batch_size: o.batchSize ?? 64, num_layers: o.numLayers ?? 2, num_heads: o.numHeads ?? 1,
           };
           if (o.qkStd !== undefined && (mixer === 'attention' || mixer === 'dmattn')) recipe.qk_std = o.qkStd;
-          if (mixer === 'dmattn') Object.assign(recipe, { keep_window_size: keepWindow, qk_norm: o.qkNorm ?? true, A: o.dmattnA ?? 0, dt_proj_std: o.dtProjStd ?? 0.02 });
+          if (mixer === 'dmattn') Object.assign(recipe, { keep_window_size: keepWindow, qk_norm: qkNorm, A: dmattnA, dt_proj_std: dtProjStd });
           const row: MqarCellResult = {
             mixer, seq_len: L, kv_pairs: K, vocab_size: V, d_model: d, lr: best!.lr, accuracy: best!.accuracy,
             epochs: best!.epochs, steps: best!.steps, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,

@@ -17,4 +17,6 @@ export { runMqarGrid, validateGrid, evalLengthExpr, formatMqarTable } from './gr
 export type { MqarGridOptions, MqarCellResult, MqarGridHooks, LengthExpr } from './grid';
 export { writeMqarFigure, mqarFigures } from './figure';
 export { installWasmMatMulFix } from './wasm-matmul';
+export { MQAR_RECIPES, mqarRecipe } from './recipe';
+export type { MqarRecipe, MqarRecipeName } from './recipe';
 export { MQAR_PRESETS, parseMqarArgs } from '../cli/mqar';

@@ -8,10 +8,13 @@ import { AdamW } from '../train/adamw';
 import type { MixerKind } from './mixers';
 import { MqarModel } from './model';
 import { IGNORE_INDEX, type MqarData } from './mqar-data';
+import { mqarRecipe, type MqarRecipeName } from './recipe';
 import { Rng } from './rng';
 import { installWasmMatMulFix } from './wasm-matmul';
 
 export interface MqarTrainOptions {
+  /** Defaults for every recipe field left unset (default 'tuned', see src/synthetic/recipe.ts). */
+  recipe?: MqarRecipeName;
   mixer: MixerKind;
   dModel: number;
   lr: number;
@@ -26,20 +29,22 @@ export interface MqarTrainOptions {
   dState?: number; // ssd, default 64
   /**
    * Init of the projections that write into the residual stream: 'scaled' = std 0.02 / sqrt(2 * layers) (GPT-2's and
-   * Zoology's depth-scaled init), 'plain' = 0.02 like every other matrix (this project's first recipe).
+   * Zoology's depth-scaled init), 'plain' = 0.02 like every other matrix (the 'first' recipe). Default from the recipe.
    */
   init?: MqarInit;
   qkStd?: number; // attention / dmattn q and k projection std, default 0.02
-  qkNorm?: boolean; // dmattn q/k RMSNorm, default true
-  dmattnA?: number; // dmattn initial A, default 0
-  dtProjStd?: number; // dmattn dt_proj std, default 0.02
-  weightDecay?: number; // default 0.1
-  warmupFraction?: number; // default 0.05 of all steps
+  qkNorm?: boolean; // dmattn q/k RMSNorm (recipe default: off in 'tuned', on in 'first')
+  dmattnA?: number; // dmattn initial A (recipe default)
+  dtProjStd?: number; // dmattn dt_proj std (recipe default)
+  weightDecay?: number; // recipe default 0.1
+  warmupFraction?: number; // recipe default 0.05 of all steps
   /** Evaluate on the test set every this many steps (the accuracy curve; default a quarter epoch) and after every epoch. */
   evalEvery?: number;
-  stopAccuracy?: number; // default 0.99
+  stopAccuracy?: number; // recipe default 0.99
   /** Stop training once this many seconds have passed (checked before every step), evaluate, and say so. */
   timeBudgetSeconds?: number;
+  /** Stop after this many optimizer steps (the schedule still spans `epochs`), evaluate, and say so (`stopped: 'steps'`). */
+  maxSteps?: number;
   seed?: number;
 }
 
@@ -77,7 +82,7 @@ export interface MqarRunResult {
   /** Mean training loss of the last epoch. */
   loss: number;
   seconds: number;
-  stopped: 'accuracy' | 'epochs' | 'time';
+  stopped: 'accuracy' | 'epochs' | 'time' | 'steps';
   num_parameters: number;
   /** Test accuracy vs steps (every `evalEvery` steps and at every epoch end), starting at step 0. */
   curve: MqarCurvePoint[];
@@ -143,20 +148,22 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   const { train, test } = o;
   const batchSize = o.batchSize ?? 64;
   const seed = o.seed ?? 0;
+  const R = mqarRecipe(o.recipe ?? 'tuned');
   const numLayers = o.numLayers ?? 2;
   const model = new MqarModel({
     mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers, numHeads: o.numHeads,
     keepWindowSize: o.keepWindowSize ?? train.numKvPairs, dState: o.dState, seed,
-    outProjStd: outProjStdFor(o.init ?? 'scaled', numLayers), qkStd: o.qkStd, qkNorm: o.qkNorm, dmattnA: o.dmattnA, dtProjStd: o.dtProjStd,
+    outProjStd: outProjStdFor(o.init ?? R.init, numLayers), qkStd: o.qkStd, qkNorm: o.qkNorm ?? R.qkNorm,
+    dmattnA: o.dmattnA ?? R.dmattnA, dtProjStd: o.dtProjStd ?? R.dtProjStd,
   });
   const params = model.parameters();
   const vars = [...params.values()];
   // Zoology's grouping: weight decay on matrices only (not norms, biases, A_log, D, dt_bias).
-  const opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1, decay: (name) => params.get(name)!.rank >= 2 });
+  const opt = new AdamW(params, { weightDecay: o.weightDecay ?? R.weightDecay, decay: (name) => params.get(name)!.rank >= 2 });
   const stepsPerEpoch = Math.ceil(train.numExamples / batchSize);
   const totalSteps = stepsPerEpoch * o.epochs;
-  const warmup = Math.max(1, Math.round((o.warmupFraction ?? 0.05) * totalSteps));
-  const stopAt = o.stopAccuracy ?? 0.99;
+  const warmup = Math.max(1, Math.round((o.warmupFraction ?? R.warmupFraction) * totalSteps));
+  const stopAt = o.stopAccuracy ?? R.stopAccuracy;
   const evalEvery = Math.max(1, Math.round(o.evalEvery ?? stepsPerEpoch / 4));
   const rng = new Rng(seed, 7);
   const order = Int32Array.from({ length: train.numExamples }, (_, i) => i);
@@ -201,6 +208,10 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
           outOfTime = true; // evaluate what was learned so far, then stop
           break;
         }
+        if (o.maxSteps !== undefined && step >= o.maxSteps) {
+          stopped = 'steps';
+          break;
+        }
         const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
         const tgt = tf.tensor1d(targets, 'int32');
         const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
@@ -217,9 +228,15 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
           break;
         }
       }
-      if (stepsDone > 0) loss = lossSum / stepsDone;
-      if (stepsDone > 0 && stopped === 'epochs') evaluate();
-      if (stepsDone > 0) epochsRun = epoch;
+      if (stepsDone === 0) {
+        // a budget ran out exactly at an epoch boundary: the previous epoch's evaluation stands
+        if (stopped === 'epochs') stopped = outOfTime ? 'time' : stopped;
+        break;
+      }
+      loss = lossSum / stepsDone;
+      if (stopped === 'epochs' || (stopped === 'steps' && curve[curve.length - 1].step !== step)) evaluate();
+      if (stopped === 'steps' && last >= stopAt) stopped = 'accuracy';
+      epochsRun = epoch;
       hooks.onEpoch?.({ mixer: o.mixer, d_model: o.dModel, lr: o.lr, epoch, epochs: o.epochs, loss, accuracy: last, seconds: elapsed() });
       await new Promise((r) => setImmediate(r)); // let a notebook / event loop breathe between epochs
       if (!Number.isFinite(loss)) break;
