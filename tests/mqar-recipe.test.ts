@@ -9,7 +9,7 @@ import { createMixer } from '../src/synthetic/mixers';
 import { generateMqarSplits } from '../src/synthetic/mqar-data';
 import { outProjStdFor, trainMqar } from '../src/synthetic/train';
 import { runMqarGrid } from '../src/synthetic/grid';
-import { MQAR_RECIPES } from '../src/synthetic/recipe';
+import { MQAR_RECIPES, mqarRecipe } from '../src/synthetic/recipe';
 import { MQAR_PRESETS, parseMqarArgs } from '../src/cli/mqar';
 import { mqarCurveFigure, mqarFigure } from '../src/viz/mqar';
 
@@ -148,8 +148,19 @@ test('wm mqar: recipe flags parse, bad values are refused, presets carry the rec
   assert.equal(parseMqarArgs(['--preset', 'cpu', '--seed', '7', '--out', 'o']).seeds, undefined);
   for (const name of Object.keys(MQAR_PRESETS)) {
     const p = parseMqarArgs(['--preset', name, '--out', 'o']);
-    assert.notEqual(p.init, 'plain', `preset ${name} still uses the old plain init`);
+    assert.equal(p.init, undefined, `preset ${name} overrides the recipe's init`);
+    assert.equal(mqarRecipe(p.recipe).init, 'scaled', `preset ${name} does not train with the tuned recipe`);
   }
+  const cpu = parseMqarArgs(['--preset', 'cpu', '--out', 'o']);
+  assert.deepEqual([cpu.seqLens, cpu.kvPairs, cpu.vocabSize, cpu.randomNonQueries, cpu.dModels, cpu.seeds, cpu.batchSize], [[64], 4, 256, false, [64, 128], [0, 1, 2], 64]);
+  const first = parseMqarArgs([...base, '--recipe', 'first']);
+  assert.equal(first.recipe, 'first');
+  assert.deepEqual(MQAR_RECIPES.first, { init: 'plain', lrs: [1e-3, 3e-3], epochs: 4, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, keepWindowSize: 'K', qkNorm: true, dmattnA: 0, dtProjStd: 0.02 });
+  assert.throws(() => parseMqarArgs([...base, '--recipe', 'best']), /unknown recipe 'best'; choose one of tuned, first/);
+  // without --lrs / --epochs the recipe's are used
+  const bare = parseMqarArgs(['--mixers', 'attention', '--seq-lens', '64', '--d-models', '64', '--out', 'o']);
+  assert.equal(bare.lrs, undefined);
+  assert.equal(bare.epochs, undefined);
 });
 
 test('figures: seeds become a mean with worst-to-best error bars; curves are one line per run', () => {

@@ -1,41 +1,51 @@
 /**
  * `wm mqar`: the MQAR comparison of the paper (Dynamic Mask Attention vs plain attention vs SSD).
  *
- *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU-sized grid (< 30 min on 2 shared cores, wasm)
+ *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU grid: smoke setting, 4 mixers, d 64/128, 3 seeds (~30 min idle)
  *   wm mqar --preset paper --out runs/mqar-paper        # the paper's grid, for a GPU (WM_BACKEND=tensorflow-gpu)
  *   wm mqar --mixers attention,dmattn,ssd --seq-lens 64,128 --kv-pairs L/4 --d-models 32,64,128 \
  *           --lrs 1e-3,3e-3 --epochs 8 --train-examples 4000 --test-examples 500 --out DIR
  *
- * Writes DIR/results.jsonl (one JSON object per cell) and DIR/mqar.html (the figure), prints a line per epoch.
+ * Writes DIR/results.jsonl (one JSON object per cell and seed, with its accuracy curve) and DIR/mqar.html (the
+ * comparison and the curves), prints a line per curve point and per epoch.
  */
 import { loadBackend } from '../backend';
 import { formatMqarTable, runMqarGrid, validateGrid, type MqarGridOptions } from '../synthetic/grid';
 import type { MixerKind } from '../synthetic/mixers';
 import { mqarRecipe } from '../synthetic/recipe';
 
-/** Named grids. Explicit flags override preset values. */
+/**
+ * Named grids. Explicit flags override preset values; training fields a preset leaves unset come from the recipe
+ * (`--recipe`, default `tuned`, src/synthetic/recipe.ts).
+ */
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
   /**
-   * The paper's protocol (K = L/4, V = L+1, random fillers) at the short, narrow corner 2 shared CPU cores (wasm) can
-   * afford: L 16, 32; d 32, 64; one learning rate; 20000 fresh examples x up to 3 epochs (625 steps of 32 each).
-   * Every run stops training at 100 s (then evaluates), so the 16 runs finish in < 30 min whatever the load; on a
-   * busy machine the slower mixers (SSD) get fewer steps, which results.jsonl records (`stopped: "time"`).
+   * The CPU comparison: Zoology's smoke setting (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64), the
+   * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 600 steps or at
+   * 120 s (then evaluates), so the 24 runs take at most 48 min and about 30 on an idle 2-core machine (wasm);
+   * attention and DMAttn usually stop early at 0.99, SSD and linear attention run into the budget. On a busy machine
+   * the budget cuts runs earlier; results.jsonl records why each run stopped (`stopped`) and its steps.
    */
   cpu: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
-    seqLens: [16, 32],
-    kvPairs: 'L/4',
-    vocabSize: 'L+1',
-    randomNonQueries: true,
-    dModels: [32, 64],
-    lrs: [3e-3],
-    epochs: 3,
-    trainExamples: 20000,
-    testExamples: 500,
-    batchSize: 32,
-    timeBudgetSeconds: 100,
+    seqLens: [64],
+    kvPairs: 4,
+    vocabSize: 256,
+    randomNonQueries: false,
+    dModels: [64, 128],
+    seeds: [0, 1, 2],
+    trainExamples: 10_000,
+    testExamples: 1_000,
+    batchSize: 64,
+    evalEvery: 20,
+    maxSteps: 600,
+    timeBudgetSeconds: 120,
   },
-  /** The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples. */
+  /**
+   * The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples, the lr sweep
+   * of the paper's range, 64 epochs, SSD state 128; the tuned recipe otherwise (for DMAttn with the paper's own
+   * top-K selection add `--keep-window K`).
+   */
   paper: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
     seqLens: [256, 512, 1024, 2048],
@@ -50,16 +60,14 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
     batchSize: 64,
     dState: 128,
   },
-  /** Zoology's smoke test (V 256, L 64, K 4, zero filler, 10k / 1k examples, d 128, lr 1e-3), for every mixer. */
+  /** Zoology's smoke test (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64) at d 64 and 128, one seed, for every mixer. */
   smoke: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
     seqLens: [64],
     kvPairs: 4,
     vocabSize: 256,
     randomNonQueries: false,
-    dModels: [128],
-    lrs: [1e-3],
-    epochs: 4,
+    dModels: [64, 128],
     trainExamples: 10_000,
     testExamples: 1_000,
     batchSize: 64,
@@ -80,7 +88,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --zero-filler          filler 0 instead of random non-query tokens (Zoology's original task)
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
-  --keep-window EXPR     dmattn keep_window_size (default K, the number of kv pairs; e.g. L disables the top-k)
+  --keep-window EXPR     dmattn keep_window_size: K (the number of kv pairs, first), L (no top-k, tuned) or an expression in L
   --time-budget S        per-run time budget in seconds (training stops there, then evaluates)
   --max-steps N          per-run step budget (training stops there, then evaluates)
   --seeds LIST           run every cell once per seed (data + init), e.g. 0,1,2 (default: --seed, 0)

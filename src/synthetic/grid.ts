@@ -39,7 +39,7 @@ export interface MqarGridOptions {
   numLayers?: number;
   numHeads?: number;
   dState?: number;
-  /** dmattn: keys kept per query (default `K`, the number of kv pairs, as the authors' MQAR script). */
+  /** dmattn: keys kept per query: `K` (the number of kv pairs, as the authors' MQAR script), `L` (no top-k), a number or an expression in L (default the recipe's). */
   keepWindowSize?: LengthExpr;
   /** Init of the residual-writing projections (default the recipe's, see trainMqar). */
   init?: MqarInit;
@@ -156,7 +156,7 @@ export function validateGrid(o: MqarGridOptions): void {
       vocabSize: evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize'),
       powerA: o.powerA,
     });
-    if (o.keepWindowSize !== undefined && evalLengthExpr(o.keepWindowSize, L, 'keepWindowSize') < 1) {
+    if (o.keepWindowSize !== undefined && o.keepWindowSize !== 'K' && evalLengthExpr(o.keepWindowSize, L, 'keepWindowSize') < 1) {
       throw new Error(`MQAR grid: keepWindowSize must be >= 1, got '${o.keepWindowSize}' for L=${L}`);
     }
   }
@@ -190,7 +190,8 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
     for (const L of o.seqLens) {
       const K = evalLengthExpr(o.kvPairs ?? 'L/4', L, 'kvPairs');
       const V = evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize');
-      const keepWindow = evalLengthExpr(o.keepWindowSize ?? K, L, 'keepWindowSize');
+      const kw = o.keepWindowSize ?? R.keepWindowSize;
+      const keepWindow = kw === 'K' ? K : evalLengthExpr(kw, L, 'keepWindowSize');
       const t0 = Date.now();
       const { train, test } = generateMqarSplits({
         vocabSize: V, seqLen: L, numKvPairs: K, trainExamples: o.trainExamples, testExamples: o.testExamples,

@@ -14,6 +14,7 @@
  * `first` is this project's first recipe (everything plain, lr sweep 1e-3 and 3e-3 over 4 epochs), kept to
  * reproduce the plateau.
  */
+import type { LengthExpr } from './grid';
 import type { MqarInit } from './train';
 
 export interface MqarRecipe {
@@ -25,6 +26,8 @@ export interface MqarRecipe {
   warmupFraction: number;
   weightDecay: number;
   stopAccuracy: number;
+  /** DMAttn: keys kept per query, `K` (the number of kv pairs, the authors' MQAR script), `L` (no top-k) or an expression in L. */
+  keepWindowSize: LengthExpr;
   /** DMAttn: per-head q/k RMSNorm. */
   qkNorm: boolean;
   /** DMAttn: initial A of the dynamic mask exp(A * softplus(dt_proj(v))). */
@@ -34,8 +37,8 @@ export interface MqarRecipe {
 }
 
 export const MQAR_RECIPES: Record<'tuned' | 'first', MqarRecipe> = {
-  tuned: { init: 'scaled', lrs: [1e-3], epochs: 10, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, qkNorm: false, dmattnA: 0, dtProjStd: 0.02 },
-  first: { init: 'plain', lrs: [1e-3, 3e-3], epochs: 4, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, qkNorm: true, dmattnA: 0, dtProjStd: 0.02 },
+  tuned: { init: 'scaled', lrs: [1e-3], epochs: 10, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, keepWindowSize: 'L', qkNorm: false, dmattnA: 0, dtProjStd: 0.02 },
+  first: { init: 'plain', lrs: [1e-3, 3e-3], epochs: 4, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, keepWindowSize: 'K', qkNorm: true, dmattnA: 0, dtProjStd: 0.02 },
 };
 
 export type MqarRecipeName = keyof typeof MQAR_RECIPES;

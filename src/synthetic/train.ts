@@ -25,7 +25,7 @@ export interface MqarTrainOptions {
   evalBatchSize?: number; // default 256
   numLayers?: number; // default 2
   numHeads?: number; // attention / dmattn heads, default 1
-  keepWindowSize?: number; // dmattn, default numKvPairs of the data
+  keepWindowSize?: number; // dmattn (recipe default: the sequence length in 'tuned', numKvPairs in 'first')
   dState?: number; // ssd, default 64
   /**
    * Init of the projections that write into the residual stream: 'scaled' = std 0.02 / sqrt(2 * layers) (GPT-2's and
@@ -86,6 +86,14 @@ export interface MqarRunResult {
   num_parameters: number;
   /** Test accuracy vs steps (every `evalEvery` steps and at every epoch end), starting at step 0. */
   curve: MqarCurvePoint[];
+}
+
+/** A recipe's keep window for this data: `K` = its kv pairs, `L` = its length (no top-k), or a number. */
+function keepWindowFor(w: string | number, data: MqarData): number {
+  if (w === 'K') return data.numKvPairs;
+  if (w === 'L') return data.seqLen;
+  if (typeof w === 'number') return w;
+  throw new Error(`MQAR: recipe keepWindowSize '${w}' must be K, L or a number here (expressions in L are resolved by runMqarGrid)`);
 }
 
 /** Std of the residual-writing projections for an init scheme. */
@@ -152,7 +160,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   const numLayers = o.numLayers ?? 2;
   const model = new MqarModel({
     mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers, numHeads: o.numHeads,
-    keepWindowSize: o.keepWindowSize ?? train.numKvPairs, dState: o.dState, seed,
+    keepWindowSize: o.keepWindowSize ?? keepWindowFor(R.keepWindowSize, train), dState: o.dState, seed,
     outProjStd: outProjStdFor(o.init ?? R.init, numLayers), qkStd: o.qkStd, qkNorm: o.qkNorm ?? R.qkNorm,
     dmattnA: o.dmattnA ?? R.dmattnA, dtProjStd: o.dtProjStd ?? R.dtProjStd,
   });
