@@ -76,7 +76,7 @@ test('argument parsing: flags, overrides, --resume with and without a folder', (
     { config: 'c.yaml', resume: true, prepareDefault: false, overrides: { 'max-steps': '200', 'output-dir': 'runs/x' } });
   assert.deepEqual(parseArgs(['--resume', 'runs/x/checkpoint-4', '--prepare-default', '--config', 'c.yaml']),
     { config: 'c.yaml', resume: 'runs/x/checkpoint-4', prepareDefault: true, overrides: {} });
-  assert.throws(() => parseArgs(['--max-steps']), /^Error: --max-steps needs a value$/);
+  assert.throws(() => parseArgs(['--max-steps']), /^UsageError: wm pretrain: --max-steps needs a value$/);
 });
 
 test('a missing dataset folder is named', async () => {

@@ -16,10 +16,12 @@ import { configToJSON, loadPretrainConfig, PretrainConfig } from '../train/confi
 import { inheritParameters, latestCheckpoint, listCheckpoints, writeFolderAtomically } from '../train/checkpoint';
 import { Trainer, CausalLM } from '../train/trainer';
 import { formatDuration } from '../train/progress';
+import { defineCommand, flag, parseCommandArgs, str, UsageError } from './args';
 
 const USAGE = `usage: wm pretrain --config FILE [options]
 
-  --config FILE         YAML config (sections model, data, training; see configs/)
+  --config FILE|NAME    YAML config (sections model, data, training) or a shipped recipe name:
+                        doge-tiny, doge-tiny-moe, doge-20m, doge-60m, doge-160m, doge-320m
   --resume [DIR]        continue from DIR or from the newest checkpoint in the output folder
   --prepare-default     first prepare the embedded Brown corpus (tokenizer + packed dataset) and train on it
   --<key> VALUE         override any config key, e.g. --max-steps 200 --output-dir runs/x --learning-rate 1e-3
@@ -33,28 +35,43 @@ interface Args {
   overrides: Record<string, string>;
 }
 
+export const PRETRAIN_SPEC = defineCommand({
+  name: 'wm pretrain',
+  usage: USAGE,
+  options: {
+    config: { type: 'string' },
+    resume: { type: 'string', optionalValue: true },
+    'prepare-default': { type: 'boolean' },
+  },
+  // Any other --key VALUE overrides a config key; loadPretrainConfig checks the names ("did you mean").
+  passThrough: true,
+});
+
 export function parseArgs(argv: string[]): Args {
-  const out: Args = { prepareDefault: false, overrides: {} };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === '--help' || flag === '-h') throw Object.assign(new Error(USAGE), { usage: true });
-    else if (flag === '--config') out.config = value();
-    else if (flag === '--prepare-default') out.prepareDefault = true;
-    else if (flag === '--resume') {
-      if (inline !== undefined) out.resume = inline;
-      else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) out.resume = argv[++i];
-      else out.resume = true;
-    } else if (flag.startsWith('--')) out.overrides[flag.slice(2)] = value();
-    else throw new Error(`unexpected argument '${a}'\n\n${USAGE}`);
-  }
-  return out;
+  const a = parseCommandArgs(PRETRAIN_SPEC, argv);
+  if (a.help) throw Object.assign(new Error(USAGE), { usage: true });
+  const out: Args = { prepareDefault: flag(a, 'prepare-default'), overrides: a.rest };
+  const config = str(a, 'config');
+  if (config !== undefined) out.config = config;
+  const resume = a.values.resume;
+  if (resume !== undefined) out.resume = resume === true ? true : String(resume);
+  return { config: out.config, resume: out.resume, prepareDefault: out.prepareDefault, overrides: out.overrides } as Args;
+}
+
+/** The folder of the recipes shipped with the package (configs/ next to dist/ and src/). */
+export const SHIPPED_CONFIGS_DIR = path.join(__dirname, '..', '..', 'configs');
+
+/**
+ * `--config` accepts a file or the name of a shipped recipe (`doge-tiny`, `doge-tiny.yaml`,
+ * `configs/doge-tiny.yaml` from any folder): a path that exists wins, then the package's configs/.
+ */
+export function resolveConfigPath(config: string): string {
+  if (fs.existsSync(config)) return config;
+  const base = path.basename(config).replace(/\.ya?ml$/, '');
+  const shipped = path.join(SHIPPED_CONFIGS_DIR, `${base}.yaml`);
+  if (/^[\w.-]+$/.test(base) && fs.existsSync(shipped)) return shipped;
+  const names = fs.existsSync(SHIPPED_CONFIGS_DIR) ? fs.readdirSync(SHIPPED_CONFIGS_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, '')) : [];
+  throw new UsageError(`wm pretrain: config file not found: ${config}; give a YAML file or a shipped recipe name (${names.join(', ')}; in ${SHIPPED_CONFIGS_DIR})`);
 }
 
 /** Open a split folder with a clear message when it is missing. */
@@ -128,8 +145,8 @@ export async function run(argv: string[]): Promise<void> {
     }
     throw e;
   }
-  if (!args.config) throw new Error(`--config is required\n\n${USAGE}`);
-  const config = loadPretrainConfig(args.config, args.overrides);
+  if (!args.config) throw new UsageError(`wm pretrain: --config is required\n\n${USAGE}`);
+  const config = loadPretrainConfig(resolveConfigPath(args.config), args.overrides);
   const backend = await loadBackend();
   const t0 = performance.now();
 
