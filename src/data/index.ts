@@ -14,3 +14,4 @@ export * from './packed-disk';
 export { permutation as dataPermutation } from './random';
 export { Progress as DataProgress } from './progress';
 export * from './out-folder';
+export * from './input-bytes';
