@@ -12,6 +12,7 @@ export {
   saveCheckpoint, loadTrainerState, listCheckpoints, latestCheckpoint, inheritParameters, writeFolderAtomically,
   TRAINER_STATE_FORMAT,
 } from './checkpoint';
+export { acquireOutputLock, cleanStaleTemporaries, startFreshRun, currentRunId, newRunId, fsyncTree, checkpointRunId } from './checkpoint';
 export type { TrainerState, SavableModel } from './checkpoint';
 export { MetricsLog, readMetrics, writeLossHtml, lossFigure } from './metrics';
 export type { TrainRow, EvalRow, MetricsRow } from './metrics';

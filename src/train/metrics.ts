@@ -45,19 +45,27 @@ export class MetricsLog {
   }
 }
 
+/**
+ * The rows of a metrics file. A torn last line (the process was killed while appending it) is dropped, since the
+ * row it held is rewritten by the resumed run; a broken line before the last is an error naming it.
+ */
 export function readMetrics(file: string): MetricsRow[] {
   if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l, i) => {
-      try {
-        return JSON.parse(l) as MetricsRow;
-      } catch {
-        throw new Error(`${file}:${i + 1}: not a JSON line`);
-      }
-    });
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const rows: MetricsRow[] = [];
+  let last = lines.length - 1;
+  while (last >= 0 && lines[last].trim() === '') last--;
+  for (let i = 0; i <= last; i++) {
+    const l = lines[i];
+    if (l.trim() === '') continue;
+    try {
+      rows.push(JSON.parse(l) as MetricsRow);
+    } catch {
+      if (i === last) break; // torn final append
+      throw new Error(`${file}:${i + 1}: not a JSON line`);
+    }
+  }
+  return rows;
 }
 
 /** The loss curves of a run: training loss and (when present) eval loss against step. */
