@@ -42,3 +42,32 @@ test('an impossible wasm thread count is refused', async () => {
   const { prepareWasmThreads } = await import('../src/wasm-threads');
   assert.throws(() => prepareWasmThreads(tf, 0), /wasm threads must be an integer from 1 to 8 \(the backend pre-creates 8 workers\), got 0/);
 });
+
+test('many processes starting the threaded backend at once all start (worker scripts written once, atomically, content-addressed)', async () => {
+  const { spawn } = await import('node:child_process');
+  const crypto = await import('node:crypto');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  // 8 threads per process: 8 workers start while the scripts are "written" for each of them (the old race).
+  const start = () => new Promise<{ code: number | null; out: string }>((resolve) => {
+    const p = spawn(process.execPath, ['-e', "require('./dist').loadBackend({ log: false, backend: 'wasm' }).then(() => console.log('ok'))"],
+      { env: { ...process.env, WM_WASM_THREADS: '8' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    p.on('exit', (code) => resolve({ code, out: out.trim() }));
+  });
+  const results: { code: number | null; out: string }[] = [];
+  for (let round = 0; round < 2; round++) results.push(...await Promise.all(Array.from({ length: 6 }, start)));
+  const bad = results.filter((r) => r.code !== 0 || r.out !== 'ok');
+  assert.deepEqual(bad, [], `${bad.length} of ${results.length} starts failed`);
+  // The cache holds content-addressed scripts only: each file's name is the hash of its content.
+  const { wasmThreadsCacheDir } = await import('../src/wasm-threads');
+  const dir = wasmThreadsCacheDir();
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.js'));
+  assert.ok(files.length >= 2);
+  for (const f of files) {
+    const sha = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, f), 'utf8')).digest('hex').slice(0, 32);
+    assert.equal(f, `${sha}.js`);
+  }
+});
