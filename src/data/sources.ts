@@ -215,7 +215,7 @@ function parquetColumns(metadata: Awaited<ReturnType<typeof parquetMetadataAsync
  * Which columns to read from a Parquet file and how: `text` (+ `prompt`) as strings, or an `input_ids`
  * list of ints when there is no text column (and none was asked for). Throws naming the file and column.
  */
-export function parquetReadPlan(
+function parquetReadPlan(
   file: string,
   metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>,
   o: SourceOptions = {},

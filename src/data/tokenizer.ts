@@ -124,9 +124,22 @@ function chunkingIsSafe(tokenizerJson: Json): boolean {
   return ok(pre);
 }
 
+/**
+ * The part of `@huggingface/tokenizers`' Tokenizer this class uses. Declared here so the published .d.ts files do not
+ * import that ES-only package (CommonJS declarations cannot, under `moduleResolution: node16`).
+ */
+export interface HfTokenizerCore {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean }): string;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+}
+
 export class WmTokenizer {
   readonly dir: string;
-  readonly hf: Tokenizer;
+  /** The underlying `@huggingface/tokenizers` Tokenizer. */
+  readonly hf: HfTokenizerCore;
   readonly tokenizerJson: Json;
   readonly config: Json;
   /** One more than the largest id (vocabulary plus added tokens). */
