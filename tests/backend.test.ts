@@ -71,3 +71,18 @@ test('many processes starting the threaded backend at once all start (worker scr
     assert.equal(f, `${sha}.js`);
   }
 });
+
+test('auto wasm threads per workload: decoding single-threaded, training threaded only on idle cores', async () => {
+  const { autoWasmThreads } = await import('../src/backend');
+  assert.deepEqual(autoWasmThreads('inference', 2, 0), { threads: 1, why: 'inference: single-threaded by default' });
+  assert.equal(autoWasmThreads('training', 2, 0.2).threads, 2);
+  assert.equal(autoWasmThreads('training', 2, 0.8).threads, 1);
+  assert.deepEqual(autoWasmThreads('training', 2, 12.4), { threads: 1, why: 'training: machine busy, load 12.4 on 2 cores' });
+  assert.equal(autoWasmThreads('training', 16, 0).threads, 8);
+  assert.equal(autoWasmThreads('training', 16, 6).threads, 8);
+  assert.equal(autoWasmThreads('training', 16, 10).threads, 6);
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync(process.execPath, ['-e', "const b=require('./dist');b.loadBackend({ workload: 'inference', backend: 'wasm' }).then(()=>console.log(require('./dist/wasm-threads').wasmThreadsCount()))"],
+    { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(out.trim(), '1');
+});

@@ -77,7 +77,8 @@ export async function run(argv: string[]): Promise<void> {
   if (promptText === '') throw new UsageError('wm generate: --prompt is empty');
   // Ids are checked before the backend loads (fast errors); the vocabulary range after the model is read.
   const idList = idsText !== undefined ? parseIntList(idsText, 'ids', { min: 0 }) : undefined;
-  await loadBackend();
+  // Decoding is many small ops: single-threaded wasm unless WM_WASM_THREADS says otherwise.
+  await loadBackend({ workload: 'inference' });
   const model = DogeForCausalLM.fromPretrained(modelDir, { routerLayout: (str(args, 'router-layout') as RouterLayout | undefined) ?? 'token' });
   try {
     let tok: WmTokenizer | undefined;
