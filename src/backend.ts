@@ -86,11 +86,53 @@ function requireNative(pkg: string): void {
   req(pkg);
 }
 
+/**
+ * Emscripten's runtime (inside the wasm backend) installs process-wide `uncaughtException` / `unhandledRejection`
+ * handlers that rethrow: any later uncaught error in the user's program then exits with code 7 ("internal exception
+ * handler failure") and skips the program's `exit` handlers. Those handlers only matter for Emscripten's own
+ * `exit()`, which tfjs never calls, so the ones added while a backend starts are removed again.
+ */
+const PROCESS_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
+
 async function setBackendOrThrow(tfjsName: string): Promise<void> {
-  const ok = await tf.setBackend(tfjsName);
-  if (!ok) throw new Error(`tf.setBackend('${tfjsName}') returned false`);
-  await tf.ready();
+  const before = new Map(PROCESS_EVENTS.map((ev) => [ev, new Set(process.listeners(ev as 'uncaughtException'))]));
+  try {
+    const ok = await tf.setBackend(tfjsName);
+    if (!ok) throw new Error(`tf.setBackend('${tfjsName}') returned false`);
+    await tf.ready();
+  } finally {
+    for (const ev of PROCESS_EVENTS) {
+      for (const l of process.listeners(ev as 'uncaughtException')) if (!before.get(ev)!.has(l)) process.off(ev as 'uncaughtException', l);
+    }
+  }
 }
+
+/**
+ * Using tensors before `loadBackend()` would otherwise fail with tfjs's "backend 'wasm' has not yet been initialized
+ * ... await tf.ready()" message; this names the library's call instead. The engine's `backend` getter is wrapped once
+ * (a message rewrite only; every other error passes through unchanged).
+ */
+function nameLoadBackendInEngineErrors(): void {
+  const engine = tf.engine() as unknown as Record<string, unknown>;
+  const proto = Object.getPrototypeOf(engine) as object;
+  const desc = Object.getOwnPropertyDescriptor(proto, 'backend');
+  if (!desc?.get || Object.getOwnPropertyDescriptor(engine, 'backend')) return;
+  const get = desc.get;
+  Object.defineProperty(engine, 'backend', {
+    configurable: true,
+    get(this: unknown) {
+      try {
+        return get.call(this);
+      } catch (e) {
+        if (!current && e instanceof Error && /has not yet been initialized/.test(e.message)) {
+          throw new Error(`wonderful-matrices: no tfjs backend is ready yet; call \`await loadBackend()\` (from 'wonderful-matrices') once before using models or tensors (tfjs: ${e.message})`);
+        }
+        throw e;
+      }
+    },
+  });
+}
+nameLoadBackendInEngineErrors();
 
 /** Notes for the log line (e.g. how many wasm threads run, or why threading was turned off). */
 let backendNotes: string[] = [];

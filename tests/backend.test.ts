@@ -86,3 +86,34 @@ test('auto wasm threads per workload: decoding single-threaded, training threade
     { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(out.trim(), '1');
 });
+
+test('API use before loadBackend() names loadBackend(); after it, an uncaught user error exits 1 and runs exit handlers', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const node = (code: string) => spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '2' } });
+  const early = node("const { DogeConfig, DogeForCausalLM } = require('./dist'); new DogeForCausalLM(DogeConfig.preset('doge-tiny'), { seed: 0 });");
+  assert.notEqual(early.status, 0);
+  assert.match(early.stderr, /no tfjs backend is ready yet; call `await loadBackend\(\)` \(from 'wonderful-matrices'\) once before using models or tensors/);
+  const late = node("require('./dist').loadBackend({ log: false, backend: 'wasm' }).then(() => { process.on('exit', (c) => console.log('exit handler', c)); setTimeout(() => { throw new Error('user bug'); }, 5); });");
+  assert.equal(late.status, 1, late.stderr);
+  assert.equal(late.stdout.trim(), 'exit handler 1');
+  assert.match(late.stderr, /Error: user bug/);
+  const rejected = node("require('./dist').loadBackend({ log: false, backend: 'wasm' }).then(() => { process.on('exit', (c) => console.log('exit handler', c)); Promise.reject(new Error('async bug')); });");
+  assert.equal(rejected.status, 1, rejected.stderr);
+  assert.equal(rejected.stdout.trim(), 'exit handler 1');
+});
+
+test('savePretrained folders follow the umask (0755 under umask 022), not mkdtemp\'s 0700', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-mode-'));
+  for (const [umask, want] of [['0o022', 0o755], ['0o027', 0o750]] as const) {
+    const out = path.join(dir, `m${umask}`);
+    const r = spawnSync(process.execPath, ['-e', `process.umask(${umask}); const b = require('./dist'); b.loadBackend({ log: false }).then(() => {
+      const m = new b.DogeForCausalLM(new b.DogeConfig({ vocab_size: 16, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }), { seed: 0 });
+      m.savePretrained(${JSON.stringify(out)}); })`], { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((fs.statSync(out).mode & 0o777).toString(8), want.toString(8), `umask ${umask}`);
+  }
+});
