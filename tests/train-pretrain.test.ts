@@ -294,3 +294,30 @@ test('--resume continues this folder\'s own run: a fresh run moves the earlier o
   assert.ok(fs.existsSync(path.join(out, 'checkpoint-8')));
   assert.ok(!fs.existsSync(path.join(out, 'checkpoint-2')));
 });
+
+test('loss.html: single points have markers, lr and tokens/s panels, plotly.js once per folder instead of inlined', async () => {
+  const { writeLossHtml, trainingFigures } = await import('../src/train');
+  const dir = tmp('losshtml');
+  const rows = [
+    { step: 1, loss: 5, lr: 1e-3, grad_norm: 1, tokens: 64, tokens_per_s: 900, elapsed_s: 1 },
+    { step: 2, loss: 4, lr: 5e-4, grad_norm: 1, tokens: 128, tokens_per_s: 1000, elapsed_s: 2 },
+    { step: 2, eval_loss: 4.2, eval_perplexity: Math.exp(4.2) },
+  ];
+  const figs = trainingFigures(rows);
+  assert.equal(figs.length, 3);
+  const evalTrace = figs[0].data.find((t) => t.name === 'eval loss') as { mode: string; y: number[] };
+  assert.equal(evalTrace.mode, 'lines+markers');
+  assert.deepEqual(evalTrace.y, [4.2]);
+  assert.deepEqual((figs[1].data[0] as { y: number[] }).y, [1e-3, 5e-4]);
+  assert.deepEqual((figs[2].data[0] as { y: number[] }).y, [900, 1000]);
+  writeLossHtml(rows, path.join(dir, 'loss.html'));
+  writeLossHtml(rows, path.join(dir, 'other.html'));
+  const html = fs.readFileSync(path.join(dir, 'loss.html'), 'utf8');
+  assert.ok(html.length < 50_000, `loss.html is ${html.length} bytes`);
+  const libs = fs.readdirSync(dir).filter((f) => /^plotly-.*\.min\.js$/.test(f));
+  assert.equal(libs.length, 1);
+  assert.ok(html.includes(`src="${libs[0]}"`));
+  assert.ok(fs.statSync(path.join(dir, libs[0])).size > 1_000_000);
+  assert.match(html, /learning rate/);
+  assert.match(html, /throughput \(tokens\/s\)/);
+});

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lossCurveFigure, writeFigureHtml } from '../viz';
+import { figureHtml, lineFigure, lossCurveFigure } from '../viz';
 import type { Figure } from '../viz';
 
 export interface TrainRow {
@@ -77,9 +77,46 @@ export function lossFigure(rows: MetricsRow[]): Figure {
   return lossCurveFigure(series, { title: 'loss (nats/token)' });
 }
 
-/** Write `loss.html` (standalone, offline plotly page) from the metrics rows; replaced atomically. */
+/** The panels of `loss.html`: loss (train + eval), learning rate, and throughput, against step. */
+export function trainingFigures(rows: MetricsRow[]): Figure[] {
+  const train = rows.filter((r): r is TrainRow => 'loss' in r);
+  const steps = train.map((r) => r.step);
+  return [
+    lossFigure(rows),
+    lineFigure([{ name: 'learning rate', x: steps, y: train.map((r) => r.lr) }], { title: 'learning rate', xTitle: 'step', yTitle: 'lr', height: 260 }),
+    lineFigure([{ name: 'tokens/s', x: steps, y: train.map((r) => r.tokens_per_s) }], { title: 'throughput (tokens/s)', xTitle: 'step', yTitle: 'tokens/s', height: 260 }),
+  ];
+}
+
+/**
+ * plotly.js next to the page, once per folder (`plotly-<version>.min.js`, ~4.6 MB) instead of inlined in every
+ * page; rewritten only when missing or of another size. Returns its file name.
+ */
+function ensurePlotlyNextTo(dir: string): string {
+  const src = require.resolve('plotly.js-dist-min');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const version = (require('plotly.js-dist-min/package.json') as { version: string }).version;
+  const name = `plotly-${version}.min.js`;
+  const dest = path.join(dir, name);
+  if (!fs.existsSync(dest) || fs.statSync(dest).size !== fs.statSync(src).size) {
+    const tmp = `${dest}.tmp-${process.pid}`;
+    fs.copyFileSync(src, tmp);
+    fs.renameSync(tmp, dest);
+  }
+  return name;
+}
+
+/**
+ * Write `loss.html` from the metrics rows (loss, learning rate and tokens/s panels; offline: plotly.js is a file
+ * next to it, shared by the folder); replaced atomically.
+ */
 export function writeLossHtml(rows: MetricsRow[], file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  fs.mkdirSync(dir, { recursive: true });
+  const lib = ensurePlotlyNextTo(dir);
+  const html = `<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>training</title>\n<script type="text/javascript" src="${lib}"></script></head>\n<body>\n` +
+    `${trainingFigures(rows).map((f) => figureHtml(f)).join('\n')}\n</body></html>\n`;
   const tmp = `${file}.tmp-${process.pid}.html`;
-  writeFigureHtml(lossFigure(rows), tmp, 'training loss');
+  fs.writeFileSync(tmp, html);
   fs.renameSync(tmp, file);
 }
