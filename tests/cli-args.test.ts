@@ -99,3 +99,21 @@ test('wm generate: misspelled flags and bad sampling values exit 2 before loadin
   assert.equal(d.status, 2);
   assert.match(d.stderr, /unknown option --inptu \(did you mean --input\?\)/);
 });
+
+test('--config takes the name of a shipped recipe from any folder, and names the recipes when it is neither', async () => {
+  const { resolveConfigPath, SHIPPED_CONFIGS_DIR } = await import('../src/cli/pretrain');
+  const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-cwd-'));
+  const cwd = process.cwd();
+  process.chdir(elsewhere);
+  try {
+    assert.equal(resolveConfigPath('doge-tiny'), path.join(SHIPPED_CONFIGS_DIR, 'doge-tiny.yaml'));
+    assert.equal(resolveConfigPath('configs/doge-20m.yaml'), path.join(SHIPPED_CONFIGS_DIR, 'doge-20m.yaml'));
+    assert.equal(resolveConfigPath('doge-tiny-moe.yaml'), path.join(SHIPPED_CONFIGS_DIR, 'doge-tiny-moe.yaml'));
+    assert.throws(() => resolveConfigPath('doge-tinny'), /config file not found: doge-tinny; give a YAML file or a shipped recipe name \(.*doge-tiny.*; in .*configs\)/);
+    fs.writeFileSync('doge-tiny.yaml', 'training:\n  max_steps: 3\n');
+    assert.equal(resolveConfigPath('doge-tiny.yaml'), 'doge-tiny.yaml', 'a file that exists wins');
+  } finally {
+    process.chdir(cwd);
+  }
+  assert.ok(fs.existsSync(path.join(SHIPPED_CONFIGS_DIR, 'doge-tiny.yaml')));
+});
