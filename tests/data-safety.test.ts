@@ -92,3 +92,18 @@ test('.gz and .zst inputs are read transparently; archives, binary and non-UTF-8
   // The tokenizer trainer reads inputs the same way: no garbage tokenizer from a zip.
   await assert.rejects(prepareDataset({ inputs: [zip], tokenizer: tokDir, seqLen: 16, outDir: path.join(dir, 'z'), log: false }), /is a zip file/);
 });
+
+test('temporaries a killed prepare left (sibling .tmp folders, replaced-entry trash) are removed by the next prepare', async () => {
+  const out = path.join(dir, 'again');
+  const opts = { inputs: [docs], tokenizer: tokDir, seqLen: 16, testExamples: 2, log: false };
+  await prepareDataset({ ...opts, outDir: out });
+  fs.mkdirSync(path.join(dir, 'again.tmp-999999-1700000000000', 'dataset'), { recursive: true });
+  fs.mkdirSync(path.join(out, '.wm-replaced-999999-1700000000000', 'train'), { recursive: true });
+  const live = path.join(dir, `again.tmp-${process.pid}-1`); // a running process's: kept
+  fs.mkdirSync(live);
+  await prepareDataset({ ...opts, outDir: out, overwrite: true });
+  assert.ok(!fs.existsSync(path.join(dir, 'again.tmp-999999-1700000000000')));
+  assert.ok(!fs.existsSync(path.join(out, '.wm-replaced-999999-1700000000000')));
+  assert.ok(fs.existsSync(live));
+  assert.equal((await openPackedDataset(path.join(out, 'train'))).seqLen, 16);
+});
