@@ -1,0 +1,3 @@
+// Fine-tuning: chat data with loss masks, packing, SFT and DPO losses and training, the embedded default data.
+export * from './default-data';
+export { WORDNET_MINI } from './wordnet-mini';
