@@ -5,3 +5,7 @@ export * from './chat-data';
 export * from './packing';
 export * from './sft';
 export * from './dpo';
+export * from './rows';
+export * from './config';
+export * from './run';
+export * from './chat';
