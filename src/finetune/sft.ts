@@ -81,7 +81,7 @@ export function sftLoss(model: SftModel, batch: SftBatch, numItemsInBatch?: numb
       training: opts.training ?? false,
       dropoutSeed: opts.dropoutSeed,
       lossOnly: true,
-    } as Parameters<SftModel['forward']>[0]);
+    });
     // a micro-batch with no target still contributes 0 (and a zero gradient) to the step
     return out.loss!;
   });
