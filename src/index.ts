@@ -10,5 +10,6 @@ export * from './models/doge';
 export * from './generation';
 export * from './data';
 export * from './train';
+export * from './eval';
 export * from './synthetic';
 export * from './viz';
