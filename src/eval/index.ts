@@ -4,3 +4,4 @@ export * from './loglikelihood';
 export * from './multiple-choice';
 export * from './perplexity';
 export * from './generative';
+export * from './tasks';
