@@ -5,3 +5,5 @@ export * from './multiple-choice';
 export * from './perplexity';
 export * from './generative';
 export * from './tasks';
+export * from './datasets';
+export * from './run';
