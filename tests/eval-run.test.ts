@@ -4,7 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { loadBackend } from '../src/backend';
@@ -199,5 +201,38 @@ test('unknown tasks, wrong layouts and bad rows are errors naming the task, file
     await assert.rejects(evaluateTasks(model, charTok, { tasks: ['openbookqa'], dataDir: bad }), /has no folder for allenai\/openbookqa/);
   } finally {
     fs.rmSync(bad, { recursive: true, force: true });
+  }
+});
+
+test('--hub: a task downloads its config folder and split through src/data/hub.ts (local stand-in server)', async () => {
+  // serves the ARC files written above under the hub's tree/resolve routes
+  const root = path.join(dir, 'allenai', 'ai2_arc');
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    seen.push(url.pathname);
+    const tree = /^\/api\/datasets\/allenai\/ai2_arc\/tree\/main\/?(.*)$/.exec(url.pathname);
+    if (tree) {
+      const sub = decodeURIComponent(tree[1]!);
+      if (!fs.existsSync(path.join(root, sub))) return void res.writeHead(404).end('{}');
+      const files = fs.readdirSync(path.join(root, sub)).map((f) => ({ type: 'file', path: `${sub}/${f}`, size: fs.statSync(path.join(root, sub, f)).size }));
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(files));
+    }
+    const file = /^\/datasets\/allenai\/ai2_arc\/resolve\/main\/(.+)$/.exec(url.pathname);
+    if (file) return void res.writeHead(200).end(fs.readFileSync(path.join(root, decodeURIComponent(file[1]!))));
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const cacheDir = path.join(dir, 'cache');
+    const fromHub = await evaluateTasks(model, charTok, { tasks: ['arc_easy'], hub: true, endpoint, cacheDir, limit: 4, shots: 1, log: false });
+    const local = await evaluateTasks(model, charTok, { tasks: ['arc_easy'], dataDir: dir, limit: 4, shots: 1, log: false });
+    assert.deepEqual(fromHub.map((r) => r.value), local.map((r) => r.value));
+    assert.ok(seen.includes('/api/datasets/allenai/ai2_arc/tree/main/ARC-Easy'), seen.join(' '));
+    assert.ok(seen.includes('/datasets/allenai/ai2_arc/resolve/main/ARC-Easy/test-00000-of-00001.parquet'));
+    assert.ok(fs.existsSync(path.join(cacheDir, 'datasets', 'allenai--ai2_arc', 'main', 'ARC-Easy', 'train-00000-of-00001.parquet')));
+  } finally {
+    server.close();
   }
 });

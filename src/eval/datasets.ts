@@ -229,8 +229,9 @@ export interface TaskDataOptions {
   rows?: { eval: Row[]; fewshot?: Row[] };
   /** At most this many evaluation rows (per MMLU subject); default all. */
   limit?: number;
-  /** Hub download options. */
+  /** Hub download options (defaults: $WM_CACHE, $HF_ENDPOINT, $HF_TOKEN). */
   cacheDir?: string;
+  endpoint?: string;
   log?: boolean;
 }
 
@@ -242,7 +243,7 @@ export interface TaskDocs {
 
 async function splitFiles(task: EvalTaskSpec, split: string, o: TaskDataOptions): Promise<string[]> {
   if (o.dataDir) return localSplitFiles(o.dataDir, task, split);
-  if (o.hub) return downloadHubDataset({ dataset: task.dataset, subdir: task.subdir, split, cacheDir: o.cacheDir, log: o.log });
+  if (o.hub) return downloadHubDataset({ dataset: task.dataset, subdir: task.subdir, split, cacheDir: o.cacheDir, endpoint: o.endpoint, log: o.log });
   throw new Error(`task ${task.name}: give a data folder (--data DIR) or --hub to read ${task.dataset}`);
 }
 
