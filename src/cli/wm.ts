@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   data: { file: './data', help: 'prepare training data (wm data prepare --input ... --tokenizer DIR --seq-len N --out DIR)' },
   tokenizer: { file: './tokenizer', help: 'train a byte-level BPE tokenizer (wm tokenizer train --input ... --vocab-size N --out DIR)' },
   generate: { file: './generate', help: 'generate text with a checkpoint (wm generate --model DIR --prompt "...")' },
+  eval: { file: './eval', help: 'evaluate checkpoints: benchmarks and perplexity (wm eval --model DIR --tasks embedded,arc_easy)' },
   mqar: { file: './mqar', help: 'run the MQAR synthetic recall comparison (wm mqar --preset cpu --out DIR)' },
   bench: { file: './bench', help: 'print training and decoding throughput as JSON lines' },
 };
