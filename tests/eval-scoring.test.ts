@@ -185,3 +185,40 @@ test('bad requests are errors naming the request and field', () => {
     model.dispose();
   }
 });
+
+test('shared contexts (read once through the KV cache) score exactly like one row per request, on every fixture checkpoint', () => {
+  let seed = 5;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  for (const name of ['dense', 'dense-window-bias', 'moe-token', 'moe-hf', 'padding']) {
+    const expected = JSON.parse(fs.readFileSync(path.join(DOGE, name, 'expected.json'), 'utf8'));
+    const model = DogeForCausalLM.fromPretrained(path.join(DOGE, name), { routerLayout: expected.router_layout });
+    try {
+      const V = model.config.vocab_size;
+      const requests = [];
+      for (let q = 0; q < 7; q++) {
+        const context = Array.from({ length: 3 + rnd(12) }, () => rnd(V));
+        for (let c = 0; c < 2 + rnd(3); c++) requests.push({ context, continuation: Array.from({ length: 1 + rnd(5) }, () => rnd(V)) });
+      }
+      requests.push({ context: [rnd(V)], continuation: [rnd(V), rnd(V)] }); // a context of its own
+      let calls = 0;
+      const counting = { config: model.config, routerLayout: model.routerLayout, forward: (i: Parameters<typeof model.forward>[0]) => { calls++; return model.forward(i); } };
+      const shared = scoreContinuations(counting, requests, { batchSize: 4 });
+      const sharedCalls = calls;
+      calls = 0;
+      const plain = scoreContinuations(counting, requests, { batchSize: 4, shareContext: false });
+      const before = tf.memory().numTensors;
+      scoreContinuations(model, requests, { batchSize: 4 });
+      assert.equal(tf.memory().numTensors, before, `${name}: the shared path leaks no tensors`);
+      let err = 0;
+      shared.forEach((s, i) => {
+        assert.equal(s.tokenLogprobs.length, requests[i].continuation.length);
+        assert.equal(s.greedy, plain[i].greedy);
+        s.tokenLogprobs.forEach((v, j) => { err = Math.max(err, Math.abs(v - plain[i].tokenLogprobs[j])); });
+      });
+      console.log(`# ${name}: shared vs per-request max |logprob err| ${err.toExponential(2)}, forward passes ${sharedCalls} vs ${calls}`);
+      assert.ok(err <= 2e-5, `${name}: ${err}`);
+    } finally {
+      model.dispose();
+    }
+  }
+});

@@ -9,6 +9,11 @@
  * length (longest first, as lighteval does: similar lengths share a batch, so little padding) and run in
  * batches, right-padded with an attention mask (real tokens keep positions 0..n-1, so a padded row scores
  * exactly as it would alone). Results come back in the order of the requests.
+ *
+ * Requests that share their context (the choices of one question) read it once when the model has a KV cache
+ * (Doge): one pass over the contexts, then one short pass per choice slot that continues from the cached keys with
+ * explicit positions. The numbers are those of the one-request-per-row path (tested); `shareContext: false` forces
+ * that path.
  */
 import { tf } from '../backend';
 
@@ -18,6 +23,7 @@ export interface EvalModel {
   forward(input: {
     inputIds: tf.Tensor | number[][];
     attentionMask?: tf.Tensor | number[][];
+    positionIds?: tf.Tensor | number[][];
     cache?: unknown;
     useCache?: boolean;
     logitsToKeep?: number;
@@ -51,6 +57,8 @@ export interface ScoreOptions {
   maxBatchTokens?: number;
   /** Called after every batch with (requests done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** Read a context shared by several requests once, with the KV cache (default true; see the header). */
+  shareContext?: boolean;
 }
 
 function checkIds(ids: unknown, what: string, vocab: number): number[] {
@@ -92,10 +100,42 @@ export function scoreContinuations(model: EvalModel, requests: ContinuationReque
     return modelInput(r, maxLength);
   });
 
-  // longest first; ties keep request order so results do not depend on the sort's stability
-  const order = requests.map((_, i) => i).sort((a, b) => inputs[b].ids.length - inputs[a].ids.length || a - b);
   const out: ContinuationScore[] = new Array(requests.length);
   let done = 0;
+  let rest = requests.map((_, i) => i);
+  if (options.shareContext ?? true) {
+    // requests with the same context and nothing cut off: one group per context. With DMAttn's top-k key
+    // selection active (keep_window_size below the row length) a tie between equal dynamic-mask values can be
+    // broken differently when the keys sit at other offsets, so such rows take the one-row-per-request path.
+    const keep = (model.config as { keep_window_size?: number }).keep_window_size ?? Infinity;
+    const groups = new Map<string, number[]>();
+    for (const i of rest) {
+      if (inputs[i].truncated > 0 || inputs[i].ids.length + requests[i].continuation.length > keep) continue;
+      const key = requests[i].context.join(',');
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key)!.push(i);
+    }
+    const shared = [...groups.values()].filter((g) => g.length > 1);
+    // CDMoE's 'hf' router layout mixes tokens of the whole batch into each token's routing: no sharing there
+    const batchMixing = (model as { routerLayout?: string }).routerLayout === 'hf';
+    if (shared.length > 0 && !batchMixing && supportsCache(model)) {
+      shared.sort((a, b) => requests[b[0]].context.length - requests[a[0]].context.length || a[0] - b[0]);
+      for (let start = 0; start < shared.length;) {
+        const Tc = requests[shared[start][0]].context.length;
+        const rows = Math.max(1, Math.min(batchSize, Math.floor(maxBatchTokens / Tc), shared.length - start));
+        const batch = shared.slice(start, start + rows);
+        scoreSharedBatch(model, requests, batch, pad).forEach((s, i) => { out[i] = s; });
+        start += rows;
+        done += batch.reduce((a, g) => a + g.length, 0);
+        options.onProgress?.(done, requests.length);
+      }
+      const inShared = new Set(shared.flat());
+      rest = rest.filter((i) => !inShared.has(i));
+    }
+  }
+
+  // longest first; ties keep request order so results do not depend on the sort's stability
+  const order = rest.sort((a, b) => inputs[b].ids.length - inputs[a].ids.length || a - b);
   for (let start = 0; start < order.length;) {
     const T = inputs[order[start]].ids.length; // the longest row of this batch
     const rows = Math.max(1, Math.min(batchSize, Math.floor(maxBatchTokens / T), order.length - start));
@@ -104,8 +144,88 @@ export function scoreContinuations(model: EvalModel, requests: ContinuationReque
       .forEach((s, k) => { out[batch[k]] = s; });
     start += rows;
     done += rows;
-    options.onProgress?.(done, order.length);
+    options.onProgress?.(done, requests.length);
   }
+  return out;
+}
+
+const cacheSupport = new WeakMap<object, boolean>();
+/** Whether forward returns a KV cache that a later forward with explicit positions continues (probed once). */
+function supportsCache(model: EvalModel): boolean {
+  if (!cacheSupport.has(model)) {
+    const res = model.forward({ inputIds: [[0]], useCache: true, logitsToKeep: 1 });
+    cacheSupport.set(model, res.cache !== undefined && res.cache !== null);
+    tf.dispose([res.logits, res.cache as tf.TensorContainer]);
+  }
+  return cacheSupport.get(model)!;
+}
+
+/** Log-probs, argmax flags of rows of logits [N, V] at the given targets. */
+function pickTargets(logits2d: tf.Tensor, rowIdx: number[], targets: number[]): { logp: Float32Array; argmax: Int32Array } {
+  const V = logits2d.shape[1]!;
+  const N = rowIdx.length;
+  const [lp, am] = tf.tidy(() => {
+    const rows = tf.gather(logits2d, tf.tensor1d(rowIdx, 'int32')); // [N, V]
+    const mx = tf.max(rows, 1, true); // [N, 1]
+    const lse = tf.reshape(tf.add(mx, tf.log(tf.sum(tf.exp(tf.sub(rows, mx)), 1, true))), [N]); // [N]
+    const picked = tf.gather(tf.reshape(rows, [N * V]), tf.tensor1d(targets.map((t, n) => n * V + t), 'int32')); // [N]
+    return [tf.sub(picked, lse), tf.argMax(rows, 1)];
+  });
+  const out = { logp: lp.dataSync() as Float32Array, argmax: am.dataSync() as Int32Array };
+  tf.dispose([lp, am]);
+  return out;
+}
+
+/**
+ * Groups of requests with one context each: the contexts in one pass (right-padded, cache kept), then per choice
+ * slot j the j-th continuation of every group (minus its last token) in one pass on top of the cache, at positions
+ * n..n+m-1 of each row, with the context pads masked.
+ */
+function scoreSharedBatch(model: EvalModel, requests: ContinuationRequest[], groups: number[][], pad: number): Map<number, ContinuationScore> {
+  const B = groups.length;
+  const V = model.config.vocab_size;
+  const ctx = groups.map((g) => requests[g[0]].context);
+  const Tc = Math.max(...ctx.map((c) => c.length));
+  const ctxMask = ctx.map((c) => c.map(() => 1).concat(new Array(Tc - c.length).fill(0)));
+  const padded = ctx.some((c) => c.length < Tc);
+  const first = model.forward({ inputIds: ctx.map((c) => [...c, ...new Array(Tc - c.length).fill(pad)]), attentionMask: padded ? ctxMask : undefined, useCache: true });
+  const scores = new Map<number, { tokenLogprobs: number[]; greedy: boolean }>();
+  try {
+    // the last context position predicts every choice's first token
+    const rowIdx: number[] = [];
+    const targets: number[] = [];
+    const who: number[] = [];
+    groups.forEach((g, b) => g.forEach((i) => { rowIdx.push(b * Tc + ctx[b].length - 1); targets.push(requests[i].continuation[0]); who.push(i); }));
+    const flat = tf.reshape(first.logits, [B * Tc, V]);
+    const p0 = pickTargets(flat, rowIdx, targets);
+    flat.dispose();
+    who.forEach((i, n) => scores.set(i, { tokenLogprobs: [p0.logp[n]], greedy: p0.argmax[n] === targets[n] }));
+
+    const slots = Math.max(...groups.map((g) => g.length));
+    for (let j = 0; j < slots; j++) {
+      const cont = groups.map((g) => (j < g.length ? requests[g[j]].continuation.slice(0, -1) : []));
+      const Tm = Math.max(...cont.map((c) => c.length));
+      if (Tm === 0) continue;
+      const ids = cont.map((c) => [...c, ...new Array(Tm - c.length).fill(pad)]);
+      const mask = cont.map((c, b) => [...ctxMask[b], ...c.map(() => 1), ...new Array(Tm - c.length).fill(0)]);
+      const pos = cont.map((_, b) => Array.from({ length: Tm }, (__, t) => ctx[b].length + t));
+      const rIdx: number[] = [];
+      const tg: number[] = [];
+      const owner: number[] = [];
+      cont.forEach((c, b) => c.forEach((_, t) => { rIdx.push(b * Tm + t); tg.push(requests[groups[b][j]].continuation[t + 1]); owner.push(groups[b][j]); }));
+      const res = tf.tidy(() => {
+        const o = model.forward({ inputIds: ids, attentionMask: mask, positionIds: pos, cache: first.cache as never, useCache: true });
+        return tf.reshape(o.logits, [B * Tm, V]); // the new cache is disposed with the scope
+      });
+      const p = pickTargets(res, rIdx, tg);
+      res.dispose();
+      owner.forEach((i, n) => { const s = scores.get(i)!; s.tokenLogprobs.push(p.logp[n]); if (p.argmax[n] !== tg[n]) s.greedy = false; });
+    }
+  } finally {
+    tf.dispose([first.logits, first.cache as tf.TensorContainer]);
+  }
+  const out = new Map<number, ContinuationScore>();
+  for (const [i, s] of scores) out.set(i, { tokenLogprobs: s.tokenLogprobs, sum: s.tokenLogprobs.reduce((a, b) => a + b, 0), greedy: s.greedy, truncated: 0 });
   return out;
 }
 
