@@ -184,6 +184,13 @@ test('embedded task: ARC-layout rows in memory; perplexity rows', async () => {
 test('unknown tasks, wrong layouts and bad rows are errors naming the task, file, row and field', async () => {
   await assert.rejects(evaluateTasks(model, charTok, { tasks: ['arc_easy', 'arc_hard'], dataDir: dir }), /unknown task 'arc_hard' \(tasks: arc_easy, arc_challenge, piqa/);
   await assert.rejects(evaluateTasks(model, charTok, { tasks: ['mmlu:astrology'], dataDir: dir, shots: 0 }), /no rows with subject 'astrology'/);
+  // lighteval's task strings name a task and its shots
+  assert.equal(evalTask('leaderboard|arc:challenge|3|0').name, 'arc_challenge');
+  assert.equal(evalTask('leaderboard|arc:challenge|3|0').shots, 3);
+  assert.equal(evalTask('original|mmlu|5|0').name, 'mmlu');
+  assert.throws(() => evalTask('lighteval|arc:hard|5|0'), /unknown task 'lighteval\|arc:hard\|5\|0' \(lighteval tasks: lighteval\|arc:easy\|5\|0/);
+  const viaString = await evaluateTasks(model, charTok, { tasks: ['leaderboard|arc:challenge|2|0'], dataDir: dir, log: false });
+  assert.equal(viaString[0].shots, 2);
   // a PIQA file where the layout is ARC's: the missing column and the expected layout are named
   const bad = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-eval-bad-'));
   try {

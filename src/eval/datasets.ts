@@ -114,8 +114,19 @@ export const EVAL_TASK_NAMES = TASKS.map((t) => t.name);
 /** The seed's task list (its lighteval command, spec 3.4). */
 export const SEED_TASKS = ['mmlu', 'triviaqa', 'arc_easy', 'arc_challenge', 'piqa', 'hellaswag', 'openbookqa', 'winogrande'];
 
-/** A task by name; `mmlu:<subject>` is MMLU restricted to one subject. Unknown names are an error listing the known ones. */
-export function evalTask(name: string): EvalTaskSpec & { subject?: string } {
+/**
+ * A task by name; `mmlu:<subject>` is MMLU restricted to one subject, and lighteval's own strings
+ * (`lighteval|arc:easy|5|0`, the seed's command) name a task with its shots. Unknown names are an error listing the
+ * known ones.
+ */
+export function evalTask(name: string): EvalTaskSpec & { subject?: string; shots?: number } {
+  if (name.includes('|')) {
+    const [suite, task, shots] = name.split('|');
+    const t = TASKS.find((x) => x.lighteval.startsWith(`${suite}|${task}|`));
+    if (!t) throw new Error(`unknown task '${name}' (lighteval tasks: ${TASKS.filter((x) => x.lighteval.includes('|')).map((x) => x.lighteval).join(', ')})`);
+    if (shots !== undefined && !/^\d+$/.test(shots)) throw new Error(`task '${name}': the shots field '${shots}' is not a number`);
+    return shots === undefined ? t : { ...t, shots: Number(shots) };
+  }
   const [base, subject] = name.split(':');
   const t = TASKS.find((x) => x.name === base);
   if (!t || (subject !== undefined && base !== 'mmlu')) {

@@ -98,7 +98,7 @@ export async function evaluateTasks(model: EvalModel, tok: EvalTokenizer, option
   const out: EvalResult[] = [];
   for (const task of tasks) {
     const t0 = Date.now();
-    const shots = options.shots ?? task.defaultShots;
+    const shots = options.shots ?? task.shots ?? task.defaultShots;
     const rows = task.name === 'embedded' ? options.embeddedRows : undefined;
     if (task.name === 'embedded' && !rows) throw new Error('task embedded: no benchmark rows given (embeddedRows)');
     const data = await loadTaskDocs(task, { ...options, rows }, shots > 0);
