@@ -194,7 +194,7 @@ test('shared contexts (read once through the KV cache) score exactly like one ro
     const model = DogeForCausalLM.fromPretrained(path.join(DOGE, name), { routerLayout: expected.router_layout });
     try {
       const V = model.config.vocab_size;
-      const requests = [];
+      const requests: { context: number[]; continuation: number[] }[] = [];
       for (let q = 0; q < 7; q++) {
         const context = Array.from({ length: 3 + rnd(12) }, () => rnd(V));
         for (let c = 0; c < 2 + rnd(3); c++) requests.push({ context, continuation: Array.from({ length: 1 + rnd(5) }, () => rnd(V)) });

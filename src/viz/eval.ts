@@ -1,7 +1,7 @@
 /**
  * Benchmark results of several models side by side (e.g. base vs SFT vs DPO): one group of bars per
  * (task, metric), one colour per model, error bars = standard error. Scores in [0, 1] share one panel; perplexities
- * (a different scale) get a second, log-scale panel when present.
+ * and bits per byte (lower is better, other scales) get a second, log-scale panel when present.
  */
 import { baseLayout, gridAxes, title, type Figure, type PlotlyTrace } from './figure';
 
@@ -15,7 +15,8 @@ export interface EvalPoint {
 }
 
 const PALETTE = ['#4c72b0', '#dd8452', '#55a868', '#c44e52', '#8172b3', '#937860', '#da8bc3', '#8c8c8c'];
-const SCALE_FREE = new Set(['ppl', 'word_perplexity']);
+/** Lower-is-better metrics on their own scale: perplexities and bits per byte. */
+const LOWER_BETTER = new Set(['ppl', 'word_perplexity', 'bits_per_byte']);
 
 export function evalComparisonFigure(results: EvalPoint[], options: { title?: string; height?: number } = {}): Figure {
   if (results.length === 0) throw new Error('evalComparisonFigure: no results given');
@@ -23,10 +24,10 @@ export function evalComparisonFigure(results: EvalPoint[], options: { title?: st
     if (!Number.isFinite(r.value)) throw new Error(`evalComparisonFigure: ${r.model} ${r.task} ${r.metric} is not a number (${r.value})`);
   }
   const models = [...new Set(results.map((r) => r.model))];
-  const isPpl = (r: EvalPoint) => SCALE_FREE.has(r.metric);
+  const isPpl = (r: EvalPoint) => LOWER_BETTER.has(r.metric);
   const panels = [results.filter((r) => !isPpl(r)), results.filter(isPpl)].filter((p) => p.length > 0);
   const grid = gridAxes(panels.length, panels.length, {
-    titles: panels.map((p) => (isPpl(p[0]) ? 'perplexity (lower is better)' : 'score (higher is better)')),
+    titles: panels.map((p) => (isPpl(p[0]) ? 'perplexity, bits per byte (lower is better)' : 'score (higher is better)')),
     gap: 0.08,
   });
   const axes = grid.axes as Record<string, Record<string, unknown>>;
