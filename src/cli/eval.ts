@@ -28,7 +28,7 @@ export const USAGE = `usage: wm eval --model DIR [--model DIR2 ...] [options]
   --data DIR            benchmark files in the hub datasets' layout: DIR/allenai/ai2_arc/ARC-Easy/test-*.parquet, ...
   --hub                 download the benchmark files from the Hugging Face hub instead (cached; HF_TOKEN, HF_ENDPOINT)
   --ppl INPUT           held-out text for perplexity (text, JSONL or Parquet with a text column, or 'brown'); repeatable
-  --ppl-limit N         use at most N documents of the held-out text (default 200)
+  --ppl-limit N         use at most N documents of the held-out text (default 50)
   --embedded-n N        questions of the embedded benchmark (default 400); --embedded-seed S (default 1234)
   --max-length N        longest model input (default: the model's max_position_embeddings)
   --batch-size N        requests per forward pass (default 32)
@@ -66,7 +66,7 @@ function int(flag: string, v: string, min = 0): number {
 
 export function parseEvalArgs(argv: string[]): EvalArgs {
   const a: EvalArgs = {
-    models: [], names: [], tasks: ['embedded'], ppl: [], hub: false, pplLimit: 200, embeddedN: 400, embeddedSeed: 1234, seed: 42,
+    models: [], names: [], tasks: ['embedded'], ppl: [], hub: false, pplLimit: 50, embeddedN: 400, embeddedSeed: 1234, seed: 42,
     routerLayout: 'token', out: path.join('runs', 'eval'),
   };
   for (let i = 0; i < argv.length; i++) {
