@@ -169,7 +169,7 @@ export function localSplitFiles(dataDir: string, task: EvalTaskSpec, split: stri
 }
 
 /** One row and where it came from (`file: row i`). */
-export interface SourcedRow {
+export interface SourcedTaskRow {
   row: Row;
   where: string;
 }
@@ -178,8 +178,8 @@ export interface SourcedRow {
  * Rows of Parquet/JSONL files with the given top-level columns (only those are read from Parquet), at most
  * `limit` of them. A file without one of the columns is an error naming it and the expected layout.
  */
-export async function readTaskRows(files: string[], columns: string[], layout: string, limit = Infinity): Promise<SourcedRow[]> {
-  const out: SourcedRow[] = [];
+export async function readTaskRows(files: string[], columns: string[], layout: string, limit = Infinity): Promise<SourcedTaskRow[]> {
+  const out: SourcedTaskRow[] = [];
   for (const file of files) {
     if (out.length >= limit) break;
     if (/\.parquet$/i.test(file)) {
@@ -261,8 +261,8 @@ async function splitFiles(task: EvalTaskSpec, split: string, o: TaskDataOptions)
 /** Read, check and convert the rows of a task (see the file header). */
 export async function loadTaskDocs(task: EvalTaskSpec & { subject?: string }, o: TaskDataOptions = {}, needFewshot = true): Promise<TaskDocs> {
   const limit = o.limit ?? Infinity;
-  let evalRows: SourcedRow[];
-  let shotRows: SourcedRow[] = [];
+  let evalRows: SourcedTaskRow[];
+  let shotRows: SourcedTaskRow[] = [];
   if (o.rows) {
     const label = task.name === 'embedded' ? 'embedded benchmark' : `${task.name} rows`;
     evalRows = o.rows.eval.map((row, i) => ({ row, where: `${label}: row ${i}` }));
@@ -273,7 +273,7 @@ export async function loadTaskDocs(task: EvalTaskSpec & { subject?: string }, o:
     evalRows = await readTaskRows(await splitFiles(task, task.evalSplit, o), task.columns, `${task.dataset} ${task.layout}`, task.groupOf ? Infinity : limit);
     if (needFewshot) shotRows = await readTaskRows(await splitFiles(task, task.fewshotSplit, o), task.columns, `${task.dataset} ${task.layout}`);
   }
-  const convert = (rows: SourcedRow[], fewshot: boolean) => rows.map(({ row, where }) => ({ doc: task.doc(row, where, fewshot), where, group: task.groupOf?.(row, where) }));
+  const convert = (rows: SourcedTaskRow[], fewshot: boolean) => rows.map(({ row, where }) => ({ doc: task.doc(row, where, fewshot), where, group: task.groupOf?.(row, where) }));
   let docs = convert(evalRows, false);
   let fewshotPool = convert(shotRows, true);
   if (task.subject) {
