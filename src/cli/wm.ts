@@ -7,7 +7,10 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   pretrain: { file: './pretrain', help: 'pre-train a Doge model from a YAML config (wm pretrain --config configs/doge-tiny.yaml)' },
   data: { file: './data', help: 'prepare training data (wm data prepare --input ... --tokenizer DIR --seq-len N --out DIR)' },
   tokenizer: { file: './tokenizer', help: 'train a byte-level BPE tokenizer (wm tokenizer train --input ... --vocab-size N --out DIR)' },
+  sft: { file: './sft', help: 'supervised fine-tuning of a checkpoint from a YAML recipe (wm sft --config configs/doge-tiny-sft.yaml)' },
+  dpo: { file: './dpo', help: 'DPO preference tuning of a checkpoint from a YAML recipe (wm dpo --config configs/doge-tiny-dpo.yaml)' },
   generate: { file: './generate', help: 'generate text with a checkpoint (wm generate --model DIR --prompt "...")' },
+  eval: { file: './eval', help: 'evaluate checkpoints: benchmarks and perplexity (wm eval --model DIR --tasks embedded,arc_easy)' },
   mqar: { file: './mqar', help: 'run the MQAR synthetic recall comparison (wm mqar --preset cpu --out DIR)' },
   bench: { file: './bench', help: 'print training and decoding throughput as JSON lines' },
 };

@@ -74,7 +74,13 @@ export function lossFigure(rows: MetricsRow[]): Figure {
   const evals = rows.filter((r): r is EvalRow => 'eval_loss' in r);
   const series = [{ name: 'train loss', x: train.map((r) => r.step), y: train.map((r) => r.loss) }];
   if (evals.length) series.push({ name: 'eval loss', x: evals.map((r) => r.step), y: evals.map((r) => r.eval_loss) });
-  return lossCurveFigure(series, { title: 'loss (nats/token)' });
+  // DPO runs (src/finetune) log TRL's reward metrics too: show them on the same axes
+  const extra = (r: MetricsRow): Record<string, number> => r as unknown as Record<string, number>;
+  for (const key of ['rewards/margins', 'rewards/accuracies', 'eval_rewards/margins', 'eval_rewards/accuracies']) {
+    const has = rows.filter((r) => typeof extra(r)[key] === 'number');
+    if (has.length) series.push({ name: key, x: has.map((r) => r.step), y: has.map((r) => extra(r)[key]!) });
+  }
+  return lossCurveFigure(series, { title: rows.some((r) => 'rewards/margins' in r) ? 'DPO loss and rewards' : 'loss (nats/token)' });
 }
 
 /** The panels of `loss.html`: loss (train + eval), learning rate, and throughput, against step. */
