@@ -269,12 +269,14 @@ export interface MaskBias {
 }
 
 /**
- * Host-built mask [B|1, 1, T, S] (allowed: j <= P + t, key not padding, inside the sliding window).
- * Returns null when every key is allowed (single-token decoding without padding).
- * mask2d: row-major [B, S] (1 = real) or null.
+ * Host-built mask [B|1, 1, T, S] (allowed: j <= P + t, key not padding, inside the sliding window, and, with
+ * document ids, key in the query's document: the block-diagonal causal mask of packed sequences, HF's
+ * flash-attention varlen / position-ids packing). Returns null when every key is allowed (single-token decoding
+ * without padding). mask2d: row-major [B, S] (1 = real) or null; documentIds: row-major [B, S] or null.
  */
 export function buildMaskBias(
   B: number, T: number, P: number, mask2d: ArrayLike<number> | null, slidingWindow: number | null,
+  documentIds: ArrayLike<number> | null = null,
 ): MaskBias | null {
   const S = P + T;
   let anyPad = false;
@@ -282,9 +284,13 @@ export function buildMaskBias(
     if (mask2d.length !== B * S) throw new Error(`attention_mask has ${mask2d.length} entries, expected batch ${B} x ${S} keys`);
     for (let i = 0; i < mask2d.length; i++) if (mask2d[i] === 0) { anyPad = true; break; }
   }
+  if (documentIds && documentIds.length !== B * S) {
+    throw new Error(`documentIds has ${documentIds.length} entries, expected batch ${B} x ${S} keys`);
+  }
+  const docs = documentIds;
   const needCausal = T > 1 || (slidingWindow !== null && S > slidingWindow);
-  if (!anyPad && !needCausal) return null;
-  const rows = anyPad ? B : 1;
+  if (!anyPad && !needCausal && !docs) return null;
+  const rows = anyPad || docs ? B : 1;
   const out = new Float32Array(rows * T * S);
   const allowed = new Float32Array(rows * T * S);
   for (let b = 0; b < rows; b++) {
@@ -294,6 +300,7 @@ export function buildMaskBias(
         let ok = j <= P + t;
         if (slidingWindow !== null && j <= P + t - slidingWindow) ok = false;
         if (anyPad && mask2d![b * S + j] === 0) ok = false;
+        if (docs && docs[b * S + j] !== docs[b * S + P + t]) ok = false;
         if (!ok) out[base + j] = F32_MIN;
         else allowed[base + j] = 1;
       }

@@ -45,8 +45,15 @@ export interface ForwardInput {
   /** [B, T] (or [B, P + T] with a cache): 1 = real token, 0 = padding. */
   attentionMask?: tf.Tensor | number[][];
   labels?: tf.Tensor | number[][]; // int32 [B, T], -100 = ignored
-  /** [B, T] position ids (default P + t). */
+  /** [B, T] position ids (default P + t); used for RoPE (packed rows restart them per document). */
   positionIds?: tf.Tensor | number[][];
+  /**
+   * [B, T] (or [B, P + T] with a cache) document id of every token of a packed row: a query attends only to keys at or
+   * before it with the same document id (block-diagonal causal mask; keep_window_size's top-k then picks among those
+   * keys), and a position whose next token starts another document is not a loss target. With `positionIds`
+   * restarting per document this equals running the documents one by one.
+   */
+  documentIds?: tf.Tensor | number[][];
   training?: boolean;
   numItemsInBatch?: number;
   dropoutSeed?: number;
@@ -119,6 +126,18 @@ function toIntTensor(x: tf.Tensor | number[][], what: string): tf.Tensor {
     throw new Error(`${what} must be a non-empty rectangular number[][] (or an int32 tensor)`);
   }
   return tf.tensor2d(x, [x.length, x[0].length], 'int32');
+}
+
+/** documentIds as a row-major [B, P + T] host array ([B, T] is accepted without a cache). */
+function documentIdsHost(x: tf.Tensor | number[][], B: number, T: number, P: number): Int32Array {
+  const t = toIntTensor(x, 'documentIds');
+  const S = P + T;
+  if (t.shape[0] !== B || t.shape[1] !== S) {
+    throw new Error(`documentIds has shape [${t.shape}], expected [${B}, ${S}]`);
+  }
+  const host = Int32Array.from(t.dataSync() as Int32Array);
+  if (t !== x) t.dispose();
+  return host;
 }
 
 export class DogeForCausalLM {
@@ -224,7 +243,8 @@ export class DogeForCausalLM {
       const rope = input.positionIds !== undefined
         ? this.rotary.tables(toIntTensor(input.positionIds, 'positionIds').dataSync(), B, T)
         : this.rotary.tables(P, B, T);
-      const maskBias = buildMaskBias(B, T, P, mask, c.sliding_window);
+      const docs = input.documentIds !== undefined ? documentIdsHost(input.documentIds, B, T, P) : null;
+      const maskBias = buildMaskBias(B, T, P, mask, c.sliding_window, docs);
 
       const training = !!input.training;
       let seed = input.dropoutSeed ?? 0;
@@ -276,6 +296,8 @@ export class DogeForCausalLM {
         const targets = new Int32Array(B * T).fill(-100);
         let count = 0;
         for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) {
+          // packed rows: the first token of a document is not predicted from the previous document
+          if (docs && docs[b * (P + T) + P + t + 1] !== docs[b * (P + T) + P + t]) continue;
           const v = lh[b * T + t + 1];
           targets[b * T + t] = v;
           if (v !== -100) count++;
