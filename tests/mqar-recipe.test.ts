@@ -114,7 +114,7 @@ test('the grid runs every cell per seed and writes seed, recipe and curve to res
   }
   assert.deepEqual(lines[1].recipe, {
     recipe: 'tuned', init: 'plain', epochs: 1, warmup_fraction: 0.5, weight_decay: 0.1, batch_size: 32, num_layers: 2, num_heads: 1,
-    keep_window_size: 2, qk_norm: false, A: -1, dt_proj_std: MQAR_RECIPES.tuned.dtProjStd,
+    keep_window_size: 16, qk_norm: false, A: -1, dt_proj_std: MQAR_RECIPES.tuned.dtProjStd, // the tuned window is L (no top-k)
   });
   assert.equal(lines[0].recipe.qk_norm, undefined, 'dmattn-only fields on an attention row');
   // different seeds: different data and init, so different curves
