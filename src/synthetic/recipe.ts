@@ -10,9 +10,12 @@
  *     with early stop at 0.99 (the jump comes after 250-400 steps, before the schedule has decayed much); the same
  *     lr decayed over 4 epochs stalls at d 64;
  *   - for DMAttn, no q/k RMSNorm: with it the normalised q and k turn with every Adam step of their small (0.02)
- *     weights, and d 64 stays on the plateau.
- * `first` is this project's first recipe (everything plain, lr sweep 1e-3 and 3e-3 over 4 epochs), kept to
- * reproduce the plateau.
+ *     weights, and d 64 stays on the plateau;
+ *   - for DMAttn, keep_window_size = L (no top-k): with the authors' K the kept keys start out decided by
+ *     tie-breaking (A = 0 gives every key the same mask value) and the context is mostly not among them; that
+ *     variant stayed below 0.35 in the budget (`--keep-window K --dmattn-a -1 --dt-std 0.5` was the best of it).
+ * `first` is this project's first recipe (everything plain, q/k norm on, keep window K, lr sweep 1e-3 and 3e-3 over
+ * 4 epochs), kept to reproduce the plateau.
  */
 import type { LengthExpr } from './grid';
 import type { MqarInit } from './train';
