@@ -121,6 +121,10 @@ test('the grid runs every cell per seed and writes seed, recipe and curve to res
   assert.notDeepEqual(lines[0].curve.map((p: { loss: number }) => p.loss), lines[2].curve.map((p: { loss: number }) => p.loss));
   const html = readFileSync(join(out, 'mqar.html'), 'utf8');
   assert.ok(html.includes('2 seeds') && html.includes('Test accuracy during training') && html.includes('L 16, d 16'), 'figure page misses the comparison or the curves');
+  // the old choices come back with recipe 'first': plain init, q/k norm, keep window K, the lr sweep, 4 epochs
+  const [old] = await runMqarGrid({ recipe: 'first', mixers: ['dmattn'], seqLens: [16], kvPairs: 2, vocabSize: 32, dModels: [16], trainExamples: 32, testExamples: 16, batchSize: 32, randomNonQueries: false });
+  assert.deepEqual([old.recipe.init, old.recipe.qk_norm, old.recipe.keep_window_size, old.recipe.epochs, old.sweep.map((s) => s.lr)], ['plain', true, 2, 4, [1e-3, 3e-3]]);
+  assert.equal(old.steps, 4);
   await assert.rejects(runMqarGrid({ mixers: ['attention'], seqLens: [16], kvPairs: 2, vocabSize: 32, dModels: [16], lrs: [1e-3], epochs: 1, trainExamples: 8, testExamples: 8, seeds: [] }),
     /seeds must be a non-empty list of non-negative integers, got \[\]/);
   await assert.rejects(runMqarGrid({ mixers: ['attention'], seqLens: [16], kvPairs: 2, vocabSize: 32, dModels: [16], lrs: [1e-3], epochs: 1, trainExamples: 8, testExamples: 8, init: 'xavier' as 'plain' }),

@@ -1,7 +1,7 @@
 /**
  * `wm mqar`: the MQAR comparison of the paper (Dynamic Mask Attention vs plain attention vs SSD).
  *
- *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU grid: smoke setting, 4 mixers, d 64/128, 3 seeds (~30 min idle)
+ *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU grid: smoke setting, 4 mixers, d 64/128, 3 seeds (~40 min idle)
  *   wm mqar --preset paper --out runs/mqar-paper        # the paper's grid, for a GPU (WM_BACKEND=tensorflow-gpu)
  *   wm mqar --mixers attention,dmattn,ssd --seq-lens 64,128 --kv-pairs L/4 --d-models 32,64,128 \
  *           --lrs 1e-3,3e-3 --epochs 8 --train-examples 4000 --test-examples 500 --out DIR
@@ -21,10 +21,11 @@ import { mqarRecipe } from '../synthetic/recipe';
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
   /**
    * The CPU comparison: Zoology's smoke setting (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64), the
-   * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 600 steps or at
-   * 120 s (then evaluates), so the 24 runs take at most 48 min and about 30 on an idle 2-core machine (wasm);
-   * attention and DMAttn usually stop early at 0.99, SSD and linear attention run into the budget. On a busy machine
-   * the budget cuts runs earlier; results.jsonl records why each run stopped (`stopped`) and its steps.
+   * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 400 steps or at
+   * 150 s (then evaluates): attention and DMAttn reached 0.99 after 240-360 steps on every seed tried
+   * (docs/mqar-recipe.md), SSD and linear attention run into the budget. The 24 runs take at most 60 min, an
+   * estimated 40 on an idle 2-core machine (wasm); on a busy machine the time budget cuts runs earlier, and
+   * results.jsonl records why each run stopped (`stopped`) and after how many steps.
    */
   cpu: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
@@ -38,8 +39,8 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
     testExamples: 1_000,
     batchSize: 64,
     evalEvery: 20,
-    maxSteps: 600,
-    timeBudgetSeconds: 120,
+    maxSteps: 400,
+    timeBudgetSeconds: 150,
   },
   /**
    * The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples, the lr sweep
