@@ -12,13 +12,16 @@ export function mqarFigures(rows: MqarCellResult[], title?: string): Figure[] {
   const seeds = new Set(rows.map((r) => r.seed)).size;
   const t = title ?? `MQAR (K = ${first?.kv_pairs === first?.seq_len / 4 ? 'L/4' : first?.kv_pairs}, V = ${first?.vocab_size}, ` +
     `${first?.train_examples} train examples, ${seeds} seed${seeds === 1 ? '' : 's'}, ${first?.backend})`;
-  return [
-    mqarFigure(rows.map((r) => ({ mixer: r.mixer, seqLen: r.seq_len, dModel: r.d_model, accuracy: r.accuracy, seed: r.seed })), { title: t }),
-    mqarCurveFigure(
-      rows.filter((r) => r.curve?.length).map((r) => ({ mixer: r.mixer, seqLen: r.seq_len, dModel: r.d_model, seed: r.seed, points: r.curve })),
+  const figures = [mqarFigure(rows.map((r) => ({ mixer: r.mixer, seqLen: r.seq_len, dModel: r.d_model, accuracy: r.accuracy, seed: r.seed })), { title: t })];
+  // rows read back from an older results.jsonl have no curve
+  const withCurves = rows.filter((r) => r.curve?.length);
+  if (withCurves.length) {
+    figures.push(mqarCurveFigure(
+      withCurves.map((r) => ({ mixer: r.mixer, seqLen: r.seq_len, dModel: r.d_model, seed: r.seed, points: r.curve })),
       { title: 'Test accuracy during training (best learning rate of each run)' },
-    ),
-  ];
+    ));
+  }
+  return figures;
 }
 
 export function writeMqarFigure(rows: MqarCellResult[], file: string, title?: string): string {
