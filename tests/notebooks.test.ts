@@ -27,6 +27,7 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '4-mqar': { plots: 1, stdout: [/accuracy/] },
   '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
   '6-usage': { plots: 0, stdout: [/generated/] },
+  '8-evaluate': { plots: 1, stdout: [/perplexity/, /embedded: acc/, /requests\/s/, /saved runs\/notebooks\/eval/] },
 };
 
 const OUT = join(ROOT, 'out', 'notebooks-test');

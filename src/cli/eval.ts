@@ -109,9 +109,8 @@ export function parseEvalArgs(argv: string[]): EvalArgs | null {
 }
 
 /** The embedded four-choice benchmark (ARC layout): evaluation rows and a few-shot pool from another seed. */
-export function embeddedBenchmarkRows(seed: number, n: number): { eval: Record<string, unknown>[]; fewshot: Record<string, unknown>[] } {
-  const asRows = (rows: DefaultBenchmarkRow[]) => rows.map((r) => ({ ...r }) as Record<string, unknown>);
-  return { eval: asRows(defaultBenchmark({ seed, n })), fewshot: asRows(defaultBenchmark({ seed: seed + 1, n: 50 })) };
+export function embeddedBenchmarkRows(seed: number, n: number): { eval: DefaultBenchmarkRow[]; fewshot: DefaultBenchmarkRow[] } {
+  return { eval: defaultBenchmark({ seed, n }), fewshot: defaultBenchmark({ seed: seed + 1, n: 50 }) };
 }
 
 async function heldOutTexts(inputs: string[], limit: number): Promise<string[]> {
