@@ -321,3 +321,29 @@ test('loss.html: single points have markers, lr and tokens/s panels, plotly.js o
   assert.match(html, /learning rate/);
   assert.match(html, /throughput \(tokens\/s\)/);
 });
+
+test('checkpoint folders are fsync\'ed (every file, the folders, and the parent after the rename)', async () => {
+  const { writeFolderAtomically } = await import('../src/train');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const realFs = require('node:fs') as typeof fs;
+  const synced: string[] = [];
+  const open = realFs.openSync;
+  const fsync = realFs.fsyncSync;
+  const pathOf = new Map<number, string>();
+  realFs.openSync = ((p: fs.PathLike, ...rest: unknown[]) => { const fd = (open as (...a: unknown[]) => number)(p, ...rest); pathOf.set(fd, String(p)); return fd; }) as typeof fs.openSync;
+  realFs.fsyncSync = ((fd: number) => { synced.push(pathOf.get(fd) ?? `fd ${fd}`); return fsync(fd); }) as typeof fs.fsyncSync;
+  const dir = tmp('fsync');
+  try {
+    await writeFolderAtomically(path.join(dir, 'checkpoint-1'), (t) => {
+      fs.writeFileSync(path.join(t, 'model.safetensors'), 'x');
+      fs.mkdirSync(path.join(t, 'trainer_state'));
+      fs.writeFileSync(path.join(t, 'trainer_state', 'state.json'), '{}');
+    });
+  } finally {
+    realFs.openSync = open;
+    realFs.fsyncSync = fsync;
+  }
+  const names = synced.map((p) => path.relative(dir, p).replace(/\.checkpoint-1\.tmp-\d+/, 'TMP'));
+  for (const want of ['TMP/model.safetensors', 'TMP/trainer_state/state.json', 'TMP/trainer_state', 'TMP', '']) assert.ok(names.includes(want), `${want} not fsync'ed: ${names.join(', ')}`);
+  assert.ok(fs.existsSync(path.join(dir, 'checkpoint-1', 'trainer_state', 'state.json')));
+});
