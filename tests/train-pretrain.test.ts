@@ -305,11 +305,11 @@ test('loss.html: single points have markers, lr and tokens/s panels, plotly.js o
   ];
   const figs = trainingFigures(rows);
   assert.equal(figs.length, 3);
-  const evalTrace = figs[0].data.find((t) => t.name === 'eval loss') as { mode: string; y: number[] };
+  const evalTrace = figs[0].data.find((t) => t.name === 'eval loss') as unknown as { mode: string; y: number[] };
   assert.equal(evalTrace.mode, 'lines+markers');
   assert.deepEqual(evalTrace.y, [4.2]);
-  assert.deepEqual((figs[1].data[0] as { y: number[] }).y, [1e-3, 5e-4]);
-  assert.deepEqual((figs[2].data[0] as { y: number[] }).y, [900, 1000]);
+  assert.deepEqual((figs[1].data[0] as unknown as { y: number[] }).y, [1e-3, 5e-4]);
+  assert.deepEqual((figs[2].data[0] as unknown as { y: number[] }).y, [900, 1000]);
   writeLossHtml(rows, path.join(dir, 'loss.html'));
   writeLossHtml(rows, path.join(dir, 'other.html'));
   const html = fs.readFileSync(path.join(dir, 'loss.html'), 'utf8');
