@@ -11,5 +11,6 @@ export * from './generation';
 export * from './data';
 export * from './train';
 export * from './finetune';
+export * from './eval';
 export * from './synthetic';
 export * from './viz';

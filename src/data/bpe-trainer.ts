@@ -63,6 +63,26 @@ export interface TrainTokenizerOptions {
   modelMaxLength?: number;
   /** Print progress (default true). */
   log?: boolean;
+  /** Replace the tokenizer files already in `outDir` (other files in it are never touched). */
+  overwrite?: boolean;
+}
+
+/** The files a tokenizer folder written here consists of. */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
+
+/**
+ * The output rule of `wm tokenizer train` (see out-folder.ts: never lose what the program did not write): the three
+ * tokenizer files are the only entries it writes, so other files may stay next to them (e.g. a model folder that
+ * gets its tokenizer); tokenizer files already there are replaced only with `overwrite`.
+ */
+function checkTokenizerOutDir(dir: string, overwrite: boolean): void {
+  if (!fs.existsSync(dir)) return;
+  if (!fs.statSync(dir).isDirectory()) throw new Error(`wm tokenizer train: output ${dir} exists and is not a folder`);
+  const existing = fs.readdirSync(dir).filter((e) => TOKENIZER_FILES.includes(e)).sort();
+  if (existing.length && !overwrite) {
+    throw new Error(`wm tokenizer train: ${dir} already holds a tokenizer (${existing.join(', ')}); pass --overwrite to replace those files ` +
+      '(nothing else in the folder is touched), or choose another folder');
+  }
 }
 
 export interface TrainTokenizerResult {
@@ -164,6 +184,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   if (new Set(specialList).size !== specialList.length) {
     throw new Error(`trainTokenizer: special tokens must be distinct, got ${JSON.stringify(specialList)}`);
   }
+  checkTokenizerOutDir(options.outDir, options.overwrite ?? false);
   const minFrequency = options.minFrequency ?? 2;
   const base = specialList.length + 256;
   if (!Number.isInteger(options.vocabSize) || options.vocabSize < base) {

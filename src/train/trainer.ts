@@ -16,7 +16,7 @@
 import * as path from 'node:path';
 import { tf } from '../backend';
 import { AdamW } from './adamw';
-import { loadTrainerState, saveCheckpoint, latestCheckpoint, TRAINER_STATE_FORMAT, TrainerState, SavableModel } from './checkpoint';
+import { currentRunId, writeRunFile, loadTrainerState, saveCheckpoint, latestCheckpoint, newRunId, TRAINER_STATE_FORMAT, TrainerState, SavableModel } from './checkpoint';
 import { loadSafetensors } from '../io/safetensors';
 import { MetricsLog, MetricsRow, TrainRow, EvalRow, writeLossHtml } from './metrics';
 import { formatProgress } from './progress';
@@ -87,6 +87,13 @@ export interface TrainerOptions {
    * while the learning rate warms up.
    */
   warmupOnly?: { names: string[]; steps: number };
+  /**
+   * The run this trainer belongs to (stored in every checkpoint; `resume('latest')` only considers this run's
+   * checkpoints). Default: the run id in `<output_dir>/run.json` (see startFreshRun), else a new one.
+   */
+  runId?: string;
+  /** More files for every checkpoint folder (e.g. the tokenizer and generation_config.json). */
+  checkpointExtras?: (dir: string) => void | Promise<void>;
   /** Fine-tuning: replaces the causal-LM loss (see LossHook). */
   lossHook?: LossHook;
 }
@@ -183,6 +190,8 @@ export class Trainer {
   readonly metrics: MetricsLog;
   globalStep = 0;
   tokensSeen = 0;
+  /** See TrainerOptions.runId; a resumed checkpoint's run id replaces it. */
+  runId: string;
   private loader: BatchSource;
   private readonly opts: TrainerOptions;
   private readonly params: Map<string, tf.Variable>;
@@ -219,6 +228,7 @@ export class Trainer {
     this.metrics = new MetricsLog(path.join(this.args.output_dir, 'metrics.jsonl'));
     this.loader = options.trainLoader(undefined);
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
+    this.runId = options.runId ?? currentRunId(this.args.output_dir) ?? newRunId();
   }
 
   /** Ask the loop to save a checkpoint and return after the current step (Ctrl-C). */
@@ -230,10 +240,17 @@ export class Trainer {
     return this.args.learning_rate * lrMultiplier(this.schedule, step);
   }
 
-  /** Continue from a checkpoint folder (or the newest one in output_dir when `dir` is 'latest'). */
+  /**
+   * Continue from a checkpoint folder, or with 'latest' from the newest checkpoint of this run (`runId`) in
+   * output_dir: checkpoints another run left in the same folder are never picked.
+   */
   resume(dir: string): string {
-    const ckpt = dir === 'latest' ? latestCheckpoint(this.args.output_dir) : dir;
-    if (!ckpt) throw new Error(`--resume: no checkpoint found in ${this.args.output_dir}`);
+    const ckpt = dir === 'latest' ? latestCheckpoint(this.args.output_dir, this.runId) : dir;
+    if (!ckpt) {
+      const others = latestCheckpoint(this.args.output_dir);
+      throw new Error(`--resume: no checkpoint of run ${this.runId} in ${this.args.output_dir}` +
+        (others ? ` (${others} belongs to another run; pass it explicitly, --resume ${others}, to continue that one)` : ''));
+    }
     const { state, optimizer } = loadTrainerState(ckpt);
     try {
       if (state.max_steps !== this.args.max_steps) {
@@ -245,6 +262,7 @@ export class Trainer {
       for (const t of optimizer.values()) t.dispose();
     }
     this.globalStep = state.global_step;
+    if (state.run_id) this.runId = state.run_id;
     this.tokensSeen = state.tokens_seen;
     this.elapsedBefore = state.elapsed_s;
     this.lastEval = state.last_eval;
@@ -354,6 +372,7 @@ export class Trainer {
   private trainerState(): TrainerState & { log_window: Trainer['window'] } {
     return {
       format: TRAINER_STATE_FORMAT,
+      run_id: this.runId,
       global_step: this.globalStep,
       max_steps: this.args.max_steps,
       seed: this.args.seed,
@@ -377,6 +396,8 @@ export class Trainer {
 
   /** Write `checkpoint-<step>` (atomically) and prune old ones. */
   async saveCheckpoint(): Promise<string> {
+    // The folder records whose checkpoints these are (what resume('latest') of a later Trainer continues).
+    if (currentRunId(this.args.output_dir) !== this.runId) writeRunFile(this.args.output_dir, this.runId);
     const dir = await saveCheckpoint({
       outputDir: this.args.output_dir,
       model: this.model,
@@ -384,6 +405,7 @@ export class Trainer {
       state: this.trainerState(),
       config: this.opts.config,
       keep: this.args.save_total_limit,
+      extraFiles: this.opts.checkpointExtras,
     });
     this.lastCheckpoint = dir;
     return dir;
