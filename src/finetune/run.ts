@@ -24,7 +24,7 @@ import { permutation } from '../data/random';
 import { Trainer, type BatchSource, type CausalLM, type LossHook, type TrainResult } from '../train/trainer';
 import { acquireOutputLock, cleanStaleTemporaries, startFreshRun, writeFolderAtomically, writeRunFile } from '../train/checkpoint';
 import { writeGenerationConfig } from '../generation/generation-config';
-import { checkMessages, sftExample, type ChatExample } from './chat-data';
+import { checkMessages, encodePlain, sftExample, type ChatExample } from './chat-data';
 import { countTargets, packDocuments, type PackedRow } from './packing';
 import { rowsToSftBatch, sftLoss } from './sft';
 import { dpoLoss, referenceLogps, truncatePair, type DpoMetrics, type DpoPair } from './dpo';
@@ -307,11 +307,11 @@ export function preferenceIds(tok: WmTokenizer, row: Record<string, unknown>, wh
   if (typeof chosen !== 'string' || typeof rejected !== 'string') throw new Error(`${where}: 'chosen' and 'rejected' must be strings or message lists`);
   const eos = tok.eosTokenId;
   const comp = (s: string): number[] => {
-    const ids = tok.encode(s);
+    const ids = tok.encode(s); // completions continue the prompt: no special tokens of their own
     if (eos !== undefined && ids.at(-1) !== eos) ids.push(eos);
     return ids;
   };
-  return { prompt: tok.encode(prompt), chosen: comp(chosen), rejected: comp(rejected) };
+  return { prompt: encodePlain(tok, prompt), chosen: comp(chosen), rejected: comp(rejected) };
 }
 
 /** Tokenize and truncate preference rows; long prompts are errors unless dpo.long_prompts is 'truncate'. */
