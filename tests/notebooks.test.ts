@@ -27,6 +27,7 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '4-mqar': { plots: 1, stdout: [/accuracy/] },
   '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
   '6-usage': { plots: 0, stdout: [/generated/] },
+  '7-finetune': { plots: 2, stdout: [/SFT: \d+ steps/, /rewards\/accuracies/, /saved for notebook 8/] },
 };
 
 const OUT = join(ROOT, 'out', 'notebooks-test');
