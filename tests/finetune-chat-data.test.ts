@@ -142,3 +142,28 @@ test('plain strings: the tokenizer\'s own BOS (TemplateProcessing), never a doub
   const chat = chatExample(tok, [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }]);
   assert.equal(chat.inputIds.filter((i) => i === 0).length, 1);
 });
+
+test('readFinetuneRows: Parquet (prompt/text pairs), Arrow with a messages list<struct> column, JSONL errors', async () => {
+  const { readFinetuneRows } = await import('../src/finetune');
+  const { tableToIPC, vectorFromArray, List, Struct, Field, Utf8, Table } = await import('apache-arrow');
+  const pq = await readFinetuneRows(path.join(__dirname, 'fixtures', 'data', 'prompt-text.parquet'));
+  assert.equal(pq.length, 40);
+  assert.match(pq[3]!.where, /prompt-text\.parquet row 4/);
+  const ex = sftExample(chatml, pq[0]!.row, { where: pq[0]!.where });
+  assert.deepEqual(ex, chatExample(chatml, [{ role: 'user', content: pq[0]!.row.prompt as string }, { role: 'assistant', content: pq[0]!.row.text as string }]));
+  // a datasets-style Arrow stream with messages: list<struct<role, content>>
+  const msgType = new List(new Field('item', new Struct([new Field('role', new Utf8()), new Field('content', new Utf8())])));
+  const convs = [
+    [{ role: 'user', content: 'What is 1 plus 2?' }, { role: 'assistant', content: '1 plus 2 is 3.' }],
+    [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }],
+  ];
+  const table = new Table({ messages: vectorFromArray(convs, msgType), source: vectorFromArray(['a', 'b'], new Utf8()) });
+  const arrowFile = path.join(dir, 'chats.arrow');
+  fs.writeFileSync(arrowFile, tableToIPC(table, 'stream'));
+  const ar = await readFinetuneRows(arrowFile);
+  assert.deepEqual(ar.map((r) => r.row.messages), convs);
+  assert.deepEqual(sftExample(chatml, ar[1]!.row), chatExample(chatml, convs[1]!));
+  const bad = path.join(dir, 'bad.jsonl');
+  fs.writeFileSync(bad, '{"text": "ok"}\n{not json}\n');
+  await assert.rejects(readFinetuneRows(bad), /bad\.jsonl line 2: not valid JSON/);
+});

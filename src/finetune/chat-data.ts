@@ -181,12 +181,19 @@ function fromShareGpt(conv: unknown, where: string): ChatMessage[] {
   });
 }
 
-/** Any SFT row: `messages`, `conversations`, `prompt` + `completion`, or `text` (checked in that order). */
+/**
+ * Any SFT row: `messages`, `conversations`, `prompt` + `text` (an instruction pair: user + assistant turn),
+ * `prompt` + `completion`, or `text` (checked in that order).
+ */
 export function sftExample(tok: ChatTokenizer, row: Record<string, unknown>, opts: ChatExampleOptions = {}): ChatExample {
   const where = opts.where ?? 'sft row';
   if (!row || typeof row !== 'object') throw new Error(`${where}: not an object`);
   if (row.messages !== undefined) return chatExample(tok, row.messages as ChatMessage[], { ...opts, where });
   if (row.conversations !== undefined) return chatExample(tok, fromShareGpt(row.conversations, where), { ...opts, where });
+  if (row.prompt !== undefined && row.completion === undefined && typeof row.text === 'string' && typeof row.prompt === 'string') {
+    // an instruction pair (`prompt` + `text`, as `wm data prepare` reads it): the user turn and the assistant's answer
+    return chatExample(tok, [{ role: 'user', content: row.prompt }, { role: 'assistant', content: row.text }], { ...opts, where });
+  }
   if (row.prompt !== undefined || row.completion !== undefined) {
     if (row.prompt === undefined || row.completion === undefined) throw new Error(`${where}: has '${row.prompt === undefined ? 'completion' : 'prompt'}' but no '${row.prompt === undefined ? 'prompt' : 'completion'}' column`);
     return promptCompletionExample(tok, row.prompt as string, row.completion as string, { ...opts, where });
