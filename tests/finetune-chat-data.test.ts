@@ -167,3 +167,23 @@ test('readFinetuneRows: Parquet (prompt/text pairs), Arrow with a messages list<
   fs.writeFileSync(bad, '{"text": "ok"}\n{not json}\n');
   await assert.rejects(readFinetuneRows(bad), /bad\.jsonl line 2: not valid JSON/);
 });
+
+test('chat helpers: end-of-turn id of each layout, streamed reply = returned text, stop rate bounds', async () => {
+  const { endOfTurnId, chatReply, stopRate } = await import('../src/finetune');
+  const { DogeConfig, DogeForCausalLM } = await import('../src/models/doge');
+  const { loadBackend } = await import('../src/backend');
+  await loadBackend({ log: false });
+  assert.equal(endOfTurnId(chatml), chatml.tokenToId('<|im_end|>'));
+  assert.equal(endOfTurnId(doge), doge.tokenToId('<|end_of_text|>'));
+  const model = new DogeForCausalLM(new DogeConfig({ vocab_size: 600, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }), { seed: 4 });
+  try {
+    const pieces: string[] = [];
+    const r = chatReply(model, chatml, [{ role: 'user', content: 'What is 2 plus 3?' }], { maxNewTokens: 12, onText: (p) => pieces.push(p) });
+    assert.equal(pieces.join(''), r.text);
+    assert.ok(r.ids.length <= 12 && r.stopped === (r.ids.at(-1) === endOfTurnId(chatml)));
+    const s = stopRate(model, chatml, [[{ role: 'user', content: 'Hi' }], [{ role: 'user', content: 'What is 1 plus 1?' }]], { maxNewTokens: 6 });
+    assert.ok(s.rate >= 0 && s.rate <= 1 && s.meanNewTokens <= 6 && s.n === 2);
+  } finally {
+    model.dispose();
+  }
+});
