@@ -187,3 +187,24 @@ test('chat helpers: end-of-turn id of each layout, streamed reply = returned tex
     model.dispose();
   }
 });
+
+test('segment boundary inside a token: warning, whole-text ids, mask by character overlap', async () => {
+  // 'Bot: ' as the generation prompt splits ' hello' (one GPT-2 piece) into ' ' + 'hello'
+  const odd = path.join(dir, 'odd');
+  fs.cpSync(path.join(dir, 'chatml'), odd, { recursive: true });
+  const cfg = JSON.parse(fs.readFileSync(path.join(odd, 'tokenizer_config.json'), 'utf8'));
+  cfg.chat_template = "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ 'Bot: ' + m['content'] + '\\n' }}{% else %}{{ 'User: ' + m['content'] + '\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Bot: ' }}{% endif %}";
+  fs.writeFileSync(path.join(odd, 'tokenizer_config.json'), JSON.stringify(cfg));
+  const tok = await loadTokenizer(odd);
+  // a word whose space-prefixed form is its own token, so the two encodings really differ
+  const word = ['is', 'the', 'plus', 'has', 'colour'].find((w) => tok.encode(' ' + w).join() !== [...tok.encode(' '), ...tok.encode(w)].join())!;
+  assert.ok(word, 'some word merges with its leading space');
+  const msgs: ChatMessage[] = [{ role: 'user', content: 'hi' }, { role: 'assistant', content: `${word} there` }];
+  const warnings: string[] = [];
+  const ex = chatExample(tok, msgs, { warn: (m) => warnings.push(m) });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /segment-wise encoding differs from whole-text encoding/);
+  assert.deepEqual(ex.inputIds, tok.encode(`User: hi\nBot: ${word} there\n`));
+  const target = tok.decode(ex.inputIds.filter((_, i) => ex.lossMask[i]));
+  assert.equal(target, ` ${word} there\n`, 'every token holding a span character is a target');
+});

@@ -101,12 +101,14 @@ export function encodeWithSpans(tok: ChatTokenizer, text: string, spans: [number
   push(text.slice(at), 0);
   const whole = tok.encode(text, { addSpecialTokens: false });
   if (whole.length === inputIds.length && whole.every((id, i) => id === inputIds[i])) return { inputIds, lossMask };
-  // Fallback: whole-text ids, a token is a target when it starts inside a span (offsets by prefix decoding).
+  // Fallback: whole-text ids; a token is a target when its characters overlap a span (as TRL's char_to_token marks
+  // every token holding a span character). Offsets come from decoding prefixes.
   const warn = opts.warn ?? ((m: string) => { if (!warnedFallback) { warnedFallback = true; process.stderr.write(`warning: ${m}\n`); } });
   warn(`segment-wise encoding differs from whole-text encoding (the template puts a segment boundary inside a token); using token offsets for the loss mask`);
+  const ends = whole.map((_, k) => tok.decode(whole.slice(0, k + 1)).length);
   const mask = whole.map((_, k) => {
-    const start = k === 0 ? 0 : tok.decode(whole.slice(0, k)).length;
-    return spans.some(([a, b]) => start >= a && start < b) ? 1 : 0;
+    const start = k === 0 ? 0 : ends[k - 1]!;
+    return spans.some(([a, b]) => start < b && ends[k]! > a) ? 1 : 0;
   });
   return { inputIds: whole, lossMask: mask };
 }
