@@ -1,5 +1,5 @@
 // Public API of src/modules: the Doge building blocks (each usable on its own) and the wasm-safe ops they use.
-export * from './params';
+export * from './module';
 export * from './rmsnorm';
 export * from './rope';
 export * from './mlp';
@@ -12,3 +12,4 @@ export {
   chunkedLmHeadLoss,
 } from '../ops';
 export { torchTopkIndices } from '../ops/torch-topk';
+export * from './ssd-mixer';
