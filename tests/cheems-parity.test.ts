@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf, loadBackend } from '../src/backend';
 import { loadSafetensors } from '../src/io/safetensors';
+import { maxAbs, maxErr } from './parity-helpers';
 import { CheemsForCausalLM } from '../src/models/cheems';
 import { loadCausalLM } from '../src/models/auto';
 
@@ -15,17 +16,6 @@ const CASES = ['hybrid', 'hybrid-moe', 'padding-bias'];
 
 before(async () => { await loadBackend({ log: false }); });
 
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-function maxErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 /** max-abs error relative to the reference tensor's max-abs; asserts <= 1e-4. Returns the relative error. */
 function checkClose(name: string, got: tf.Tensor, ref: tf.Tensor, report: Map<string, number>): void {
   assert.deepEqual(got.shape, ref.shape, `${name}: shape`);

@@ -3,7 +3,7 @@
  * from a config object. Both models satisfy the Trainer's `CausalLM` and generation's `GenerativeModel`.
  */
 import type { RouterLayout } from '../modules/cdmoe';
-import { readConfigJSON } from './checkpoint';
+import { readConfigJSON } from './config-fields';
 import { DogeConfig, type DogeConfigInput } from './doge/config';
 import { DogeForCausalLM } from './doge/model';
 import { CheemsConfig, type CheemsConfigInput } from './cheems/config';

@@ -5,6 +5,7 @@
  */
 import { tf } from '../backend';
 import { chunkedLmHeadLoss, crossEntropyLoss, linearT, weightT } from '../ops';
+import type { RotaryEmbedding, RopeTables } from '../modules/rope';
 
 /** Inputs both models take (int32 [batch, seq] tensors or number[][]). */
 export interface CausalLMInput {
@@ -141,4 +142,41 @@ export function lmHeadAndLoss(
 export function lastPositions(h: tf.Tensor, keep: number | undefined): tf.Tensor {
   const [B, T, H] = h.shape as [number, number, number];
   return keep && keep < T ? tf.slice(h, [0, T - keep, 0], [B, keep, H]) : h;
+}
+
+/** Everything a forward call derives from its inputs before the layers run. */
+export interface CallSetup {
+  ids: tf.Tensor; // int32 [B, T]
+  B: number;
+  T: number;
+  /** Cached positions. */
+  P: number;
+  /** Key mask [B, P + T] or null. */
+  mask: Int32Array | null;
+  /** Document ids [B, P + T] or null. */
+  docs: Int32Array | null;
+  /** RoPE tables of this call (dispose them when `owned`). */
+  rope: RopeTables & { owned: boolean };
+}
+
+export function setupCall(
+  input: CausalLMInput, cache: { length: number; mask: Int32Array | null } | null, vocabSize: number, rotary: RotaryEmbedding,
+): CallSetup {
+  const ids = tokenIds(input.inputIds, vocabSize);
+  const [B, T] = ids.shape as [number, number];
+  const P = cache ? cache.length : 0;
+  const mask = keyMask(input.attentionMask, cache?.mask ?? null, B, T, P);
+  const docs = input.documentIds !== undefined ? documentIdsHost(input.documentIds, B, T, P) : null;
+  const rope = input.positionIds !== undefined
+    ? rotary.tables(toIntTensor(input.positionIds, 'positionIds').dataSync(), B, T)
+    : rotary.tables(P, B, T);
+  return { ids, B, T, P, mask, docs, rope };
+}
+
+/** Final-norm output h [B, T, H] -> logits of the kept positions and the HF causal loss when labels are given. */
+export function finishCall(h: tf.Tensor, lmHead: tf.Tensor, input: CausalLMInput, call: CallSetup): { logits: tf.Tensor; loss?: tf.Scalar } {
+  h = lastPositions(h, input.logitsToKeep);
+  if (input.labels !== undefined && h.shape[1] !== call.T) throw new Error('labels cannot be combined with logitsToKeep');
+  const targets = input.labels !== undefined ? shiftedTargets(input.labels, call.B, call.T, call.docs, call.P) : null;
+  return lmHeadAndLoss(h, lmHead, input, targets);
 }

@@ -7,23 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../backend';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
+import type { Module } from '../modules/module';
 
 /** Non-persistent buffers HF may still have written; ignored on load. */
 export const IGNORED_BUFFERS = /(^|\.)rotary_emb\.(inv_freq|original_inv_freq)$/;
-
-/** The parsed config.json of a model folder (errors name the file). */
-export function readConfigJSON(dir: string): Record<string, unknown> {
-  const file = path.join(dir, 'config.json');
-  if (!fs.existsSync(file)) throw new Error(`${file}: no config.json in the model folder`);
-  let obj: unknown;
-  try {
-    obj = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
-  }
-  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error(`${file}: expected a JSON object`);
-  return obj as Record<string, unknown>;
-}
 
 /** Every tensor of a checkpoint folder (single file or sharded). The caller disposes them. */
 export function loadCheckpointTensors(dir: string): Map<string, tf.Tensor> {
@@ -89,4 +76,23 @@ export function writeCheckpointFolder(dir: string, config: Record<string, unknow
   } finally {
     if (fs.existsSync(tmp)) fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Fill a freshly built model from a checkpoint folder through `loadState` (strict); `tiedEmbedding` names the embedding
+ * that also serves as lm_head. On error the model is disposed; the checkpoint tensors always are.
+ */
+export function loadPretrainedInto<M extends Module>(dir: string, model: M, tiedEmbedding: string | null): M {
+  let tensors: Map<string, tf.Tensor> | null = null;
+  try {
+    tensors = loadCheckpointTensors(dir);
+    if (tiedEmbedding) resolveTiedHead(tensors, tiedEmbedding, dir);
+    model.loadState(tensors, { strict: true, ignore: IGNORED_BUFFERS, source: dir });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    if (tensors) for (const t of tensors.values()) t.dispose();
+  }
+  return model;
 }

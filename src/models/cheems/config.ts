@@ -6,7 +6,8 @@
  * are tolerated and written back. `layersType` (derived, never stored) says which layers are attention:
  * layer i is "attn" iff i mod attn_layer_period == attn_layer_offset.
  */
-import { readConfigJSON } from '../checkpoint';
+import * as path from 'node:path';
+import { checkFieldTypes, kvHeadsOf, readConfigJSON } from '../config-fields';
 
 export interface CheemsRopeScaling {
   rope_type: string;
@@ -165,17 +166,8 @@ export class CheemsConfig implements CheemsConfigFields {
     }
     const self = this as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(CHEEMS_DEFAULTS)) self[k] = src[k] === undefined ? v : src[k];
-    for (const f of INTS) if (typeof self[f] !== 'number' || !Number.isInteger(self[f])) fail(f, `must be an integer, got ${JSON.stringify(self[f])}`);
-    for (const f of FLOATS) if (typeof self[f] !== 'number' || !Number.isFinite(self[f] as number)) fail(f, `must be a number, got ${JSON.stringify(self[f])}`);
-    for (const f of BOOLS) if (typeof self[f] !== 'boolean') fail(f, `must be true or false, got ${JSON.stringify(self[f])}`);
-    for (const f of NULLABLE_INTS) {
-      const v = self[f];
-      if (v !== null && (typeof v !== 'number' || !Number.isInteger(v))) fail(f, `must be an integer or null, got ${JSON.stringify(v)}`);
-    }
-    if (typeof this.hidden_act !== 'string') fail('hidden_act', `must be a string, got ${JSON.stringify(this.hidden_act)}`);
-    const kv = src.num_key_value_heads;
-    if (kv === undefined || kv === null) this.num_key_value_heads = this.num_attention_heads;
-    else if (typeof kv !== 'number' || !Number.isInteger(kv)) fail('num_key_value_heads', `must be an integer or null, got ${JSON.stringify(kv)}`);
+    checkFieldTypes(self, { ints: INTS, floats: FLOATS, bools: BOOLS, nullableInts: NULLABLE_INTS }, fail);
+    this.num_key_value_heads = kvHeadsOf(src, this.num_attention_heads, fail);
     this.rope_scaling = CheemsConfig.readRopeScaling(src.rope_scaling === undefined ? CHEEMS_DEFAULTS.rope_scaling : src.rope_scaling);
     this.validate();
   }
@@ -243,7 +235,7 @@ export class CheemsConfig implements CheemsConfigFields {
     try {
       return new CheemsConfig(obj as CheemsConfigInput);
     } catch (e) {
-      throw new Error(`${dir}/config.json: ${(e as Error).message}`);
+      throw new Error(`${path.join(dir, 'config.json')}: ${(e as Error).message}`);
     }
   }
 

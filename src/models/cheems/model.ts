@@ -21,10 +21,8 @@ import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } f
 import { CDMoE } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import { SSDMixer } from '../../modules/ssd-mixer';
-import {
-  documentIdsHost, keyMask, lastPositions, lmHeadAndLoss, shiftedTargets, tokenIds, toIntTensor, type CausalLMInput,
-} from '../causal-lm';
-import { IGNORED_BUFFERS, loadCheckpointTensors, resolveTiedHead, writeCheckpointFolder } from '../checkpoint';
+import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
+import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { generate, type GenerateOptions } from '../../generation/generate';
 import { CheemsConfig } from './config';
 
@@ -217,17 +215,9 @@ export class CheemsForCausalLM extends Module {
   forward(input: CheemsForwardInput): CheemsForwardOutput {
     const c = this.config;
     return tf.tidy(() => {
-      const ids = tokenIds(input.inputIds, c.vocab_size);
-      const [B, T] = ids.shape as [number, number];
+      const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
+      const { B, T, P, mask, docs, rope } = call;
       const cache = input.cache ?? null;
-      const P = cache ? cache.length : 0;
-      const S = P + T;
-
-      const mask = keyMask(input.attentionMask, cache?.mask ?? null, B, T, P); // [B, S] or null
-      const docs = input.documentIds !== undefined ? documentIdsHost(input.documentIds, B, T, P) : null;
-      const rope = input.positionIds !== undefined
-        ? this.rotary.tables(toIntTensor(input.positionIds, 'positionIds').dataSync(), B, T)
-        : this.rotary.tables(P, B, T);
       const ctx: CheemsLayerContext = {
         cos: rope.cos, sinSigned: rope.sinSigned,
         maskBias: c.layersType.includes('attn') ? buildMaskBias(B, T, P, mask, null, docs) : null,
@@ -236,7 +226,7 @@ export class CheemsForCausalLM extends Module {
         outputAttentions: !!input.outputAttentions,
       };
 
-      let h = this.model.embed.apply(ids); // [B, T, H]
+      let h = this.model.embed.apply(call.ids); // [B, T, H]
       const records: CheemsLayerRecord[] = [];
       const hidden: tf.Tensor[] = [];
       for (let i = 0; i < this.layers.length; i++) {
@@ -245,17 +235,14 @@ export class CheemsForCausalLM extends Module {
         records.push(r.record);
         if (input.outputHiddenStates) hidden.push(h);
       }
-      h = lastPositions(this.model.finalNorm.apply(h), input.logitsToKeep);
-      if (input.labels !== undefined && h.shape[1] !== T) throw new Error('labels cannot be combined with logitsToKeep');
-      const targets = input.labels !== undefined ? shiftedTargets(input.labels, B, T, docs, P) : null;
-      const out: CheemsForwardOutput = lmHeadAndLoss(h, this.lmHead, input, targets);
+      const out: CheemsForwardOutput = finishCall(this.model.finalNorm.apply(h), this.lmHead, input, call);
       if (input.outputHiddenStates) out.hiddenStates = hidden;
       if (input.outputAttentions) {
         out.dynamicMasks = records.map((r) => r.dynamicMask);
         out.ssdStates = records.map((r) => r.ssdState);
         if (c.is_moe) out.expertIds = records.map((r) => r.expertIds!);
       }
-      if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: S, mask };
+      if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: P + T, mask };
       if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
       return out as unknown as tf.TensorContainer;
     }) as unknown as CheemsForwardOutput;
@@ -274,18 +261,7 @@ export class CheemsForCausalLM extends Module {
   /** Open a Cheems folder (single or sharded safetensors; F32/F16/BF16). Errors name the file or tensor. */
   static fromPretrained(dir: string): CheemsForCausalLM {
     const config = CheemsConfig.fromPretrained(dir);
-    const tensors = loadCheckpointTensors(dir);
-    const model = new CheemsForCausalLM(config, { initWeights: false });
-    try {
-      if (config.tie_word_embeddings) resolveTiedHead(tensors, 'model.word_embed.weight', dir);
-      model.loadState(tensors, { strict: true, ignore: IGNORED_BUFFERS, source: dir });
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      for (const t of tensors.values()) t.dispose();
-    }
-    return model;
+    return loadPretrainedInto(dir, new CheemsForCausalLM(config, { initWeights: false }), config.tie_word_embeddings ? 'model.word_embed.weight' : null);
   }
 }
 

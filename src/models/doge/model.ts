@@ -19,10 +19,8 @@ import { MLP } from '../../modules/mlp';
 import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } from '../../modules/dmattn';
 import { CDMoE, cdmoeAuxLoss, type RouterLayout } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
-import {
-  documentIdsHost, keyMask, lastPositions, lmHeadAndLoss, shiftedTargets, tokenIds, toIntTensor, type CausalLMInput,
-} from '../causal-lm';
-import { IGNORED_BUFFERS, loadCheckpointTensors, resolveTiedHead, writeCheckpointFolder } from '../checkpoint';
+import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
+import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { DogeConfig } from './config';
 import { generate, type GenerateOptions } from '../../generation/generate';
 
@@ -201,17 +199,9 @@ export class DogeForCausalLM extends Module {
   forward(input: ForwardInput): ForwardOutput {
     const c = this.config;
     return tf.tidy(() => {
-      const ids = tokenIds(input.inputIds, c.vocab_size);
-      const [B, T] = ids.shape as [number, number];
+      const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
+      const { B, T, P, mask, docs, rope } = call;
       const cache = input.cache ?? null;
-      const P = cache ? cache.length : 0;
-      const S = P + T;
-
-      const mask = keyMask(input.attentionMask, cache?.mask ?? null, B, T, P); // [B, S] or null
-      const rope = input.positionIds !== undefined
-        ? this.rotary.tables(toIntTensor(input.positionIds, 'positionIds').dataSync(), B, T)
-        : this.rotary.tables(P, B, T);
-      const docs = input.documentIds !== undefined ? documentIdsHost(input.documentIds, B, T, P) : null;
       const wantAux = c.is_moe && c.output_router_logits;
       const ctx: LayerContext = {
         cos: rope.cos, sinSigned: rope.sinSigned, maskBias: buildMaskBias(B, T, P, mask, c.sliding_window, docs),
@@ -219,24 +209,21 @@ export class DogeForCausalLM extends Module {
         outputAttentions: !!input.outputAttentions, outputRouting: !!input.outputAttentions || wantAux,
       };
 
-      let h = this.embed.apply(ids); // [B, T, H]
+      let h = this.embed.apply(call.ids); // [B, T, H]
       const records: LayerRecord[] = [];
       for (let i = 0; i < this.layers.length; i++) {
         const r = this.layers[i].forward(h, ctx, cache?.layers[i]);
         h = r.h;
         records.push(r.record);
       }
-      h = lastPositions(this.norm.apply(h), input.logitsToKeep);
-      if (input.labels !== undefined && h.shape[1] !== T) throw new Error('labels cannot be combined with logitsToKeep');
-      const targets = input.labels !== undefined ? shiftedTargets(input.labels, B, T, docs, P) : null;
-      const out: ForwardOutput = lmHeadAndLoss(h, this.lmHead, input, targets);
+      const out: ForwardOutput = finishCall(this.norm.apply(h), this.lmHead, input, call);
       if (out.loss && wantAux) {
         const rowMask = mask && !cache ? mask : null; // [B, T] key mask = token mask without a cache
         out.auxLoss = cdmoeAuxLoss(records.map((r) => r.routing!.routerLogits!), c.num_experts, c.num_experts_per_tok, rowMask);
         out.loss = tf.add(out.loss, tf.mul(out.auxLoss, c.router_aux_loss_coef)) as tf.Scalar;
       }
       recordOutputs(out, records, !!input.outputAttentions, c.is_moe);
-      if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: S, mask };
+      if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: P + T, mask };
       if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
       return out as unknown as tf.TensorContainer;
     }) as unknown as ForwardOutput;
@@ -255,18 +242,7 @@ export class DogeForCausalLM extends Module {
   /** Open an HF Doge folder (single or sharded safetensors; F32/F16/BF16). Errors name the file or tensor. */
   static fromPretrained(dir: string, options: { routerLayout?: RouterLayout } = {}): DogeForCausalLM {
     const config = DogeConfig.fromPretrained(dir);
-    const tensors = loadCheckpointTensors(dir);
-    const model = new DogeForCausalLM(config, { routerLayout: options.routerLayout, initWeights: false });
-    try {
-      if (config.tie_word_embeddings) resolveTiedHead(tensors, 'model.embed_tokens.weight', dir);
-      model.loadState(tensors, { strict: true, ignore: IGNORED_BUFFERS, source: dir });
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      for (const t of tensors.values()) t.dispose();
-    }
-    return model;
+    return loadPretrainedInto(dir, new DogeForCausalLM(config, { routerLayout: options.routerLayout, initWeights: false }), config.tie_word_embeddings ? 'model.embed_tokens.weight' : null);
   }
 }
 
