@@ -27,6 +27,7 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '4-mqar': { plots: 1, stdout: [/accuracy/] },
   '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
   '6-usage': { plots: 0, stdout: [/generated/] },
+  '9-cheems': { plots: 3, stdout: [/layers sssA/, /max abs difference/, /positions \+ 100/, /eval loss/, /generated/] },
 };
 
 const OUT = join(ROOT, 'out', 'notebooks-test');

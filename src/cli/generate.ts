@@ -1,5 +1,5 @@
 /**
- * `wm generate --model DIR (--prompt "text" | --ids 1,2,3) [options]`: generate with a saved Doge checkpoint.
+ * `wm generate --model DIR (--prompt "text" | --ids 1,2,3) [options]`: generate with a saved Doge or Cheems checkpoint.
  *
  * Options: --max-new-tokens N (50), --temperature T (sampling when given and > 0; default greedy), --top-k K (50),
  * --top-p P (1), --repetition-penalty R (1), --seed S (0), --router-layout token|hf, --no-stream.
@@ -7,7 +7,7 @@
  * --ids no tokenizer is needed and the output is printed as ids.
  */
 import { loadBackend } from '../backend';
-import { DogeForCausalLM } from '../models/doge';
+import { loadCausalLM } from '../models/auto';
 import type { RouterLayout } from '../modules/cdmoe';
 
 interface Args { [k: string]: string | boolean }
@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<void> {
   if (typeof args.model !== 'string') throw new Error(`generate: --model DIR is required\n${USAGE}`);
   if (args.prompt === undefined && args.ids === undefined) throw new Error(`generate: give --prompt "text" or --ids 1,2,3\n${USAGE}`);
   await loadBackend();
-  const model = DogeForCausalLM.fromPretrained(args.model, { routerLayout: (args['router-layout'] as RouterLayout | undefined) ?? 'token' });
+  const model = loadCausalLM(args.model, { routerLayout: (args['router-layout'] as RouterLayout | undefined) ?? 'token' });
   type Tok = { encode(t: string): number[]; decode(ids: number[]): string; eosTokenId?: number };
   let tok: Tok | null = null;
   let prompt: number[];

@@ -28,14 +28,27 @@ export function createCausalLM(
   config: DogeConfig | CheemsConfig | { model_type?: string; preset?: string; [k: string]: unknown },
   options: { seed?: number; routerLayout?: RouterLayout } = {},
 ): CausalLMModel {
-  if (config instanceof DogeConfig) return new DogeForCausalLM(config, options);
-  if (config instanceof CheemsConfig) return new CheemsForCausalLM(config, { seed: options.seed });
-  const { preset, ...fields } = config as { preset?: string; [k: string]: unknown };
-  const isCheems = fields.model_type === 'cheems' || (typeof preset === 'string' && preset.startsWith('cheems'));
-  if (isCheems) {
-    const c = preset ? CheemsConfig.preset(preset, fields as CheemsConfigInput) : new CheemsConfig(fields as CheemsConfigInput);
-    return new CheemsForCausalLM(c, { seed: options.seed });
+  if (!(config instanceof DogeConfig) && !(config instanceof CheemsConfig)) {
+    const { preset, ...fields } = config as { preset?: string; [k: string]: unknown };
+    config = buildModelConfig(preset, fields);
   }
-  const d = preset ? DogeConfig.preset(preset, fields as DogeConfigInput) : new DogeConfig(fields as DogeConfigInput);
-  return new DogeForCausalLM(d, options);
+  return config instanceof CheemsConfig ? new CheemsForCausalLM(config, { seed: options.seed }) : new DogeForCausalLM(config, options);
+}
+
+/** A config from a preset name (its prefix picks the model) or from fields with `model_type`. Errors name the field. */
+export function buildModelConfig(preset: string | undefined, fields: Record<string, unknown>): DogeConfig | CheemsConfig {
+  const isCheems = fields.model_type === 'cheems' || (preset !== undefined && preset.startsWith('cheems'));
+  if (isCheems) return preset ? CheemsConfig.preset(preset, fields as CheemsConfigInput) : new CheemsConfig(fields as CheemsConfigInput);
+  return preset ? DogeConfig.preset(preset, fields as DogeConfigInput) : new DogeConfig(fields as DogeConfigInput);
+}
+
+/** One line about a config, for progress output: layers, width, mixers, experts. */
+export function describeModelConfig(c: DogeConfig | CheemsConfig): string {
+  if (c instanceof CheemsConfig) {
+    const kinds = c.layersType;
+    const attn = kinds.filter((k) => k === 'attn').length;
+    return `Cheems, ${c.num_hidden_layers} layers (${kinds.length - attn} SSD, ${attn} DMAttn), hidden ${c.hidden_size}` +
+      (c.is_moe ? `, CDMoE ${c.num_cdmoe_experts} experts, ${c.num_cdmoe_heads} heads x ${c.num_cdmoe_experts_per_head}` : '');
+  }
+  return `Doge, ${c.num_hidden_layers} layers, hidden ${c.hidden_size}${c.is_moe ? `, MoE ${c.num_experts} experts top-${c.num_experts_per_tok}` : ''}`;
 }

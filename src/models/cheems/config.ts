@@ -226,6 +226,21 @@ export class CheemsConfig implements CheemsConfigFields {
     return Array.from({ length: this.num_hidden_layers }, (_, i) => (i % this.attn_layer_period === this.attn_layer_offset ? 'attn' : 'ssd'));
   }
 
+  /** Parameter count of the model this config builds (spec 2's formula; tied embeddings counted once). */
+  numParameters(): number {
+    const H = this.hidden_size, I = this.intermediate_size, nh = this.num_attention_heads, kvd = this.num_key_value_heads * this.headDim;
+    const bias = this.hidden_bias;
+    const ssd = 4 * H * H + nh * H + nh + (bias ? 4 * H + nh : 0);
+    const attn = 2 * H * H + 2 * kvd * H + nh * kvd + nh + (bias ? 2 * H + 2 * kvd + nh : 0);
+    let ff = 3 * H * I + (bias ? 2 * I + H : 0);
+    if (this.is_moe) {
+      const K = Math.floor(Math.sqrt(this.num_cdmoe_experts)), he = this.num_cdmoe_heads, Dr = this.expert_retrieval_size;
+      ff += he * Dr * H + he * K * Dr + 2 * this.num_cdmoe_experts * H;
+    }
+    const layers = this.layersType.reduce((n, t) => n + (t === 'ssd' ? ssd : attn) + ff + 4 * H, 0);
+    return layers + this.vocab_size * H * (this.tie_word_embeddings ? 1 : 2) + H;
+  }
+
   static fromJSON(obj: unknown): CheemsConfig {
     return new CheemsConfig(obj as CheemsConfigInput);
   }
