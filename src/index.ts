@@ -12,5 +12,7 @@ export * from './models/auto';
 export * from './generation';
 export * from './data';
 export * from './train';
+export * from './finetune';
+export * from './eval';
 export * from './synthetic';
 export * from './viz';

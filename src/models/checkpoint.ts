@@ -61,7 +61,9 @@ export function writeCheckpointFolder(dir: string, config: Record<string, unknow
   const abs = path.resolve(dir);
   const parent = path.dirname(abs);
   fs.mkdirSync(parent, { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(abs)}.tmp-`));
+  // mkdir, not mkdtemp (0700): the folder is renamed into place and keeps its mode, which should follow the umask
+  const tmp = path.join(parent, `.${path.basename(abs)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+  fs.mkdirSync(tmp);
   try {
     fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     saveSafetensors(path.join(tmp, 'model.safetensors'), params, { format: 'pt' });
