@@ -32,7 +32,7 @@ for (const name of CASES) {
     const dir = path.join(ROOT, name);
     const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
     const model = loadCausalLM(dir) as CheemsForCausalLM;
-    assert.ok(model instanceof CheemsForCausalLM);
+    assert.ok(model instanceof CheemsForCausalLM, 'model instanceof CheemsForCausalLM');
     assert.deepEqual(model.config.layersType, expected.layers_type);
     const io = loadSafetensors(path.join(dir, 'io.safetensors')).tensors;
     const report = new Map<string, number>();

@@ -149,7 +149,12 @@ export class CDMoE extends Module {
     return { X, Y };
   }
 
+  /** x [B, T, H] -> out [B, T, H] (and the routing with outputRouting). Tidies its intermediates (usable standalone). */
   apply(x: tf.Tensor, opts: { outputRouting?: boolean } = {}): CDMoEResult {
+    return tf.tidy(() => this.route(x, !!opts.outputRouting) as unknown as tf.TensorContainer) as unknown as CDMoEResult;
+  }
+
+  private route(x: tf.Tensor, outputRouting: boolean): CDMoEResult {
     const [B, T, H] = x.shape;
     const N = B * T, k = this.topK, h = this.numHeads;
     const xs = tf.reshape(x, [N, H]); // [N, H]
@@ -167,7 +172,7 @@ export class CDMoE extends Module {
     const out = tf.reshape(tf.add(shared, experts), [B, T, H]);
 
     const res: CDMoEResult = { out };
-    if (opts.outputRouting) {
+    if (outputRouting) {
       res.expertIds = this.router === 'gate' ? ids : tf.reshape(ids, [N, h, k]);
       res.expertWeights = this.router === 'gate' ? w : tf.reshape(w, [N, h, k]);
       if (R) res.routerLogits = this.routerLayout === 'hf' ? tf.reshape(R, [2, N, this.K]) : tf.stack([X, Y]);

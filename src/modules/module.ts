@@ -78,6 +78,13 @@ export class Module {
     return this.shareParam(name, makeVariable(values, shape, name));
   }
 
+  /** Register a new Variable initialised from a tensor (which this module takes ownership of and disposes). */
+  protected paramFromTensor(name: string, init: tf.Tensor): tf.Variable {
+    const v = makeVariable(Float32Array.from(init.dataSync()), init.shape, name);
+    init.dispose();
+    return this.shareParam(name, v);
+  }
+
   /** Register an existing Variable (owned elsewhere in the tree, or adopted) under `name`. */
   protected shareParam(name: string, v: tf.Variable): tf.Variable {
     if (this.entries.some((e) => e.name === name)) throw new Error(`module: '${name}' registered twice`);
