@@ -288,6 +288,11 @@ test('standalone modules: SSDMixer, product-key CDMoE (the seed API), per-query-
     assert.deepEqual(y3.shape, [2, 6, 16]);
     assert.deepEqual([...attn.parameters().keys()].filter((k) => /A|dt_proj/.test(k)).map((k) => [k, attn.parameters().get(k)!.shape]),
       [['A', [4]], ['dt_proj.weight', [4, 8]]]); // per query head: A [nh], dt_proj [nh, nkv * hd]
+    // the seed's standalone DMAttn takes positions: a common shift changes nothing but rounding (RoPE is relative)
+    const shifted = attn.apply(x, { positionIds: Array.from({ length: 12 }, (_, i) => (i % 6) + 50) });
+    const shift = maxErr(shifted.dataSync(), y3.dataSync());
+    assert.ok(shift < 1e-5 * Math.max(1, maxAbs(y3.dataSync())), `DMAttn with positions + 50 moved by ${shift}`);
+    shifted.dispose();
     // causality of the SSD: changing the last token leaves earlier outputs unchanged
     const x2 = tf.tidy(() => tf.concat([tf.slice(x, [0, 0, 0], [2, 5, 16]), tf.ones([2, 1, 16])], 1));
     const y2 = ssd.apply(x2);

@@ -165,11 +165,12 @@ export class DynamicMaskAttention extends Module {
     return this.normCache.t;
   }
 
-  /** Standalone call: causal self-attention over x [B, T, H] (optional padding mask [B, T]) -> [B, T, H]. */
-  apply(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; training?: boolean; dropoutSeed?: number } = {}): tf.Tensor {
+  /** Standalone call: causal self-attention over x [B, T, H] (optional padding mask [B, T], positions) -> [B, T, H]. */
+  apply(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; positionIds?: ArrayLike<number>; training?: boolean; dropoutSeed?: number } = {}): tf.Tensor {
     const [B, T] = x.shape;
     return tf.tidy(() => {
-      const tables = this.rope ? this.rope.tables(0, B, T) : null;
+      // positionIds: row-major [B * T] positions for RoPE (default 0..T-1 in every row); owned tables die with the tidy
+      const tables = this.rope ? this.rope.tables(opts.positionIds ?? 0, B, T) : null;
       const maskHost = opts.attentionMask ? opts.attentionMask.dataSync() : null;
       const maskBias = buildMaskBias(B, T, 0, maskHost, null);
       const r = this.forward(x, {
