@@ -15,6 +15,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { disableWasmThreads, prepareWasmThreads, unrefWasmWorkers, wasmThreadsCount } from './wasm-threads';
+import { installWasmKernelPatches } from './ops/wasm-patches';
+import { registerTopKGradient } from './ops/gradients';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -140,6 +142,8 @@ let backendNotes: string[] = [];
 async function tryBackend(name: BackendName): Promise<void> {
   if (name === 'tensorflow-gpu') requireNative('@tensorflow/tfjs-node-gpu');
   if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
+  registerTopKGradient(tf); // a gradient tfjs-core lacks (src/ops/gradients.ts)
+  if (name === 'wasm') installWasmKernelPatches(tf); // faster wasm kernels, same results (src/ops/wasm-patches.ts)
   if (name !== 'wasm' || wasmThreads <= 1) {
     await setBackendOrThrow(name === 'tensorflow-gpu' ? 'tensorflow' : name);
     if (name === 'wasm') backendNotes.push(`1 XNNPACK thread (${wasmThreadsWhy}; WM_WASM_THREADS=N sets it)`);

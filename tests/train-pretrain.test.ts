@@ -305,11 +305,11 @@ test('loss.html: single points have markers, lr and tokens/s panels, plotly.js o
   ];
   const figs = trainingFigures(rows);
   assert.equal(figs.length, 3);
-  const evalTrace = figs[0].data.find((t) => t.name === 'eval loss') as { mode: string; y: number[] };
+  const evalTrace = figs[0].data.find((t) => t.name === 'eval loss') as unknown as { mode: string; y: number[] };
   assert.equal(evalTrace.mode, 'lines+markers');
   assert.deepEqual(evalTrace.y, [4.2]);
-  assert.deepEqual((figs[1].data[0] as { y: number[] }).y, [1e-3, 5e-4]);
-  assert.deepEqual((figs[2].data[0] as { y: number[] }).y, [900, 1000]);
+  assert.deepEqual((figs[1].data[0] as unknown as { y: number[] }).y, [1e-3, 5e-4]);
+  assert.deepEqual((figs[2].data[0] as unknown as { y: number[] }).y, [900, 1000]);
   writeLossHtml(rows, path.join(dir, 'loss.html'));
   writeLossHtml(rows, path.join(dir, 'other.html'));
   const html = fs.readFileSync(path.join(dir, 'loss.html'), 'utf8');
@@ -346,4 +346,23 @@ test('checkpoint folders are fsync\'ed (every file, the folders, and the parent 
   const names = synced.map((p) => path.relative(dir, p).replace(/\.checkpoint-1\.tmp-\d+/, 'TMP'));
   for (const want of ['TMP/model.safetensors', 'TMP/trainer_state/state.json', 'TMP/trainer_state', 'TMP', '']) assert.ok(names.includes(want), `${want} not fsync'ed: ${names.join(', ')}`);
   assert.ok(fs.existsSync(path.join(dir, 'checkpoint-1', 'trainer_state', 'state.json')));
+});
+
+test('kill -9 in the middle of a run (saving every step): the next run takes over the stale lock, removes half-written checkpoints and resumes from the newest complete one', async () => {
+  const dir = tmp('kill9');
+  const ds = await makeDataset(path.join(dir, 'ds'));
+  const cfg = writeConfig(dir, ds);
+  const out = path.join(dir, 'out');
+  const killed = await pretrainProcess(cfg, 'SIGKILL', ['--save-steps', '1', '--save-total-limit', '0']);
+  assert.equal(killed.code, null, 'killed by the signal');
+  assert.ok(fs.existsSync(path.join(out, '.wm-lock')), 'a kill -9 leaves its lock behind');
+  const complete = fs.readdirSync(out).filter((n) => /^checkpoint-\d+$/.test(n) && fs.existsSync(path.join(out, n, 'trainer_state', 'state.json')));
+  const newest = Math.max(...complete.map((n) => Number(n.split('-')[1])));
+  assert.ok(newest >= 2, `complete checkpoints: ${complete.join(', ')}`);
+  await run(['--config', cfg, '--resume', '--max-steps', String(newest + 1), '--save-steps', '0', '--eval-steps', '0', '--logging-steps', '1', '--sample-new-tokens', '0']);
+  assert.deepEqual(fs.readdirSync(out).filter((n) => n.startsWith('.')), [], 'no lock and no temporaries left');
+  const state = JSON.parse(fs.readFileSync(path.join(out, `checkpoint-${newest + 1}`, 'trainer_state', 'state.json'), 'utf8'));
+  assert.equal(state.global_step, newest + 1);
+  const steps = metricsRows(out).filter((r) => 'loss' in r).map((r) => r.step);
+  assert.deepEqual(steps, Array.from({ length: newest + 1 }, (_, i) => i + 1));
 });

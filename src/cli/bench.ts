@@ -1,5 +1,5 @@
 /**
- * `wm bench [--only train|decode] [--presets doge-tiny,doge-20m] [--steps N]`: throughput as JSON lines.
+ * `wm bench [--only train|decode] [--presets doge-tiny,cheems-tiny] [--steps N]`: throughput as JSON lines (Doge and Cheems).
  *
  *   {"bench":"train","preset":"doge-tiny","backend":"wasm","batch":8,"seq_len":256,"tokens_per_s":...,
  *    "step_ms":...,"forward_ms":...,"backward_ms":...,"clip_ms":...,"optimizer_ms":...}
@@ -11,7 +11,7 @@
  * The PyTorch reference for scale lives outside the project (../shared/bench/); run it side by side.
  */
 import { loadBackend, tf } from '../backend';
-import { DogeConfig, DogeForCausalLM } from '../models/doge';
+import { buildModelConfig, createCausalLM } from '../models/auto';
 import { AdamW } from '../train/adamw';
 
 /**
@@ -24,8 +24,10 @@ const TRAIN_CASES: TrainCase[] = [
   { preset: 'doge-tiny', batch: 8, seqLen: 256, micro: 1 },
   { preset: 'doge-tiny-moe', batch: 8, seqLen: 256, micro: 1 },
   { preset: 'doge-20m', batch: 4, seqLen: 512, micro: 2 },
+  { preset: 'cheems-tiny', batch: 8, seqLen: 256, micro: 1 },
+  { preset: 'cheems-tiny-moe', batch: 8, seqLen: 256, micro: 1 },
 ];
-const DECODE_PRESETS = ['doge-tiny', 'doge-20m'];
+const DECODE_PRESETS = ['doge-tiny', 'doge-20m', 'cheems-tiny'];
 
 function randomIds(batch: number, seqLen: number, vocab: number, seed: number): tf.Tensor2D {
   let s = seed >>> 0;
@@ -41,8 +43,8 @@ const now = (): number => performance.now();
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function benchTrain(c: TrainCase, backend: string, steps: number): Record<string, unknown> {
-  const config = DogeConfig.preset(c.preset);
-  const model = new DogeForCausalLM(config, { seed: 0 });
+  const config = buildModelConfig(c.preset, {});
+  const model = createCausalLM(config, { seed: 0 });
   const params = model.parameters();
   const trainable = [...params.values()];
   const hfName = new Map([...params].map(([n, v]) => [v.name, n]));
@@ -111,8 +113,8 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
 }
 
 async function benchDecode(preset: string, backend: string): Promise<Record<string, unknown>> {
-  const config = DogeConfig.preset(preset);
-  const model = new DogeForCausalLM(config, { seed: 0 });
+  const config = buildModelConfig(preset, {});
+  const model = createCausalLM(config, { seed: 0 });
   const prompt = randomIds(1, 32, config.vocab_size, 2);
   const newTokens = 128;
   const gen = async (): Promise<void> => {
@@ -139,7 +141,7 @@ export async function run(argv: string[]): Promise<void> {
     else if (a === '--presets') presets = argv[++i].split(',');
     else if (a === '--steps') steps = Number(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: wm bench [--only train|decode] [--presets doge-tiny,doge-tiny-moe,doge-20m] [--steps N]');
+      console.log('usage: wm bench [--only train|decode] [--presets doge-tiny,doge-tiny-moe,doge-20m,cheems-tiny,cheems-tiny-moe] [--steps N]');
       return;
     } else throw new Error(`wm bench: unknown argument '${a}'`);
   }

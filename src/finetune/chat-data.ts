@@ -7,6 +7,8 @@
  *                      (ChatML: `content<|im_end|>\n`; the seed's Doge layout: `content<|end_of_text|>\n\n`).
  *   prompt/completion  the completion only, by the same rule (strings: prompt + completion + EOS).
  *   text               every token, EOS appended (as pre-training preparation does).
+ * Plain strings get the tokenizer's own special tokens (a BOS for the Doge tokenizer) unless they already start
+ * with the BOS text (then they are a rendered template): never a double BOS (encodePlain).
  *
  * Ids are made segment by segment (non-assistant / assistant text, each encoded without special tokens, then
  * concatenated). A boundary falls at a special token or after a newline, which byte-level BPE pre-tokenisation
@@ -26,7 +28,7 @@ export interface ChatExample {
 }
 
 /** The tokenizer surface this file needs (WmTokenizer has it). */
-export type ChatTokenizer = Pick<WmTokenizer, 'encode' | 'decode' | 'applyChatTemplate' | 'chatTemplate' | 'eosTokenId' | 'eosToken' | 'dir'>;
+export type ChatTokenizer = Pick<WmTokenizer, 'encode' | 'decode' | 'applyChatTemplate' | 'chatTemplate' | 'eosTokenId' | 'eosToken' | 'bosToken' | 'dir'>;
 
 /**
  * The chat template of the seed's Doge tokenizer (Llama-3 layout with Doge's special tokens): BOS, a system
@@ -99,12 +101,14 @@ export function encodeWithSpans(tok: ChatTokenizer, text: string, spans: [number
   push(text.slice(at), 0);
   const whole = tok.encode(text, { addSpecialTokens: false });
   if (whole.length === inputIds.length && whole.every((id, i) => id === inputIds[i])) return { inputIds, lossMask };
-  // Fallback: whole-text ids, a token is a target when it starts inside a span (offsets by prefix decoding).
+  // Fallback: whole-text ids; a token is a target when its characters overlap a span (as TRL's char_to_token marks
+  // every token holding a span character). Offsets come from decoding prefixes.
   const warn = opts.warn ?? ((m: string) => { if (!warnedFallback) { warnedFallback = true; process.stderr.write(`warning: ${m}\n`); } });
   warn(`segment-wise encoding differs from whole-text encoding (the template puts a segment boundary inside a token); using token offsets for the loss mask`);
+  const ends = whole.map((_, k) => tok.decode(whole.slice(0, k + 1)).length);
   const mask = whole.map((_, k) => {
-    const start = k === 0 ? 0 : tok.decode(whole.slice(0, k)).length;
-    return spans.some(([a, b]) => start >= a && start < b) ? 1 : 0;
+    const start = k === 0 ? 0 : ends[k - 1]!;
+    return spans.some(([a, b]) => start < b && ends[k]! > a) ? 1 : 0;
   });
   return { inputIds: whole, lossMask: mask };
 }
@@ -144,15 +148,25 @@ export function promptCompletionExample(tok: ChatTokenizer, prompt: string | Cha
   if (typeof prompt !== 'string' || typeof completion !== 'string') throw new Error(`${where}: 'prompt' and 'completion' must be strings or message lists`);
   const eos = tok.eosToken ?? '';
   const comp = eos && !completion.endsWith(eos) ? completion + eos : completion;
-  const pIds = tok.encode(prompt, { addSpecialTokens: false });
+  const pIds = encodePlain(tok, prompt);
   const cIds = tok.encode(comp, { addSpecialTokens: false });
   return { inputIds: [...pIds, ...cIds], lossMask: [...pIds.map(() => (all ? 1 : 0)), ...cIds.map(() => 1)] };
+}
+
+/**
+ * Plain (not chat-rendered) text is encoded with the tokenizer's own special-token rule (e.g. the Doge tokenizer's
+ * BOS), unless it already starts with the BOS text (a rendered template, as in the seed's preprocessed strings):
+ * never a double BOS.
+ */
+export function encodePlain(tok: Pick<ChatTokenizer, 'encode' | 'bosToken'>, text: string): number[] {
+  const rendered = !!tok.bosToken && text.startsWith(tok.bosToken);
+  return tok.encode(text, { addSpecialTokens: !rendered });
 }
 
 /** A plain `text` row: every token a target, EOS appended when missing. */
 export function textExample(tok: ChatTokenizer, text: string, opts: { where?: string } = {}): ChatExample {
   if (typeof text !== 'string' || text.length === 0) throw new Error(`${opts.where ?? 'textExample'}: 'text' must be a non-empty string`);
-  const ids = tok.encode(text, { addSpecialTokens: false });
+  const ids = encodePlain(tok, text);
   if (tok.eosTokenId !== undefined && ids[ids.length - 1] !== tok.eosTokenId) ids.push(tok.eosTokenId);
   return { inputIds: ids, lossMask: ids.map(() => 1) };
 }
@@ -169,12 +183,19 @@ function fromShareGpt(conv: unknown, where: string): ChatMessage[] {
   });
 }
 
-/** Any SFT row: `messages`, `conversations`, `prompt` + `completion`, or `text` (checked in that order). */
+/**
+ * Any SFT row: `messages`, `conversations`, `prompt` + `text` (an instruction pair: user + assistant turn),
+ * `prompt` + `completion`, or `text` (checked in that order).
+ */
 export function sftExample(tok: ChatTokenizer, row: Record<string, unknown>, opts: ChatExampleOptions = {}): ChatExample {
   const where = opts.where ?? 'sft row';
   if (!row || typeof row !== 'object') throw new Error(`${where}: not an object`);
   if (row.messages !== undefined) return chatExample(tok, row.messages as ChatMessage[], { ...opts, where });
   if (row.conversations !== undefined) return chatExample(tok, fromShareGpt(row.conversations, where), { ...opts, where });
+  if (row.prompt !== undefined && row.completion === undefined && typeof row.text === 'string' && typeof row.prompt === 'string') {
+    // an instruction pair (`prompt` + `text`, as `wm data prepare` reads it): the user turn and the assistant's answer
+    return chatExample(tok, [{ role: 'user', content: row.prompt }, { role: 'assistant', content: row.text }], { ...opts, where });
+  }
   if (row.prompt !== undefined || row.completion !== undefined) {
     if (row.prompt === undefined || row.completion === undefined) throw new Error(`${where}: has '${row.prompt === undefined ? 'completion' : 'prompt'}' but no '${row.prompt === undefined ? 'prompt' : 'completion'}' column`);
     return promptCompletionExample(tok, row.prompt as string, row.completion as string, { ...opts, where });
