@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { installWasmKernelPatches } from './ops/wasm-kernels';
 import { disableWasmThreads, prepareWasmThreads, unrefWasmWorkers, wasmThreadsCount } from './wasm-threads';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -44,6 +45,8 @@ function registerGradients(): boolean {
   }
 }
 const gradientsRegistered = registerGradients();
+// Faster wasm kernels with the same results (src/ops/wasm-kernels.ts); no-op for the other backends.
+installWasmKernelPatches(tf);
 
 /** Throws unless tfjs gradients are registered (training needs them; inference does not). */
 export function assertGradientsAvailable(): void {

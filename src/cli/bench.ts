@@ -1,31 +1,83 @@
 /**
- * `wm bench [--only train|decode] [--presets doge-tiny,doge-20m] [--steps N]`: throughput as JSON lines.
+ * `wm bench [--only train|decode] [--presets doge-tiny,doge-20m] [--steps N] [--json FILE]`: throughput of every
+ * benchmark case, one JSON line per measurement on stdout as it finishes, a summary table at the end (stderr), and
+ * with `--json FILE` all records as one JSON array (for plots and for scripts/bench-vs-torch.sh).
  *
- *   {"bench":"train","preset":"doge-tiny","backend":"wasm","batch":8,"seq_len":256,"tokens_per_s":...,
- *    "step_ms":...,"forward_ms":...,"backward_ms":...,"clip_ms":...,"optimizer_ms":...}
+ *   {"bench":"train","preset":"doge-tiny","backend":"wasm","threads":2,"batch":8,"seq_len":256,"tokens_per_s":...,
+ *    "step_ms":...,"forward_ms":...,"backward_ms":...,"clip_ms":...,"optimizer_ms":...,"gflop_per_step":...,
+ *    "gflops":...,"forward_gflops":...,"backward_gflops":...,"peak_tensor_mb":...,"wasm_heap_mb":...,"rss_mb":...}
  *   {"bench":"decode","preset":"doge-tiny","backend":"wasm","prompt":32,"new_tokens":128,"tokens_per_s":...}
  *
  * Training: one full optimizer step (forward, backward, global-norm clip, AdamW) on random tokens, timed after
- * warm-up steps; the same step is then split into its parts (forward alone, forward+backward, clip, AdamW)
- * to say where the time goes. Decoding: greedy with the KV cache, a 32-token prompt and 128 new tokens.
- * The PyTorch reference for scale lives outside the project (../shared/bench/); run it side by side.
+ * warm-up steps; the same step is then split into its parts (forward alone, forward+backward, clip, AdamW).
+ * GFLOP/s counts the model's matmul FLOPs analytically (`matmulFlopsPerToken`: 2 x multiply-adds of every matmul
+ * of the forward pass, attention over all T x T scores as computed; training = 3 x forward), so it says how close
+ * the step runs to the machine's GEMM speed. Memory: `peak_tensor_mb` is the most tensor memory alive during one
+ * step (tf.profile), `wasm_heap_mb` the wasm heap's size after the case (it only grows: a high-water mark of the
+ * process so far), `rss_mb` the process's peak resident set so far. Run one preset per process for exact peaks.
+ * Decoding: greedy with the KV cache, a 32-token prompt and 128 new tokens, median of 3 after a warm-up.
+ * The PyTorch reference for scale lives outside the project (../shared/bench/; scripts/bench-vs-torch.sh runs both).
  */
+import * as fs from 'node:fs';
 import { loadBackend, tf } from '../backend';
 import { DogeConfig, DogeForCausalLM } from '../models/doge';
 import { AdamW } from '../train/adamw';
 
+/** What the bench needs of a model (DogeForCausalLM has it). */
+interface BenchModel {
+  forward(input: { inputIds: tf.Tensor; labels?: tf.Tensor; training?: boolean; numItemsInBatch?: number; lossOnly?: boolean }): { loss?: tf.Scalar };
+  parameters(): Map<string, tf.Variable>;
+  numParameters(): number;
+  generate(ids: tf.Tensor, options: { maxNewTokens: number; doSample: boolean; eosTokenId: null }): number[][];
+  dispose(): void;
+}
+
 /**
- * `micro`: the batch is run as this many equal micro-batches with gradient accumulation (same tokens per optimizer
- * step). Doge-20M's 4 x 512 batch at vocab 32768 needs ~270 MB per logits-sized tensor and the wasm heap (at most
- * 4 GB, fragmented) runs out in the backward pass, so it runs as 2 x (2 x 512).
+ * One row of the benchmark. `micro`: the batch runs as this many equal micro-batches with gradient accumulation
+ * (same tokens per optimizer step). `flopsPerToken(T)`: matmul FLOPs of the forward pass per token at length T.
  */
-interface TrainCase { preset: string; batch: number; seqLen: number; micro: number }
-const TRAIN_CASES: TrainCase[] = [
-  { preset: 'doge-tiny', batch: 8, seqLen: 256, micro: 1 },
-  { preset: 'doge-tiny-moe', batch: 8, seqLen: 256, micro: 1 },
-  { preset: 'doge-20m', batch: 4, seqLen: 512, micro: 2 },
+interface BenchCase {
+  preset: string;
+  vocab: number;
+  make: () => BenchModel;
+  flopsPerToken: (seqLen: number) => number;
+  train?: { batch: number; seqLen: number; micro: number };
+  decode?: boolean;
+}
+
+/** Forward matmul FLOPs per token of a Doge config at sequence length T (2 x multiply-adds). */
+export function dogeMatmulFlopsPerToken(c: DogeConfig, T: number): number {
+  const H = c.hidden_size, hd = c.headDim, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+  const attn = 2 * H * (nh + 2 * nkv) * hd // q, k, v
+    + 2 * nkv * hd * nkv // dt_proj
+    + 2 * nh * hd * H // o_proj
+    + 2 * 2 * T * nh * hd; // q k^T and p v over all T keys (the masked half is computed too)
+  let ffn = 2 * H * 2 * c.intermediate_size + 2 * c.intermediate_size * H; // gate+up, down
+  if (c.is_moe) {
+    const K = Math.floor(Math.sqrt(c.num_experts));
+    ffn += 2 * H * 2 * K // router
+      + 2 * 2 * c.num_experts_per_tok * H; // expert down_embed dots and up_embed mixing
+  }
+  return c.num_hidden_layers * (attn + ffn) + 2 * H * c.vocab_size; // + lm_head
+}
+
+function dogeCase(preset: string, train: BenchCase['train'], decode: boolean): BenchCase {
+  const config = DogeConfig.preset(preset);
+  return {
+    preset, vocab: config.vocab_size, train, decode,
+    make: () => new DogeForCausalLM(config, { seed: 0 }),
+    flopsPerToken: (T) => dogeMatmulFlopsPerToken(config, T),
+  };
+}
+
+/** The benchmark table; other model families add rows here. Shapes match ../shared/bench (PyTorch reference). */
+const CASES: BenchCase[] = [
+  dogeCase('doge-tiny', { batch: 8, seqLen: 256, micro: 1 }, true),
+  dogeCase('doge-tiny-moe', { batch: 8, seqLen: 256, micro: 1 }, true),
+  // 4 x 512 at vocab 32768 in one pass: the loss runs fused with lm_head in row chunks (`lossOnly`), so the
+  // 268 MB-per-copy logits never exist
+  dogeCase('doge-20m', { batch: 4, seqLen: 512, micro: 1 }, true),
 ];
-const DECODE_PRESETS = ['doge-tiny', 'doge-20m'];
 
 function randomIds(batch: number, seqLen: number, vocab: number, seed: number): tf.Tensor2D {
   let s = seed >>> 0;
@@ -39,21 +91,31 @@ function randomIds(batch: number, seqLen: number, vocab: number, seed: number): 
 
 const now = (): number => performance.now();
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x: number, d = 1): number => +x.toFixed(d);
 
-function benchTrain(c: TrainCase, backend: string, steps: number): Record<string, unknown> {
-  const config = DogeConfig.preset(c.preset);
-  const model = new DogeForCausalLM(config, { seed: 0 });
+/** Wasm heap size in MB (0 on other backends). */
+function wasmHeapMb(): number {
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8 ? b.wasm.HEAPU8.length / 2 ** 20 : 0;
+}
+
+/** Peak resident set of the process so far, MB. */
+const rssMb = (): number => process.resourceUsage().maxRSS / 1024;
+
+async function benchTrain(c: BenchCase, backend: string, threads: number, steps: number): Promise<Record<string, unknown>> {
+  const t = c.train!;
+  const model = c.make();
   const params = model.parameters();
   const trainable = [...params.values()];
   const hfName = new Map([...params].map(([n, v]) => [v.name, n]));
   const opt = new AdamW(params, { beta1: 0.9, beta2: 0.95, weightDecay: 0.01 });
-  const mb = c.batch / c.micro;
-  const micro = Array.from({ length: c.micro }, (_, i) => randomIds(mb, c.seqLen, config.vocab_size, 1 + i));
-  const items = c.batch * (c.seqLen - 1);
+  const mb = t.batch / t.micro;
+  const micro = Array.from({ length: t.micro }, (_, i) => randomIds(mb, t.seqLen, c.vocab, 1 + i));
+  const items = t.batch * (t.seqLen - 1);
   const lossOf = (ids: tf.Tensor2D) => (): tf.Scalar =>
-    model.forward({ inputIds: ids, labels: ids, training: true, numItemsInBatch: items }).loss as tf.Scalar;
+    model.forward({ inputIds: ids, labels: ids, training: true, numItemsInBatch: items, lossOnly: true }).loss as tf.Scalar;
 
-  // Times one step's parts; returns ms for forward+backward, clip, optimizer.
+  // One step; returns ms for forward+backward, clip, optimizer.
   const fullStep = (): { fb: number; clip: number; opt: number } => {
     const t0 = now();
     const named = new Map<string, tf.Tensor>();
@@ -80,7 +142,7 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
     for (const g of named.values()) g.dispose();
     return { fb: t1 - t0, clip: t2 - t1, opt: t3 - t2 };
   };
-  for (let i = 0; i < 2; i++) fullStep(); // warm-up (kernel compilation, allocator)
+  for (let i = 0; i < 2; i++) fullStep(); // warm-up (kernel setup, allocator, cached tables)
   const parts: { fb: number; clip: number; opt: number }[] = [];
   const t0 = now();
   for (let i = 0; i < steps; i++) parts.push(fullStep());
@@ -88,20 +150,31 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
   // Forward alone (training mode, with the loss), to split forward from backward.
   const fwd: number[] = [];
   for (let i = 0; i < Math.max(2, Math.ceil(steps / 2)); i++) {
-    const t = now();
+    const s = now();
     for (const ids of micro) tf.tidy(() => lossOf(ids)().dataSync());
-    fwd.push(now() - t);
+    fwd.push(now() - s);
   }
+  // Peak tensor memory of one more step (tf.profile tracks it; not timed).
+  const prof = await tf.profile(() => { fullStep(); return tf.scalar(0); });
   const fb = median(parts.map((p) => p.fb));
   const forward = median(fwd);
+  const backward = Math.max(fb - forward, 1e-9);
+  const fwdFlops = c.flopsPerToken(t.seqLen) * t.batch * t.seqLen;
   const out = {
-    bench: 'train', preset: c.preset, backend, batch: c.batch, seq_len: c.seqLen, micro_batches: c.micro,
-    tokens_per_s: +((c.batch * c.seqLen) / (stepMs / 1000)).toFixed(1),
-    step_ms: +stepMs.toFixed(1),
-    forward_ms: +forward.toFixed(1),
-    backward_ms: +(fb - forward).toFixed(1),
-    clip_ms: +median(parts.map((p) => p.clip)).toFixed(1),
-    optimizer_ms: +median(parts.map((p) => p.opt)).toFixed(1),
+    bench: 'train', preset: c.preset, backend, threads, batch: t.batch, seq_len: t.seqLen, micro_batches: t.micro,
+    tokens_per_s: round((t.batch * t.seqLen) / (stepMs / 1000)),
+    step_ms: round(stepMs),
+    forward_ms: round(forward),
+    backward_ms: round(backward),
+    clip_ms: round(median(parts.map((p) => p.clip))),
+    optimizer_ms: round(median(parts.map((p) => p.opt))),
+    gflop_per_step: round((3 * fwdFlops) / 1e9, 2),
+    gflops: round((3 * fwdFlops) / 1e6 / stepMs),
+    forward_gflops: round(fwdFlops / 1e6 / forward),
+    backward_gflops: round((2 * fwdFlops) / 1e6 / backward),
+    peak_tensor_mb: round(prof.peakBytes / 2 ** 20),
+    wasm_heap_mb: round(wasmHeapMb()),
+    rss_mb: round(rssMb()),
     params: model.numParameters(),
   };
   for (const ids of micro) ids.dispose();
@@ -110,52 +183,82 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
   return out;
 }
 
-async function benchDecode(preset: string, backend: string): Promise<Record<string, unknown>> {
-  const config = DogeConfig.preset(preset);
-  const model = new DogeForCausalLM(config, { seed: 0 });
-  const prompt = randomIds(1, 32, config.vocab_size, 2);
+function benchDecode(c: BenchCase, backend: string, threads: number): Record<string, unknown> {
+  const model = c.make();
+  const prompt = randomIds(1, 32, c.vocab, 2);
   const newTokens = 128;
-  const gen = async (): Promise<void> => {
+  const gen = (): number => {
+    const t0 = now();
     // no end-of-sequence token: always exactly newTokens steps
     const [row] = model.generate(prompt, { maxNewTokens: newTokens, doSample: false, eosTokenId: null });
     if (row.length !== 32 + newTokens) throw new Error(`decode bench: generated ${row.length - 32} tokens, expected ${newTokens}`);
+    return now() - t0;
   };
-  await gen(); // warm-up
-  const t0 = now();
-  await gen();
-  const dt = (now() - t0) / 1000;
+  gen(); // warm-up
+  const ms = median([gen(), gen(), gen()]);
   prompt.dispose();
   model.dispose();
-  return { bench: 'decode', preset, backend, prompt: 32, new_tokens: newTokens, tokens_per_s: +(newTokens / dt).toFixed(1) };
+  return {
+    bench: 'decode', preset: c.preset, backend, threads, prompt: 32, new_tokens: newTokens,
+    tokens_per_s: round(newTokens / (ms / 1000)), wasm_heap_mb: round(wasmHeapMb()), rss_mb: round(rssMb()),
+  };
+}
+
+/** Human-readable summary of the records. */
+function summary(records: Record<string, unknown>[]): string {
+  const lines: string[] = [];
+  const train = records.filter((r) => r.bench === 'train');
+  if (train.length) {
+    lines.push('train          batch  tok/s   step ms = fwd + bwd + clip + opt       GFLOP/s (fwd/bwd)   peak tensors / heap / RSS MB');
+    for (const r of train) {
+      lines.push(`${String(r.preset).padEnd(14)} ${`${r.batch}x${r.seq_len}`.padEnd(6)} ${String(r.tokens_per_s).padStart(6)}  `
+        + `${String(r.step_ms).padStart(7)} = ${r.forward_ms} + ${r.backward_ms} + ${r.clip_ms} + ${r.optimizer_ms}`.padEnd(38)
+        + `${String(r.gflops).padStart(6)} (${r.forward_gflops}/${r.backward_gflops})`.padEnd(20)
+        + `${r.peak_tensor_mb} / ${r.wasm_heap_mb} / ${r.rss_mb}`);
+    }
+  }
+  const dec = records.filter((r) => r.bench === 'decode');
+  if (dec.length) {
+    lines.push('decode         tok/s (prompt 32, 128 new tokens, greedy, KV cache)');
+    for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${r.tokens_per_s}`);
+  }
+  return lines.join('\n');
 }
 
 export async function run(argv: string[]): Promise<void> {
   let only: string | undefined;
   let presets: string[] | undefined;
   let steps = 5;
+  let jsonFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--only') only = argv[++i];
     else if (a === '--presets') presets = argv[++i].split(',');
     else if (a === '--steps') steps = Number(argv[++i]);
+    else if (a === '--json') jsonFile = argv[++i];
     else if (a === '--help' || a === '-h') {
-      console.log('usage: wm bench [--only train|decode] [--presets doge-tiny,doge-tiny-moe,doge-20m] [--steps N]');
+      console.log(`usage: wm bench [--only train|decode] [--presets ${CASES.map((c) => c.preset).join(',')}] [--steps N] [--json FILE]`);
       return;
     } else throw new Error(`wm bench: unknown argument '${a}'`);
   }
   if (only && only !== 'train' && only !== 'decode') throw new Error(`--only must be 'train' or 'decode', got '${only}'`);
   if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`--steps must be a positive integer, got ${steps}`);
+  if (jsonFile === '') throw new Error('--json needs a file name');
+  for (const p of presets ?? []) {
+    if (!CASES.some((c) => c.preset === p)) throw new Error(`wm bench: unknown preset '${p}' (choose from ${CASES.map((c) => c.preset).join(', ')})`);
+  }
   const backend = (await loadBackend()).name;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const threads = backend === 'wasm' ? (require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number }).getThreadsCount() : 0;
+  const records: Record<string, unknown>[] = [];
+  const emit = (r: Record<string, unknown>): void => { records.push(r); console.log(JSON.stringify(r)); };
+  const selected = CASES.filter((c) => !presets || presets.includes(c.preset));
   if (only !== 'decode') {
-    for (const c of TRAIN_CASES) {
-      if (presets && !presets.includes(c.preset)) continue;
-      console.log(JSON.stringify(benchTrain(c, backend, c.preset === 'doge-20m' ? Math.max(2, Math.ceil(steps / 2)) : steps)));
-    }
+    for (const c of selected) if (c.train) emit(await benchTrain(c, backend, threads, c.train.batch * c.train.seqLen > 2048 ? Math.max(2, Math.ceil(steps / 2)) : steps));
   }
   if (only !== 'train') {
-    for (const p of DECODE_PRESETS) {
-      if (presets && !presets.includes(p)) continue;
-      console.log(JSON.stringify(await benchDecode(p, backend)));
-    }
+    for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads));
   }
+  console.error(summary(records));
+  if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ backend, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
 }
