@@ -165,3 +165,24 @@ test('GatherV2 patch == plain kernel (rows, scalars, inner axis, int32, repeated
   assert.throws(() => tf.gather(x, tf.tensor1d([50], 'int32')), /index value 50 is not in \[0, 49\]/);
   tf.dispose([x, x3, xi, ids]);
 });
+
+test('chunked lm_head loss: gradients computed with the forward pass scale with the upstream gradient', async () => {
+  const { chunkedLmHeadLoss, crossEntropyLoss } = await import('../src/ops');
+  const rng = new Rng(2);
+  const h = tf.tensor2d(rng.normalArray(9 * 5, 1), [9, 5]);
+  const w = tf.tensor2d(rng.normalArray(11 * 5, 0.5), [11, 5]);
+  const targets = Int32Array.from([3, -100, 0, 10, 5, 5, 7, 1, 2]);
+  // 2.5 x loss + a second use of h: the loss's upstream gradient is 2.5, h also gets another gradient
+  const f = (lossFn: (a: tf.Tensor, b: tf.Tensor) => tf.Scalar) => (a: tf.Tensor, b: tf.Tensor) => tf.add(tf.mul(lossFn(a, b), 2.5), tf.sum(tf.square(a)));
+  const plain = (a: tf.Tensor, b: tf.Tensor) => crossEntropyLoss(tf.matMul(a, b, false, true) as tf.Tensor2D, targets, 7);
+  const chunked = (a: tf.Tensor, b: tf.Tensor) => chunkedLmHeadLoss(a as tf.Tensor2D, b as tf.Tensor2D, targets, 7, 4);
+  const g1 = tf.grads(f(plain))([h, w]), g2 = tf.grads(f(chunked))([h, w]);
+  for (let i = 0; i < 2; i++) {
+    const err = maxRelErr(g2[i].dataSync(), g1[i].dataSync());
+    assert.ok(err < 1e-5, `gradient ${i}: relative error ${err}`);
+  }
+  const before = tf.memory().numTensors;
+  tf.tidy(() => { tf.grads(f(chunked))([h, w]); });
+  assert.equal(tf.memory().numTensors, before, 'no tensors leak');
+  tf.dispose([h, w, ...g1, ...g2]);
+});
