@@ -5,13 +5,30 @@
 #   - python3-plotly, so a local JupyterLab can render plotly MIME bundles (not needed by the tests);
 #   - chromium (+ a font) for the headless render check (driven by playwright-core).
 # Idempotent and fast: when every package is already installed it only runs one dpkg-query.
+#
+# `pnpm test` runs it first: as root it installs what is missing; as another user it stops at once with the exact
+# command to run; on a system without dpkg (not Debian/Ubuntu) it checks for the programs and says what to install.
 set -euo pipefail
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 
 PACKAGES=(
   jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel jupyter-core
   python3-plotly
   chromium fonts-dejavu-core
 )
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  # Not Debian: the tests need the programs, however they were installed.
+  need=()
+  command -v jupyter >/dev/null 2>&1 && jupyter nbconvert --version >/dev/null 2>&1 || need+=("Jupyter with nbconvert, nbclient and ipykernel (e.g. pip install nbconvert nbclient ipykernel)")
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=("Chromium (a 'chromium' or 'chromium-browser' on PATH)")
+  if [ "${#need[@]}" -eq 0 ]; then
+    echo "install-system-deps: no dpkg; jupyter nbconvert and chromium found"
+    exit 0
+  fi
+  echo "install-system-deps: the notebook and browser tests need: ${need[*]}. Install them, then run pnpm test again." >&2
+  exit 1
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -25,7 +42,9 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-system-deps: missing ${missing[*]}; run this script as root (apt-get install)" >&2
+  echo "install-system-deps: the notebook and browser tests need Debian packages that are missing: ${missing[*]}" >&2
+  echo "install-system-deps: run this once, then pnpm test again:" >&2
+  echo "    sudo bash $SELF" >&2
   exit 1
 fi
 

@@ -89,11 +89,53 @@ function requireNative(pkg: string): void {
   req(pkg);
 }
 
+/**
+ * Emscripten's runtime (inside the wasm backend) installs process-wide `uncaughtException` / `unhandledRejection`
+ * handlers that rethrow: any later uncaught error in the user's program then exits with code 7 ("internal exception
+ * handler failure") and skips the program's `exit` handlers. Those handlers only matter for Emscripten's own
+ * `exit()`, which tfjs never calls, so the ones added while a backend starts are removed again.
+ */
+const PROCESS_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
+
 async function setBackendOrThrow(tfjsName: string): Promise<void> {
-  const ok = await tf.setBackend(tfjsName);
-  if (!ok) throw new Error(`tf.setBackend('${tfjsName}') returned false`);
-  await tf.ready();
+  const before = new Map(PROCESS_EVENTS.map((ev) => [ev, new Set(process.listeners(ev as 'uncaughtException'))]));
+  try {
+    const ok = await tf.setBackend(tfjsName);
+    if (!ok) throw new Error(`tf.setBackend('${tfjsName}') returned false`);
+    await tf.ready();
+  } finally {
+    for (const ev of PROCESS_EVENTS) {
+      for (const l of process.listeners(ev as 'uncaughtException')) if (!before.get(ev)!.has(l)) process.off(ev as 'uncaughtException', l);
+    }
+  }
 }
+
+/**
+ * Using tensors before `loadBackend()` would otherwise fail with tfjs's "backend 'wasm' has not yet been initialized
+ * ... await tf.ready()" message; this names the library's call instead. The engine's `backend` getter is wrapped once
+ * (a message rewrite only; every other error passes through unchanged).
+ */
+function nameLoadBackendInEngineErrors(): void {
+  const engine = tf.engine() as unknown as Record<string, unknown>;
+  const proto = Object.getPrototypeOf(engine) as object;
+  const desc = Object.getOwnPropertyDescriptor(proto, 'backend');
+  if (!desc?.get || Object.getOwnPropertyDescriptor(engine, 'backend')) return;
+  const get = desc.get;
+  Object.defineProperty(engine, 'backend', {
+    configurable: true,
+    get(this: unknown) {
+      try {
+        return get.call(this);
+      } catch (e) {
+        if (!current && e instanceof Error && /has not yet been initialized/.test(e.message)) {
+          throw new Error(`wonderful-matrices: no tfjs backend is ready yet; call \`await loadBackend()\` (from 'wonderful-matrices') once before using models or tensors (tfjs: ${e.message})`);
+        }
+        throw e;
+      }
+    },
+  });
+}
+nameLoadBackendInEngineErrors();
 
 /** Notes for the log line (e.g. how many wasm threads run, or why threading was turned off). */
 let backendNotes: string[] = [];
@@ -103,6 +145,7 @@ async function tryBackend(name: BackendName): Promise<void> {
   if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
   if (name !== 'wasm' || wasmThreads <= 1) {
     await setBackendOrThrow(name === 'tensorflow-gpu' ? 'tensorflow' : name);
+    if (name === 'wasm') backendNotes.push(`1 XNNPACK thread (${wasmThreadsWhy}; WM_WASM_THREADS=N sets it)`);
     return;
   }
   // Threaded XNNPACK (src/wasm-threads.ts); if it cannot start, the single-threaded build still can.
@@ -110,7 +153,7 @@ async function tryBackend(name: BackendName): Promise<void> {
   try {
     await setBackendOrThrow('wasm');
     unrefWasmWorkers(tf.backend());
-    backendNotes.push(`${wasmThreadsCount()} XNNPACK threads`);
+    backendNotes.push(`${wasmThreadsCount()} XNNPACK threads (${wasmThreadsWhy})`);
   } catch (e) {
     disableWasmThreads(tf);
     await setBackendOrThrow('wasm');
@@ -131,20 +174,39 @@ export interface LoadBackendOptions {
   /** Print the one-line "backend: ..." message (default true). */
   log?: boolean;
   /**
-   * Threads for the wasm backend's XNNPACK kernels: a number (1 = single-threaded) or 'auto' (one per core, at most
-   * 8). Default: `WM_WASM_THREADS`, else 'auto'. See src/wasm-threads.ts: on an idle 2-core machine 2 threads train
-   * ~1.8x faster; decoding (many small ops) is ~20% slower; on an overloaded machine threads can be slower.
+   * Threads for the wasm backend's XNNPACK kernels: a number (1 = single-threaded) or 'auto' (see `workload`).
+   * Default: `WM_WASM_THREADS`, else 'auto'. See src/wasm-threads.ts.
    */
   wasmThreads?: number | 'auto';
+  /**
+   * What the process will mostly do, for 'auto' threads (the count is fixed when the backend starts):
+   * - `inference` (decoding: many small ops, where thread hand-offs cost more than they save): 1 thread.
+   * - `training` (default; large matmuls): one thread per idle core (cores minus the 1-minute load average,
+   *   at most 8), so a machine busy with other jobs runs single-threaded instead of oversubscribed.
+   * Measured on the shared 2-core development machine at load ~12 (other jobs running), doge-tiny (wm bench):
+   * decoding 172-178 tokens/s with 1 thread vs 28-45 with 2; training 164-180 vs 139-237. On an idle 2-core
+   * machine 2 threads trained ~1.6x faster (644 -> 1064 tokens/s) and decoded ~20% slower.
+   */
+  workload?: 'training' | 'inference';
 }
 
 let wasmThreads = 1;
+/** Why this many threads (for the log line). */
+let wasmThreadsWhy = '';
 
-function resolveWasmThreads(setting: number | string | undefined): number {
-  if (setting === undefined || setting === '' || setting === 'auto') return Math.min(os.availableParallelism(), 8);
+/** The 'auto' thread count for a workload, and why. */
+export function autoWasmThreads(workload: 'training' | 'inference', cores = os.availableParallelism(), load = os.loadavg()[0]): { threads: number; why: string } {
+  if (workload === 'inference') return { threads: 1, why: 'inference: single-threaded by default' };
+  const idle = Math.max(0, cores - load);
+  const threads = Math.max(1, Math.min(8, cores, Math.floor(idle + 0.5)));
+  return { threads, why: `training: ${threads === 1 && cores > 1 ? 'machine busy, ' : ''}load ${load.toFixed(1)} on ${cores} cores` };
+}
+
+function resolveWasmThreads(setting: number | string | undefined, workload: 'training' | 'inference'): { threads: number; why: string } {
+  if (setting === undefined || setting === '' || setting === 'auto') return autoWasmThreads(workload);
   const n = Number(setting);
   if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`WM_WASM_THREADS/wasmThreads must be 'auto' or an integer from 1 to 8, got '${setting}'`);
-  return n;
+  return { threads: n, why: 'WM_WASM_THREADS/option' };
 }
 
 /**
@@ -153,10 +215,11 @@ function resolveWasmThreads(setting: number | string | undefined): number {
  */
 export async function loadBackend(options: LoadBackendOptions = {}): Promise<BackendInfo> {
   const forced = options.backend ?? process.env.WM_BACKEND;
-  const threads = resolveWasmThreads(options.wasmThreads ?? process.env.WM_WASM_THREADS);
+  const { threads, why } = resolveWasmThreads(options.wasmThreads ?? process.env.WM_WASM_THREADS, options.workload ?? 'training');
   if (current && (!forced || forced === current.name)) return current;
   const log = options.log ?? true;
   wasmThreads = threads;
+  wasmThreadsWhy = why;
   backendNotes = [];
 
   if (forced) {

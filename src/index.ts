@@ -10,5 +10,7 @@ export * from './models/doge';
 export * from './generation';
 export * from './data';
 export * from './train';
+export * from './finetune';
+export * from './eval';
 export * from './synthetic';
 export * from './viz';

@@ -13,7 +13,13 @@
  *  3. The C++ side uses half the logical cores (`num_cores = logical / 2`, assuming hyper-threading) as the cap, so
  *     during initialisation os.cpus() reports twice the cores.
  * Numerics are unchanged (same kernels, split across threads).
+ *
+ * The two script files are content-addressed (`<sha256>.js` in one cache folder per user), each written once, into a
+ * temporary name and renamed: a worker starting while another thread or process "writes" the same script always reads
+ * a complete file (rewriting one file per thread let early workers read a truncated script, and a few percent of
+ * process starts exited silently), and no temporary folder is left behind per process.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -26,11 +32,32 @@ const BUNDLE_REQUIRES = "var require$$0=require('fs'),require$$1=require('path')
 
 let installed = false;
 
+/** The per-user cache folder of the worker scripts (created 0700; the scripts are the same for every process). */
+export function wasmThreadsCacheDir(): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
+  const dir = path.join(os.tmpdir(), `wm-wasm-threads-${uid}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/**
+ * Write `text` to `<dir>/<sha256 of text>.js` once and return the path: an existing file of that name already
+ * has exactly this content (it only ever appears by an atomic rename of a complete file).
+ */
+export function writeContentAddressed(dir: string, text: string): string {
+  const file = path.join(dir, `${crypto.createHash('sha256').update(text).digest('hex').slice(0, 32)}.js`);
+  if (fs.existsSync(file)) return file;
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file); // atomic; a concurrent writer of the same content renames an identical file
+  return file;
+}
+
 /** Patch Blob/URL so the threaded build can start its workers in Node. Idempotent. */
 function installBlobFilePatch(): void {
   if (installed) return;
   installed = true;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-wasm-threads-'));
+  const dir = wasmThreadsCacheDir();
   const blobText = new WeakMap<Blob, string>();
   let mainScriptPath: string | undefined;
   const NativeBlob = globalThis.Blob;
@@ -41,10 +68,7 @@ function installBlobFilePatch(): void {
       if (parts.every((p) => typeof p === 'string')) {
         const text = (parts as string[]).join('');
         blobText.set(this, text);
-        if (text.startsWith(MAIN_SCRIPT_PREFIX)) {
-          mainScriptPath = path.join(dir, 'tfjs-backend-wasm-threaded-simd.main.js');
-          fs.writeFileSync(mainScriptPath, BUNDLE_REQUIRES + text);
-        }
+        if (text.startsWith(MAIN_SCRIPT_PREFIX)) mainScriptPath = writeContentAddressed(dir, BUNDLE_REQUIRES + text);
       }
     }
   }
@@ -53,10 +77,8 @@ function installBlobFilePatch(): void {
   URL.createObjectURL = (blob: Blob): string => {
     const text = blobText.get(blob);
     if (text === undefined) return nativeCreateObjectURL(blob);
-    const file = path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js');
     const redirect = `URL.createObjectURL=function(){return ${JSON.stringify(mainScriptPath ?? '')}};URL.revokeObjectURL=function(){};\n`;
-    fs.writeFileSync(file, redirect + text);
-    return file;
+    return writeContentAddressed(dir, redirect + text);
   };
 }
 

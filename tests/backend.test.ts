@@ -42,3 +42,78 @@ test('an impossible wasm thread count is refused', async () => {
   const { prepareWasmThreads } = await import('../src/wasm-threads');
   assert.throws(() => prepareWasmThreads(tf, 0), /wasm threads must be an integer from 1 to 8 \(the backend pre-creates 8 workers\), got 0/);
 });
+
+test('many processes starting the threaded backend at once all start (worker scripts written once, atomically, content-addressed)', async () => {
+  const { spawn } = await import('node:child_process');
+  const crypto = await import('node:crypto');
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  // 8 threads per process: 8 workers start while the scripts are "written" for each of them (the old race).
+  const start = () => new Promise<{ code: number | null; out: string }>((resolve) => {
+    const p = spawn(process.execPath, ['-e', "require('./dist').loadBackend({ log: false, backend: 'wasm' }).then(() => console.log('ok'))"],
+      { env: { ...process.env, WM_WASM_THREADS: '8' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    p.on('exit', (code) => resolve({ code, out: out.trim() }));
+  });
+  const results: { code: number | null; out: string }[] = [];
+  for (let round = 0; round < 2; round++) results.push(...await Promise.all(Array.from({ length: 6 }, start)));
+  const bad = results.filter((r) => r.code !== 0 || r.out !== 'ok');
+  assert.deepEqual(bad, [], `${bad.length} of ${results.length} starts failed`);
+  // The cache holds content-addressed scripts only: each file's name is the hash of its content.
+  const { wasmThreadsCacheDir } = await import('../src/wasm-threads');
+  const dir = wasmThreadsCacheDir();
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.js'));
+  assert.ok(files.length >= 2);
+  for (const f of files) {
+    const sha = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, f), 'utf8')).digest('hex').slice(0, 32);
+    assert.equal(f, `${sha}.js`);
+  }
+});
+
+test('auto wasm threads per workload: decoding single-threaded, training threaded only on idle cores', async () => {
+  const { autoWasmThreads } = await import('../src/backend');
+  assert.deepEqual(autoWasmThreads('inference', 2, 0), { threads: 1, why: 'inference: single-threaded by default' });
+  assert.equal(autoWasmThreads('training', 2, 0.2).threads, 2);
+  assert.equal(autoWasmThreads('training', 2, 0.8).threads, 1);
+  assert.deepEqual(autoWasmThreads('training', 2, 12.4), { threads: 1, why: 'training: machine busy, load 12.4 on 2 cores' });
+  assert.equal(autoWasmThreads('training', 16, 0).threads, 8);
+  assert.equal(autoWasmThreads('training', 16, 6).threads, 8);
+  assert.equal(autoWasmThreads('training', 16, 10).threads, 6);
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync(process.execPath, ['-e', "const b=require('./dist');b.loadBackend({ workload: 'inference', backend: 'wasm' }).then(()=>console.log(require('./dist/wasm-threads').wasmThreadsCount()))"],
+    { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(out.trim(), '1');
+});
+
+test('API use before loadBackend() names loadBackend(); after it, an uncaught user error exits 1 and runs exit handlers', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const node = (code: string) => spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '2' } });
+  const early = node("const { DogeConfig, DogeForCausalLM } = require('./dist'); new DogeForCausalLM(DogeConfig.preset('doge-tiny'), { seed: 0 });");
+  assert.notEqual(early.status, 0);
+  assert.match(early.stderr, /no tfjs backend is ready yet; call `await loadBackend\(\)` \(from 'wonderful-matrices'\) once before using models or tensors/);
+  const late = node("require('./dist').loadBackend({ log: false, backend: 'wasm' }).then(() => { process.on('exit', (c) => console.log('exit handler', c)); setTimeout(() => { throw new Error('user bug'); }, 5); });");
+  assert.equal(late.status, 1, late.stderr);
+  assert.equal(late.stdout.trim(), 'exit handler 1');
+  assert.match(late.stderr, /Error: user bug/);
+  const rejected = node("require('./dist').loadBackend({ log: false, backend: 'wasm' }).then(() => { process.on('exit', (c) => console.log('exit handler', c)); Promise.reject(new Error('async bug')); });");
+  assert.equal(rejected.status, 1, rejected.stderr);
+  assert.equal(rejected.stdout.trim(), 'exit handler 1');
+});
+
+test('savePretrained folders follow the umask (0755 under umask 022), not mkdtemp\'s 0700', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-mode-'));
+  for (const [umask, want] of [['0o022', 0o755], ['0o027', 0o750]] as const) {
+    const out = path.join(dir, `m${umask}`);
+    const r = spawnSync(process.execPath, ['-e', `process.umask(${umask}); const b = require('./dist'); b.loadBackend({ log: false }).then(() => {
+      const m = new b.DogeForCausalLM(new b.DogeConfig({ vocab_size: 16, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }), { seed: 0 });
+      m.savePretrained(${JSON.stringify(out)}); })`], { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((fs.statSync(out).mode & 0o777).toString(8), want.toString(8), `umask ${umask}`);
+  }
+});

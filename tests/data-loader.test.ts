@@ -94,6 +94,7 @@ test('checkVocabulary names the offending id, row and position; ragged rows are 
   // Rewrite its shard by hand with a table of unequal rows.
   const vec = vectorFromArray([[1, 2, 3], [4, 5]], new List(new Field('item', new Int32(), true)));
   fs.writeFileSync(path.join(ragged, 'data-00000-of-00001.arrow'), tableToIPC(new Table({ input_ids: vec }), 'stream'));
+  fs.rmSync(path.join(ragged, 'wm_shards.json')); // a folder written by another tool has no shard manifest
   await assert.rejects(openPackedDataset(ragged), /row 1 of 'input_ids' has 2 tokens, expected 3 .*not a packed dataset/);
   await assert.rejects(openPackedDataset(ragged, { mode: 'disk' }), /a row of 'input_ids' has 2 tokens, expected 3 .*not a packed dataset/);
   await assert.rejects(openPackedDataset(path.join(dir, 'absent')), /absent is not a datasets folder: .*state\.json is missing/);
@@ -121,6 +122,7 @@ test('on-disk mode reads the same rows with bounded memory (list and large_list,
     input_ids: vectorFromArray(rows, new LargeList(new Field('item', new Int32(), true))),
   });
   fs.writeFileSync(path.join(other, 'data-00000-of-00001.arrow'), tableToIPC(table, 'stream'));
+  fs.rmSync(path.join(other, 'wm_shards.json')); // another writer's folder: no shard manifest
   const m2 = await openPackedDataset(other, { mode: 'memory' });
   const d2 = await openPackedDataset(other, { mode: 'disk' });
   assert.deepEqual([d2.numRows, d2.seqLen, d2.maxTokenId], [2500, 3, 2501]);

@@ -181,6 +181,6 @@ test('failures name the problem and leave no output folder behind', async () => 
   assert.deepEqual(siblings(), []);
   // A failing run does not destroy an existing good output either.
   const good = path.join(dir, 'plain');
-  await assert.rejects(prepareDataset({ inputs: [cut], tokenizer: tok, seqLen: 64, outDir: good, log: false }), /cut\.parquet/);
+  await assert.rejects(prepareDataset({ inputs: [cut], tokenizer: tok, seqLen: 64, outDir: good, log: false, overwrite: true }), /cut\.parquet/);
   assert.ok(fs.existsSync(path.join(good, 'train', 'state.json')));
 });

@@ -162,5 +162,5 @@ test('wm tokenizer train / encode / decode (CLI) print the training time and ids
   assert.equal(lines[2], JSON.stringify('<|user|>user\nhi<|end|>\n<|user|>assistant\n'));
   assert.equal(JSON.parse(lines[3]!)[0], 3);
   assert.equal(lines[4], JSON.stringify('<|user|><|end|>'));
-  await assert.rejects(tokenizerCli(['decode', '--tokenizer', out, '--ids', '3,999']), /--ids: '999' is not a token id of this tokenizer \(vocab 400\)/);
+  await assert.rejects(tokenizerCli(['decode', '--tokenizer', out, '--ids', '3,999']), /--ids: item 2 \(999\) is not a token id of this tokenizer \(vocab 400\)/);
 });

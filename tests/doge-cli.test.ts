@@ -25,8 +25,10 @@ test('wm generate --ids prints the same greedy continuation as model.generate', 
     console.log = orig;
   }
   assert.deepEqual(lines, [want.join(',')]);
-  await assert.rejects(run(['--ids', '1']), { message: /--model DIR is required/ });
-  await assert.rejects(run(['--model', dir, '--ids', '1,x']), { message: "generate: --ids must be comma-separated integers, got 'x'" });
+  await assert.rejects(run(['--ids', '1']), { message: /--model is required/ });
+  await assert.rejects(run(['--model', dir, '--ids', '1,x']), { message: "--ids: item 2 'x' is not an integer (give comma-separated integers, e.g. 1,2,3)" });
+  await assert.rejects(run(['--model', dir, '--ids', '1,,2']), { message: /--ids: item 2 is empty/ });
+  await assert.rejects(run(['--model', dir, '--ids', '1,50']), { message: /--ids item 2 \(50\) is not a token id of this model \(vocab_size 50\)/ });
   model.dispose();
 });
 

@@ -64,3 +64,32 @@ test('truncated and corrupt files name the problem', async () => {
   assert.throws(() => decodeSafetensors(bad, 'm.safetensors'), /header \(bytes 8\.\.\d+\) is not valid UTF-8 JSON/);
   assert.throws(() => loadSafetensors('/nonexistent/x.safetensors'), /no such safetensors file/);
 });
+
+test('NaN or Inf weights are refused on load, naming the tensor, the element and the byte; a Doge checkpoint with them does not load', async () => {
+  await loadBackend({ log: false });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-st-nan-'));
+  const file = path.join(dir, 'x.safetensors');
+  const good = tf.tensor2d([[1, 2], [3, 4]]);
+  const bad = tf.tensor2d([[1, 2], [NaN, Infinity]]);
+  saveSafetensors(file, { 'a.ok': good, 'b.bad': bad });
+  assert.throws(() => loadSafetensors(file), /x\.safetensors: tensor 'b\.bad' \[2,2\] has 2 non-finite value\(s\); the first is NaN at index \[1,0\] \(data byte 24\)/);
+  const lenient = loadSafetensors(file, { allowNonFinite: true });
+  assert.ok(Number.isNaN(lenient.tensors.get('b.bad')!.dataSync()[2]));
+  for (const t of lenient.tensors.values()) t.dispose();
+
+  // A real checkpoint folder: copy the dense fixture and poison one weight.
+  const { DogeForCausalLM } = await import('../src/models/doge');
+  const model = DogeForCausalLM.fromPretrained('tests/fixtures/doge/dense');
+  const ckpt = path.join(dir, 'ckpt');
+  fs.mkdirSync(ckpt);
+  fs.copyFileSync('tests/fixtures/doge/dense/config.json', path.join(ckpt, 'config.json'));
+  const params = new Map([...model.parameters()].map(([n, v]) => [n, n === 'model.layers.1.mlp.up_proj.weight' ? tf.fill(v.shape, Infinity) : v] as [string, tf.Tensor]));
+  saveSafetensors(path.join(ckpt, 'model.safetensors'), params);
+  const before = tf.memory().numTensors;
+  assert.throws(() => DogeForCausalLM.fromPretrained(ckpt), /tensor 'model\.layers\.1\.mlp\.up_proj\.weight' \[\d+,\d+\] has \d+ non-finite value\(s\); the first is Infinity at index \[0,0\]/);
+  assert.equal(tf.memory().numTensors, before, 'nothing leaks when loading fails');
+  params.get('model.layers.1.mlp.up_proj.weight')!.dispose();
+  model.dispose();
+  good.dispose();
+  bad.dispose();
+});

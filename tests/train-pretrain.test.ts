@@ -7,7 +7,7 @@ import { tf, loadBackend } from '../src/backend';
 import { writePackedSplit, writeDatasetDict } from '../src/data';
 import { run, parseArgs } from '../src/cli/pretrain';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { inheritParameters, Trainer, TRAINING_DEFAULTS } from '../src/train';
+import { acquireOutputLock, inheritParameters, Trainer, TRAINING_DEFAULTS } from '../src/train';
 
 before(async () => {
   await loadBackend({ log: false });
@@ -76,7 +76,7 @@ test('argument parsing: flags, overrides, --resume with and without a folder', (
     { config: 'c.yaml', resume: true, prepareDefault: false, overrides: { 'max-steps': '200', 'output-dir': 'runs/x' } });
   assert.deepEqual(parseArgs(['--resume', 'runs/x/checkpoint-4', '--prepare-default', '--config', 'c.yaml']),
     { config: 'c.yaml', resume: 'runs/x/checkpoint-4', prepareDefault: true, overrides: {} });
-  assert.throws(() => parseArgs(['--max-steps']), /^Error: --max-steps needs a value$/);
+  assert.throws(() => parseArgs(['--max-steps']), /^UsageError: wm pretrain: --max-steps needs a value$/);
 });
 
 test('a missing dataset folder is named', async () => {
@@ -192,29 +192,132 @@ test('Doge training keeps the live tensor count constant across 200 steps', asyn
   model.dispose();
 });
 
-test('Ctrl-C (SIGINT) saves a checkpoint after the current step and exits cleanly', async () => {
-  const dir = tmp('sigint');
-  const ds = await makeDataset(path.join(dir, 'ds'));
-  const cfg = writeConfig(dir, ds);
+/** Start `wm pretrain` as a real process; `signal` is sent once the progress line of step 3 appears. */
+async function pretrainProcess(cfg: string, signal: NodeJS.Signals | undefined, extra: string[] = []) {
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/wm.ts', 'pretrain', '--config', cfg, '--max-steps', '100000', '--save-steps', '0', '--eval-steps', '0', '--logging-steps', '1'], {
-    env: { ...process.env, WM_BACKEND: 'wasm' },
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/wm.ts', 'pretrain', '--config', cfg, '--max-steps', '100000', '--save-steps', '0', '--eval-steps', '0', '--logging-steps', '1', ...extra], {
+    env: { ...process.env, WM_BACKEND: 'wasm', WM_WASM_THREADS: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
   let signalled = false;
   child.stderr.on('data', (d: Buffer) => {
     err += d.toString();
-    if (!signalled && /step +3\/100000/.test(err)) {
+    if (signal && !signalled && /step +3\/100000/.test(err)) {
       signalled = true;
-      child.kill('SIGINT');
+      child.kill(signal);
     }
   });
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  assert.equal(code, 0, err.slice(-2000));
-  assert.match(err, /Ctrl-C: saving a checkpoint after this step/);
-  const m = /saved (.*checkpoint-(\d+)) \(stopped early; continue with --resume\)/.exec(err);
-  assert.ok(m, err.slice(-2000));
-  assert.ok(Number(m[2]) >= 3 && Number(m[2]) < 100000);
-  assert.ok(fs.existsSync(path.join(m[1], 'trainer_state', 'state.json')));
+  return { code, err, pid: child.pid! };
+}
+
+for (const [signal, exitCode, says] of [['SIGINT', 130, 'Ctrl-C'], ['SIGTERM', 143, 'SIGTERM']] as const) {
+  test(`${signal} saves a checkpoint after the current step and exits ${exitCode}; stale temporaries are cleaned, a torn metrics line does not block --resume`, async () => {
+    const dir = tmp(signal.toLowerCase());
+    const ds = await makeDataset(path.join(dir, 'ds'));
+    const cfg = writeConfig(dir, ds);
+    const out = path.join(dir, 'out');
+    // What a kill -9 during a save leaves behind (the process is gone, its pid no longer runs).
+    fs.mkdirSync(path.join(out, '.checkpoint-2.tmp-999999', 'trainer_state'), { recursive: true });
+    fs.writeFileSync(path.join(out, '.checkpoint-2.tmp-999999', 'model.safetensors'), Buffer.alloc(1000));
+    const { code, err } = await pretrainProcess(cfg, signal);
+    assert.equal(code, exitCode, err.slice(-2000));
+    assert.match(err, new RegExp(`${says}: saving a checkpoint after this step`));
+    assert.match(err, /removed 1 incomplete temporary folder\(s\) of an interrupted save/);
+    assert.ok(!fs.existsSync(path.join(out, '.checkpoint-2.tmp-999999')));
+    const m = /saved (.*checkpoint-(\d+)) \(stopped early; continue with --resume\)/.exec(err);
+    assert.ok(m, err.slice(-2000));
+    const step = Number(m[2]);
+    assert.ok(step >= 3 && step < 100000);
+    assert.ok(fs.existsSync(path.join(m[1], 'trainer_state', 'state.json')));
+    assert.ok(!fs.existsSync(path.join(out, '.wm-lock')), 'the lock is released');
+    // Killed while appending a metrics row: the torn last line is dropped on resume, the run continues.
+    fs.appendFileSync(path.join(out, 'metrics.jsonl'), '{"step": 99999, "lo');
+    await run(['--config', cfg, '--resume', '--max-steps', String(step + 2), '--save-steps', '0', '--eval-steps', '0', '--logging-steps', '1', '--sample-new-tokens', '0']);
+    assert.deepEqual(metricsRows(out).filter((r) => 'loss' in r).map((r) => r.step), Array.from({ length: step + 2 }, (_, i) => i + 1));
+  });
+}
+
+test('a second run into the same output folder is refused while the first holds the lock; a killed holder leaves a stale lock that is taken over', async () => {
+  const dir = tmp('lock');
+  const out = path.join(dir, 'out');
+  const { spawn } = await import('node:child_process');
+  // A real process holding the lock (what a running `wm pretrain` does first).
+  const holder = spawn(process.execPath, ['-e', `require(${JSON.stringify(path.resolve('dist/train/checkpoint.js'))}).acquireOutputLock(${JSON.stringify(out)}); console.log('locked'); setInterval(() => {}, 1000);`],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => holder.stdout.on('data', (d: Buffer) => { if (d.toString().includes('locked')) resolve(); }));
+  try {
+    assert.throws(() => acquireOutputLock(out), new RegExp(`is in use by another run: process ${holder.pid} .*choose another --output-dir`));
+    const ds = await makeDataset(path.join(dir, 'ds'));
+    const cfg = writeConfig(dir, ds);
+    const second = await pretrainProcess(cfg, undefined);
+    assert.equal(second.code, 1);
+    assert.match(second.err, new RegExp(`in use by another run: process ${holder.pid}`));
+    assert.ok(!fs.existsSync(path.join(out, 'metrics.jsonl')), 'the refused run wrote nothing');
+  } finally {
+    holder.kill('SIGKILL');
+    await new Promise((resolve) => holder.on('exit', resolve));
+  }
+  assert.ok(fs.existsSync(path.join(out, '.wm-lock')), 'kill -9 leaves the lock file');
+  const notes: string[] = [];
+  const release = acquireOutputLock(out, (l) => notes.push(l));
+  assert.match(notes.join('\n'), new RegExp(`removed a stale lock of .* \\(process ${holder.pid} is no longer running\\)`));
+  release();
+  assert.ok(!fs.existsSync(path.join(out, '.wm-lock')));
+});
+
+test('--resume continues this folder\'s own run: a fresh run moves the earlier one aside, and checkpoints of other runs are never picked', async () => {
+  const dir = tmp('runid');
+  const ds = await makeDataset(path.join(dir, 'ds'));
+  const cfg = writeConfig(dir, ds);
+  const out = path.join(dir, 'out');
+  const quiet = ['--eval-steps', '0', '--sample-new-tokens', '0', '--logging-steps', '2'];
+  await run(['--config', cfg, '--max-steps', '8', '--save-steps', '8', ...quiet]);
+  const runA = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8')).run_id as string;
+  await run(['--config', cfg, '--max-steps', '4', '--save-steps', '2', ...quiet]);
+  const runB = JSON.parse(fs.readFileSync(path.join(out, 'run.json'), 'utf8')).run_id as string;
+  assert.notEqual(runA, runB);
+  // Run A is kept, aside: nothing deleted.
+  assert.ok(fs.existsSync(path.join(out, 'previous-runs', runA, 'checkpoint-8', 'model.safetensors')));
+  assert.ok(fs.existsSync(path.join(out, 'previous-runs', runA, 'final', 'model.safetensors')));
+  // A checkpoint of another run with a higher step in the folder (e.g. copied back) is not resumed.
+  fs.cpSync(path.join(out, 'previous-runs', runA, 'checkpoint-8'), path.join(out, 'checkpoint-8'), { recursive: true });
+  await run(['--config', cfg, '--max-steps', '6', '--save-steps', '2', '--resume', ...quiet]);
+  const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint-6', 'trainer_state', 'state.json'), 'utf8'));
+  assert.equal(state.run_id, runB);
+  assert.equal(state.global_step, 6);
+  const rows = metricsRows(out).filter((r) => 'loss' in r);
+  assert.deepEqual(rows.map((r) => r.step), [2, 4, 6]);
+  assert.ok(rows.every((r) => Number.isFinite(r.loss)));
+  // The foreign checkpoint was not pruned as if it were ours (save_total_limit 2 counts this run's only).
+  assert.ok(fs.existsSync(path.join(out, 'checkpoint-8')));
+  assert.ok(!fs.existsSync(path.join(out, 'checkpoint-2')));
+});
+
+test('loss.html: single points have markers, lr and tokens/s panels, plotly.js once per folder instead of inlined', async () => {
+  const { writeLossHtml, trainingFigures } = await import('../src/train');
+  const dir = tmp('losshtml');
+  const rows = [
+    { step: 1, loss: 5, lr: 1e-3, grad_norm: 1, tokens: 64, tokens_per_s: 900, elapsed_s: 1 },
+    { step: 2, loss: 4, lr: 5e-4, grad_norm: 1, tokens: 128, tokens_per_s: 1000, elapsed_s: 2 },
+    { step: 2, eval_loss: 4.2, eval_perplexity: Math.exp(4.2) },
+  ];
+  const figs = trainingFigures(rows);
+  assert.equal(figs.length, 3);
+  const evalTrace = figs[0].data.find((t) => t.name === 'eval loss') as { mode: string; y: number[] };
+  assert.equal(evalTrace.mode, 'lines+markers');
+  assert.deepEqual(evalTrace.y, [4.2]);
+  assert.deepEqual((figs[1].data[0] as { y: number[] }).y, [1e-3, 5e-4]);
+  assert.deepEqual((figs[2].data[0] as { y: number[] }).y, [900, 1000]);
+  writeLossHtml(rows, path.join(dir, 'loss.html'));
+  writeLossHtml(rows, path.join(dir, 'other.html'));
+  const html = fs.readFileSync(path.join(dir, 'loss.html'), 'utf8');
+  assert.ok(html.length < 50_000, `loss.html is ${html.length} bytes`);
+  const libs = fs.readdirSync(dir).filter((f) => /^plotly-.*\.min\.js$/.test(f));
+  assert.equal(libs.length, 1);
+  assert.ok(html.includes(`src="${libs[0]}"`));
+  assert.ok(fs.statSync(path.join(dir, libs[0])).size > 1_000_000);
+  assert.match(html, /learning rate/);
+  assert.match(html, /throughput \(tokens\/s\)/);
 });

@@ -13,13 +13,17 @@ import { DogeConfig, DogeForCausalLM } from '../models/doge';
 import { BatchLoader, openPackedDataset, prepareDefaultCorpus, loadTokenizer, checkVocabulary } from '../data';
 import type { PackedDataset } from '../data';
 import { configToJSON, loadPretrainConfig, PretrainConfig } from '../train/config';
-import { inheritParameters, latestCheckpoint, listCheckpoints, writeFolderAtomically } from '../train/checkpoint';
+import { acquireOutputLock, cleanStaleTemporaries, inheritParameters, startFreshRun, writeFolderAtomically, writeRunFile } from '../train/checkpoint';
+import { generationOptionsFrom, PRETRAIN_SAMPLING_DEFAULTS, writeGenerationConfig } from '../generation/generation-config';
+import type { WmTokenizer } from '../data';
 import { Trainer, CausalLM } from '../train/trainer';
 import { formatDuration } from '../train/progress';
+import { defineCommand, flag, parseCommandArgs, str, UsageError } from './args';
 
 const USAGE = `usage: wm pretrain --config FILE [options]
 
-  --config FILE         YAML config (sections model, data, training; see configs/)
+  --config FILE|NAME    YAML config (sections model, data, training) or a shipped recipe name:
+                        doge-tiny, doge-tiny-moe, doge-20m, doge-60m, doge-160m, doge-320m
   --resume [DIR]        continue from DIR or from the newest checkpoint in the output folder
   --prepare-default     first prepare the embedded Brown corpus (tokenizer + packed dataset) and train on it
   --<key> VALUE         override any config key, e.g. --max-steps 200 --output-dir runs/x --learning-rate 1e-3
@@ -33,28 +37,43 @@ interface Args {
   overrides: Record<string, string>;
 }
 
+export const PRETRAIN_SPEC = defineCommand({
+  name: 'wm pretrain',
+  usage: USAGE,
+  options: {
+    config: { type: 'string' },
+    resume: { type: 'string', optionalValue: true },
+    'prepare-default': { type: 'boolean' },
+  },
+  // Any other --key VALUE overrides a config key; loadPretrainConfig checks the names ("did you mean").
+  passThrough: true,
+});
+
 export function parseArgs(argv: string[]): Args {
-  const out: Args = { prepareDefault: false, overrides: {} };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === '--help' || flag === '-h') throw Object.assign(new Error(USAGE), { usage: true });
-    else if (flag === '--config') out.config = value();
-    else if (flag === '--prepare-default') out.prepareDefault = true;
-    else if (flag === '--resume') {
-      if (inline !== undefined) out.resume = inline;
-      else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) out.resume = argv[++i];
-      else out.resume = true;
-    } else if (flag.startsWith('--')) out.overrides[flag.slice(2)] = value();
-    else throw new Error(`unexpected argument '${a}'\n\n${USAGE}`);
-  }
-  return out;
+  const a = parseCommandArgs(PRETRAIN_SPEC, argv);
+  if (a.help) throw Object.assign(new Error(USAGE), { usage: true });
+  const out: Args = { prepareDefault: flag(a, 'prepare-default'), overrides: a.rest };
+  const config = str(a, 'config');
+  if (config !== undefined) out.config = config;
+  const resume = a.values.resume;
+  if (resume !== undefined) out.resume = resume === true ? true : String(resume);
+  return { config: out.config, resume: out.resume, prepareDefault: out.prepareDefault, overrides: out.overrides } as Args;
+}
+
+/** The folder of the recipes shipped with the package (configs/ next to dist/ and src/). */
+export const SHIPPED_CONFIGS_DIR = path.join(__dirname, '..', '..', 'configs');
+
+/**
+ * `--config` accepts a file or the name of a shipped recipe (`doge-tiny`, `doge-tiny.yaml`,
+ * `configs/doge-tiny.yaml` from any folder): a path that exists wins, then the package's configs/.
+ */
+export function resolveConfigPath(config: string): string {
+  if (fs.existsSync(config)) return config;
+  const base = path.basename(config).replace(/\.ya?ml$/, '');
+  const shipped = path.join(SHIPPED_CONFIGS_DIR, `${base}.yaml`);
+  if (/^[\w.-]+$/.test(base) && fs.existsSync(shipped)) return shipped;
+  const names = fs.existsSync(SHIPPED_CONFIGS_DIR) ? fs.readdirSync(SHIPPED_CONFIGS_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, '')) : [];
+  throw new UsageError(`wm pretrain: config file not found: ${config}; give a YAML file or a shipped recipe name (${names.join(', ')}; in ${SHIPPED_CONFIGS_DIR})`);
 }
 
 /** Open a split folder with a clear message when it is missing. */
@@ -89,16 +108,17 @@ export function checkDataAgainstModel(config: PretrainConfig, model: DogeConfig,
   checkVocabulary(train, model.vocab_size);
 }
 
-async function printSamples(model: DogeForCausalLM, tokenizerDir: string | undefined, config: PretrainConfig): Promise<void> {
+async function printSamples(model: DogeForCausalLM, tok: WmTokenizer | undefined, config: PretrainConfig): Promise<void> {
   const t = config.training;
-  if (!tokenizerDir || t.sample_prompts.length === 0 || t.sample_new_tokens === 0) return;
-  const tok = await loadTokenizer(tokenizerDir);
-  console.log(`\nsamples (top-k 40, temperature 0.8, repetition penalty 1.2, ${t.sample_new_tokens} new tokens):`);
+  if (!tok || t.sample_prompts.length === 0 || t.sample_new_tokens === 0) return;
+  // The defaults also written to generation_config.json, so `wm generate` decodes the same way.
+  const d = generationOptionsFrom(PRETRAIN_SAMPLING_DEFAULTS);
+  console.log(`\nsamples (top-k ${d.topK}, temperature ${d.temperature}, repetition penalty ${d.repetitionPenalty}, ${t.sample_new_tokens} new tokens):`);
   for (const prompt of t.sample_prompts) {
     const ids = tok.encode(prompt);
     // seeded sampling (greedy decoding of a small, briefly trained model mostly repeats one token)
     const [row] = model.generate([ids], {
-      maxNewTokens: t.sample_new_tokens, doSample: true, topK: 40, temperature: 0.8, repetitionPenalty: 1.2, seed: t.seed,
+      ...d, maxNewTokens: t.sample_new_tokens, seed: t.seed,
       eosTokenId: tok.eosTokenId ?? null,
     });
     console.log(`  ${JSON.stringify(prompt)} -> ${JSON.stringify(tok.decode(row.slice(ids.length), { skipSpecialTokens: true }))}`);
@@ -128,8 +148,23 @@ export async function run(argv: string[]): Promise<void> {
     }
     throw e;
   }
-  if (!args.config) throw new Error(`--config is required\n\n${USAGE}`);
-  const config = loadPretrainConfig(args.config, args.overrides);
+  if (!args.config) throw new UsageError(`wm pretrain: --config is required\n\n${USAGE}`);
+  const config = loadPretrainConfig(resolveConfigPath(args.config), args.overrides);
+  const t = config.training;
+  // One run per output folder: take its lock before anything is written there, then clear what killed runs left.
+  const releaseLock = acquireOutputLock(t.output_dir);
+  try {
+    cleanStaleTemporaries(t.output_dir);
+    await runLocked(args, config, t);
+  } finally {
+    releaseLock();
+  }
+}
+
+/** Exit codes after a run stopped by a signal (128 + signal number), so `wm pretrain ... && next` stops too. */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+async function runLocked(args: Args, config: PretrainConfig, t: PretrainConfig['training']): Promise<void> {
   const backend = await loadBackend();
   const t0 = performance.now();
 
@@ -157,6 +192,13 @@ export async function run(argv: string[]): Promise<void> {
   if (!evalSet) console.error(`note: no '${config.data.eval_split}' split in ${config.data.dataset_dir}; training without evaluation`);
 
   // --- model ---
+  // The special token ids come from the tokenizer unless the config sets them (HF generate stops at eos_token_id).
+  const tok = tokenizerDir ? await loadTokenizer(tokenizerDir) : undefined;
+  if (tok) {
+    const fields = config.model.fields as Record<string, unknown>;
+    const ids = { bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.padTokenId };
+    for (const [k, v] of Object.entries(ids)) if (!(k in fields) && v !== undefined) fields[k] = v;
+  }
   const modelConfig = modelConfigFrom(config);
   checkDataAgainstModel(config, modelConfig, train);
   if (evalSet) checkDataAgainstModel(config, modelConfig, evalSet);
@@ -169,10 +211,26 @@ export async function run(argv: string[]): Promise<void> {
       (r.initialised.length ? ` (${r.initialised.slice(0, 4).join(', ')}${r.initialised.length > 4 ? ', ...' : ''})` : '') +
       (r.ignored.length ? `, ignored ${r.ignored.length} not in this model` : ''));
   }
-  const t = config.training;
   console.error(`model: ${config.model.preset ?? 'custom'} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${modelConfig.num_hidden_layers} layers, hidden ${modelConfig.hidden_size}${modelConfig.is_moe ? `, MoE ${modelConfig.num_experts} experts top-${modelConfig.num_experts_per_tok}` : ''}) on ${backend.name}`);
   console.error(`data: ${train.numRows} training rows of ${train.seqLen} tokens${evalSet ? `, ${evalSet.numRows} eval rows` : ''}; ` +
     `${t.per_device_train_batch_size * t.gradient_accumulation_steps * train.seqLen} tokens per step, ${t.max_steps} steps`);
+
+  // --- the run: a fresh one moves an earlier run in the folder aside; --resume continues this folder's run ---
+  let runId: string | undefined;
+  if (!args.resume) {
+    const fresh = startFreshRun(t.output_dir);
+    runId = fresh.runId;
+    if (fresh.movedTo) {
+      console.error(`note: ${t.output_dir} held an earlier run (${fresh.moved.length} entries: ${fresh.moved.slice(0, 4).join(', ')}${fresh.moved.length > 4 ? ', ...' : ''}); ` +
+        `moved it to ${fresh.movedTo} and starting run ${runId} (to continue a run instead, pass --resume)`);
+    }
+  }
+  // Every checkpoint (and final/) is a complete model folder: weights, tokenizer, and the decoding defaults.
+  const generationConfig = { ...PRETRAIN_SAMPLING_DEFAULTS, bos_token_id: modelConfig.bos_token_id, eos_token_id: modelConfig.eos_token_id, pad_token_id: modelConfig.pad_token_id };
+  const modelFolderExtras = (dir: string): void => {
+    if (tokenizerDir) for (const f of fs.readdirSync(tokenizerDir)) if (fs.statSync(path.join(tokenizerDir, f)).isFile()) fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
+    writeGenerationConfig(dir, generationConfig);
+  };
 
   // --- trainer ---
   const trainer = new Trainer({
@@ -181,49 +239,55 @@ export async function run(argv: string[]): Promise<void> {
     seqLen: train.seqLen,
     evalDataset: evalSet,
     config: configToJSON(config),
+    runId,
+    checkpointExtras: modelFolderExtras,
     warmupOnly: t.train_new_only_steps > 0 ? { names: newTensorNames(config, model, newTensors), steps: t.train_new_only_steps } : undefined,
     trainLoader: (position) => new BatchLoader(train, { batchSize: t.per_device_train_batch_size, seed: t.seed, position: (position as number | undefined) ?? 0 }),
   });
   if (args.resume) {
     trainer.resume(args.resume === true ? 'latest' : args.resume);
+    writeRunFile(t.output_dir, trainer.runId);
   } else {
-    if (listCheckpoints(t.output_dir).length) {
-      console.error(`note: ${t.output_dir} has checkpoints from an earlier run (newest ${latestCheckpoint(t.output_dir)}); starting fresh (use --resume to continue)`);
-    }
     trainer.metrics.truncateAfter(0);
   }
 
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts === 1) {
-      console.error('\nCtrl-C: saving a checkpoint after this step (press again to quit without saving)');
+  // Ctrl-C and SIGTERM (docker stop, Slurm, Kubernetes, timeout): checkpoint after the current step, then exit
+  // 130 / 143. A second signal quits at once.
+  let stoppedBy: string | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stoppedBy === undefined) {
+      stoppedBy = signal;
+      console.error(`\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: saving a checkpoint after this step (${signal === 'SIGINT' ? 'press again' : 'signal again'} to quit without saving)`);
       trainer.requestStop();
     } else {
-      process.exit(130);
+      process.exit(SIGNAL_EXIT[signal] ?? 1);
     }
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let result;
   try {
     result = await trainer.train();
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 
-  // --- final model (HF folder + tokenizer) and samples ---
+  // --- final model (HF folder + tokenizer + generation_config.json) and samples ---
   const finalDir = path.join(t.output_dir, 'final');
   if (!result.stopped) {
     await writeFolderAtomically(finalDir, async (tmp) => {
       await model.savePretrained(tmp);
-      if (tokenizerDir) for (const f of fs.readdirSync(tokenizerDir)) fs.copyFileSync(path.join(tokenizerDir, f), path.join(tmp, f));
+      modelFolderExtras(tmp);
     });
   }
   const took = (performance.now() - t0) / 1000;
   const evalText = result.lastEval ? `, eval loss ${result.lastEval.eval_loss.toFixed(4)} (perplexity ${result.lastEval.eval_perplexity.toFixed(2)})` : '';
-  console.error(`${result.stopped ? 'stopped' : 'done'} at step ${result.steps}: train loss ${result.lastLoss.toFixed(4)}${evalText}; ${formatDuration(took)} in total`);
+  const lossText = Number.isFinite(result.lastLoss) ? `train loss ${result.lastLoss.toFixed(4)}` : 'no training steps in this session';
+  console.error(`${result.stopped ? 'stopped' : 'done'} at step ${result.steps}: ${lossText}${evalText}; ${formatDuration(took)} in total`);
   console.error(`checkpoint: ${result.checkpoint}${result.stopped ? '' : `; model: ${finalDir}`}; metrics: ${path.join(t.output_dir, 'metrics.jsonl')}, plot: ${path.join(t.output_dir, 'loss.html')}`);
-  if (!result.stopped) await printSamples(model, tokenizerDir, config);
+  if (!result.stopped) await printSamples(model, tok, config);
   trainer.dispose();
   model.dispose();
+  if (result.stopped && stoppedBy) process.exitCode = SIGNAL_EXIT[stoppedBy] ?? 1;
 }

@@ -5,13 +5,13 @@
  *   decode   print the text of ids
  */
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { trainTokenizer, DEFAULT_SPECIAL_TOKENS } from '../data/bpe-trainer';
 import { readRecords } from '../data/sources';
 import { loadTokenizer } from '../data/tokenizer';
+import { CommandSpec, defineCommand, flag, num, parseCommandArgs, parseIntList, ParsedArgs, str, strs, UsageError } from './args';
 
 const USAGE = `usage:
-  wm tokenizer train --input PATH [--input ...] --vocab-size N --out DIR [--min-frequency 2]
+  wm tokenizer train --input PATH [--input ...] --vocab-size N --out DIR [--overwrite] [--min-frequency 2]
                      [--bos TOKEN] [--eos TOKEN] [--pad TOKEN] [--im-start TOKEN] [--im-end TOKEN]
                      [--special TOKEN ...] [--chat-template FILE.jinja] [--text-column text]
       The default chat template is ChatML with the --im-start/--im-end markers.
@@ -19,9 +19,48 @@ const USAGE = `usage:
   wm tokenizer encode --tokenizer DIR (--text TEXT | --chat-user TEXT [--generation-prompt])
   wm tokenizer decode --tokenizer DIR --ids 1,2,3`;
 
-function need<T>(v: T | undefined, name: string): T {
-  if (v === undefined) throw new Error(`--${name} is required\n\n${USAGE}`);
-  return v;
+const SPECS = {
+  train: defineCommand({
+    name: 'wm tokenizer train',
+    usage: USAGE,
+    options: {
+      input: { type: 'string', multiple: true },
+      'vocab-size': { type: 'int', required: true, min: 258 },
+      out: { type: 'string', required: true },
+      overwrite: { type: 'boolean' },
+      'min-frequency': { type: 'int', min: 1 },
+      bos: { type: 'string' },
+      eos: { type: 'string' },
+      pad: { type: 'string' },
+      'im-start': { type: 'string' },
+      'im-end': { type: 'string' },
+      'chat-template': { type: 'string' },
+      special: { type: 'string', multiple: true },
+      'text-column': { type: 'string' },
+    },
+  }),
+  encode: defineCommand({
+    name: 'wm tokenizer encode',
+    usage: USAGE,
+    options: {
+      tokenizer: { type: 'string', required: true },
+      text: { type: 'string' },
+      'chat-user': { type: 'string' },
+      'generation-prompt': { type: 'boolean' },
+    },
+  }),
+  decode: defineCommand({
+    name: 'wm tokenizer decode',
+    usage: USAGE,
+    options: { tokenizer: { type: 'string', required: true }, ids: { type: 'string', required: true } },
+  }),
+} satisfies Record<string, CommandSpec>;
+
+/** Parse; `undefined` when --help was asked for (and printed). */
+function parse(spec: CommandSpec, argv: string[]): ParsedArgs | undefined {
+  const a = parseCommandArgs(spec, argv);
+  if (a.help) { console.log(USAGE); return undefined; }
+  return a;
 }
 
 /** The text of every record of every input (prompts and answers both feed the tokenizer). */
@@ -36,72 +75,55 @@ async function* corpusTexts(inputs: string[], textColumn?: string): AsyncGenerat
 }
 
 async function train(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      input: { type: 'string', multiple: true },
-      'vocab-size': { type: 'string' },
-      out: { type: 'string' },
-      'min-frequency': { type: 'string' },
-      bos: { type: 'string' },
-      eos: { type: 'string' },
-      pad: { type: 'string' },
-      'im-start': { type: 'string' },
-      'im-end': { type: 'string' },
-      'chat-template': { type: 'string' },
-      special: { type: 'string', multiple: true },
-      'text-column': { type: 'string' },
-    },
-  });
-  const inputs = need(values.input, 'input');
-  const vocabSize = Number(need(values['vocab-size'], 'vocab-size'));
+  const a = parse(SPECS.train, argv);
+  if (!a) return;
+  const inputs = strs(a, 'input');
+  if (inputs.length === 0) throw new UsageError(`wm tokenizer train: --input is required
+
+${USAGE}`);
+  const vocabSize = num(a, 'vocab-size')!;
+  const chatTemplate = str(a, 'chat-template');
   const r = await trainTokenizer({
-    texts: corpusTexts(inputs, values['text-column']),
+    texts: corpusTexts(inputs, str(a, 'text-column')),
     vocabSize,
-    outDir: need(values.out, 'out'),
-    minFrequency: values['min-frequency'] === undefined ? undefined : Number(values['min-frequency']),
+    outDir: str(a, 'out')!,
+    overwrite: flag(a, 'overwrite'),
+    minFrequency: num(a, 'min-frequency'),
     specialTokens: {
-      bos: values.bos ?? DEFAULT_SPECIAL_TOKENS.bos,
-      eos: values.eos ?? DEFAULT_SPECIAL_TOKENS.eos,
-      pad: values.pad ?? DEFAULT_SPECIAL_TOKENS.pad,
-      imStart: values['im-start'] ?? DEFAULT_SPECIAL_TOKENS.imStart,
-      imEnd: values['im-end'] ?? DEFAULT_SPECIAL_TOKENS.imEnd,
-      extra: values.special,
+      bos: str(a, 'bos') ?? DEFAULT_SPECIAL_TOKENS.bos,
+      eos: str(a, 'eos') ?? DEFAULT_SPECIAL_TOKENS.eos,
+      pad: str(a, 'pad') ?? DEFAULT_SPECIAL_TOKENS.pad,
+      imStart: str(a, 'im-start') ?? DEFAULT_SPECIAL_TOKENS.imStart,
+      imEnd: str(a, 'im-end') ?? DEFAULT_SPECIAL_TOKENS.imEnd,
+      extra: strs(a, 'special').length ? strs(a, 'special') : undefined,
     },
-    chatTemplate: values['chat-template'] === undefined ? undefined : fs.readFileSync(values['chat-template'], 'utf8'),
+    chatTemplate: chatTemplate === undefined ? undefined : fs.readFileSync(chatTemplate, 'utf8'),
   });
   console.log(JSON.stringify(r));
   console.log(`trained vocab ${r.vocabSize} in ${r.seconds.toFixed(2)}s`);
 }
 
 async function encode(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      tokenizer: { type: 'string' },
-      text: { type: 'string' },
-      'chat-user': { type: 'string' },
-      'generation-prompt': { type: 'boolean' },
-    },
-  });
-  const tok = await loadTokenizer(need(values.tokenizer, 'tokenizer'));
-  if (values['chat-user'] !== undefined) {
-    const rendered = tok.applyChatTemplate([{ role: 'user', content: values['chat-user'] }], { addGenerationPrompt: values['generation-prompt'] ?? false });
+  const a = parse(SPECS.encode, argv);
+  if (!a) return;
+  const tok = await loadTokenizer(str(a, 'tokenizer')!);
+  const chatUser = str(a, 'chat-user');
+  const text = str(a, 'text');
+  if (chatUser !== undefined) {
+    const rendered = tok.applyChatTemplate([{ role: 'user', content: chatUser }], { addGenerationPrompt: flag(a, 'generation-prompt') });
     console.log(JSON.stringify(rendered));
     console.log(JSON.stringify(tok.encode(rendered)));
-  } else console.log(JSON.stringify(tok.encode(need(values.text, 'text'))));
+  } else if (text !== undefined) console.log(JSON.stringify(tok.encode(text)));
+  else throw new UsageError(`wm tokenizer encode: give --text TEXT or --chat-user TEXT\n\n${USAGE}`);
 }
 
 async function decode(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { tokenizer: { type: 'string' }, ids: { type: 'string' } } });
-  const tok = await loadTokenizer(need(values.tokenizer, 'tokenizer'));
-  const ids = need(values.ids, 'ids')
-    .split(',')
-    .map((s) => {
-      const n = Number(s.trim());
-      if (!Number.isInteger(n) || n < 0 || n >= tok.vocabSize) throw new Error(`--ids: '${s}' is not a token id of this tokenizer (vocab ${tok.vocabSize})`);
-      return n;
-    });
+  const a = parse(SPECS.decode, argv);
+  if (!a) return;
+  const ids = parseIntList(str(a, 'ids')!, 'ids', { min: 0 });
+  const tok = await loadTokenizer(str(a, 'tokenizer')!);
+  const bad = ids.findIndex((n) => n >= tok.vocabSize);
+  if (bad >= 0) throw new UsageError(`--ids: item ${bad + 1} (${ids[bad]}) is not a token id of this tokenizer (vocab ${tok.vocabSize})`);
   console.log(JSON.stringify(tok.decode(ids)));
 }
 
@@ -114,5 +136,5 @@ export async function run(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  throw new Error(`unknown 'wm tokenizer' subcommand '${sub}'\n\n${USAGE}`);
+  throw new UsageError(`wm tokenizer: unknown subcommand '${sub}' (train, encode, decode)\n\n${USAGE}`);
 }

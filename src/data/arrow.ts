@@ -135,6 +135,64 @@ export interface DatasetState {
   _split: string | null;
 }
 
+/**
+ * `wm_shards.json`, written next to state.json by `writePackedSplit`: the rows and bytes of every shard, so a shard
+ * cut short (even exactly at a record-batch boundary, which still reads as a valid Arrow stream) or replaced is
+ * an error on open instead of silently fewer rows. Folders written by other tools have none and are read as is.
+ */
+export const SHARD_MANIFEST = 'wm_shards.json';
+export const SHARD_MANIFEST_FORMAT = 'wonderful-matrices/shards/1';
+
+export interface ShardRecord {
+  filename: string;
+  rows: number;
+  bytes: number;
+}
+
+export interface ShardManifest {
+  format: string;
+  seqLen: number;
+  numRows: number;
+  shards: ShardRecord[];
+}
+
+function writeShardManifest(splitDir: string, m: ShardManifest): void {
+  fs.writeFileSync(path.join(splitDir, SHARD_MANIFEST), JSON.stringify(m, null, 2));
+}
+
+/** The shard manifest of a split folder, or undefined when it has none. */
+export function readShardManifest(splitDir: string): ShardManifest | undefined {
+  const file = path.join(splitDir, SHARD_MANIFEST);
+  if (!fs.existsSync(file)) return undefined;
+  let m: ShardManifest;
+  try {
+    m = JSON.parse(fs.readFileSync(file, 'utf8')) as ShardManifest;
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (m.format !== SHARD_MANIFEST_FORMAT || !Array.isArray(m.shards)) throw new Error(`${file}: not a '${SHARD_MANIFEST_FORMAT}' manifest`);
+  return m;
+}
+
+/** Check the shard files' sizes against the manifest (before reading them). */
+export function checkShardSizes(splitDir: string, m: ShardManifest): void {
+  for (const s of m.shards) {
+    const file = path.join(splitDir, s.filename);
+    if (!fs.existsSync(file)) throw new Error(`${file} is missing (listed in ${SHARD_MANIFEST} with ${s.rows} rows)`);
+    const size = fs.statSync(file).size;
+    if (size !== s.bytes) {
+      throw new Error(`${file} has ${size} bytes but ${SHARD_MANIFEST} records ${s.bytes} (${s.rows} rows): the shard is truncated or was replaced; re-run wm data prepare`);
+    }
+  }
+}
+
+/** Check the rows read against the manifest (after reading). */
+export function checkShardRows(splitDir: string, m: ShardManifest, numRows: number): void {
+  if (numRows !== m.numRows) {
+    throw new Error(`${splitDir}: read ${numRows} rows but ${SHARD_MANIFEST} records ${m.numRows}: a shard is incomplete; re-run wm data prepare`);
+  }
+}
+
 /** The arrow shard files of a `save_to_disk` split folder, from its state.json. */
 export function datasetShardFiles(splitDir: string): string[] {
   const stateFile = path.join(splitDir, 'state.json');
@@ -237,6 +295,7 @@ export async function writePackedSplit(splitDir: string, o: WriteSplitOptions): 
   const rowsPerShard = Math.max(1, o.rowsPerShard ?? Math.floor((500 * 2 ** 20) / (4 * o.seqLen)));
   const numShards = Math.max(1, Math.ceil(o.numRows / rowsPerShard));
   const files: { filename: string }[] = [];
+  const shards: ShardRecord[] = [];
   for (let s = 0; s < numShards; s++) {
     const filename = `data-${String(s).padStart(5, '0')}-of-${String(numShards).padStart(5, '0')}.arrow`;
     const start = s * rowsPerShard;
@@ -252,7 +311,9 @@ export async function writePackedSplit(splitDir: string, o: WriteSplitOptions): 
     // An empty split still gets one shard with the schema and no batches.
     await writeStreamFile(path.join(splitDir, filename), schema, chunks(), o.seqLen);
     files.push({ filename });
+    shards.push({ filename, rows: end - start, bytes: fs.statSync(path.join(splitDir, filename)).size });
   }
+  writeShardManifest(splitDir, { format: SHARD_MANIFEST_FORMAT, seqLen: o.seqLen, numRows: o.numRows, shards });
   const state: DatasetState = {
     _data_files: files,
     _fingerprint: fingerprint(`${splitDir}:${o.numRows}:${o.seqLen}:${Date.now()}`),

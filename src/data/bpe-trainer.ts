@@ -63,6 +63,29 @@ export interface TrainTokenizerOptions {
   modelMaxLength?: number;
   /** Print progress (default true). */
   log?: boolean;
+  /** Replace the tokenizer files already in `outDir` (a folder holding anything else is always refused). */
+  overwrite?: boolean;
+}
+
+/** The files a tokenizer folder written here consists of. */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
+
+/**
+ * The output rule of `wm tokenizer train` (as for every command writing a folder, see out-folder.ts): a new or
+ * empty folder is used; one holding only tokenizer files is replaced with `overwrite`; anything else is refused.
+ */
+function checkTokenizerOutDir(dir: string, overwrite: boolean): void {
+  if (!fs.existsSync(dir)) return;
+  if (!fs.statSync(dir).isDirectory()) throw new Error(`wm tokenizer train: output ${dir} exists and is not a folder`);
+  const present = fs.readdirSync(dir);
+  const foreign = present.filter((e) => !TOKENIZER_FILES.includes(e));
+  if (foreign.length) {
+    throw new Error(`wm tokenizer train: ${dir} is not empty and holds more than a tokenizer ('${foreign[0]}'${foreign.length > 1 ? ` and ${foreign.length - 1} more` : ''}); ` +
+      'choose a new or empty folder');
+  }
+  if (present.length && !overwrite) {
+    throw new Error(`wm tokenizer train: ${dir} already holds a tokenizer (${present.join(', ')}); pass --overwrite to replace it, or choose another folder`);
+  }
 }
 
 export interface TrainTokenizerResult {
@@ -164,6 +187,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   if (new Set(specialList).size !== specialList.length) {
     throw new Error(`trainTokenizer: special tokens must be distinct, got ${JSON.stringify(specialList)}`);
   }
+  checkTokenizerOutDir(options.outDir, options.overwrite ?? false);
   const minFrequency = options.minFrequency ?? 2;
   const base = specialList.length + 256;
   if (!Number.isInteger(options.vocabSize) || options.vocabSize < base) {

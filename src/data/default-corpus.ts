@@ -68,7 +68,7 @@ export async function prepareDefaultCorpus(o: PrepareDefaultCorpusOptions): Prom
     manifest.tokenizer = undefined;
     manifest.dataset = undefined; // a new tokenizer invalidates the token ids
     save();
-    const r = await trainTokenizer({ texts: brownCorpusDocuments(), vocabSize, outDir: tokenizerDir, log });
+    const r = await trainTokenizer({ texts: brownCorpusDocuments(), vocabSize, outDir: tokenizerDir, log, overwrite: true });
     tokenizerSeconds = r.seconds;
     manifest.tokenizer = { vocabSize };
     save();
@@ -86,7 +86,7 @@ export async function prepareDefaultCorpus(o: PrepareDefaultCorpusOptions): Prom
     stats = d!.stats;
     if (log) console.error(`prepare: reusing ${datasetDir} (${stats.blocks} blocks of ${seqLen})`);
   } else {
-    stats = await prepareDataset({ inputs: ['brown'], tokenizer: tokenizerDir, seqLen, outDir: datasetDir, testExamples: o.testExamples, seed, log });
+    stats = await prepareDataset({ inputs: ['brown'], tokenizer: tokenizerDir, seqLen, outDir: datasetDir, testExamples: o.testExamples, seed, log, overwrite: true });
     manifest.dataset = { seqLen, testExamples: o.testExamples ?? null, seed, stats };
     save();
   }

@@ -13,3 +13,5 @@ export * from './packed-disk';
 // Generic helpers under data-specific names (the root barrel re-exports every area).
 export { permutation as dataPermutation } from './random';
 export { Progress as DataProgress } from './progress';
+export * from './out-folder';
+export * from './input-bytes';

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openPackedOnDisk } from './packed-disk';
-import { datasetDictSplits, datasetShardFiles, listColumnRows, readArrowBatches } from './arrow';
+import { checkShardRows, checkShardSizes, datasetDictSplits, datasetShardFiles, listColumnRows, readArrowBatches, readShardManifest } from './arrow';
 import { permutation } from './random';
 
 export interface PackedDataset {
@@ -62,10 +62,13 @@ export async function openPackedDataset(splitDir: string, o: OpenPackedOptions =
     splitDir = path.join(splitDir, 'train');
   }
   const files = datasetShardFiles(splitDir);
+  const manifest = readShardManifest(splitDir);
+  if (manifest) checkShardSizes(splitDir, manifest);
   const mode = o.mode ?? 'auto';
   const bytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
   if (mode === 'disk' || (mode === 'auto' && bytes > (o.maxMemoryBytes ?? 2 * 2 ** 30))) {
     const ds = openPackedOnDisk(splitDir, files);
+    if (ds && manifest) checkShardRows(splitDir, manifest, ds.numRows);
     if (ds) return ds;
     if (mode === 'disk') throw new Error(`${splitDir}: its shards cannot be read from disk row by row (Arrow file format, compression, or column types); open it in memory`);
   }
@@ -90,6 +93,7 @@ export async function openPackedDataset(splitDir: string, o: OpenPackedOptions =
       }
     }
   }
+  if (manifest) checkShardRows(splitDir, manifest, rows.length);
   if (rows.length === 0) throw new Error(`${splitDir}: the split has no rows`);
   const tokens = new Int32Array(rows.length * seqLen);
   rows.forEach((r, i) => tokens.set(r, i * seqLen));

@@ -10,6 +10,8 @@
  * Memory stays bounded: blocks go to a raw int32 scratch file per input while tokenizing, and the
  * shuffled splits are written by reading blocks back from those files.
  * Everything is written to `<out>.tmp-*` and renamed at the end: a failed run leaves no output folder.
+ * `outDir` must be new, empty, or an earlier prepare's output (then `overwrite` replaces exactly the entries its
+ * manifest lists; src/data/out-folder.ts): prepare never deletes files it did not write.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +20,11 @@ import { Progress } from './progress';
 import { permutation } from './random';
 import { readRecords, SourceOptions } from './sources';
 import { loadTokenizer, WmTokenizer } from './tokenizer';
+import { claimOutputFolder, installEntries } from './out-folder';
+
+/** The manifest prepare writes into its output folder (its settings, stats and the entries it wrote). */
+export const PREPARE_MANIFEST = 'wm_prepare.json';
+const PREPARE_ENTRIES = ['dataset_dict.json', 'train', 'test', PREPARE_MANIFEST];
 
 export interface PrepareInput extends SourceOptions {
   /** `brown`, a file, a glob, a folder, or a datasets folder. */
@@ -32,6 +39,8 @@ export interface PrepareOptions {
   tokenizer: WmTokenizer | string;
   seqLen: number;
   outDir: string;
+  /** Replace the output of an earlier prepare in `outDir` (only what its wm_prepare.json lists). */
+  overwrite?: boolean;
   /** Blocks in the test split (default 1% of the blocks, at least 1 and at most 1000). */
   testExamples?: number;
   seed?: number;
@@ -162,6 +171,8 @@ export async function prepareDataset(o: PrepareOptions): Promise<PrepareStats> {
   if (eos === undefined) throw new Error(`prepare: tokenizer ${tok.dir} has no eos_token (needed between documents)`);
 
   const outDir = path.resolve(o.outDir);
+  // Checked before any work: a refused folder costs nothing.
+  const replace = claimOutputFolder(outDir, { command: 'wm data prepare', manifest: PREPARE_MANIFEST, entries: PREPARE_ENTRIES, overwrite: o.overwrite, legacyEntries: PREPARE_ENTRIES });
   fs.mkdirSync(path.dirname(outDir), { recursive: true });
   const tmp = `${outDir}.tmp-${process.pid}-${Date.now()}`;
   fs.mkdirSync(tmp);
@@ -269,12 +280,13 @@ export async function prepareDataset(o: PrepareOptions): Promise<PrepareStats> {
       tokensPerSecond: tokens / Math.max(seconds, 1e-9),
       inputs: perInput,
     };
-    fs.writeFileSync(path.join(tmp, 'dataset', 'wm_prepare.json'), JSON.stringify({ tokenizer: tok.dir, stats }, null, 2));
+    fs.writeFileSync(path.join(tmp, 'dataset', PREPARE_MANIFEST), JSON.stringify({ tokenizer: tok.dir, files: PREPARE_ENTRIES, stats }, null, 2));
 
-    // Swap the finished folder in: the old output (if any) is removed only once the new one is complete.
+    // Swap the finished entries in: the old output (if any) is removed only once the new one is complete, and
+    // only the entries the old manifest lists.
     const finished = path.join(tmp, 'dataset');
-    if (fs.existsSync(outDir)) fs.rmSync(outDir, { recursive: true, force: true });
-    fs.renameSync(finished, outDir);
+    if (!fs.existsSync(outDir)) fs.renameSync(finished, outDir);
+    else installEntries(finished, outDir, PREPARE_ENTRIES, replace);
     if (log) {
       console.error(
         `prepare: ${stats.documents} documents, ${stats.tokens} tokens, ${stats.blocks} blocks of ${o.seqLen} ` +

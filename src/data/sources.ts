@@ -6,7 +6,7 @@
  *   - `{ inputIds }`              an already tokenized row (an `input_ids` column, used when there is no
  *                                 text column and no text column was asked for explicitly).
  *
- * Inputs: `brown` (the embedded corpus), plain text files (one document per file; very large files one
+ * Inputs: `brown` (the embedded corpus), plain text files (UTF-8; `.gz`/`.zst` read transparently, binary refused) (one document per file; very large files one
  * document per blank-line separated paragraph), JSONL (`text` or `prompt`/`text` per line), Parquet
  * (hub shards, any compression hyparquet-compressors reads: snappy, zstd, gzip, brotli, lz4), Arrow IPC
  * streams/files, `datasets` folders written by `save_to_disk` (a split, or a DatasetDict's split), folders
@@ -14,13 +14,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { Type } from 'apache-arrow';
 import { datasetDictSplits, datasetShardFiles, isIntListType, isStringType, listColumnRows, readArrowBatches } from './arrow';
 import { brownCorpusDocuments } from './brown';
+import { readTextLines, readWholeText, sniffCompression, withoutCompressionSuffix } from './input-bytes';
 import type { ChatMessage } from './tokenizer';
 
 /** One record of an input: exactly one of `text` (with an optional `prompt`), `messages`, `inputIds`. */
@@ -63,7 +63,7 @@ export interface SourceOptions {
 const TEXT_EXTENSIONS = new Set(['.txt', '.text']);
 
 function kindOf(file: string): 'parquet' | 'arrow' | 'jsonl' | 'text' {
-  const ext = path.extname(file).toLowerCase();
+  const ext = path.extname(withoutCompressionSuffix(file)).toLowerCase();
   if (ext === '.parquet') return 'parquet';
   if (ext === '.arrow' || ext === '.arrows' || ext === '.ipc' || ext === '.feather') return 'arrow';
   if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') return 'jsonl';
@@ -118,14 +118,15 @@ export function expandGlob(pattern: string): string[] {
 // ----------------------------------------------------------------------------------------------- text
 
 async function* readTextFile(file: string, o: SourceOptions): AsyncGenerator<DataRecord> {
+  // .gz / .zst are decompressed, binary files and invalid UTF-8 are refused (src/data/input-bytes.ts).
   const size = fs.statSync(file).size;
-  if (size <= (o.wholeFileLimit ?? 64 * 2 ** 20)) {
-    const text = fs.readFileSync(file, 'utf8');
+  if (size <= (o.wholeFileLimit ?? 64 * 2 ** 20) && sniffCompression(file) === 'none') {
+    const text = await readWholeText(file);
     if (text.trim() !== '') yield { text };
     return;
   }
-  // Larger than we want in one string: one document per paragraph, read as a stream.
-  const rl = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  // Larger than we want in one string (or compressed, size unknown): one document per paragraph, streamed.
+  const rl = readTextLines(file);
   let para: string[] = [];
   for await (const line of rl) {
     if (line.trim() === '') {
@@ -141,7 +142,7 @@ async function* readTextFile(file: string, o: SourceOptions): AsyncGenerator<Dat
 async function* readJsonl(file: string, o: SourceOptions): AsyncGenerator<DataRecord> {
   const textKey = o.textColumn ?? 'text';
   const promptKey = o.promptColumn ?? 'prompt';
-  const rl = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  const rl = readTextLines(file);
   let lineNo = 0;
   for await (const line of rl) {
     lineNo++;
@@ -214,7 +215,7 @@ function parquetColumns(metadata: Awaited<ReturnType<typeof parquetMetadataAsync
  * Which columns to read from a Parquet file and how: `text` (+ `prompt`) as strings, or an `input_ids`
  * list of ints when there is no text column (and none was asked for). Throws naming the file and column.
  */
-export function parquetReadPlan(
+function parquetReadPlan(
   file: string,
   metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>,
   o: SourceOptions = {},
@@ -357,7 +358,7 @@ export function resolveInputFiles(input: string, o: SourceOptions = {}): string[
   if (fs.existsSync(path.join(input, 'state.json'))) return datasetShardFiles(input);
   const files: string[] = [];
   walk(input, files);
-  const data = files.filter((f) => !path.basename(f).startsWith('.') && (kindOf(f) !== 'text' || TEXT_EXTENSIONS.has(path.extname(f).toLowerCase())));
+  const data = files.filter((f) => !path.basename(f).startsWith('.') && (kindOf(f) !== 'text' || TEXT_EXTENSIONS.has(path.extname(withoutCompressionSuffix(f)).toLowerCase())));
   if (data.length === 0) throw new Error(`input ${input}: folder has no .txt/.jsonl/.parquet/.arrow files`);
   return data;
 }
@@ -371,6 +372,9 @@ export async function* readRecords(input: string, o: SourceOptions = {}): AsyncG
   for (const file of o.files ?? resolveInputFiles(input, o)) {
     if (!fs.existsSync(file)) throw new Error(`input ${input}: file ${file} does not exist`);
     const kind = kindOf(file);
+    if ((kind === 'parquet' || kind === 'arrow') && withoutCompressionSuffix(file) !== file) {
+      throw new Error(`input ${file}: compressed ${kind} files are not read; decompress it first (Parquet and Arrow compress internally)`);
+    }
     if (kind === 'parquet') yield* readParquet(file, o);
     else if (kind === 'arrow') yield* readArrow(file, o);
     else if (kind === 'jsonl') yield* readJsonl(file, o);

@@ -124,9 +124,22 @@ function chunkingIsSafe(tokenizerJson: Json): boolean {
   return ok(pre);
 }
 
+/**
+ * The part of `@huggingface/tokenizers`' Tokenizer this class uses. Declared here so the published .d.ts files do not
+ * import that ES-only package (CommonJS declarations cannot, under `moduleResolution: node16`).
+ */
+export interface HfTokenizerCore {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean }): string;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+}
+
 export class WmTokenizer {
   readonly dir: string;
-  readonly hf: Tokenizer;
+  /** The underlying `@huggingface/tokenizers` Tokenizer. */
+  readonly hf: HfTokenizerCore;
   readonly tokenizerJson: Json;
   readonly config: Json;
   /** One more than the largest id (vocabulary plus added tokens). */
@@ -287,4 +300,49 @@ export async function loadTokenizer(dir: string): Promise<WmTokenizer> {
   const cfgFile = path.join(dir, 'tokenizer_config.json');
   const config = fs.existsSync(cfgFile) ? readJson(cfgFile, 'loadTokenizer') : {};
   return new WmTokenizer(dir, tokenizerJson, config);
+}
+
+/**
+ * Streaming decode (what transformers' `TextStreamer` does): feed tokens one at a time, get back only the text that
+ * is complete. Byte-level BPE splits a multi-byte UTF-8 character (é, 日, 🙂) over several tokens; decoding a prefix
+ * that ends inside one yields U+FFFD replacement characters, which later tokens turn back into the real character.
+ * So a trailing run of U+FFFD (and a dangling high surrogate) is held back until it resolves or the stream ends.
+ *
+ *   const stream = new IncrementalDecoder(tok, { skipSpecialTokens: true });
+ *   model.generate([ids], { onToken: (t) => process.stdout.write(stream.push(t[0])) });
+ *   process.stdout.write(stream.flush());
+ */
+export class IncrementalDecoder {
+  private readonly ids: number[] = [];
+  /** Characters (UTF-16 units) of the decoded text already handed out. */
+  private emitted = 0;
+
+  constructor(private readonly tok: { decode(ids: number[], opts?: TokenizerDecodeOptions): string }, private readonly opts: TokenizerDecodeOptions = {}) {}
+
+  /** Add one token; returns the newly completed text (possibly ''). */
+  push(id: number): string {
+    this.ids.push(id);
+    const text = this.tok.decode(this.ids, this.opts);
+    let end = text.length;
+    while (end > this.emitted && text.charCodeAt(end - 1) === 0xfffd) end--;
+    if (end > this.emitted && isHighSurrogate(text.charCodeAt(end - 1))) end--;
+    return this.take(text, end);
+  }
+
+  /** The rest (call at the end of the stream: a replacement character that never resolved is real). */
+  flush(): string {
+    const text = this.ids.length ? this.tok.decode(this.ids, this.opts) : '';
+    return this.take(text, text.length);
+  }
+
+  private take(text: string, end: number): string {
+    if (end <= this.emitted) return '';
+    const out = text.slice(this.emitted, end);
+    this.emitted = end;
+    return out;
+  }
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
 }

@@ -1,3 +1,4 @@
 // Public API of src/generation.
 export * from './generate';
 export * from './sampling';
+export * from './generation-config';

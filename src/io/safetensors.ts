@@ -141,22 +141,63 @@ function decode(info: TensorInfo, src: Uint8Array, name: string, file: string): 
   }
 }
 
+export interface DecodeSafetensorsOptions {
+  /**
+   * Accept NaN and +-Infinity in floating tensors (default false: a checkpoint with them decodes garbage, e.g.
+   * token 0 forever, so loading it is an error naming the tensor and the element).
+   */
+  allowNonFinite?: boolean;
+}
+
+/** `[i, j, ...]` of flat element `k` in a row-major tensor of `shape`. */
+function unravel(k: number, shape: number[]): number[] {
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = k % shape[d];
+    k = Math.floor(k / shape[d]);
+  }
+  return idx;
+}
+
+/** Throw naming the tensor if any value is NaN or infinite (counts them, names the first). */
+function checkFinite(values: Float32Array, info: TensorInfo, name: string, file: string): void {
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v - v !== 0) { // false only for finite v (NaN - NaN and Inf - Inf are NaN)
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (first < 0) return;
+  const byte = info.dataOffsets[0] + first * BYTES_PER_ELEMENT[info.dtype];
+  throw new SafetensorsError(file, `tensor '${name}' [${info.shape}] has ${count} non-finite value(s); the first is ${values[first]} at index [${unravel(first, info.shape)}] ` +
+    `(data byte ${byte}): the checkpoint is corrupt or diverged (use an earlier checkpoint)`);
+}
+
 /** Decode a whole safetensors buffer into tfjs tensors (the caller owns and disposes them). */
-export function decodeSafetensors(bytes: Uint8Array, file = '<buffer>'): LoadedSafetensors {
+export function decodeSafetensors(bytes: Uint8Array, file = '<buffer>', options: DecodeSafetensorsOptions = {}): LoadedSafetensors {
   const header = parseSafetensorsHeader(bytes, file);
   const tensors = new Map<string, tf.Tensor>();
-  for (const [name, info] of header.tensors) {
-    const [b, e] = info.dataOffsets;
-    const values = decode(info, bytes.subarray(header.dataStart + b, header.dataStart + e), name, file);
-    tensors.set(name, tf.tensor(values, info.shape, values instanceof Float32Array ? 'float32' : 'int32'));
+  try {
+    for (const [name, info] of header.tensors) {
+      const [b, e] = info.dataOffsets;
+      const values = decode(info, bytes.subarray(header.dataStart + b, header.dataStart + e), name, file);
+      if (values instanceof Float32Array && !options.allowNonFinite) checkFinite(values, info, name, file);
+      tensors.set(name, tf.tensor(values, info.shape, values instanceof Float32Array ? 'float32' : 'int32'));
+    }
+  } catch (err) {
+    for (const t of tensors.values()) t.dispose();
+    throw err;
   }
   return { tensors, metadata: header.metadata };
 }
 
-/** Read a `.safetensors` file. Errors name the file and the tensor or byte offset at fault. */
-export function loadSafetensors(file: string): LoadedSafetensors {
+/** Read a `.safetensors` file. Errors name the file and the tensor or byte offset at fault (also NaN/Inf values). */
+export function loadSafetensors(file: string, options: DecodeSafetensorsOptions = {}): LoadedSafetensors {
   if (!fs.existsSync(file)) throw new Error(`${file}: no such safetensors file`);
-  return decodeSafetensors(new Uint8Array(fs.readFileSync(file)), file);
+  return decodeSafetensors(new Uint8Array(fs.readFileSync(file)), file, options);
 }
 
 export type NamedTensors = Map<string, tf.Tensor> | Record<string, tf.Tensor>;
@@ -198,6 +239,13 @@ export function saveSafetensors(file: string, tensors: NamedTensors, metadata: R
   const bytes = encodeSafetensors(tensors, metadata);
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, bytes);
+  // fsync before the rename: after a power loss the file is the old one or the complete new one, never a hole.
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, bytes);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
   fs.renameSync(tmp, file);
 }

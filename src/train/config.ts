@@ -158,8 +158,8 @@ function editDistance(a: string, b: string): number {
   return d[a.length][b.length];
 }
 
-/** The known key closest to a typo, if it is close enough to be a plausible intent. */
-function closest(key: string, known: readonly string[]): string | undefined {
+/** The known name closest to a typo, if it is close enough to be a plausible intent (also used by src/cli/args.ts). */
+export function closestName(key: string, known: readonly string[]): string | undefined {
   let best = '';
   let bestD = Infinity;
   for (const k of known) {
@@ -170,7 +170,7 @@ function closest(key: string, known: readonly string[]): string | undefined {
 }
 
 function suggestion(key: string, known: readonly string[]): string {
-  const best = closest(key, known);
+  const best = closestName(key, known);
   return best ? ` (did you mean '${best}'?)` : '';
 }
 
@@ -329,7 +329,10 @@ export function loadPretrainConfig(file: string, overrides: Record<string, strin
   } catch (e) {
     throw new Error(`${file}: not valid YAML: ${(e as Error).message}`);
   }
-  applyOverrides(raw as Record<string, unknown>, overrides, file);
+  // An empty file parses to null (YAML) and means "all defaults"; anything else must be a mapping.
+  if (raw === null || raw === undefined) raw = {};
+  if (!isPlainObject(raw)) throw new Error(`${file}: the config must be a YAML mapping with sections model, data, training (got ${Array.isArray(raw) ? 'a list' : typeof raw})`);
+  applyOverrides(raw, overrides, file);
   return parsePretrainConfig(raw, file);
 }
 
@@ -367,7 +370,7 @@ export function applyOverrides(raw: Record<string, unknown>, overrides: Record<s
       const where = sectionOf(key);
       if (where.length === 0) {
         const all = [...Object.keys(TRAINING_DEFAULTS), ...Object.keys(DATA_DEFAULTS), ...MODEL_FIELDS, ...MODEL_META_KEYS];
-        const best = closest(key, all);
+        const best = closestName(key, all);
         throw new Error(`unknown option --${flag.replace(/^--/, '')}${best ? ` (did you mean --${best.replace(/_/g, '-')}?)` : ''}`);
       }
       if (where.length > 1) throw new Error(`option --${flag} is ambiguous (in ${where.join(' and ')}); qualify it, e.g. --${where[0]}.${key}`);

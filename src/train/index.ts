@@ -12,8 +12,9 @@ export {
   saveCheckpoint, loadTrainerState, listCheckpoints, latestCheckpoint, inheritParameters, writeFolderAtomically,
   TRAINER_STATE_FORMAT,
 } from './checkpoint';
+export { acquireOutputLock, cleanStaleTemporaries, startFreshRun, currentRunId, newRunId, fsyncTree, checkpointRunId } from './checkpoint';
 export type { TrainerState, SavableModel } from './checkpoint';
-export { MetricsLog, readMetrics, writeLossHtml, lossFigure } from './metrics';
+export { MetricsLog, readMetrics, writeLossHtml, lossFigure, trainingFigures } from './metrics';
 export type { TrainRow, EvalRow, MetricsRow } from './metrics';
 export { formatProgress, formatDuration } from './progress';
 export { Trainer, NonFiniteLossError, dropoutSeedFor, batchToTensor, loadParametersExact } from './trainer';

@@ -8,9 +8,11 @@
  * - `cosine`: linear warmup, then half a cosine from 1 to 0 over the remaining steps (HF `get_cosine_schedule_with_warmup`).
  * - `linear`: linear warmup, then linear decay to 0 at the last step (HF `get_linear_schedule_with_warmup`).
  * - `constant`: linear warmup (if any), then 1 (HF `constant_with_warmup`; plain `constant` when W = 0).
+ * - `cosine_with_min_lr` (the seed's SFT/DPO schedule, HF `get_cosine_with_min_lr_schedule_with_warmup`): linear
+ *   warmup, then half a cosine from 1 down to r = minLrRatio (HF's `min_lr_rate`):  c (1 - r) + r.
  */
-export type ScheduleType = 'warmup_stable_decay' | 'cosine' | 'linear' | 'constant' | 'constant_with_warmup';
-export const SCHEDULE_TYPES: readonly ScheduleType[] = ['warmup_stable_decay', 'cosine', 'linear', 'constant', 'constant_with_warmup'];
+export type ScheduleType = 'warmup_stable_decay' | 'cosine' | 'linear' | 'constant' | 'constant_with_warmup' | 'cosine_with_min_lr';
+export const SCHEDULE_TYPES: readonly ScheduleType[] = ['warmup_stable_decay', 'cosine', 'linear', 'constant', 'constant_with_warmup', 'cosine_with_min_lr'];
 
 export interface ScheduleSpec {
   type: ScheduleType;
@@ -22,7 +24,7 @@ export interface ScheduleSpec {
   decaySteps?: number;
   /** S: stable steps (warmup_stable_decay only); default totalSteps - W - D. */
   stableSteps?: number;
-  /** r: the floor of the decay, as a fraction of the base LR (warmup_stable_decay only). */
+  /** r: the floor of the decay, as a fraction of the base LR (warmup_stable_decay, cosine_with_min_lr). */
   minLrRatio?: number;
 }
 
@@ -43,6 +45,12 @@ export function lrMultiplier(spec: ScheduleSpec, s: number): number {
       if (s < W) return s / Math.max(1, W);
       const progress = (s - W) / Math.max(1, spec.totalSteps - W);
       return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
+    }
+    case 'cosine_with_min_lr': {
+      if (s < W) return s / Math.max(1, W);
+      const r = spec.minLrRatio ?? 0;
+      const progress = (s - W) / Math.max(1, spec.totalSteps - W);
+      return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)) * (1 - r) + r);
     }
     case 'linear': {
       if (s < W) return s / Math.max(1, W);

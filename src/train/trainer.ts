@@ -16,7 +16,7 @@
 import * as path from 'node:path';
 import { tf } from '../backend';
 import { AdamW } from './adamw';
-import { loadTrainerState, saveCheckpoint, latestCheckpoint, TRAINER_STATE_FORMAT, TrainerState, SavableModel } from './checkpoint';
+import { currentRunId, writeRunFile, loadTrainerState, saveCheckpoint, latestCheckpoint, newRunId, TRAINER_STATE_FORMAT, TrainerState, SavableModel } from './checkpoint';
 import { loadSafetensors } from '../io/safetensors';
 import { MetricsLog, MetricsRow, TrainRow, EvalRow, writeLossHtml } from './metrics';
 import { formatProgress } from './progress';
@@ -40,6 +40,23 @@ export interface TokenDataset {
   numRows: number;
   seqLen: number;
   row(i: number): Int32Array;
+}
+
+/**
+ * Fine-tuning (src/finetune): how a micro-batch becomes a loss instead of the causal-LM loss on token rows (SFT
+ * loss masks, DPO pairs). The loader's batches are then passed to the hook as they are.
+ */
+export interface LossHook {
+  /** Loss items of a micro-batch (SFT targets, DPO pairs); the step's total divides every micro-batch's summed loss. */
+  items(batch: unknown): number;
+  /** Tokens of a micro-batch (tokens/s and tokens seen). */
+  tokens(batch: unknown): number;
+  /** The micro-batch's summed loss / `numItemsInStep`, called inside the gradient tape. */
+  loss(batch: unknown, numItemsInStep: number, dropoutSeed: number): tf.Scalar;
+  /** Extra metrics of the step just finished (e.g. DPO's `rewards/*`), averaged over the logging window. */
+  stepMetrics?(): Record<string, number>;
+  /** Replaces the eval-split loss: an eval row (eval_loss plus extras such as `eval_rewards/accuracies`). */
+  evaluate?(): { eval_loss: number } & Record<string, number>;
 }
 
 /** A resumable stream of training batches (src/data `BatchLoader`). */
@@ -70,6 +87,15 @@ export interface TrainerOptions {
    * while the learning rate warms up.
    */
   warmupOnly?: { names: string[]; steps: number };
+  /**
+   * The run this trainer belongs to (stored in every checkpoint; `resume('latest')` only considers this run's
+   * checkpoints). Default: the run id in `<output_dir>/run.json` (see startFreshRun), else a new one.
+   */
+  runId?: string;
+  /** More files for every checkpoint folder (e.g. the tokenizer and generation_config.json). */
+  checkpointExtras?: (dir: string) => void | Promise<void>;
+  /** Fine-tuning: replaces the causal-LM loss (see LossHook). */
+  lossHook?: LossHook;
 }
 
 export interface StepResult {
@@ -78,6 +104,8 @@ export interface StepResult {
   gradNorm: number;
   lr: number;
   tokens: number;
+  /** LossHook.stepMetrics of this step. */
+  extra?: Record<string, number>;
 }
 
 export interface TrainResult {
@@ -162,6 +190,8 @@ export class Trainer {
   readonly metrics: MetricsLog;
   globalStep = 0;
   tokensSeen = 0;
+  /** See TrainerOptions.runId; a resumed checkpoint's run id replaces it. */
+  runId: string;
   private loader: BatchSource;
   private readonly opts: TrainerOptions;
   private readonly params: Map<string, tf.Variable>;
@@ -173,7 +203,7 @@ export class Trainer {
   private elapsedBefore = 0;
   private sessionStart = 0;
   /** Running sums of the current logging window (saved in checkpoints so windows survive a resume). */
-  private window = { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
+  private window: { lossSum: number; steps: number; tokens: number; seconds: number; extra?: Record<string, number> } = { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
   private lastEval?: EvalRow;
   private lastCheckpoint?: string;
   private readonly log: (line: string) => void;
@@ -198,6 +228,7 @@ export class Trainer {
     this.metrics = new MetricsLog(path.join(this.args.output_dir, 'metrics.jsonl'));
     this.loader = options.trainLoader(undefined);
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
+    this.runId = options.runId ?? currentRunId(this.args.output_dir) ?? newRunId();
   }
 
   /** Ask the loop to save a checkpoint and return after the current step (Ctrl-C). */
@@ -209,10 +240,17 @@ export class Trainer {
     return this.args.learning_rate * lrMultiplier(this.schedule, step);
   }
 
-  /** Continue from a checkpoint folder (or the newest one in output_dir when `dir` is 'latest'). */
+  /**
+   * Continue from a checkpoint folder, or with 'latest' from the newest checkpoint of this run (`runId`) in
+   * output_dir: checkpoints another run left in the same folder are never picked.
+   */
   resume(dir: string): string {
-    const ckpt = dir === 'latest' ? latestCheckpoint(this.args.output_dir) : dir;
-    if (!ckpt) throw new Error(`--resume: no checkpoint found in ${this.args.output_dir}`);
+    const ckpt = dir === 'latest' ? latestCheckpoint(this.args.output_dir, this.runId) : dir;
+    if (!ckpt) {
+      const others = latestCheckpoint(this.args.output_dir);
+      throw new Error(`--resume: no checkpoint of run ${this.runId} in ${this.args.output_dir}` +
+        (others ? ` (${others} belongs to another run; pass it explicitly, --resume ${others}, to continue that one)` : ''));
+    }
     const { state, optimizer } = loadTrainerState(ckpt);
     try {
       if (state.max_steps !== this.args.max_steps) {
@@ -224,6 +262,7 @@ export class Trainer {
       for (const t of optimizer.values()) t.dispose();
     }
     this.globalStep = state.global_step;
+    if (state.run_id) this.runId = state.run_id;
     this.tokensSeen = state.tokens_seen;
     this.elapsedBefore = state.elapsed_s;
     this.lastEval = state.last_eval;
@@ -241,18 +280,24 @@ export class Trainer {
   trainStep(): StepResult {
     const A = this.args.gradient_accumulation_steps;
     const step = this.globalStep;
+    const hook = this.opts.lossHook;
     const batches: tf.Tensor2D[] = [];
-    for (let i = 0; i < A; i++) batches.push(batchToTensor(this.loader.next(), this.opts.seqLen));
+    const raw: unknown[] = [];
+    for (let i = 0; i < A; i++) {
+      if (hook) raw.push(this.loader.next());
+      else batches.push(batchToTensor(this.loader.next(), this.opts.seqLen));
+    }
     // Labels are the inputs (the model shifts them); every position but the first of a row is a target.
-    const numItems = batches.reduce((n, b) => n + b.shape[0] * (b.shape[1] - 1), 0);
-    const tokens = batches.reduce((n, b) => n + b.shape[0] * b.shape[1], 0);
+    const numItems = hook ? raw.reduce<number>((n, b) => n + hook.items(b), 0) : batches.reduce((n, b) => n + b.shape[0] * (b.shape[1] - 1), 0);
+    const tokens = hook ? raw.reduce<number>((n, b) => n + hook.tokens(b), 0) : batches.reduce((n, b) => n + b.shape[0] * b.shape[1], 0);
 
     let acc = new Map<string, tf.Tensor>();
     let lossSum: tf.Tensor | undefined;
     try {
       for (let i = 0; i < A; i++) {
-        const ids = batches[i];
+        const ids = batches[i]!;
         const { value, grads } = tf.variableGrads(() => {
+          if (hook) return hook.loss(raw[i], numItems, dropoutSeedFor(this.args.seed, step, i));
           const out = this.model.forward({
             inputIds: ids,
             labels: ids,
@@ -288,7 +333,7 @@ export class Trainer {
       this.optimizer.applyGradients(acc, lr, clip);
       this.globalStep = step + 1;
       this.tokensSeen += tokens;
-      return { step: this.globalStep, loss, gradNorm, lr, tokens };
+      return { step: this.globalStep, loss, gradNorm, lr, tokens, extra: hook?.stepMetrics?.() };
     } finally {
       for (const b of batches) b.dispose();
       for (const g of acc.values()) g.dispose();
@@ -299,6 +344,7 @@ export class Trainer {
 
   /** Mean token loss and perplexity over the first `eval_batches` batches of the eval split (in order). */
   evaluate(): EvalRow | undefined {
+    if (this.opts.lossHook?.evaluate) return { step: this.globalStep, ...this.opts.lossHook.evaluate() } as EvalRow;
     const ds = this.opts.evalDataset;
     if (!ds || ds.numRows === 0) return undefined;
     const B = this.args.per_device_eval_batch_size;
@@ -326,6 +372,7 @@ export class Trainer {
   private trainerState(): TrainerState & { log_window: Trainer['window'] } {
     return {
       format: TRAINER_STATE_FORMAT,
+      run_id: this.runId,
       global_step: this.globalStep,
       max_steps: this.args.max_steps,
       seed: this.args.seed,
@@ -349,6 +396,8 @@ export class Trainer {
 
   /** Write `checkpoint-<step>` (atomically) and prune old ones. */
   async saveCheckpoint(): Promise<string> {
+    // The folder records whose checkpoints these are (what resume('latest') of a later Trainer continues).
+    if (currentRunId(this.args.output_dir) !== this.runId) writeRunFile(this.args.output_dir, this.runId);
     const dir = await saveCheckpoint({
       outputDir: this.args.output_dir,
       model: this.model,
@@ -356,6 +405,7 @@ export class Trainer {
       state: this.trainerState(),
       config: this.opts.config,
       keep: this.args.save_total_limit,
+      extraFiles: this.opts.checkpointExtras,
     });
     this.lastCheckpoint = dir;
     return dir;
@@ -379,7 +429,9 @@ export class Trainer {
     if (!row) return;
     this.lastEval = row;
     this.metrics.append(row);
-    this.log(`eval at step ${row.step}: loss ${row.eval_loss.toFixed(4)} | perplexity ${row.eval_perplexity.toFixed(2)}`);
+    const extra = Object.entries(row).filter(([k]) => !['step', 'eval_loss', 'eval_perplexity'].includes(k)).map(([k, v]) => ` | ${k} ${(v as number).toFixed(4)}`).join('');
+    const ppl = typeof row.eval_perplexity === 'number' ? ` | perplexity ${row.eval_perplexity.toFixed(2)}` : '';
+    this.log(`eval at step ${row.step}: loss ${row.eval_loss.toFixed(4)}${ppl}${extra}`);
   }
 
   /** Run until max_steps (or a stop request); evaluates, logs and checkpoints along the way. */
@@ -401,6 +453,10 @@ export class Trainer {
         this.window.steps += 1;
         this.window.tokens += r.tokens;
         this.window.seconds += dt;
+        if (r.extra) {
+          const w = (this.window.extra ??= {});
+          for (const [k, v] of Object.entries(r.extra)) w[k] = (w[k] ?? 0) + v;
+        }
         if (r.step % a.logging_steps === 0 || r.step === a.max_steps) {
           const row: TrainRow = {
             step: r.step,
@@ -411,11 +467,14 @@ export class Trainer {
             tokens_per_s: this.window.tokens / Math.max(1e-9, this.window.seconds),
             elapsed_s: this.elapsed(),
           };
+          // hook metrics (DPO rewards/*, logps/*, ...): means over the window, in the row and the progress line
+          const extra = Object.entries(this.window.extra ?? {}).map(([k, v]) => [k, v / this.window.steps] as const);
+          for (const [k, v] of extra) (row as unknown as Record<string, number>)[k] = v;
           this.metrics.append(row);
           this.log(formatProgress({
             step: r.step, maxSteps: a.max_steps, loss: row.loss, lr: r.lr, gradNorm: r.gradNorm,
             tokensPerS: row.tokens_per_s, elapsedS: row.elapsed_s, secondsPerStep,
-          }));
+          }) + extra.filter(([k]) => k.startsWith('rewards/')).map(([k, v]) => ` | ${k} ${v.toFixed(3)}`).join(''));
           this.window = { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
         }
         if (a.eval_steps > 0 && r.step % a.eval_steps === 0) {

@@ -6,3 +6,4 @@ export * from './doge';
 export * from './training';
 export * from './mqar';
 export * from './diagrams';
+export * from './eval';

@@ -13,6 +13,8 @@ export interface LossCurveOptions {
   height?: number;
   /** Exponential moving average weight for an extra smoothed line per series (0 = none, default 0). */
   smooth?: number;
+  /** Markers on the points (default: for series of at most 40 points, so a single eval point is visible). */
+  markers?: boolean;
 }
 
 /** Exponential moving average with bias correction (like TensorBoard's smoothing). */
@@ -40,7 +42,7 @@ export function lossCurveFigure(series: Series[], options: LossCurveOptions = {}
     yTitle: options.yTitle ?? 'loss',
     logY: options.logY,
     height: options.height,
-    markers: false,
+    markers: options.markers,
   });
 }
 

@@ -86,7 +86,9 @@ export function saveDogeCheckpoint(model: DogeForCausalLM, dir: string): void {
   const abs = path.resolve(dir);
   const parent = path.dirname(abs);
   fs.mkdirSync(parent, { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(abs)}.tmp-`));
+  // mkdir, not mkdtemp (0700): the folder is renamed into place and keeps its mode, which should follow the umask
+  const tmp = path.join(parent, `.${path.basename(abs)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+  fs.mkdirSync(tmp);
   try {
     fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(model.config.toJSON(), null, 2) + '\n');
     saveSafetensors(path.join(tmp, 'model.safetensors'), model.parameters() as Map<string, tf.Tensor>, { format: 'pt' });

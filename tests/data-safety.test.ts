@@ -1,0 +1,94 @@
+// Nothing lost, nothing silent (issue 11) for data: output folders are never wiped, shards cut short are caught,
+// compressed inputs are read and binary ones refused.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { brownCorpusDocuments, openPackedDataset, prepareDataset, readRecords, trainTokenizer, writePackedSplit } from '../src/data';
+
+const FX = 'tests/fixtures/data';
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-data-safety-'));
+const tokDir = path.join(dir, 'tok');
+const docs = path.join(FX, 'docs.jsonl');
+
+test('setup: a small tokenizer', async () => {
+  await trainTokenizer({ texts: brownCorpusDocuments().slice(0, 30), vocabSize: 600, outDir: tokDir, log: false });
+});
+
+test('prepare never deletes what it did not write: foreign folders are refused, --overwrite replaces only its own entries', async () => {
+  const proj = path.join(dir, 'project');
+  fs.mkdirSync(path.join(proj, '.git'), { recursive: true });
+  fs.writeFileSync(path.join(proj, 'main.ts'), 'source');
+  const opts = { inputs: [docs], tokenizer: tokDir, seqLen: 16, testExamples: 2, log: false };
+  await assert.rejects(prepareDataset({ ...opts, outDir: proj }), /project is not empty \(2 entries, e\.g\. '\.git'\) and was not written by wm data prepare \(no wm_prepare\.json\)/);
+  await assert.rejects(prepareDataset({ ...opts, outDir: proj, overwrite: true }), /not written by wm data prepare/);
+  assert.equal(fs.readFileSync(path.join(proj, 'main.ts'), 'utf8'), 'source');
+  assert.ok(fs.existsSync(path.join(proj, '.git')));
+
+  // Our own earlier output: refused without --overwrite; with it only the manifest's entries are replaced.
+  const out = path.join(dir, 'out');
+  await prepareDataset({ ...opts, outDir: out });
+  fs.writeFileSync(path.join(out, 'NOTES.md'), 'mine');
+  await assert.rejects(prepareDataset({ ...opts, outDir: out, seed: 2 }), /already holds the output of an earlier wm data prepare .*pass --overwrite/);
+  const before = fs.readFileSync(path.join(out, 'train', 'state.json'), 'utf8');
+  await prepareDataset({ ...opts, outDir: out, seed: 2, overwrite: true });
+  assert.equal(fs.readFileSync(path.join(out, 'NOTES.md'), 'utf8'), 'mine');
+  assert.notEqual(fs.readFileSync(path.join(out, 'train', 'state.json'), 'utf8'), before);
+  assert.deepEqual(fs.readdirSync(out).sort(), ['NOTES.md', 'dataset_dict.json', 'test', 'train', 'wm_prepare.json']);
+  // A foreign entry where prepare writes one of its own is not replaced.
+  const clash = path.join(dir, 'clash');
+  await prepareDataset({ ...opts, outDir: clash });
+  const m = JSON.parse(fs.readFileSync(path.join(clash, 'wm_prepare.json'), 'utf8'));
+  m.files = ['dataset_dict.json', 'wm_prepare.json'];
+  fs.writeFileSync(path.join(clash, 'wm_prepare.json'), JSON.stringify(m));
+  await assert.rejects(prepareDataset({ ...opts, outDir: clash, overwrite: true }), /has 'train', which the earlier wm data prepare did not write/);
+
+  // wm tokenizer train: same rule.
+  await assert.rejects(trainTokenizer({ texts: ['a b c'], vocabSize: 300, outDir: proj, log: false }), /project is not empty and holds more than a tokenizer/);
+  await assert.rejects(trainTokenizer({ texts: ['a b c'], vocabSize: 300, outDir: tokDir, log: false }), /already holds a tokenizer .*pass --overwrite/);
+});
+
+test('a shard that is cut short (still a valid Arrow stream, fewer rows) is an error, not fewer rows', async () => {
+  const split = path.join(dir, 'split');
+  const seqLen = 8;
+  await writePackedSplit(split, { seqLen, numRows: 3000, row: (i) => new Int32Array(seqLen).fill(i % 50), rowsPerShard: 1000 });
+  assert.equal((await openPackedDataset(split)).numRows, 3000);
+  // Replace shard 2 with a shorter, valid stream: what a copy cut at a record-batch boundary reads like.
+  const short = path.join(dir, 'short');
+  await writePackedSplit(short, { seqLen, numRows: 300, row: () => new Int32Array(seqLen), rowsPerShard: 1000 });
+  fs.copyFileSync(path.join(short, 'data-00000-of-00001.arrow'), path.join(split, 'data-00001-of-00003.arrow'));
+  await assert.rejects(openPackedDataset(split), /data-00001-of-00003\.arrow has \d+ bytes but wm_shards\.json records \d+ \(1000 rows\): the shard is truncated or was replaced/);
+  await assert.rejects(openPackedDataset(split, { mode: 'disk' }), /the shard is truncated or was replaced/);
+});
+
+test('.gz and .zst inputs are read transparently; archives, binary and non-UTF-8 files are refused by name', async () => {
+  const texts = async (input: string) => { const out: string[] = []; for await (const r of readRecords(input)) out.push(r.text!); return out; };
+  const plain = await texts(docs);
+  assert.equal(plain.length, 40);
+  const gz = path.join(dir, 'docs.jsonl.gz');
+  fs.writeFileSync(gz, zlib.gzipSync(fs.readFileSync(docs)));
+  assert.deepEqual(await texts(gz), plain);
+  assert.deepEqual(await texts(path.join(FX, 'docs.jsonl.zst')), plain);
+  const txtGz = path.join(dir, 'book.txt.gz');
+  fs.writeFileSync(txtGz, zlib.gzipSync('Café naïve 日本語 🙂'));
+  assert.deepEqual(await texts(txtGz), ['Café naïve 日本語 🙂']);
+
+  const zip = path.join(dir, 'docs.zip');
+  fs.writeFileSync(zip, Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(40, 7)]));
+  await assert.rejects(texts(zip), /docs\.zip: is a zip file, not text or JSONL \(unzip it first\)/);
+  const rnd = path.join(dir, 'random.jsonl');
+  const bytes = Buffer.alloc(4096);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919 + 13) % 251 + 1; // no NUL: caught as invalid UTF-8
+  fs.writeFileSync(rnd, bytes);
+  await assert.rejects(texts(rnd), /random\.jsonl: not valid UTF-8 near byte \d+/);
+  const nul = path.join(dir, 'nul.txt');
+  fs.writeFileSync(nul, Buffer.from('abc\0def'));
+  await assert.rejects(texts(nul), /nul\.txt: byte 3 is NUL: a binary file/);
+  const badGz = path.join(dir, 'cut.jsonl.gz');
+  fs.writeFileSync(badGz, zlib.gzipSync(fs.readFileSync(docs)).subarray(0, 60));
+  await assert.rejects(texts(badGz), /cut\.jsonl\.gz: gzip data is corrupt or truncated/);
+  // The tokenizer trainer reads inputs the same way: no garbage tokenizer from a zip.
+  await assert.rejects(prepareDataset({ inputs: [zip], tokenizer: tokDir, seqLen: 16, outDir: path.join(dir, 'z'), log: false }), /is a zip file/);
+});

@@ -1,0 +1,120 @@
+// Chat data for SFT: the render-difference assistant spans of text-vectors.json (ChatML and the seed's Doge
+// layout), segment-wise encoding equal to whole-text encoding, loss masks for messages / prompt-completion / text
+// rows, packing modes, and the bad-input errors.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadTokenizer, trainTokenizer, type WmTokenizer, type ChatMessage } from '../src/data';
+import { assistantSpans, chatExample, countTargets, defaultChats, DOGE_CHAT_TEMPLATE, packDocuments, promptCompletionExample, sftExample, textExample, type ChatExample } from '../src/finetune';
+
+const FT = path.join(__dirname, 'fixtures', 'finetune');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-ft-chat-'));
+let chatml: WmTokenizer;
+let doge: WmTokenizer;
+
+before(async () => {
+  const texts = [
+    ...defaultChats({ seed: 0, n: 200 }).map((c) => c.messages.map((m) => m.content).join('\n')),
+    'Hi there. Hello! How can I help? Be brief. 2+2? and 3+3? Name a fruit. An apple. A chair.',
+  ];
+  await trainTokenizer({ texts, vocabSize: 600, outDir: path.join(dir, 'chatml'), log: false });
+  await trainTokenizer({
+    texts, vocabSize: 600, outDir: path.join(dir, 'doge'), log: false, chatTemplate: DOGE_CHAT_TEMPLATE,
+    specialTokens: { bos: '<|begin_of_text|>', eos: '<|end_of_text|>', pad: '<|finetune_right_pad_id|>', imStart: '<|start_header_id|>', imEnd: '<|end_header_id|>' },
+  });
+  chatml = await loadTokenizer(path.join(dir, 'chatml'));
+  doge = await loadTokenizer(path.join(dir, 'doge'));
+});
+
+test('text-vectors chats: renders and assistant spans (ChatML and the seed Doge layout), segment-wise ids = whole ids', () => {
+  const tv = JSON.parse(fs.readFileSync(path.join(FT, 'text-vectors.json'), 'utf8'));
+  let n = 0;
+  for (const c of tv.chats as { messages: ChatMessage[]; chatml: Record<string, unknown>; doge: Record<string, unknown> }[]) {
+    for (const [layout, tok] of [['chatml', chatml], ['doge', doge]] as const) {
+      const want = c[layout] as { render: string; render_with_generation_prompt: string; assistant_spans: [number, number][]; assistant_texts: string[] };
+      assert.equal(tok.applyChatTemplate(c.messages), want.render, `${layout} render`);
+      assert.equal(tok.applyChatTemplate(c.messages, { addGenerationPrompt: true }), want.render_with_generation_prompt, `${layout} generation prompt`);
+      const { text, spans } = assistantSpans(tok, c.messages);
+      assert.deepEqual(spans, want.assistant_spans, `${layout} spans`);
+      assert.deepEqual(spans.map(([a, b]) => text.slice(a, b)), want.assistant_texts);
+      const warnings: string[] = [];
+      const ex = chatExample(tok, c.messages, { warn: (m) => warnings.push(m) });
+      assert.deepEqual(warnings, [], 'segment-wise encoding equals whole-text encoding');
+      assert.deepEqual(ex.inputIds, tok.encode(want.render));
+      // the masked tokens decode to exactly the assistant texts
+      const runs: string[] = [];
+      let cur: number[] = [];
+      ex.lossMask.forEach((m, i) => { if (m) cur.push(ex.inputIds[i]!); else if (cur.length) { runs.push(tok.decode(cur)); cur = []; } });
+      if (cur.length) runs.push(tok.decode(cur));
+      assert.deepEqual(runs, want.assistant_texts);
+      n++;
+    }
+  }
+  // the seed's DPO preprocessing strings render from the same template (prompt = chosen[:-1] without generation prompt)
+  for (const s of tv.seed_dpo_preprocessing as { chosen_messages: ChatMessage[]; prompt: string; chosen: string }[]) {
+    assert.equal(doge.applyChatTemplate(s.chosen_messages.slice(0, -1)), s.prompt);
+    const emptySystem = doge.applyChatTemplate([]);
+    assert.equal(doge.applyChatTemplate(s.chosen_messages.slice(-1)).replace(emptySystem, ''), s.chosen);
+  }
+  console.log(`text-vectors chats: ${n} renders, spans and masks identical`);
+});
+
+test('loss masks: all-tokens option, prompt/completion (strings and messages), text rows, row dispatch', () => {
+  const msgs: ChatMessage[] = [{ role: 'user', content: 'What is 2 plus 3?' }, { role: 'assistant', content: '2 plus 3 is 5.' }];
+  const all = chatExample(chatml, msgs, { lossOn: 'all' });
+  assert.ok(all.lossMask.every((m) => m === 1));
+  const pc = promptCompletionExample(chatml, [msgs[0]!], [msgs[1]!]);
+  assert.deepEqual(pc, chatExample(chatml, msgs), 'prompt/completion messages = the chat with assistant-only loss');
+  const s = promptCompletionExample(chatml, 'Q: 2 plus 3?\nA:', ' 5.');
+  const eos = chatml.eosTokenId!;
+  assert.equal(s.inputIds.at(-1), eos, 'string completions get EOS');
+  const nPrompt = chatml.encode('Q: 2 plus 3?\nA:').length;
+  assert.deepEqual(s.lossMask, s.inputIds.map((_, i) => (i < nPrompt ? 0 : 1)));
+  const t = textExample(chatml, 'Plain text.');
+  assert.equal(t.inputIds.at(-1), eos);
+  assert.ok(t.lossMask.every((m) => m === 1));
+  assert.deepEqual(sftExample(chatml, { messages: msgs }), chatExample(chatml, msgs));
+  assert.deepEqual(sftExample(chatml, { conversations: [{ from: 'human', value: msgs[0]!.content }, { from: 'gpt', value: msgs[1]!.content }] }), chatExample(chatml, msgs));
+  assert.deepEqual(sftExample(chatml, { text: 'Plain text.' }), t);
+});
+
+test('bad chat rows are errors naming the row and the field', () => {
+  const where = 'train.jsonl row 7';
+  assert.throws(() => sftExample(chatml, { foo: 1 }, { where }), /train\.jsonl row 7: no 'messages', 'conversations', 'prompt'\/'completion' or 'text' column \(columns: foo\)/);
+  assert.throws(() => sftExample(chatml, { messages: [{ role: 'user', content: 'hi' }] }, { where }), /row 7: no assistant message/);
+  assert.throws(() => sftExample(chatml, { messages: [{ role: 'robot', content: 'hi' }] }, { where }), /row 7: message 0 has role "robot"/);
+  assert.throws(() => sftExample(chatml, { messages: [{ role: 'user' }] }, { where }), /row 7: message 0 \(user\) has no string 'content'/);
+  assert.throws(() => sftExample(chatml, { prompt: 'x' }, { where }), /row 7: has 'prompt' but no 'completion' column/);
+  const noTemplate = Object.assign(Object.create(Object.getPrototypeOf(chatml)), chatml, { chatTemplate: undefined }) as WmTokenizer;
+  assert.throws(() => chatExample(noTemplate, [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }], { where }), /has no chat_template/);
+});
+
+test('packing: document-aware (positions restart, first token no target), wrapped, padding', () => {
+  const docs: ChatExample[] = [
+    { inputIds: [10, 11, 12, 13, 14], lossMask: [0, 0, 1, 1, 1] },
+    { inputIds: [20, 21, 22], lossMask: [1, 1, 1] },
+    { inputIds: [30, 31, 32, 33, 34, 35, 36, 37, 38, 39], lossMask: new Array(10).fill(1) },
+  ];
+  const rows = packDocuments(docs, 8, 'document', { padId: 2 });
+  // the 10-token document is cut to 8 and fills a row; 5 + 3 share the other
+  assert.equal(rows.length, 2);
+  assert.deepEqual(Array.from(rows[0]!.inputIds), [30, 31, 32, 33, 34, 35, 36, 37]);
+  assert.deepEqual(Array.from(rows[1]!.inputIds), [10, 11, 12, 13, 14, 20, 21, 22]);
+  assert.deepEqual(Array.from(rows[1]!.positionIds), [0, 1, 2, 3, 4, 0, 1, 2]);
+  assert.deepEqual(Array.from(rows[1]!.documentIds), [0, 0, 0, 0, 0, 1, 1, 1]);
+  assert.deepEqual(Array.from(rows[1]!.lossMask), [0, 0, 1, 1, 1, 0, 1, 1], 'first token of the second document is not a target');
+  assert.deepEqual(rows[1]!.seqLengths, [5, 3]);
+  assert.equal(countTargets(rows), 7 + 5);
+  const wrapped = packDocuments(docs, 8, 'wrapped', { padId: 2 });
+  assert.equal(wrapped.length, 2, '18 tokens -> two blocks of 8, tail dropped');
+  assert.deepEqual(Array.from(wrapped[1]!.inputIds), [30, 31, 32, 33, 34, 35, 36, 37]);
+  assert.deepEqual(Array.from(wrapped[1]!.positionIds), [0, 1, 2, 3, 4, 5, 6, 7]);
+  const padded = packDocuments(docs, 8, 'padding', { padId: 2 });
+  assert.equal(padded.length, 3);
+  assert.deepEqual(Array.from(padded[1]!.inputIds), [20, 21, 22, 2, 2, 2, 2, 2]);
+  assert.deepEqual(Array.from(padded[1]!.attentionMask), [1, 1, 1, 0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(padded[1]!.lossMask), [0, 1, 1, 0, 0, 0, 0, 0]);
+  assert.throws(() => packDocuments(docs, 8, 'bfd' as 'document', { padId: 2 }), /packing must be one of document, wrapped, padding/);
+});
