@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side speed against the fp32 PyTorch reference, in one run on one machine (run it on an idle machine):
-#   1. `pnpm bench --json out/bench/ours.json` (this project, default backend: wasm with one XNNPACK thread per core)
+#   1. `pnpm bench` (this project, default backend and thread choice), one preset per process so each row's peak
+#      heap and RSS are its own; the records are merged into out/bench/ours.json
 #   2. the PyTorch reference scripts (../shared/bench by default; BENCH_REF=DIR to point elsewhere) for the same
 #      presets, with as many threads as ours, each printing one JSON line (collected in out/bench/torch.jsonl)
 #   3. the ratio table (ours / PyTorch), also written to out/bench/ratios.md
@@ -27,8 +28,19 @@ done
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (should be near 0)"
 update-alternatives --display libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -m1 'link currently points to' || echo "(could not query the BLAS alternative)"
 
-echo "== ours: pnpm bench --presets $PRESETS ${EXTRA[*]:-}"
-pnpm -s bench --presets "$PRESETS" --json "$OUT/ours.json" "${EXTRA[@]}"
+echo "== ours: pnpm bench, one process per preset ($PRESETS) ${EXTRA[*]:-}"
+pnpm -s build
+parts=()
+for p in ${PRESETS//,/ }; do
+  node dist/cli/wm.js bench --presets "$p" --json "$OUT/ours-$p.json" ${EXTRA[@]+"${EXTRA[@]}"}
+  parts+=("$OUT/ours-$p.json")
+done
+node -e "
+const fs = require('fs');
+const parts = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+const merged = { ...parts[0], records: parts.flatMap((p) => p.records) };
+fs.writeFileSync('$OUT/ours.json', JSON.stringify(merged, null, 1) + '\\n');
+" "${parts[@]}"
 THREADS=$(node -e "const j=require('./$OUT/ours.json'); console.log(j.threads || 1)")
 
 echo "== PyTorch reference ($REF, $THREADS threads)"

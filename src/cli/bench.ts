@@ -5,16 +5,18 @@
  *
  *   {"bench":"train","preset":"doge-tiny","backend":"wasm","threads":2,"batch":8,"seq_len":256,"tokens_per_s":...,
  *    "step_ms":...,"forward_ms":...,"backward_ms":...,"clip_ms":...,"optimizer_ms":...,"gflop_per_step":...,
- *    "gflops":...,"forward_gflops":...,"backward_gflops":...,"peak_tensor_mb":...,"wasm_heap_mb":...,"rss_mb":...}
+ *    "step_cpu_ms":...,"gflops":...,"forward_gflops":...,"backward_gflops":...,"wasm_heap_mb":...,"rss_mb":...}
  *   {"bench":"decode","preset":"doge-tiny","backend":"wasm","prompt":32,"new_tokens":128,"tokens_per_s":...}
  *
  * Training: one full optimizer step (forward, backward, global-norm clip, AdamW) on random tokens, timed after
  * warm-up steps; the same step is then split into its parts (forward alone, forward+backward, clip, AdamW).
  * GFLOP/s counts the model's matmul FLOPs analytically (`matmulFlopsPerToken`: 2 x multiply-adds of every matmul
  * of the forward pass, attention over all T x T scores as computed; training = 3 x forward), so it says how close
- * the step runs to the machine's GEMM speed. Memory: `peak_tensor_mb` is the most tensor memory alive during one
- * step (tf.profile), `wasm_heap_mb` the wasm heap's size after the case (it only grows: a high-water mark of the
- * process so far), `rss_mb` the process's peak resident set so far. Run one preset per process for exact peaks.
+ * the step runs to the machine's GEMM speed. `step_cpu_ms`: CPU time of the process per step (all threads), which
+ * other jobs on a shared machine do not inflate (with one thread it is the step's time on an idle core).
+ * Memory: `wasm_heap_mb` is the wasm heap's size after the case (it only grows, so it is the high-water mark of the
+ * process so far), `rss_mb` the process's peak resident set so far; run one preset per process for per-preset peaks
+ * (scripts/bench-vs-torch.sh does).
  * Decoding: greedy with the KV cache, a 32-token prompt and 128 new tokens, median of 3 after a warm-up.
  * The PyTorch reference for scale lives outside the project (../shared/bench/; scripts/bench-vs-torch.sh runs both).
  */
@@ -102,7 +104,7 @@ function wasmHeapMb(): number {
 /** Peak resident set of the process so far, MB. */
 const rssMb = (): number => process.resourceUsage().maxRSS / 1024;
 
-async function benchTrain(c: BenchCase, backend: string, threads: number, steps: number): Promise<Record<string, unknown>> {
+function benchTrain(c: BenchCase, backend: string, threads: number, steps: number): Record<string, unknown> {
   const t = c.train!;
   const model = c.make();
   const params = model.parameters();
@@ -145,8 +147,11 @@ async function benchTrain(c: BenchCase, backend: string, threads: number, steps:
   for (let i = 0; i < 2; i++) fullStep(); // warm-up (kernel setup, allocator, cached tables)
   const parts: { fb: number; clip: number; opt: number }[] = [];
   const t0 = now();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < steps; i++) parts.push(fullStep());
   const stepMs = (now() - t0) / steps;
+  const cpu = process.cpuUsage(c0);
+  const stepCpuMs = (cpu.user + cpu.system) / 1000 / steps;
   // Forward alone (training mode, with the loss), to split forward from backward.
   const fwd: number[] = [];
   for (let i = 0; i < Math.max(2, Math.ceil(steps / 2)); i++) {
@@ -154,8 +159,6 @@ async function benchTrain(c: BenchCase, backend: string, threads: number, steps:
     for (const ids of micro) tf.tidy(() => lossOf(ids)().dataSync());
     fwd.push(now() - s);
   }
-  // Peak tensor memory of one more step (tf.profile tracks it; not timed).
-  const prof = await tf.profile(() => { fullStep(); return tf.scalar(0); });
   const fb = median(parts.map((p) => p.fb));
   const forward = median(fwd);
   const backward = Math.max(fb - forward, 1e-9);
@@ -164,6 +167,7 @@ async function benchTrain(c: BenchCase, backend: string, threads: number, steps:
     bench: 'train', preset: c.preset, backend, threads, batch: t.batch, seq_len: t.seqLen, micro_batches: t.micro,
     tokens_per_s: round((t.batch * t.seqLen) / (stepMs / 1000)),
     step_ms: round(stepMs),
+    step_cpu_ms: round(stepCpuMs),
     forward_ms: round(forward),
     backward_ms: round(backward),
     clip_ms: round(median(parts.map((p) => p.clip))),
@@ -172,7 +176,6 @@ async function benchTrain(c: BenchCase, backend: string, threads: number, steps:
     gflops: round((3 * fwdFlops) / 1e6 / stepMs),
     forward_gflops: round(fwdFlops / 1e6 / forward),
     backward_gflops: round((2 * fwdFlops) / 1e6 / backward),
-    peak_tensor_mb: round(prof.peakBytes / 2 ** 20),
     wasm_heap_mb: round(wasmHeapMb()),
     rss_mb: round(rssMb()),
     params: model.numParameters(),
@@ -209,12 +212,12 @@ function summary(records: Record<string, unknown>[]): string {
   const lines: string[] = [];
   const train = records.filter((r) => r.bench === 'train');
   if (train.length) {
-    lines.push('train          batch  tok/s   step ms = fwd + bwd + clip + opt       GFLOP/s (fwd/bwd)   peak tensors / heap / RSS MB');
+    lines.push('train          batch  tok/s   step ms = fwd + bwd + clip + opt       GFLOP/s (fwd/bwd)   CPU ms/step  heap / RSS MB');
     for (const r of train) {
       lines.push(`${String(r.preset).padEnd(14)} ${`${r.batch}x${r.seq_len}`.padEnd(6)} ${String(r.tokens_per_s).padStart(6)}  `
         + `${String(r.step_ms).padStart(7)} = ${r.forward_ms} + ${r.backward_ms} + ${r.clip_ms} + ${r.optimizer_ms}`.padEnd(38)
         + `${String(r.gflops).padStart(6)} (${r.forward_gflops}/${r.backward_gflops})`.padEnd(20)
-        + `${r.peak_tensor_mb} / ${r.wasm_heap_mb} / ${r.rss_mb}`);
+        + `${String(r.step_cpu_ms).padStart(10)}   ${r.wasm_heap_mb} / ${r.rss_mb}`);
     }
   }
   const dec = records.filter((r) => r.bench === 'decode');
@@ -254,7 +257,7 @@ export async function run(argv: string[]): Promise<void> {
   const emit = (r: Record<string, unknown>): void => { records.push(r); console.log(JSON.stringify(r)); };
   const selected = CASES.filter((c) => !presets || presets.includes(c.preset));
   if (only !== 'decode') {
-    for (const c of selected) if (c.train) emit(await benchTrain(c, backend, threads, c.train.batch * c.train.seqLen > 2048 ? Math.max(2, Math.ceil(steps / 2)) : steps));
+    for (const c of selected) if (c.train) emit(benchTrain(c, backend, threads, c.train.batch * c.train.seqLen > 2048 ? Math.max(2, Math.ceil(steps / 2)) : steps));
   }
   if (only !== 'train') {
     for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads));
