@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 REF="${BENCH_REF:-/work/shared/bench}"
 PY="${BENCH_PYTHON:-/usr/bin/python3}"
 OUT=out/bench
+# both sides on every core unless told otherwise (our automatic choice drops to 1 thread when the machine is busy)
+export WM_WASM_THREADS="${WM_WASM_THREADS:-$(nproc)}"
 mkdir -p "$OUT"
 PRESETS="doge-tiny,doge-tiny-moe,doge-20m"
 EXTRA=()
@@ -37,7 +39,7 @@ for p in ${PRESETS//,/ }; do
 done
 node -e "
 const fs = require('fs');
-const parts = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+const parts = process.argv.slice(1).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
 const merged = { ...parts[0], records: parts.flatMap((p) => p.records) };
 fs.writeFileSync('$OUT/ours.json', JSON.stringify(merged, null, 1) + '\\n');
 " "${parts[@]}"

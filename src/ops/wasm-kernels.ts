@@ -9,7 +9,9 @@
  *    both batch sizes are 1; everything else (every matmul gradient, every `x W^T`, attention's batched products)
  *    runs a naive C loop at 1-3 GFLOP/s instead of ~45. The patch (a) transposes a transposed operand explicitly,
  *    (b) folds A's batch into its rows when B is shared (one [b*M, K] x [K, N] GEMM), (c) runs a real batch as one
- *    GEMM per batch entry on views of the heap, without any tfjs op per slice.
+ *    GEMM per batch entry on views of the heap, without any tfjs op per slice, (d) of C = op(A) op(B) and
+ *    C^T = op(B)^T op(A)^T picks the one that moves fewer elements, (e) splits a long shared axis into chunks that
+ *    stay in cache.
  *  - Slice (also behind split/unstack): the wasm kernel copies the whole input out of the heap for every slice; the
  *    patch copies only the requested blocks.
  *  - Identity (every tensor saved for backprop is cloned through it): share the data with a reference count, as the
@@ -60,6 +62,11 @@ const MIN_GEMM_WORK = 65536;
  */
 const KC = 512;
 const CHUNK_MIN_ELEMENTS = 512 * 1024;
+/**
+ * Even plain products (which XNNPACK gets directly otherwise) are chunked above this shared length: lm_head's input
+ * gradient [512 x 32768] x [32768 x 256] runs at 22 GFLOP/s in one piece and 41-43 in chunks (measured).
+ */
+const PLAIN_CHUNK_K = 8192;
 
 /** dst[dOff + c * dStride + r] = src[sOff + r * sStride + c] for r < rows, c < cols (blocked for the caches). */
 function transposeInto(src: Float32Array, sOff: number, sStride: number, dst: Float32Array, dOff: number, dStride: number, rows: number, cols: number): void {
@@ -101,7 +108,7 @@ function installBatchMatMul(tf: Tf): void {
       const N = tB ? b.shape[rb - 2] : b.shape[rb - 1];
       const batchA = size(a.shape.slice(0, -2)), batchB = size(b.shape.slice(0, -2));
       const batch = Math.max(batchA, batchB);
-      const plain = !tA && !tB && batchA === 1 && batchB === 1;
+      const plain = !tA && !tB && batchA === 1 && batchB === 1 && K <= PLAIN_CHUNK_K;
       // left to the plain kernel: what it does well (XNNPACK), tiny products, other dtypes, broadcasts it rejects
       if (plain || M * N * K < MIN_GEMM_WORK || a.dtype !== 'float32' || b.dtype !== 'float32'
         || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
@@ -139,7 +146,8 @@ function installBatchMatMul(tf: Tf): void {
        * always passed as a fresh tensor unless it is a whole input tensor (its packed operator is cached by tensor id).
        */
       const product = (L: Mat, W: Mat, R: number, Cc: number): Info => {
-        const chunked = K > 2 * KC && K * Cc >= CHUNK_MIN_ELEMENTS;
+        const chunked = K > PLAIN_CHUNK_K || (K > 2 * KC && K * Cc >= CHUNK_MIN_ELEMENTS);
+        const kcs = Math.max(KC, Math.ceil(K / 16)); // at most 16 chunks
         if (!chunked) {
           const l = whole(L, R, K), w = whole(W, K, Cc);
           const c = gemm(l.x, w.x, R, K, Cc);
@@ -148,8 +156,8 @@ function installBatchMatMul(tf: Tf): void {
           return c;
         }
         let acc: Info | null = null;
-        for (let k0 = 0; k0 < K; k0 += KC) {
-          const kc = Math.min(KC, K - k0);
+        for (let k0 = 0; k0 < K; k0 += kcs) {
+          const kc = Math.min(kcs, K - k0);
           const l = extract(L, 0, R, k0, kc), w = extract(W, k0, kc, 0, Cc);
           const c = gemm(l, w, R, kc, Cc);
           be.disposeData(l.dataId); be.disposeData(w.dataId);
