@@ -45,9 +45,14 @@ test('prepare never deletes what it did not write: foreign folders are refused, 
   fs.writeFileSync(path.join(clash, 'wm_prepare.json'), JSON.stringify(m));
   await assert.rejects(prepareDataset({ ...opts, outDir: clash, overwrite: true }), /has 'train', which the earlier wm data prepare did not write/);
 
-  // wm tokenizer train: same rule.
-  await assert.rejects(trainTokenizer({ texts: ['a b c'], vocabSize: 300, outDir: proj, log: false }), /project is not empty and holds more than a tokenizer/);
-  await assert.rejects(trainTokenizer({ texts: ['a b c'], vocabSize: 300, outDir: tokDir, log: false }), /already holds a tokenizer .*pass --overwrite/);
+  // wm tokenizer train writes only its three files: an existing tokenizer is replaced only with --overwrite, and
+  // nothing else in the folder is touched (a model folder can get its tokenizer).
+  await assert.rejects(trainTokenizer({ texts: ['a b c'], vocabSize: 300, outDir: tokDir, log: false }), /already holds a tokenizer \(special_tokens_map\.json, tokenizer\.json, tokenizer_config\.json\); pass --overwrite/);
+  await trainTokenizer({ texts: ['a b c'], vocabSize: 300, outDir: proj, log: false });
+  await assert.rejects(trainTokenizer({ texts: ['a b c'], vocabSize: 300, outDir: proj, log: false }), /already holds a tokenizer/);
+  await trainTokenizer({ texts: ['a b c d'], vocabSize: 300, outDir: proj, log: false, overwrite: true });
+  assert.equal(fs.readFileSync(path.join(proj, 'main.ts'), 'utf8'), 'source');
+  assert.deepEqual(fs.readdirSync(proj).sort(), ['.git', 'main.ts', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
 });
 
 test('a shard that is cut short (still a valid Arrow stream, fewer rows) is an error, not fewer rows', async () => {
@@ -91,4 +96,19 @@ test('.gz and .zst inputs are read transparently; archives, binary and non-UTF-8
   await assert.rejects(texts(badGz), /cut\.jsonl\.gz: gzip data is corrupt or truncated/);
   // The tokenizer trainer reads inputs the same way: no garbage tokenizer from a zip.
   await assert.rejects(prepareDataset({ inputs: [zip], tokenizer: tokDir, seqLen: 16, outDir: path.join(dir, 'z'), log: false }), /is a zip file/);
+});
+
+test('temporaries a killed prepare left (sibling .tmp folders, replaced-entry trash) are removed by the next prepare', async () => {
+  const out = path.join(dir, 'again');
+  const opts = { inputs: [docs], tokenizer: tokDir, seqLen: 16, testExamples: 2, log: false };
+  await prepareDataset({ ...opts, outDir: out });
+  fs.mkdirSync(path.join(dir, 'again.tmp-999999-1700000000000', 'dataset'), { recursive: true });
+  fs.mkdirSync(path.join(out, '.wm-replaced-999999-1700000000000', 'train'), { recursive: true });
+  const live = path.join(dir, `again.tmp-${process.pid}-1`); // a running process's: kept
+  fs.mkdirSync(live);
+  await prepareDataset({ ...opts, outDir: out, overwrite: true });
+  assert.ok(!fs.existsSync(path.join(dir, 'again.tmp-999999-1700000000000')));
+  assert.ok(!fs.existsSync(path.join(out, '.wm-replaced-999999-1700000000000')));
+  assert.ok(fs.existsSync(live));
+  assert.equal((await openPackedDataset(path.join(out, 'train'))).seqLen, 16);
 });

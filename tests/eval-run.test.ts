@@ -254,8 +254,9 @@ test('wm eval: two models, a benchmark and perplexity -> per-model results JSON,
       const m = new DogeForCausalLM(new DogeConfig({ vocab_size: 512, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, eos_token_id: 1, bos_token_id: 0, pad_token_id: 2 }), { seed: i + 1 });
       m.savePretrained(d);
       m.dispose();
-      if (i === 0) await trainTokenizer({ texts: brownCorpusDocuments().slice(0, 5), vocabSize: 300, outDir: d, log: false });
-      else for (const f of fs.readdirSync(dirs[0]).filter((x) => x.startsWith('tokenizer') || x.startsWith('special'))) fs.copyFileSync(path.join(dirs[0], f), path.join(d, f));
+      const tokDir = path.join(root, 'tok');
+      if (i === 0) await trainTokenizer({ texts: brownCorpusDocuments().slice(0, 5), vocabSize: 300, outDir: tokDir, log: false });
+      for (const f of fs.readdirSync(tokDir)) fs.copyFileSync(path.join(tokDir, f), path.join(d, f));
     }
     const out = path.join(root, 'out');
     const printed: string[] = [];
@@ -264,17 +265,18 @@ test('wm eval: two models, a benchmark and perplexity -> per-model results JSON,
     console.log = (...a: unknown[]) => { printed.push(a.join(' ')); };
     console.error = (...a: unknown[]) => { printed.push(a.join(' ')); };
     try {
-      await evalCli(['--model', dirs[0], '--model', dirs[1], '--tasks', 'arc_easy', '--data', dir, '--limit', '3', '--shots', '1', '--ppl', 'brown', '--ppl-limit', '2', '--max-length', '256', '--out', out]);
+      await evalCli(['--model', dirs[0], '--model', dirs[1], '--tasks', 'arc_easy,embedded', '--embedded-n', '8', '--data', dir, '--limit', '3', '--shots', '1', '--ppl', 'brown', '--ppl-limit', '2', '--max-length', '256', '--out', out]);
     } finally {
       console.log = orig;
       console.error = origErr;
     }
     const all = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as { model: string; task: string; metric: string; value: number; stderr: number | null; n: number; shots: number; backend: string; seconds: number }[];
-    assert.deepEqual(all.map((r) => `${r.model}/${r.task}/${r.metric}`), ['base', 'tuned'].flatMap((m) => [`${m}/arc_easy/acc`, `${m}/arc_easy/acc_norm_nospace`, `${m}/perplexity/ppl`, `${m}/perplexity/word_perplexity`, `${m}/perplexity/bits_per_byte`]));
+    assert.deepEqual(all.map((r) => `${r.model}/${r.task}/${r.metric}`), ['base', 'tuned'].flatMap((m) => [`${m}/arc_easy/acc`, `${m}/arc_easy/acc_norm_nospace`, `${m}/embedded/acc`, `${m}/embedded/acc_norm_nospace`, `${m}/perplexity/ppl`, `${m}/perplexity/word_perplexity`, `${m}/perplexity/bits_per_byte`]));
     for (const r of all) for (const k of ['task', 'metric', 'value', 'stderr', 'n', 'shots', 'model', 'backend', 'seconds']) assert.ok(k in r, `${k} in a result row`);
     const per = JSON.parse(fs.readFileSync(path.join(out, 'results-tuned.json'), 'utf8')) as { model: string; results: unknown[] };
     assert.equal(per.model, 'tuned');
-    assert.equal(per.results.length, 5);
+    assert.equal(per.results.length, 7);
+    assert.equal(all.find((r) => r.task === 'embedded')!.n, 3, '--limit applies to the embedded benchmark too');
     const ppl = all.filter((r) => r.metric === 'ppl');
     assert.ok(ppl.every((r) => r.value > 50 && r.value < 2000), 'an untrained model has a perplexity near its vocabulary size');
     const html = fs.readFileSync(path.join(out, 'eval.html'), 'utf8');
@@ -284,6 +286,9 @@ test('wm eval: two models, a benchmark and perplexity -> per-model results JSON,
     await assert.rejects(evalCli(['--model', dirs[0], '--tasks', 'arc_easy,nope']), /unknown task 'nope'/);
     await assert.rejects(evalCli(['--model', dirs[0], '--tasks', 'arc_easy']), /need --data DIR or --hub/);
     await assert.rejects(evalCli(['--model', path.join(root, 'missing')]), /no config\.json in that folder/);
+    await assert.rejects(evalCli(['--tasks', 'embedded']), /wm eval: --model DIR is required/);
+    await assert.rejects(evalCli(['--model', dirs[0], '--limit', '0']), /--limit/);
+    await assert.rejects(evalCli(['--model', dirs[0], '--shot', '2']), /unknown option --shot \(did you mean --shots\?\)/);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

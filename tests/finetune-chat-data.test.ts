@@ -118,3 +118,27 @@ test('packing: document-aware (positions restart, first token no target), wrappe
   assert.deepEqual(Array.from(padded[1]!.lossMask), [0, 1, 1, 0, 0, 0, 0, 0]);
   assert.throws(() => packDocuments(docs, 8, 'bfd' as 'document', { padId: 2 }), /packing must be one of document, wrapped, padding/);
 });
+
+test('plain strings: the tokenizer\'s own BOS (TemplateProcessing), never a double BOS on rendered text', async () => {
+  // the seed's Doge tokenizer adds <|begin_of_text|> in its post-processor
+  const withBos = path.join(dir, 'doge-bos');
+  fs.cpSync(path.join(dir, 'doge'), withBos, { recursive: true });
+  const tj = JSON.parse(fs.readFileSync(path.join(withBos, 'tokenizer.json'), 'utf8'));
+  tj.post_processor = {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+    special_tokens: { '<|begin_of_text|>': { id: '<|begin_of_text|>', ids: [0], tokens: ['<|begin_of_text|>'] } },
+  };
+  fs.writeFileSync(path.join(withBos, 'tokenizer.json'), JSON.stringify(tj));
+  const tok = await loadTokenizer(withBos);
+  const plain = textExample(tok, 'Hi there');
+  assert.equal(plain.inputIds[0], 0, 'BOS from the post-processor');
+  assert.equal(plain.inputIds.filter((i) => i === 0).length, 1);
+  assert.equal(plain.inputIds.at(-1), tok.eosTokenId);
+  const rendered = textExample(tok, tok.applyChatTemplate([{ role: 'user', content: 'Hi there' }]));
+  assert.equal(rendered.inputIds.filter((i) => i === 0).length, 1, 'a rendered template keeps its one BOS');
+  // chats are encoded without the post-processor: one BOS (the template's)
+  const chat = chatExample(tok, [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }]);
+  assert.equal(chat.inputIds.filter((i) => i === 0).length, 1);
+});

@@ -144,3 +144,31 @@ test('the shipped recipes parse', () => {
     assert.equal(c.training.lr_scheduler_kwargs.min_lr_ratio, 0.1, f);
   }
 });
+
+test('wm sft / wm dpo: YAML recipe with overrides, unknown options, --help', async () => {
+  const { run: sftCli, parseFinetuneArgs } = await import('../src/cli/sft');
+  const { run: dpoCli } = await import('../src/cli/dpo');
+  const out = path.join(root, 'cli-sft');
+  const yaml = path.join(root, 'sft.yaml');
+  fs.writeFileSync(yaml, [
+    'model:', `  init_from: ${base}`, 'data:', '  train: embedded:chats', '  max_train_rows: 40', '  max_eval_rows: 8', 'sft:', '  seq_len: 64',
+    'training:', `  output_dir: ${out}`, '  max_steps: 50', '  per_device_train_batch_size: 2', '  lr_scheduler_type: cosine_with_min_lr',
+    '  lr_scheduler_kwargs:', '    min_lr_rate: 0.1', '  save_steps: 0', '  logging_steps: 1',
+  ].join('\n'));
+  await sftCli(['--config', yaml, '--max-steps', '2', '--sft.packing', 'wrapped']);
+  assert.ok(fs.existsSync(path.join(out, 'final', 'model.safetensors')));
+  const saved = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint-2', 'training_config.json'), 'utf8'));
+  assert.equal(saved.sft.packing, 'wrapped');
+  assert.equal(saved.training.max_steps, 2);
+  assert.equal(readMetrics(path.join(out, 'metrics.jsonl')).filter((r) => 'loss' in r).length, 2);
+  assert.ok(fs.existsSync(path.join(out, 'final', 'generation_config.json')), 'final/ is a complete model folder');
+  assert.ok(fs.existsSync(path.join(out, 'checkpoint-2', 'tokenizer.json')), 'checkpoints carry the tokenizer');
+  // a fresh run into the same folder moves the earlier run aside (nothing is deleted)
+  await sftCli(['--config', yaml, '--max-steps', '1']);
+  assert.equal(fs.readdirSync(path.join(out, 'previous-runs')).length, 1);
+  assert.ok(fs.existsSync(path.join(out, 'checkpoint-1')) && !fs.existsSync(path.join(out, 'checkpoint-2')));
+  await assert.rejects(sftCli(['--config', yaml, '--max-stepz', '2']), /unknown option --max-stepz \(did you mean --max-steps\?\)/);
+  await assert.rejects(dpoCli(['--config', yaml, '--max-steps', '1']), /embedded:chats \(train\) row 1: no 'chosen' column/);
+  assert.equal(parseFinetuneArgs(['--help'], 'sft'), null);
+  assert.deepEqual(parseFinetuneArgs(['--config', 'a.yaml', '--resume', '--beta=0.1'], 'dpo'), { config: 'a.yaml', resume: true, overrides: { beta: '0.1' } });
+});

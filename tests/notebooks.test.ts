@@ -24,9 +24,11 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '1-quickstart': { plots: 0, stdout: [/backend: /, /parameters/] },
   '2-data': { plots: 1, stdout: [/<\|im_start\|>user/, /train rows/] },
   '3-dmattn-cdmoe': { plots: 5, stdout: [/experts/] },
-  '4-mqar': { plots: 1, stdout: [/accuracy/] },
+  '4-mqar': { plots: 3, stdout: [/accuracy/, /past 0.5 at step/] },
   '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
   '6-usage': { plots: 0, stdout: [/generated/] },
+  '7-finetune': { plots: 2, stdout: [/SFT: \d+ steps/, /rewards\/accuracies/, /saved for notebook 8/] },
+  '8-evaluate': { plots: 1, stdout: [/perplexity/, /embedded: acc/, /requests\/s/, /saved runs\/notebooks\/eval/] },
 };
 
 const OUT = join(ROOT, 'out', 'notebooks-test');

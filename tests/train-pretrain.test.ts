@@ -305,11 +305,11 @@ test('loss.html: single points have markers, lr and tokens/s panels, plotly.js o
   ];
   const figs = trainingFigures(rows);
   assert.equal(figs.length, 3);
-  const evalTrace = figs[0].data.find((t) => t.name === 'eval loss') as { mode: string; y: number[] };
+  const evalTrace = figs[0].data.find((t) => t.name === 'eval loss') as unknown as { mode: string; y: number[] };
   assert.equal(evalTrace.mode, 'lines+markers');
   assert.deepEqual(evalTrace.y, [4.2]);
-  assert.deepEqual((figs[1].data[0] as { y: number[] }).y, [1e-3, 5e-4]);
-  assert.deepEqual((figs[2].data[0] as { y: number[] }).y, [900, 1000]);
+  assert.deepEqual((figs[1].data[0] as unknown as { y: number[] }).y, [1e-3, 5e-4]);
+  assert.deepEqual((figs[2].data[0] as unknown as { y: number[] }).y, [900, 1000]);
   writeLossHtml(rows, path.join(dir, 'loss.html'));
   writeLossHtml(rows, path.join(dir, 'other.html'));
   const html = fs.readFileSync(path.join(dir, 'loss.html'), 'utf8');
@@ -320,4 +320,49 @@ test('loss.html: single points have markers, lr and tokens/s panels, plotly.js o
   assert.ok(fs.statSync(path.join(dir, libs[0])).size > 1_000_000);
   assert.match(html, /learning rate/);
   assert.match(html, /throughput \(tokens\/s\)/);
+});
+
+test('checkpoint folders are fsync\'ed (every file, the folders, and the parent after the rename)', async () => {
+  const { writeFolderAtomically } = await import('../src/train');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const realFs = require('node:fs') as typeof fs;
+  const synced: string[] = [];
+  const open = realFs.openSync;
+  const fsync = realFs.fsyncSync;
+  const pathOf = new Map<number, string>();
+  realFs.openSync = ((p: fs.PathLike, ...rest: unknown[]) => { const fd = (open as (...a: unknown[]) => number)(p, ...rest); pathOf.set(fd, String(p)); return fd; }) as typeof fs.openSync;
+  realFs.fsyncSync = ((fd: number) => { synced.push(pathOf.get(fd) ?? `fd ${fd}`); return fsync(fd); }) as typeof fs.fsyncSync;
+  const dir = tmp('fsync');
+  try {
+    await writeFolderAtomically(path.join(dir, 'checkpoint-1'), (t) => {
+      fs.writeFileSync(path.join(t, 'model.safetensors'), 'x');
+      fs.mkdirSync(path.join(t, 'trainer_state'));
+      fs.writeFileSync(path.join(t, 'trainer_state', 'state.json'), '{}');
+    });
+  } finally {
+    realFs.openSync = open;
+    realFs.fsyncSync = fsync;
+  }
+  const names = synced.map((p) => path.relative(dir, p).replace(/\.checkpoint-1\.tmp-\d+/, 'TMP'));
+  for (const want of ['TMP/model.safetensors', 'TMP/trainer_state/state.json', 'TMP/trainer_state', 'TMP', '']) assert.ok(names.includes(want), `${want} not fsync'ed: ${names.join(', ')}`);
+  assert.ok(fs.existsSync(path.join(dir, 'checkpoint-1', 'trainer_state', 'state.json')));
+});
+
+test('kill -9 in the middle of a run (saving every step): the next run takes over the stale lock, removes half-written checkpoints and resumes from the newest complete one', async () => {
+  const dir = tmp('kill9');
+  const ds = await makeDataset(path.join(dir, 'ds'));
+  const cfg = writeConfig(dir, ds);
+  const out = path.join(dir, 'out');
+  const killed = await pretrainProcess(cfg, 'SIGKILL', ['--save-steps', '1', '--save-total-limit', '0']);
+  assert.equal(killed.code, null, 'killed by the signal');
+  assert.ok(fs.existsSync(path.join(out, '.wm-lock')), 'a kill -9 leaves its lock behind');
+  const complete = fs.readdirSync(out).filter((n) => /^checkpoint-\d+$/.test(n) && fs.existsSync(path.join(out, n, 'trainer_state', 'state.json')));
+  const newest = Math.max(...complete.map((n) => Number(n.split('-')[1])));
+  assert.ok(newest >= 2, `complete checkpoints: ${complete.join(', ')}`);
+  await run(['--config', cfg, '--resume', '--max-steps', String(newest + 1), '--save-steps', '0', '--eval-steps', '0', '--logging-steps', '1', '--sample-new-tokens', '0']);
+  assert.deepEqual(fs.readdirSync(out).filter((n) => n.startsWith('.')), [], 'no lock and no temporaries left');
+  const state = JSON.parse(fs.readFileSync(path.join(out, `checkpoint-${newest + 1}`, 'trainer_state', 'state.json'), 'utf8'));
+  assert.equal(state.global_step, newest + 1);
+  const steps = metricsRows(out).filter((r) => 'loss' in r).map((r) => r.step);
+  assert.deepEqual(steps, Array.from({ length: newest + 1 }, (_, i) => i + 1));
 });

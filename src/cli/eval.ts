@@ -16,6 +16,8 @@ import { evaluatePerplexity, evaluateTasks, formatResultsTable, type EvalResult 
 import { evalTask, SEED_TASKS } from '../eval/datasets';
 import { evalComparisonFigure } from '../viz/eval';
 import { writeFigureHtml } from '../viz/show';
+import { defaultBenchmark, type DefaultBenchmarkRow } from '../finetune/default-data';
+import { defineCommand, flag, num, parseCommandArgs, str, strs, UsageError } from './args';
 
 export const USAGE = `usage: wm eval --model DIR [--model DIR2 ...] [options]
 
@@ -58,75 +60,57 @@ export interface EvalArgs {
   out: string;
 }
 
-function int(flag: string, v: string, min = 0): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
+export const EVAL_SPEC = defineCommand({
+  name: 'wm eval',
+  usage: USAGE,
+  options: {
+    model: { type: 'string', multiple: true },
+    name: { type: 'string', multiple: true },
+    tasks: { type: 'string', default: 'embedded' },
+    limit: { type: 'int', min: 1 },
+    shots: { type: 'int', min: 0 },
+    data: { type: 'string' },
+    hub: { type: 'boolean' },
+    ppl: { type: 'string', multiple: true },
+    'ppl-limit': { type: 'int', min: 1, default: 50 },
+    'embedded-n': { type: 'int', min: 1, default: 400 },
+    'embedded-seed': { type: 'int', min: 0, default: 1234 },
+    'max-length': { type: 'int', min: 1 },
+    'batch-size': { type: 'int', min: 1 },
+    seed: { type: 'int', min: 0, default: 42 },
+    tokenizer: { type: 'string' },
+    'router-layout': { type: 'string', choices: ['token', 'hf'], default: 'token' },
+    out: { type: 'string', default: path.join('runs', 'eval') },
+  },
+});
 
-export function parseEvalArgs(argv: string[]): EvalArgs {
+/** Parsed and checked `wm eval` arguments; null for --help. Unknown task names fail here, before any model loads. */
+export function parseEvalArgs(argv: string[]): EvalArgs | null {
+  const p = parseCommandArgs(EVAL_SPEC, argv);
+  if (p.help) return null;
   const a: EvalArgs = {
-    models: [], names: [], tasks: ['embedded'], ppl: [], hub: false, pplLimit: 50, embeddedN: 400, embeddedSeed: 1234, seed: 42,
-    routerLayout: 'token', out: path.join('runs', 'eval'),
+    models: strs(p, 'model'), names: strs(p, 'name'),
+    tasks: str(p, 'tasks')!.split(',').map((t) => t.trim()).filter(Boolean).flatMap((t) => (t === 'seed' ? SEED_TASKS : [t])),
+    ppl: strs(p, 'ppl'), limit: num(p, 'limit'), shots: num(p, 'shots'), data: str(p, 'data'), hub: flag(p, 'hub'),
+    pplLimit: num(p, 'ppl-limit')!, embeddedN: num(p, 'embedded-n')!, embeddedSeed: num(p, 'embedded-seed')!,
+    maxLength: num(p, 'max-length'), batchSize: num(p, 'batch-size'), seed: num(p, 'seed')!, tokenizer: str(p, 'tokenizer'),
+    routerLayout: str(p, 'router-layout') as RouterLayout, out: str(p, 'out')!,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--help': case '-h': throw Object.assign(new Error(USAGE), { usage: true });
-      case '--model': a.models.push(value()); break;
-      case '--name': a.names.push(value()); break;
-      case '--tasks': a.tasks = value().split(',').map((t) => t.trim()).filter(Boolean).flatMap((t) => (t === 'seed' ? SEED_TASKS : [t])); break;
-      case '--limit': a.limit = int(flag, value(), 1); break;
-      case '--shots': a.shots = int(flag, value()); break;
-      case '--data': a.data = value(); break;
-      case '--hub': a.hub = true; break;
-      case '--ppl': a.ppl.push(value()); break;
-      case '--ppl-limit': a.pplLimit = int(flag, value(), 1); break;
-      case '--embedded-n': a.embeddedN = int(flag, value(), 1); break;
-      case '--embedded-seed': a.embeddedSeed = int(flag, value()); break;
-      case '--max-length': a.maxLength = int(flag, value(), 1); break;
-      case '--batch-size': a.batchSize = int(flag, value(), 1); break;
-      case '--seed': a.seed = int(flag, value()); break;
-      case '--tokenizer': a.tokenizer = value(); break;
-      case '--router-layout': {
-        const v = value();
-        if (v !== 'token' && v !== 'hf') throw new Error(`--router-layout must be token or hf, got '${v}'`);
-        a.routerLayout = v;
-        break;
-      }
-      case '--out': a.out = value(); break;
-      default: throw new Error(`unexpected argument '${arg}'\n\n${USAGE}`);
-    }
-  }
-  if (a.models.length === 0) throw new Error(`--model DIR is required\n\n${USAGE}`);
-  if (a.names.length && a.names.length !== a.models.length) throw new Error(`${a.names.length} --name for ${a.models.length} --model`);
-  for (const t of a.tasks) evalTask(t); // unknown task names fail before any model loads
-  const needFiles = a.tasks.some((t) => t !== 'embedded');
-  if (needFiles && !a.data && !a.hub) throw new Error(`tasks ${a.tasks.filter((t) => t !== 'embedded').join(', ')} need --data DIR or --hub`);
-  if (a.data && a.hub) throw new Error('give --data DIR or --hub, not both');
+  if (a.models.length === 0) throw new UsageError(`wm eval: --model DIR is required\n\n${USAGE}`);
+  if (a.names.length && a.names.length !== a.models.length) throw new UsageError(`wm eval: ${a.names.length} --name for ${a.models.length} --model`);
+  if (a.tasks.length === 0) throw new UsageError('wm eval: --tasks is empty');
+  for (const t of a.tasks) evalTask(t);
+  const needFiles = a.tasks.filter((t) => t !== 'embedded');
+  if (needFiles.length && !a.data && !a.hub) throw new UsageError(`wm eval: tasks ${needFiles.join(', ')} need --data DIR or --hub`);
+  if (a.data && a.hub) throw new UsageError('wm eval: give --data DIR or --hub, not both');
   if (a.data && !fs.existsSync(a.data)) throw new Error(`--data ${a.data} does not exist`);
   for (const m of a.models) if (!fs.existsSync(path.join(m, 'config.json'))) throw new Error(`--model ${m}: no config.json in that folder`);
   return a;
 }
 
-/** The embedded four-choice benchmark (ARC layout): evaluation rows and a disjoint few-shot pool. */
-export function embeddedBenchmarkRows(seed: number, n: number): { eval: Record<string, unknown>[]; fewshot: Record<string, unknown>[] } {
-  let gen: ((o: { seed?: number; n?: number }) => Record<string, unknown>[]) | undefined;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    gen = (require('../finetune/default-data') as { defaultBenchmark?: typeof gen }).defaultBenchmark;
-  } catch {
-    gen = undefined;
-  }
-  if (!gen) throw new Error('task embedded needs the embedded data generator (src/finetune/default-data), which is not in this build');
-  return { eval: gen({ seed, n }), fewshot: gen({ seed: seed + 1, n: 50 }) };
+/** The embedded four-choice benchmark (ARC layout): evaluation rows and a few-shot pool from another seed. */
+export function embeddedBenchmarkRows(seed: number, n: number): { eval: DefaultBenchmarkRow[]; fewshot: DefaultBenchmarkRow[] } {
+  return { eval: defaultBenchmark({ seed, n }), fewshot: defaultBenchmark({ seed: seed + 1, n: 50 }) };
 }
 
 async function heldOutTexts(inputs: string[], limit: number): Promise<string[]> {
@@ -143,13 +127,8 @@ async function heldOutTexts(inputs: string[], limit: number): Promise<string[]> 
 }
 
 export async function run(argv: string[]): Promise<void> {
-  let args: EvalArgs;
-  try {
-    args = parseEvalArgs(argv);
-  } catch (e) {
-    if ((e as { usage?: boolean }).usage) { console.log(USAGE); return; }
-    throw e;
-  }
+  const args = parseEvalArgs(argv);
+  if (!args) { console.log(USAGE); return; }
   await loadBackend();
   const embedded = args.tasks.includes('embedded') ? embeddedBenchmarkRows(args.embeddedSeed, args.embeddedN) : undefined;
   const texts = args.ppl.length ? await heldOutTexts(args.ppl, args.pplLimit) : [];

@@ -1,40 +1,52 @@
 /**
  * `wm mqar`: the MQAR comparison of the paper (Dynamic Mask Attention vs plain attention vs SSD).
  *
- *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU-sized grid (< 30 min on 2 shared cores, wasm)
+ *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU grid: smoke setting, 4 mixers, d 64/128, 3 seeds (~40 min idle)
  *   wm mqar --preset paper --out runs/mqar-paper        # the paper's grid, for a GPU (WM_BACKEND=tensorflow-gpu)
  *   wm mqar --mixers attention,dmattn,ssd --seq-lens 64,128 --kv-pairs L/4 --d-models 32,64,128 \
  *           --lrs 1e-3,3e-3 --epochs 8 --train-examples 4000 --test-examples 500 --out DIR
  *
- * Writes DIR/results.jsonl (one JSON object per cell) and DIR/mqar.html (the figure), prints a line per epoch.
+ * Writes DIR/results.jsonl (one JSON object per cell and seed, with its accuracy curve) and DIR/mqar.html (the
+ * comparison and the curves), prints a line per curve point and per epoch.
  */
 import { loadBackend } from '../backend';
 import { formatMqarTable, runMqarGrid, validateGrid, type MqarGridOptions } from '../synthetic/grid';
 import type { MixerKind } from '../synthetic/mixers';
+import { mqarRecipe } from '../synthetic/recipe';
 
-/** Named grids. Explicit flags override preset values. */
+/**
+ * Named grids. Explicit flags override preset values; training fields a preset leaves unset come from the recipe
+ * (`--recipe`, default `tuned`, src/synthetic/recipe.ts).
+ */
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
   /**
-   * The paper's protocol (K = L/4, V = L+1, random fillers) at the short, narrow corner 2 shared CPU cores (wasm) can
-   * afford: L 16, 32; d 32, 64; one learning rate; 20000 fresh examples x up to 3 epochs (625 steps of 32 each).
-   * Every run stops training at 100 s (then evaluates), so the 16 runs finish in < 30 min whatever the load; on a
-   * busy machine the slower mixers (SSD) get fewer steps, which results.jsonl records (`stopped: "time"`).
+   * The CPU comparison: Zoology's smoke setting (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64), the
+   * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 400 steps or at
+   * 150 s (then evaluates): attention and DMAttn reached 0.99 after 240-360 steps on every seed tried
+   * (docs/mqar-recipe.md), SSD and linear attention run into the budget. The 24 runs take at most 60 min, an
+   * estimated 40 on an idle 2-core machine (wasm); on a busy machine the time budget cuts runs earlier, and
+   * results.jsonl records why each run stopped (`stopped`) and after how many steps.
    */
   cpu: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
-    seqLens: [16, 32],
-    kvPairs: 'L/4',
-    vocabSize: 'L+1',
-    randomNonQueries: true,
-    dModels: [32, 64],
-    lrs: [3e-3],
-    epochs: 3,
-    trainExamples: 20000,
-    testExamples: 500,
-    batchSize: 32,
-    timeBudgetSeconds: 100,
+    seqLens: [64],
+    kvPairs: 4,
+    vocabSize: 256,
+    randomNonQueries: false,
+    dModels: [64, 128],
+    seeds: [0, 1, 2],
+    trainExamples: 10_000,
+    testExamples: 1_000,
+    batchSize: 64,
+    evalEvery: 20,
+    maxSteps: 400,
+    timeBudgetSeconds: 150,
   },
-  /** The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples. */
+  /**
+   * The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples, the lr sweep
+   * of the paper's range, 64 epochs, SSD state 128; the tuned recipe otherwise (for DMAttn with the paper's own
+   * top-K selection add `--keep-window K`).
+   */
   paper: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
     seqLens: [256, 512, 1024, 2048],
@@ -49,16 +61,14 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
     batchSize: 64,
     dState: 128,
   },
-  /** Zoology's smoke test (V 256, L 64, K 4, zero filler, 10k / 1k examples, d 128, lr 1e-3), for every mixer. */
+  /** Zoology's smoke test (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64) at d 64 and 128, one seed, for every mixer. */
   smoke: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
     seqLens: [64],
     kvPairs: 4,
     vocabSize: 256,
     randomNonQueries: false,
-    dModels: [128],
-    lrs: [1e-3],
-    epochs: 4,
+    dModels: [64, 128],
     trainExamples: 10_000,
     testExamples: 1_000,
     batchSize: 64,
@@ -66,19 +76,31 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
 };
 
 const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
+  --recipe tuned|first   training defaults: the measured recipe (tuned, default) or this project's first one
+                         (first: plain init, q/k norm on, lrs 1e-3,3e-3, 4 epochs); flags below override single fields
   --mixers LIST          attention,dmattn,ssd,linear
   --seq-lens LIST        sequence lengths, e.g. 64,128
   --kv-pairs EXPR        key-value pairs: a number or an expression in L (default L/4)
   --vocab EXPR           vocabulary size: a number or an expression in L (default L+1)
   --d-models LIST        model widths, e.g. 32,64,128
-  --lrs LIST             learning rates swept per cell (best kept), e.g. 1e-3,3e-3
-  --epochs N             max epochs per run (early stop at --stop-accuracy, default 0.99)
+  --lrs LIST             learning rates swept per cell (best kept), e.g. 1e-3,3e-3 (default the recipe's: 1e-3)
+  --epochs N             epochs of the cosine schedule (early stop at --stop-accuracy, default 0.99; recipe: 10)
   --train-examples N     --test-examples N   --batch-size N   --seed N
   --zero-filler          filler 0 instead of random non-query tokens (Zoology's original task)
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
-  --keep-window EXPR     dmattn keep_window_size (default K, the number of kv pairs; e.g. L disables the top-k)
-  --time-budget S        per-run time budget in seconds (training stops there, then evaluates)`;
+  --keep-window EXPR     dmattn keep_window_size: K (the number of kv pairs, first), L (no top-k, tuned) or an expression in L
+  --time-budget S        per-run time budget in seconds (training stops there, then evaluates)
+  --max-steps N          per-run step budget (training stops there, then evaluates)
+  --seeds LIST           run every cell once per seed (data + init), e.g. 0,1,2 (default: --seed, 0)
+  --init scaled|plain    residual-writing projections: std 0.02/sqrt(2*layers) (scaled, tuned) or 0.02 (plain, first)
+  --warmup F             linear warmup as a fraction of all steps (default 0.05)
+  --weight-decay W       AdamW weight decay on matrices (default 0.1)
+  --eval-every N         steps between points of the accuracy curve (default a quarter epoch)
+  --qk-std X             attention/dmattn q and k projection std (default 0.02)
+  --qk-norm on|off       dmattn q/k RMSNorm (tuned: off, first: on)
+  --dmattn-a X           dmattn initial A (default 0)
+  --dt-std X             dmattn dt_proj weight std (default 0.02)`;
 
 function parseList(s: string, flag: string): number[] {
   const out = s.split(',').map((x) => Number(x.trim()));
@@ -90,6 +112,12 @@ function parseNum(s: string | undefined, flag: string): number {
   const v = Number(s);
   if (s === undefined || !Number.isFinite(v)) throw new Error(`${flag}: expected a number, got '${s}'`);
   return v;
+}
+
+function parseOnOff(s: string, flag: string): boolean {
+  if (s === 'on' || s === 'true') return true;
+  if (s === 'off' || s === 'false') return false;
+  throw new Error(`${flag}: expected on or off, got '${s}'`);
 }
 
 export function parseMqarArgs(argv: string[]): MqarGridOptions {
@@ -113,9 +141,12 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     throw new Error(`--preset: unknown preset '${presetName}'; choose one of ${Object.keys(MQAR_PRESETS).join(', ')}`);
   }
   const base = presetName ? MQAR_PRESETS[presetName] : undefined;
+  const recipeName = flags.get('--recipe');
+  if (recipeName !== undefined) mqarRecipe(recipeName); // unknown names fail here, naming the choices
   const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
     '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
-    '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers']);
+    '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers', '--seeds', '--init', '--warmup',
+    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
 
   const need = <T>(v: T | undefined, flag: string): T => {
@@ -130,8 +161,9 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     kvPairs: expr(get('--kv-pairs')) ?? base?.kvPairs ?? 'L/4',
     vocabSize: expr(get('--vocab')) ?? base?.vocabSize ?? 'L+1',
     dModels: need(get('--d-models') ? parseList(get('--d-models')!, '--d-models') : base?.dModels, '--d-models'),
-    lrs: need(get('--lrs') ? parseList(get('--lrs')!, '--lrs') : base?.lrs, '--lrs'),
-    epochs: need(get('--epochs') ? parseNum(get('--epochs'), '--epochs') : base?.epochs, '--epochs'),
+    lrs: get('--lrs') ? parseList(get('--lrs')!, '--lrs') : base?.lrs,
+    epochs: get('--epochs') ? parseNum(get('--epochs'), '--epochs') : base?.epochs,
+    recipe: (get('--recipe') as MqarGridOptions['recipe']) ?? base?.recipe,
     trainExamples: get('--train-examples') ? parseNum(get('--train-examples'), '--train-examples') : base?.trainExamples ?? 10_000,
     testExamples: get('--test-examples') ? parseNum(get('--test-examples'), '--test-examples') : base?.testExamples ?? 1_000,
     batchSize: get('--batch-size') ? parseNum(get('--batch-size'), '--batch-size') : base?.batchSize ?? 64,
@@ -142,8 +174,18 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     numHeads: get('--heads') ? parseNum(get('--heads'), '--heads') : base?.numHeads,
     numLayers: get('--layers') ? parseNum(get('--layers'), '--layers') : base?.numLayers,
     timeBudgetSeconds: get('--time-budget') ? parseNum(get('--time-budget'), '--time-budget') : base?.timeBudgetSeconds,
+    maxSteps: get('--max-steps') ? parseNum(get('--max-steps'), '--max-steps') : base?.maxSteps,
     stopAccuracy: get('--stop-accuracy') ? parseNum(get('--stop-accuracy'), '--stop-accuracy') : base?.stopAccuracy,
     seed: get('--seed') ? parseNum(get('--seed'), '--seed') : base?.seed ?? 0,
+    seeds: get('--seeds') ? parseList(get('--seeds')!, '--seeds') : get('--seed') ? undefined : base?.seeds,
+    init: (get('--init') as MqarGridOptions['init']) ?? base?.init,
+    warmupFraction: get('--warmup') ? parseNum(get('--warmup'), '--warmup') : base?.warmupFraction,
+    weightDecay: get('--weight-decay') ? parseNum(get('--weight-decay'), '--weight-decay') : base?.weightDecay,
+    evalEvery: get('--eval-every') ? parseNum(get('--eval-every'), '--eval-every') : base?.evalEvery,
+    qkStd: get('--qk-std') ? parseNum(get('--qk-std'), '--qk-std') : base?.qkStd,
+    qkNorm: get('--qk-norm') ? parseOnOff(get('--qk-norm')!, '--qk-norm') : base?.qkNorm,
+    dmattnA: get('--dmattn-a') ? parseNum(get('--dmattn-a'), '--dmattn-a') : base?.dmattnA,
+    dtProjStd: get('--dt-std') ? parseNum(get('--dt-std'), '--dt-std') : base?.dtProjStd,
     outDir: need(get('--out'), '--out'),
   };
   return o;
@@ -170,8 +212,13 @@ export async function run(argv: string[]): Promise<void> {
         `[${e.cell}/${e.cells}] ${e.mixer} L=${e.seq_len} d=${e.d_model} lr=${e.lr} epoch ${e.epoch}/${e.epochs} ` +
           `loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(3)} (${e.seconds.toFixed(1)} s)`,
       ),
+    onEval: (p) =>
+      console.log(`[${p.cell}/${p.cells}] ${p.mixer} L=${p.seq_len} d=${p.d_model} seed ${p.seed} lr=${p.lr} step ${p.step} ` +
+        `loss ${Number.isFinite(p.loss) ? p.loss.toFixed(4) : '-'} acc ${p.accuracy.toFixed(3)} (${p.seconds.toFixed(1)} s)`),
     onCell: (r, cell, cells) =>
-      console.log(`cell ${cell}/${cells} done: ${r.mixer} L=${r.seq_len} K=${r.kv_pairs} d=${r.d_model} best lr ${r.lr} accuracy ${r.accuracy.toFixed(3)} in ${r.seconds.toFixed(1)} s`),
+      console.log(`cell ${cell}/${cells} done: ${r.mixer} L=${r.seq_len} K=${r.kv_pairs} d=${r.d_model} seed ${r.seed} best lr ${r.lr} ` +
+        `accuracy ${r.accuracy.toFixed(3)} after ${r.steps} steps in ${r.seconds.toFixed(1)} s; curve ` +
+        r.curve.map((p) => `${p.step}:${p.accuracy.toFixed(2)}`).join(' ')),
   });
   console.log(`\n${formatMqarTable(rows)}\n`);
   console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s; wrote ${options.outDir}/results.jsonl and ${options.outDir}/mqar.html`);

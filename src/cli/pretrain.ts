@@ -72,8 +72,13 @@ export function resolveConfigPath(config: string): string {
   const base = path.basename(config).replace(/\.ya?ml$/, '');
   const shipped = path.join(SHIPPED_CONFIGS_DIR, `${base}.yaml`);
   if (/^[\w.-]+$/.test(base) && fs.existsSync(shipped)) return shipped;
-  const names = fs.existsSync(SHIPPED_CONFIGS_DIR) ? fs.readdirSync(SHIPPED_CONFIGS_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, '')) : [];
-  throw new UsageError(`wm pretrain: config file not found: ${config}; give a YAML file or a shipped recipe name (${names.join(', ')}; in ${SHIPPED_CONFIGS_DIR})`);
+  throw new UsageError(`wm pretrain: config file not found: ${config}; give a YAML file or ${shippedRecipes()}`);
+}
+
+/** "a shipped recipe name (doge-tiny, ...; in <dir>)", for messages. */
+function shippedRecipes(): string {
+  const names = fs.existsSync(SHIPPED_CONFIGS_DIR) ? fs.readdirSync(SHIPPED_CONFIGS_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, '')).filter((n) => !/-(sft|dpo)$/.test(n)).sort() : [];
+  return `a shipped recipe name (${names.join(', ')}; in ${SHIPPED_CONFIGS_DIR})`;
 }
 
 /** Open a split folder with a clear message when it is missing. */
@@ -148,7 +153,7 @@ export async function run(argv: string[]): Promise<void> {
     }
     throw e;
   }
-  if (!args.config) throw new UsageError(`wm pretrain: --config is required\n\n${USAGE}`);
+  if (!args.config) throw new UsageError(`wm pretrain: --config is required: a YAML file or ${shippedRecipes()}\n\n${USAGE}`);
   const config = loadPretrainConfig(resolveConfigPath(args.config), args.overrides);
   const t = config.training;
   // One run per output folder: take its lock before anything is written there, then clear what killed runs left.

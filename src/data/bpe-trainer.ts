@@ -63,7 +63,7 @@ export interface TrainTokenizerOptions {
   modelMaxLength?: number;
   /** Print progress (default true). */
   log?: boolean;
-  /** Replace the tokenizer files already in `outDir` (a folder holding anything else is always refused). */
+  /** Replace the tokenizer files already in `outDir` (other files in it are never touched). */
   overwrite?: boolean;
 }
 
@@ -71,20 +71,17 @@ export interface TrainTokenizerOptions {
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
 
 /**
- * The output rule of `wm tokenizer train` (as for every command writing a folder, see out-folder.ts): a new or
- * empty folder is used; one holding only tokenizer files is replaced with `overwrite`; anything else is refused.
+ * The output rule of `wm tokenizer train` (see out-folder.ts: never lose what the program did not write): the three
+ * tokenizer files are the only entries it writes, so other files may stay next to them (e.g. a model folder that
+ * gets its tokenizer); tokenizer files already there are replaced only with `overwrite`.
  */
 function checkTokenizerOutDir(dir: string, overwrite: boolean): void {
   if (!fs.existsSync(dir)) return;
   if (!fs.statSync(dir).isDirectory()) throw new Error(`wm tokenizer train: output ${dir} exists and is not a folder`);
-  const present = fs.readdirSync(dir);
-  const foreign = present.filter((e) => !TOKENIZER_FILES.includes(e));
-  if (foreign.length) {
-    throw new Error(`wm tokenizer train: ${dir} is not empty and holds more than a tokenizer ('${foreign[0]}'${foreign.length > 1 ? ` and ${foreign.length - 1} more` : ''}); ` +
-      'choose a new or empty folder');
-  }
-  if (present.length && !overwrite) {
-    throw new Error(`wm tokenizer train: ${dir} already holds a tokenizer (${present.join(', ')}); pass --overwrite to replace it, or choose another folder`);
+  const existing = fs.readdirSync(dir).filter((e) => TOKENIZER_FILES.includes(e)).sort();
+  if (existing.length && !overwrite) {
+    throw new Error(`wm tokenizer train: ${dir} already holds a tokenizer (${existing.join(', ')}); pass --overwrite to replace those files ` +
+      '(nothing else in the folder is touched), or choose another folder');
   }
 }
 

@@ -76,3 +76,36 @@ export function installEntries(tmpDir: string, dir: string, entries: string[], r
   for (const e of entries) fs.renameSync(path.join(tmpDir, e), path.join(dir, e));
   fs.rmSync(trash, { recursive: true, force: true });
 }
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove what a killed run of a folder-writing command left behind: `<dir>.tmp-<pid>-<time>` siblings and
+ * `<dir>/.wm-replaced-<pid>-<time>` folders whose process no longer runs. Returns the removed paths.
+ */
+export function removeStaleTemporaries(dir: string): string[] {
+  const abs = path.resolve(dir);
+  const parent = path.dirname(abs);
+  const base = path.basename(abs);
+  const removed: string[] = [];
+  const sweep = (folder: string, re: RegExp) => {
+    if (!fs.existsSync(folder)) return;
+    for (const name of fs.readdirSync(folder)) {
+      const m = re.exec(name);
+      if (!m || pidAlive(Number(m[1]))) continue;
+      fs.rmSync(path.join(folder, name), { recursive: true, force: true });
+      removed.push(path.join(folder, name));
+    }
+  };
+  const esc = base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  sweep(parent, new RegExp(`^${esc}\\.tmp-(\\d+)-\\d+$`));
+  sweep(abs, /^\.wm-replaced-(\d+)-\d+$/);
+  return removed;
+}

@@ -20,7 +20,7 @@ import { Progress } from './progress';
 import { permutation } from './random';
 import { readRecords, SourceOptions } from './sources';
 import { loadTokenizer, WmTokenizer } from './tokenizer';
-import { claimOutputFolder, installEntries } from './out-folder';
+import { claimOutputFolder, installEntries, removeStaleTemporaries } from './out-folder';
 
 /** The manifest prepare writes into its output folder (its settings, stats and the entries it wrote). */
 export const PREPARE_MANIFEST = 'wm_prepare.json';
@@ -174,6 +174,7 @@ export async function prepareDataset(o: PrepareOptions): Promise<PrepareStats> {
   // Checked before any work: a refused folder costs nothing.
   const replace = claimOutputFolder(outDir, { command: 'wm data prepare', manifest: PREPARE_MANIFEST, entries: PREPARE_ENTRIES, overwrite: o.overwrite, legacyEntries: PREPARE_ENTRIES });
   fs.mkdirSync(path.dirname(outDir), { recursive: true });
+  for (const p of removeStaleTemporaries(outDir)) if (log) console.error(`prepare: removed ${p}, left by an interrupted prepare`);
   const tmp = `${outDir}.tmp-${process.pid}-${Date.now()}`;
   fs.mkdirSync(tmp);
   try {

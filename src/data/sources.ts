@@ -214,15 +214,17 @@ function parquetColumns(metadata: Awaited<ReturnType<typeof parquetMetadataAsync
 /**
  * Which columns to read from a Parquet file and how: `text` (+ `prompt`) as strings, or an `input_ids`
  * list of ints when there is no text column (and none was asked for). Throws naming the file and column.
+ * `metadata` is hyparquet's FileMetaData (typed `object` here so the published .d.ts does not import the ES-only
+ * hyparquet package).
  */
-function parquetReadPlan(
+export function parquetReadPlan(
   file: string,
-  metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>,
+  metadata: object,
   o: SourceOptions = {},
 ): { mode: 'text' | 'ids' | 'messages'; columns: string[]; prompt: boolean } {
   const textKey = o.textColumn ?? 'text';
   const promptKey = o.promptColumn ?? 'prompt';
-  const cols = parquetColumns(metadata);
+  const cols = parquetColumns(metadata as Awaited<ReturnType<typeof parquetMetadataAsync>>);
   const byName = new Map(cols.map((c) => [c.name, c]));
   const text = byName.get(textKey);
   const prompt = byName.get(promptKey);

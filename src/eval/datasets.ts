@@ -237,7 +237,7 @@ export interface TaskDataOptions {
   /** Download from the hub (cached; HF_TOKEN, HF_ENDPOINT) instead. */
   hub?: boolean;
   /** Rows in memory (the embedded benchmark, tests): evaluation rows and few-shot rows in the task's layout. */
-  rows?: { eval: Row[]; fewshot?: Row[] };
+  rows?: { eval: object[]; fewshot?: object[] };
   /** At most this many evaluation rows (per MMLU subject); default all. */
   limit?: number;
   /** Hub download options (defaults: $WM_CACHE, $HF_ENDPOINT, $HF_TOKEN). */
@@ -265,8 +265,8 @@ export async function loadTaskDocs(task: EvalTaskSpec & { subject?: string }, o:
   let shotRows: SourcedTaskRow[] = [];
   if (o.rows) {
     const label = task.name === 'embedded' ? 'embedded benchmark' : `${task.name} rows`;
-    evalRows = o.rows.eval.map((row, i) => ({ row, where: `${label}: row ${i}` }));
-    shotRows = (o.rows.fewshot ?? []).map((row, i) => ({ row, where: `${label} (few-shot): row ${i}` }));
+    evalRows = o.rows.eval.map((row, i) => ({ row: row as Row, where: `${label}: row ${i}` }));
+    shotRows = (o.rows.fewshot ?? []).map((row, i) => ({ row: row as Row, where: `${label} (few-shot): row ${i}` }));
   } else {
     if (task.dataset === 'embedded') throw new Error('task embedded: rows are generated in memory (pass rows, or use runEvaluation which generates them)');
     // MMLU limits per subject: read everything, cut after grouping

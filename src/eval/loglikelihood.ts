@@ -70,7 +70,7 @@ function checkIds(ids: unknown, what: string, vocab: number): number[] {
   return ids as number[];
 }
 
-/** The model input of one request after the left cut, and where its continuation starts in it. */
+/** The model input of one request, (context + continuation)[:-1] cut from the left to maxLength, and how much was cut. */
 function modelInput(r: ContinuationRequest, maxLength: number): { ids: number[]; truncated: number } {
   const whole = [...r.context, ...r.continuation].slice(0, -1); // the last token is only a target
   const truncated = Math.max(0, whole.length - maxLength);

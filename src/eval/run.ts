@@ -55,7 +55,7 @@ export interface EvaluateOptions extends TaskDataOptions {
   /** Name of the model in the result rows (default 'model'). */
   modelName?: string;
   /** Evaluation and few-shot rows of the embedded benchmark (ARC layout). */
-  embeddedRows?: { eval: Record<string, unknown>[]; fewshot?: Record<string, unknown>[] };
+  embeddedRows?: { eval: object[]; fewshot?: object[] };
   /** Progress lines (default console.error; null = quiet). */
   log?: boolean;
   onLog?: (line: string) => void;

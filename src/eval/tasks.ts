@@ -28,6 +28,8 @@ export interface DocOptions {
   fewshot?: boolean;
 }
 
+/** A dataset row: any object (a parsed JSON line, a Parquet row, a generated benchmark row). */
+export type TaskRow = object;
 type Row = Record<string, unknown>;
 
 // ------------------------------------------------------------------------------------------- field access
@@ -39,14 +41,14 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-function field(row: Row, name: string, where: string): unknown {
+function field(row: TaskRow, name: string, where: string): unknown {
   if (row === null || typeof row !== 'object' || Array.isArray(row)) throw new Error(`${where}: expected an object (a row), got ${describe(row)}`);
-  const v = row[name];
+  const v = (row as Row)[name];
   if (v === undefined) throw new Error(`${where}: field '${name}' is missing (fields: ${Object.keys(row).join(', ')})`);
   return v;
 }
 
-function str(row: Row, name: string, where: string): string {
+function str(row: TaskRow, name: string, where: string): string {
   const v = field(row, name, where);
   if (typeof v !== 'string') throw new Error(`${where}: field '${name}' must be a string, got ${describe(v)}`);
   return v;
@@ -72,7 +74,7 @@ function intOf(v: unknown, name: string, where: string): number {
   return n;
 }
 
-function struct(row: Row, name: string, where: string): Row {
+function struct(row: TaskRow, name: string, where: string): Row {
   const v = field(row, name, where);
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: field '${name}' must be a struct, got ${describe(v)}`);
   return v as Row;
@@ -107,7 +109,7 @@ const LETTERS = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J'];
 // ----------------------------------------------------------------------------------- prompt functions
 
 /** ARC (allenai/ai2_arc): `Question: {question}\nAnswer:` -> " " + each choice text; gold = answerKey's index in the labels. */
-export function arcDoc(row: Row, where = 'ARC row'): TaskDoc {
+export function arcDoc(row: TaskRow, where = 'ARC row'): TaskDoc {
   const question = str(row, 'question', where);
   const choices = struct(row, 'choices', where);
   const text = strList(choices.text, 'choices.text', where);
@@ -120,7 +122,7 @@ export function arcDoc(row: Row, where = 'ARC row'): TaskDoc {
 }
 
 /** PIQA (ybisk/piqa): `Question: {goal}\nAnswer:` -> " " + sol1, " " + sol2; gold = label. */
-export function piqaDoc(row: Row, where = 'PIQA row'): TaskDoc {
+export function piqaDoc(row: TaskRow, where = 'PIQA row'): TaskDoc {
   const goal = str(row, 'goal', where);
   const sol1 = str(row, 'sol1', where);
   const sol2 = str(row, 'sol2', where);
@@ -130,7 +132,7 @@ export function piqaDoc(row: Row, where = 'PIQA row'): TaskDoc {
 }
 
 /** OpenBookQA (allenai/openbookqa): the question stem alone -> " " + each choice; gold = index of answerKey.strip() in ABCDE. */
-export function openbookqaDoc(row: Row, where = 'OpenBookQA row'): TaskDoc {
+export function openbookqaDoc(row: TaskRow, where = 'OpenBookQA row'): TaskDoc {
   const stem = str(row, 'question_stem', where);
   const choices = struct(row, 'choices', where);
   const text = strList(choices.text, 'choices.text', where);
@@ -145,7 +147,7 @@ export function openbookqaDoc(row: Row, where = 'OpenBookQA row'): TaskDoc {
  * -> clean(ending) with no leading space (the query's trailing space moves to the continuation); gold = int(label),
  * -1 for the empty label of test rows.
  */
-export function hellaswagDoc(row: Row, where = 'HellaSwag row'): TaskDoc {
+export function hellaswagDoc(row: TaskRow, where = 'HellaSwag row'): TaskDoc {
   const activity = str(row, 'activity_label', where);
   const ctxA = str(row, 'ctx_a', where);
   const ctxB = str(row, 'ctx_b', where);
@@ -162,7 +164,7 @@ export function hellaswagDoc(row: Row, where = 'HellaSwag row'): TaskDoc {
 }
 
 /** Winogrande (allenai/winogrande): the sentence up to `_` -> "{option} {rest.strip()}" for both options; gold = int(answer) - 1. */
-export function winograndeDoc(row: Row, where = 'Winogrande row'): TaskDoc {
+export function winograndeDoc(row: TaskRow, where = 'Winogrande row'): TaskDoc {
   const sentence = str(row, 'sentence', where);
   const parts = sentence.split('_');
   if (parts.length !== 2) throw new Error(`${where}: field 'sentence' must contain exactly one '_', found ${parts.length - 1}`);
@@ -180,7 +182,7 @@ export function winograndeDoc(row: Row, where = 'Winogrande row'): TaskDoc {
  * {subject with spaces}.\n\n` (two spaces before the subject), the question, lettered choices, `Answer:`; the
  * choices are the letters, without a space for the evaluated question and with one for shots.
  */
-export function mmluOriginalDoc(row: Row, subject?: string, where = 'MMLU row', options: DocOptions = {}): TaskDoc {
+export function mmluOriginalDoc(row: TaskRow, subject?: string, where = 'MMLU row', options: DocOptions = {}): TaskDoc {
   const topic = subject ?? str(row, 'subject', where);
   const question = str(row, 'question', where);
   const choices = strList(field(row, 'choices', where), 'choices', where);
@@ -195,7 +197,7 @@ export function mmluOriginalDoc(row: Row, subject?: string, where = 'MMLU row', 
 }
 
 /** TriviaQA (mandarjoshi/trivia_qa rc.nocontext): `Question: {question}\nAnswer:`; the choices are the processed aliases, gold 0. */
-export function triviaqaDoc(row: Row, where = 'TriviaQA row'): TaskDoc {
+export function triviaqaDoc(row: TaskRow, where = 'TriviaQA row'): TaskDoc {
   const question = str(row, 'question', where);
   const answer = struct(row, 'answer', where);
   const aliases = strList(answer.aliases, 'answer.aliases', where);

@@ -7,6 +7,8 @@
  *                      (ChatML: `content<|im_end|>\n`; the seed's Doge layout: `content<|end_of_text|>\n\n`).
  *   prompt/completion  the completion only, by the same rule (strings: prompt + completion + EOS).
  *   text               every token, EOS appended (as pre-training preparation does).
+ * Plain strings get the tokenizer's own special tokens (a BOS for the Doge tokenizer) unless they already start
+ * with the BOS text (then they are a rendered template): never a double BOS (encodePlain).
  *
  * Ids are made segment by segment (non-assistant / assistant text, each encoded without special tokens, then
  * concatenated). A boundary falls at a special token or after a newline, which byte-level BPE pre-tokenisation
@@ -26,7 +28,7 @@ export interface ChatExample {
 }
 
 /** The tokenizer surface this file needs (WmTokenizer has it). */
-export type ChatTokenizer = Pick<WmTokenizer, 'encode' | 'decode' | 'applyChatTemplate' | 'chatTemplate' | 'eosTokenId' | 'eosToken' | 'dir'>;
+export type ChatTokenizer = Pick<WmTokenizer, 'encode' | 'decode' | 'applyChatTemplate' | 'chatTemplate' | 'eosTokenId' | 'eosToken' | 'bosToken' | 'dir'>;
 
 /**
  * The chat template of the seed's Doge tokenizer (Llama-3 layout with Doge's special tokens): BOS, a system
@@ -144,15 +146,25 @@ export function promptCompletionExample(tok: ChatTokenizer, prompt: string | Cha
   if (typeof prompt !== 'string' || typeof completion !== 'string') throw new Error(`${where}: 'prompt' and 'completion' must be strings or message lists`);
   const eos = tok.eosToken ?? '';
   const comp = eos && !completion.endsWith(eos) ? completion + eos : completion;
-  const pIds = tok.encode(prompt, { addSpecialTokens: false });
+  const pIds = encodePlain(tok, prompt);
   const cIds = tok.encode(comp, { addSpecialTokens: false });
   return { inputIds: [...pIds, ...cIds], lossMask: [...pIds.map(() => (all ? 1 : 0)), ...cIds.map(() => 1)] };
+}
+
+/**
+ * Plain (not chat-rendered) text is encoded with the tokenizer's own special-token rule (e.g. the Doge tokenizer's
+ * BOS), unless it already starts with the BOS text (a rendered template, as in the seed's preprocessed strings):
+ * never a double BOS.
+ */
+export function encodePlain(tok: Pick<ChatTokenizer, 'encode' | 'bosToken'>, text: string): number[] {
+  const rendered = !!tok.bosToken && text.startsWith(tok.bosToken);
+  return tok.encode(text, { addSpecialTokens: !rendered });
 }
 
 /** A plain `text` row: every token a target, EOS appended when missing. */
 export function textExample(tok: ChatTokenizer, text: string, opts: { where?: string } = {}): ChatExample {
   if (typeof text !== 'string' || text.length === 0) throw new Error(`${opts.where ?? 'textExample'}: 'text' must be a non-empty string`);
-  const ids = tok.encode(text, { addSpecialTokens: false });
+  const ids = encodePlain(tok, text);
   if (tok.eosTokenId !== undefined && ids[ids.length - 1] !== tok.eosTokenId) ids.push(tok.eosTokenId);
   return { inputIds: ids, lossMask: ids.map(() => 1) };
 }

@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import YAML from 'yaml';
-import { parsePretrainConfig } from '../train/config';
+import { closestName, parsePretrainConfig } from '../train/config';
 import type { TrainingSection } from '../train/config';
 import { PACKING_MODES, type PackingMode } from './packing';
 import type { LossOn } from './chat-data';
@@ -145,7 +145,10 @@ export function applyFinetuneOverrides(raw: Raw, overrides: Record<string, strin
     if (parts.length === 1) {
       const hits = Object.entries(known).filter(([, ks]) => ks.includes(key)).map(([s]) => s);
       if (trainingKeys.includes(key)) hits.push('training');
-      if (hits.length === 0) throw new Error(`unknown option --${flag} (a key of sections data, ${kind}, model or training)`);
+      if (hits.length === 0) {
+        const best = closestName(key, [...Object.values(known).flat(), ...trainingKeys]);
+        throw new Error(`unknown option --${flag}${best ? ` (did you mean --${best.replace(/_/g, '-')}?)` : ''} (a key of sections data, ${kind}, model or training)`);
+      }
       if (hits.length > 1) throw new Error(`option --${flag} is ambiguous (in ${hits.join(' and ')}); qualify it, e.g. --${hits[0]}.${key}`);
       parts = [hits[0]!, key];
     }

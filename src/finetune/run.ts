@@ -9,8 +9,10 @@
  *
  * Everything that can be wrong with the input (columns, roles, chat template, long prompts, empty data after
  * filtering, vocabulary of tokenizer / policy / reference) fails before the first step, and nothing is written
- * before that. Checkpoints, exact resume, Ctrl-C (the caller calls trainer.requestStop()), progress lines and
- * metrics.jsonl come from the Trainer; the final model and the tokenizer go to `<output_dir>/final` atomically.
+ * before that; then the output folder is locked (one run per folder) and an earlier run there is moved into
+ * previous-runs/. Checkpoints (each a complete model folder with tokenizer and generation_config.json), exact resume,
+ * Ctrl-C / SIGTERM (the caller calls trainer.requestStop()), progress lines and metrics.jsonl come from the Trainer;
+ * the final model goes to `<output_dir>/final` atomically.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,12 +22,14 @@ import { loadTokenizer, type ChatMessage, type WmTokenizer } from '../data/token
 import { downloadHubDataset } from '../data/hub';
 import { permutation } from '../data/random';
 import { Trainer, type BatchSource, type CausalLM, type LossHook, type TrainResult } from '../train/trainer';
-import { latestCheckpoint, listCheckpoints, writeFolderAtomically } from '../train/checkpoint';
-import { checkMessages, sftExample, type ChatExample } from './chat-data';
+import { acquireOutputLock, cleanStaleTemporaries, startFreshRun, writeFolderAtomically, writeRunFile } from '../train/checkpoint';
+import { writeGenerationConfig } from '../generation/generation-config';
+import { checkMessages, encodePlain, sftExample, type ChatExample } from './chat-data';
 import { countTargets, packDocuments, type PackedRow } from './packing';
 import { rowsToSftBatch, sftLoss } from './sft';
 import { dpoLoss, referenceLogps, truncatePair, type DpoMetrics, type DpoPair } from './dpo';
 import { readFinetuneRows, type SourcedRow } from './rows';
+import { endOfTurnId } from './chat';
 import type { FinetuneConfig } from './config';
 
 /** Endless shuffled batches of item indices; `position` = items consumed (resumable, JSON). */
@@ -111,34 +115,82 @@ function loadModelChecked(dir: string, what: string, routerLayout: 'token' | 'hf
   return m;
 }
 
-async function finish(config: FinetuneConfig, trainer: Trainer, model: DogeForCausalLM, tok: WmTokenizer, opts: FinetuneRunOptions, t0: number, items: { train: number; eval: number }): Promise<FinetuneRunResult> {
-  const t = config.training;
-  if (opts.resume) trainer.resume(opts.resume);
-  else {
-    if (listCheckpoints(t.output_dir).length) (opts.log ?? console.error)(`note: ${t.output_dir} has checkpoints of an earlier run (newest ${latestCheckpoint(t.output_dir)}); starting fresh (resume to continue)`);
-    trainer.metrics.truncateAfter(0);
-  }
-  opts.onTrainer?.(trainer);
-  let result: TrainResult;
+/**
+ * Take the output folder once every input check has passed: its lock (one run per folder), then either a fresh run
+ * (an earlier run there is moved into previous-runs/, nothing is deleted) or, with `resume`, this folder's run.
+ */
+function claimOutput(outputDir: string, resume: string | undefined, log: (l: string) => void): { release: () => void; runId?: string } {
+  const release = acquireOutputLock(outputDir, log);
   try {
-    result = await trainer.train();
-  } finally {
-    trainer.dispose();
+    cleanStaleTemporaries(outputDir, log);
+    if (resume) return { release };
+    const fresh = startFreshRun(outputDir);
+    if (fresh.movedTo) log(`note: ${outputDir} held an earlier run; moved it to ${fresh.movedTo} and starting run ${fresh.runId} (resume to continue a run instead)`);
+    return { release, runId: fresh.runId };
+  } catch (e) {
+    release();
+    throw e;
   }
-  const finalDir = path.join(t.output_dir, 'final');
-  if (!result.stopped) {
-    await writeFolderAtomically(finalDir, async (tmp) => {
-      model.savePretrained(tmp);
-      for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
-        const src = path.join(tok.dir, f);
-        if (fs.existsSync(src)) fs.copyFileSync(src, path.join(tmp, f));
+}
+
+/** Every checkpoint and final/ is a complete chat-model folder: weights, tokenizer, decoding defaults (stop at end-of-turn). */
+function modelFolderExtras(tok: WmTokenizer): (dir: string) => void {
+  let eot: number | undefined;
+  try {
+    eot = tok.chatTemplate ? endOfTurnId(tok) : undefined;
+  } catch {
+    eot = undefined;
+  }
+  const eos = [...new Set([eot, tok.eosTokenId].filter((x): x is number => x !== undefined))];
+  return (dir) => {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+      const src = path.join(tok.dir, f);
+      if (fs.existsSync(src)) fs.copyFileSync(src, path.join(dir, f));
+    }
+    writeGenerationConfig(dir, { do_sample: false, max_new_tokens: 64, bos_token_id: tok.bosTokenId ?? null, eos_token_id: eos.length === 1 ? eos[0]! : eos, pad_token_id: tok.padTokenId ?? null });
+  };
+}
+
+/**
+ * Claim the output folder, build the trainer (with this run's id), train, and write `final/` atomically. The model
+ * is disposed unless `opts.keepModel` (and always when something fails).
+ */
+async function trainAndSave(config: FinetuneConfig, model: DogeForCausalLM, tok: WmTokenizer, opts: FinetuneRunOptions, t0: number, items: { train: number; eval: number }, makeTrainer: (runId: string | undefined, extras: (dir: string) => void) => Trainer): Promise<FinetuneRunResult> {
+  const t = config.training;
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  let keep = false;
+  let claim: ReturnType<typeof claimOutput> | undefined;
+  try {
+    claim = claimOutput(t.output_dir, opts.resume, log);
+    const extras = modelFolderExtras(tok);
+    const trainer = makeTrainer(claim.runId, extras);
+    let result: TrainResult;
+    try {
+      if (opts.resume) {
+        trainer.resume(opts.resume);
+        writeRunFile(t.output_dir, trainer.runId);
+      } else {
+        trainer.metrics.truncateAfter(0);
       }
-    });
+      opts.onTrainer?.(trainer);
+      result = await trainer.train();
+    } finally {
+      trainer.dispose();
+    }
+    const finalDir = path.join(t.output_dir, 'final');
+    if (!result.stopped) {
+      await writeFolderAtomically(finalDir, async (tmp) => {
+        model.savePretrained(tmp);
+        extras(tmp);
+      });
+    }
+    const out: FinetuneRunResult = { ...result, finalDir: result.stopped ? undefined : finalDir, trainItems: items.train, evalItems: items.eval, seconds: (performance.now() - t0) / 1000 };
+    if (opts.keepModel) { out.model = model; keep = true; }
+    return out;
+  } finally {
+    claim?.release();
+    if (!keep) model.dispose();
   }
-  const out: FinetuneRunResult = { ...result, finalDir: result.stopped ? undefined : finalDir, trainItems: items.train, evalItems: items.eval, seconds: (performance.now() - t0) / 1000 };
-  if (opts.keepModel) out.model = model;
-  else model.dispose();
-  return out;
 }
 
 // ------------------------------------------------------------------------------------------------------ SFT
@@ -201,7 +253,7 @@ export async function runSft(config: FinetuneConfig, opts: FinetuneRunOptions = 
   const targets = countTargets(train.rows);
   log(`sft: ${train.examples} training examples -> ${train.rows.length} rows of ${config.sft.seq_len} tokens (${config.sft.packing} packing, loss on ${config.sft.loss_on}: ${targets} targets), ${evalSet.examples} eval examples; ${t.max_steps} steps of ${t.per_device_train_batch_size} x ${t.gradient_accumulation_steps} rows`);
   const documentAware = config.sft.packing === 'document';
-  const trainer = new Trainer({
+  return trainAndSave(config, model, tok, opts, t0, { train: train.examples, eval: evalSet.examples }, (runId, extras) => new Trainer({
     model: model as unknown as CausalLM,
     args: t,
     seqLen: config.sft.seq_len,
@@ -210,8 +262,9 @@ export async function runSft(config: FinetuneConfig, opts: FinetuneRunOptions = 
     onStep: opts.onStep,
     trainLoader: (position) => new IndexLoader(train.rows.length, t.per_device_train_batch_size, t.seed, (position as number | undefined) ?? 0),
     lossHook: sftLossHook(model, train.rows, evalSet.rows, { documentAware, evalBatchSize: t.per_device_eval_batch_size, evalBatches: t.eval_batches }),
-  });
-  return finish(config, trainer, model, tok, opts, t0, { train: train.examples, eval: evalSet.examples });
+    runId,
+    checkpointExtras: extras,
+  }));
 }
 
 // ------------------------------------------------------------------------------------------------------ DPO
@@ -254,11 +307,11 @@ export function preferenceIds(tok: WmTokenizer, row: Record<string, unknown>, wh
   if (typeof chosen !== 'string' || typeof rejected !== 'string') throw new Error(`${where}: 'chosen' and 'rejected' must be strings or message lists`);
   const eos = tok.eosTokenId;
   const comp = (s: string): number[] => {
-    const ids = tok.encode(s);
+    const ids = tok.encode(s); // completions continue the prompt: no special tokens of their own
     if (eos !== undefined && ids.at(-1) !== eos) ids.push(eos);
     return ids;
   };
-  return { prompt: tok.encode(prompt), chosen: comp(chosen), rejected: comp(rejected) };
+  return { prompt: encodePlain(tok, prompt), chosen: comp(chosen), rejected: comp(rejected) };
 }
 
 /** Tokenize and truncate preference rows; long prompts are errors unless dpo.long_prompts is 'truncate'. */
@@ -376,18 +429,19 @@ export async function runDpo(config: FinetuneConfig, opts: FinetuneRunOptions = 
     log(`dpo: reference log-probs of ${train.length + evalPairs.length} pairs precomputed in ${((performance.now() - t1) / 1000).toFixed(1)}s`);
   }
   log(`dpo: ${train.length} training pairs, ${evalPairs.length} eval pairs; beta ${d.beta}, reference ${d.reference} (${refDir}); ${t.max_steps} steps of ${t.per_device_train_batch_size} x ${t.gradient_accumulation_steps} pairs`);
-  const trainer = new Trainer({
-    model: policy as unknown as CausalLM,
-    args: t,
-    seqLen: d.max_length ?? 0,
-    config: { kind: 'dpo', model: config.model, data: config.data, dpo: config.dpo, training: t },
-    log,
-    onStep: opts.onStep,
-    trainLoader: (position) => new IndexLoader(train.length, t.per_device_train_batch_size, t.seed, (position as number | undefined) ?? 0),
-    lossHook: dpoLossHook(policy, reference, train, evalPairs, { beta: d.beta, labelSmoothing: d.label_smoothing, padId, evalBatchSize: t.per_device_eval_batch_size, refTrain, refEval }),
-  });
   try {
-    return await finish(config, trainer, policy, tok, opts, t0, { train: train.length, eval: evalPairs.length });
+    return await trainAndSave(config, policy, tok, opts, t0, { train: train.length, eval: evalPairs.length }, (runId, extras) => new Trainer({
+      model: policy as unknown as CausalLM,
+      args: t,
+      seqLen: d.max_length ?? 0,
+      config: { kind: 'dpo', model: config.model, data: config.data, dpo: config.dpo, training: t },
+      log,
+      onStep: opts.onStep,
+      trainLoader: (position) => new IndexLoader(train.length, t.per_device_train_batch_size, t.seed, (position as number | undefined) ?? 0),
+      lossHook: dpoLossHook(policy, reference, train, evalPairs, { beta: d.beta, labelSmoothing: d.label_smoothing, padId, evalBatchSize: t.per_device_eval_batch_size, refTrain, refEval }),
+      runId,
+      checkpointExtras: extras,
+    }));
   } finally {
     reference?.dispose();
   }

@@ -9,13 +9,17 @@
  *   out     = concat_h(o) Wo          [B, T, d]
  */
 import { tf } from '../backend';
-import { applyRope, causalMask, linear, ParamStore, ropeTables } from './nn';
+import { bmm, permute, sliceAxis, sliceLast } from '../ops';
+import { RotaryEmbedding } from '../modules/rope';
+import { causalMask, linear, ParamStore } from './nn';
 
 export interface CausalAttentionOptions {
   dModel: number;
   /** Heads (default 1, as Zoology's MQAR attention). dModel must be a multiple. */
   numHeads?: number;
   ropeTheta?: number;
+  /** Std of out_proj, the projection that writes into the residual stream (default 0.02, like qkv_proj). */
+  outProjStd?: number;
   seed?: number;
 }
 
@@ -25,7 +29,10 @@ export class CausalAttention {
   readonly headDim: number;
   private readonly params: ParamStore;
   private readonly w: Record<string, tf.Variable> = {};
-  private readonly cache = new Map<number, { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor2D }>();
+  private readonly rope: RotaryEmbedding;
+  private readonly masks = new Map<number, tf.Tensor2D>();
+  /** [hd, hd] permutation with x @ swap = [x2, x1] (a matmul is far cheaper than slicing and concatenating on wasm). */
+  private readonly swap: tf.Tensor2D;
 
   constructor(readonly options: CausalAttentionOptions) {
     const d = options.dModel;
@@ -35,7 +42,15 @@ export class CausalAttention {
     if (this.headDim % 2 !== 0) throw new Error(`attention: head dim (${this.headDim}) must be even for RoPE`);
     const P = (this.params = new ParamStore(options.seed ?? 0));
     this.w.qkv = P.normal('qkv_proj.weight', [d, 3 * d], 0.02);
-    this.w.out = P.normal('out_proj.weight', [d, d], 0.02);
+    this.w.out = P.normal('out_proj.weight', [d, d], options.outProjStd ?? 0.02);
+    this.rope = new RotaryEmbedding({ headDim: this.headDim, theta: options.ropeTheta });
+    const hd = this.headDim;
+    const m = new Float32Array(hd * hd);
+    for (let i = 0; i < hd / 2; i++) {
+      m[(i + hd / 2) * hd + i] = 1;
+      m[i * hd + i + hd / 2] = 1;
+    }
+    this.swap = tf.tensor2d(m, [hd, hd]);
   }
 
   parameters(): Map<string, tf.Variable> {
@@ -48,33 +63,39 @@ export class CausalAttention {
       const [B, T, d] = x.shape;
       const nh = this.numHeads;
       const hd = this.headDim;
-      const { cos, sin, mask } = this.tables(T);
-      const qkv = tf.reshape(linear(x, this.w.qkv), [B, T, 3, nh, hd]);
-      const heads = tf.transpose(qkv, [2, 0, 3, 1, 4]); // [3, B, nh, T, hd]
-      const [q, k, v] = tf.unstack(heads, 0); // each [B, nh, T, hd]
-      const qr = applyRope(q, cos, sin);
-      const kr = applyRope(k, cos, sin);
-      const scores = tf.add(tf.mul(tf.matMul(qr, kr, false, true), 1 / Math.sqrt(hd)), mask); // [B, nh, T, T]
-      const o = tf.matMul(tf.softmax(scores), v); // [B, nh, T, hd]
-      const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B, T, d]);
+      const { cos, sinSigned } = this.rope.tables(0, B, T); // [1, T, 1, hd], cached by the rope module
+      const qkv = linear(x, this.w.qkv); // [B, T, 3d]
+      // RoPE on q and k together (q heads then k heads): x cos + [x2, x1] [-sin, sin] = x cos + rotate_half(x) sin
+      const qkRaw = tf.reshape(sliceLast(qkv, 0, 2 * d), [B, T, 2 * nh, hd]);
+      const swapped = tf.reshape(tf.matMul(tf.reshape(qkRaw, [-1, hd]), this.swap), [B, T, 2 * nh, hd]);
+      const qk = tf.add(tf.mul(qkRaw, cos), tf.mul(swapped, sinSigned));
+      // heads to the batch axis: [B*nh, T, hd]
+      const toBatch = (t: tf.Tensor) => tf.reshape(permute(t, [0, 2, 1, 3]), [B * nh, T, hd]);
+      const q = toBatch(sliceAxis(qk, 2, 0, nh));
+      const k = toBatch(sliceAxis(qk, 2, nh, nh));
+      const v = toBatch(tf.reshape(sliceLast(qkv, 2 * d, d), [B, T, nh, hd]));
+      // bmm: the library's batched matmul (fast on wasm, where tf.matMul over a batch is slow)
+      const scores = tf.add(tf.mul(bmm(q, k, false, true), 1 / Math.sqrt(hd)), this.mask(T)); // [B*nh, T, T]
+      const o = bmm(tf.softmax(scores), v); // [B*nh, T, hd]
+      const merged = tf.reshape(permute(tf.reshape(o, [B, nh, T, hd]), [0, 2, 1, 3]), [B, T, d]);
       return linear(merged, this.w.out) as tf.Tensor3D;
     });
   }
 
-  private tables(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor2D } {
-    let t = this.cache.get(T);
-    if (!t) {
-      const r = ropeTables(T, this.headDim, this.options.ropeTheta ?? 10000);
-      t = { ...r, mask: causalMask(T) };
-      for (const x of Object.values(t)) tf.keep(x);
-      this.cache.set(T, t);
+  private mask(T: number): tf.Tensor2D {
+    let m = this.masks.get(T);
+    if (!m) {
+      m = tf.keep(causalMask(T));
+      this.masks.set(T, m);
     }
-    return t;
+    return m;
   }
 
   dispose(): void {
     this.params.dispose();
-    for (const t of this.cache.values()) for (const x of Object.values(t)) x.dispose();
-    this.cache.clear();
+    for (const m of this.masks.values()) m.dispose();
+    this.masks.clear();
+    this.rope.dispose();
+    this.swap.dispose();
   }
 }

@@ -1,14 +1,26 @@
 /**
- * The MQAR grid as the paper's figure (accuracy vs model width, one panel per sequence length, one line per mixer),
- * built with the viz area's `mqarFigure` and written as a standalone offline HTML page.
+ * The MQAR grid as the paper's figure (accuracy vs model width, one panel per sequence length, one line per mixer,
+ * mean and range over seeds) followed by the training curves (test accuracy vs steps, one line per run), built with
+ * the viz area's `mqarFigure` / `mqarCurveFigure` and written as one standalone offline HTML page.
  */
-import { mqarFigure, writeFigureHtml } from '../viz';
+import { mqarCurveFigure, mqarFigure, writeFigureHtml, type Figure } from '../viz';
 import type { MqarCellResult } from './grid';
 
+/** The two figures of a grid's rows: the comparison and the accuracy curves. */
+export function mqarFigures(rows: MqarCellResult[], title?: string): Figure[] {
+  const first = rows[0];
+  const seeds = new Set(rows.map((r) => r.seed)).size;
+  const t = title ?? `MQAR (K = ${first?.kv_pairs === first?.seq_len / 4 ? 'L/4' : first?.kv_pairs}, V = ${first?.vocab_size}, ` +
+    `${first?.train_examples} train examples, ${seeds} seed${seeds === 1 ? '' : 's'}, ${first?.backend})`;
+  return [
+    mqarFigure(rows.map((r) => ({ mixer: r.mixer, seqLen: r.seq_len, dModel: r.d_model, accuracy: r.accuracy, seed: r.seed })), { title: t }),
+    mqarCurveFigure(
+      rows.filter((r) => r.curve?.length).map((r) => ({ mixer: r.mixer, seqLen: r.seq_len, dModel: r.d_model, seed: r.seed, points: r.curve })),
+      { title: 'Test accuracy during training (best learning rate of each run)' },
+    ),
+  ];
+}
+
 export function writeMqarFigure(rows: MqarCellResult[], file: string, title?: string): string {
-  const fig = mqarFigure(
-    rows.map((r) => ({ mixer: r.mixer, seqLen: r.seq_len, dModel: r.d_model, accuracy: r.accuracy })),
-    { title: title ?? `MQAR (K = ${rows[0]?.kv_pairs === rows[0]?.seq_len / 4 ? 'L/4' : 'see results'}, ${rows[0]?.train_examples} train examples, ${rows[0]?.backend})` },
-  );
-  return writeFigureHtml(fig, file, 'MQAR: Dynamic Mask Attention vs attention vs SSD');
+  return writeFigureHtml(mqarFigures(rows, title), file, 'MQAR: Dynamic Mask Attention vs attention vs SSD');
 }

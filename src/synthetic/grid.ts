@@ -10,19 +10,24 @@ import { currentBackend } from '../backend';
 import { writeMqarFigure } from './figure';
 import { isMixerKind, MIXER_KINDS, type MixerKind } from './mixers';
 import { generateMqarSplits, validateMqarOptions } from './mqar-data';
-import { trainMqar, type MqarEpochInfo } from './train';
+import { mqarRecipe, type MqarRecipeName } from './recipe';
+import { trainMqar, type MqarCurvePoint, type MqarEpochInfo, type MqarInit, type MqarTrainHooks } from './train';
 
 /** A size that may depend on the sequence length: a number, or an expression in L such as `L/4`, `L+1`, `2*L`. */
 export type LengthExpr = number | string;
 
 export interface MqarGridOptions {
+  /** Defaults for the training fields left unset: 'tuned' (default) or 'first' (see src/synthetic/recipe.ts). */
+  recipe?: MqarRecipeName;
   mixers: MixerKind[];
   seqLens: number[];
   /** Key-value pairs per example (default `L/4`, the paper's setting). */
   kvPairs?: LengthExpr;
   dModels: number[];
-  lrs: number[];
-  epochs: number;
+  /** Learning rates swept per cell, best kept (default the recipe's). */
+  lrs?: number[];
+  /** Epochs of the schedule, early stop at stopAccuracy (default the recipe's). */
+  epochs?: number;
   trainExamples: number;
   testExamples: number;
   /** Vocabulary size (default `L+1`, the paper's inferred setting; Zoology uses 8192). */
@@ -34,13 +39,32 @@ export interface MqarGridOptions {
   numLayers?: number;
   numHeads?: number;
   dState?: number;
-  /** dmattn: keys kept per query (default `K`, the number of kv pairs, as the authors' MQAR script). */
+  /** dmattn: keys kept per query: `K` (the number of kv pairs, as the authors' MQAR script), `L` (no top-k), a number or an expression in L (default the recipe's). */
   keepWindowSize?: LengthExpr;
+  /** Init of the residual-writing projections (default the recipe's, see trainMqar). */
+  init?: MqarInit;
+  /** attention / dmattn: q and k projection std (default 0.02). */
+  qkStd?: number;
+  /** dmattn: q/k RMSNorm (default the recipe's). */
+  qkNorm?: boolean;
+  /** dmattn: initial A (default the recipe's). */
+  dmattnA?: number;
+  /** dmattn: dt_proj weight std (default the recipe's). */
+  dtProjStd?: number;
   weightDecay?: number;
+  /** Linear warmup as a fraction of all steps (default the recipe's). */
+  warmupFraction?: number;
+  /** Steps between two points of the accuracy curve (default a quarter epoch). */
+  evalEvery?: number;
   stopAccuracy?: number;
   /** Per-run time budget in seconds (training stops at the first step past it, then evaluates; `stopped: 'time'`). */
   timeBudgetSeconds?: number;
+  /** Per-run step budget (training stops there, then evaluates; `stopped: 'steps'`). */
+  maxSteps?: number;
+  /** Data and init seed (default 0); ignored when `seeds` is given. */
   seed?: number;
+  /** Run every cell once per seed (data and init), one result row each; default `[seed]`. */
+  seeds?: number[];
   /** Output directory for results.jsonl and mqar.html (nothing is written without it). */
   outDir?: string;
 }
@@ -68,11 +92,18 @@ export interface MqarCellResult {
   backend: string;
   /** Optimizer steps of the best run. */
   steps: number;
-  sweep: Array<{ lr: number; accuracy: number; epochs: number; steps: number; seconds: number; loss: number; stopped: string }>;
+  /** Seed of the data and the init of this row. */
+  seed: number;
+  /** The recipe the row was trained with (init, warmup, weight decay; dmattn: keep window, q/k norm, A, dt_proj std). */
+  recipe: Record<string, string | number | boolean>;
+  /** Test accuracy vs steps of the best run (see MqarCurvePoint). */
+  curve: MqarCurvePoint[];
+  sweep: Array<{ lr: number; accuracy: number; epochs: number; steps: number; seconds: number; loss: number; stopped: string; curve: MqarCurvePoint[] }>;
 }
 
 export interface MqarGridHooks {
   onEpoch?: (e: MqarEpochInfo & { seq_len: number; cell: number; cells: number }) => void;
+  onEval?: (p: Parameters<NonNullable<MqarTrainHooks['onEval']>>[0] & { seq_len: number; seed: number; cell: number; cells: number }) => void;
   onCell?: (r: MqarCellResult, cell: number, cells: number) => void;
   log?: (line: string) => void;
 }
@@ -98,13 +129,23 @@ export function evalLengthExpr(expr: LengthExpr, L: number, field: string): numb
 
 /** Checks every setting up front, so a bad grid fails before hours of training. */
 export function validateGrid(o: MqarGridOptions): void {
-  const lists: Array<[string, number[]]> = [['seqLens', o.seqLens], ['dModels', o.dModels], ['lrs', o.lrs]];
+  const R = mqarRecipe(o.recipe ?? 'tuned');
+  const lrs = o.lrs ?? R.lrs;
+  const epochs = o.epochs ?? R.epochs;
+  const lists: Array<[string, number[]]> = [['seqLens', o.seqLens], ['dModels', o.dModels], ['lrs', lrs]];
   for (const [name, list] of lists) if (!Array.isArray(list) || list.length === 0) throw new Error(`MQAR grid: ${name} must be a non-empty list`);
   if (!o.mixers.length) throw new Error('MQAR grid: mixers must be a non-empty list');
   for (const m of o.mixers) if (!isMixerKind(m)) throw new Error(`MQAR grid: unknown mixer '${m}'; choose from ${MIXER_KINDS.join(', ')}`);
-  for (const lr of o.lrs) if (!(lr > 0)) throw new Error(`MQAR grid: learning rates must be > 0, got ${lr}`);
+  if (o.seeds !== undefined && (!Array.isArray(o.seeds) || o.seeds.length === 0 || o.seeds.some((x) => !Number.isInteger(x) || x < 0))) {
+    throw new Error(`MQAR grid: seeds must be a non-empty list of non-negative integers, got ${JSON.stringify(o.seeds)}`);
+  }
+  if (o.init !== undefined && o.init !== 'scaled' && o.init !== 'plain') throw new Error(`MQAR grid: init must be 'scaled' or 'plain', got '${o.init}'`);
+  if (o.warmupFraction !== undefined && !(o.warmupFraction >= 0 && o.warmupFraction < 1)) throw new Error(`MQAR grid: warmupFraction must be in [0, 1), got ${o.warmupFraction}`);
+  if (o.maxSteps !== undefined && !(Number.isInteger(o.maxSteps) && o.maxSteps >= 1)) throw new Error(`MQAR grid: maxSteps must be a positive integer, got ${o.maxSteps}`);
+  if (o.evalEvery !== undefined && !(Number.isInteger(o.evalEvery) && o.evalEvery >= 1)) throw new Error(`MQAR grid: evalEvery must be a positive integer, got ${o.evalEvery}`);
+  for (const lr of lrs) if (!(lr > 0)) throw new Error(`MQAR grid: learning rates must be > 0, got ${lr}`);
   for (const d of o.dModels) if (!Number.isInteger(d) || d < 2 || d % 2 !== 0) throw new Error(`MQAR grid: d_model must be an even integer >= 2, got ${d}`);
-  for (const [name, v] of [['epochs', o.epochs], ['trainExamples', o.trainExamples], ['testExamples', o.testExamples]] as const) {
+  for (const [name, v] of [['epochs', epochs], ['trainExamples', o.trainExamples], ['testExamples', o.testExamples]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`MQAR grid: ${name} must be a positive integer, got ${v}`);
   }
   for (const L of o.seqLens) {
@@ -115,7 +156,7 @@ export function validateGrid(o: MqarGridOptions): void {
       vocabSize: evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize'),
       powerA: o.powerA,
     });
-    if (o.keepWindowSize !== undefined && evalLengthExpr(o.keepWindowSize, L, 'keepWindowSize') < 1) {
+    if (o.keepWindowSize !== undefined && o.keepWindowSize !== 'K' && evalLengthExpr(o.keepWindowSize, L, 'keepWindowSize') < 1) {
       throw new Error(`MQAR grid: keepWindowSize must be >= 1, got '${o.keepWindowSize}' for L=${L}`);
     }
   }
@@ -123,6 +164,17 @@ export function validateGrid(o: MqarGridOptions): void {
 
 export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {}): Promise<MqarCellResult[]> {
   validateGrid(o);
+  // every training field the caller left unset comes from the recipe, and is written into each row
+  const R = mqarRecipe(o.recipe ?? 'tuned');
+  const lrs = o.lrs ?? R.lrs;
+  const epochs = o.epochs ?? R.epochs;
+  const init = o.init ?? R.init;
+  const qkNorm = o.qkNorm ?? R.qkNorm;
+  const dmattnA = o.dmattnA ?? R.dmattnA;
+  const dtProjStd = o.dtProjStd ?? R.dtProjStd;
+  const warmupFraction = o.warmupFraction ?? R.warmupFraction;
+  const weightDecay = o.weightDecay ?? R.weightDecay;
+  const stopAccuracy = o.stopAccuracy ?? R.stopAccuracy;
   const log = hooks.log ?? (() => {});
   const results: MqarCellResult[] = [];
   const jsonl = o.outDir ? join(o.outDir, 'results.jsonl') : null;
@@ -130,47 +182,58 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
     mkdirSync(o.outDir, { recursive: true });
     writeFileSync(jsonl!, '');
   }
-  const cells = o.seqLens.length * o.mixers.length * o.dModels.length;
+  const seeds = o.seeds ?? [o.seed ?? 0];
+  const cells = o.seqLens.length * o.mixers.length * o.dModels.length * seeds.length;
   let cell = 0;
   const randomNonQueries = o.randomNonQueries ?? true;
-  for (const L of o.seqLens) {
-    const K = evalLengthExpr(o.kvPairs ?? 'L/4', L, 'kvPairs');
-    const V = evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize');
-    const keepWindow = evalLengthExpr(o.keepWindowSize ?? K, L, 'keepWindowSize');
-    const t0 = Date.now();
-    const { train, test } = generateMqarSplits({
-      vocabSize: V, seqLen: L, numKvPairs: K, trainExamples: o.trainExamples, testExamples: o.testExamples,
-      seed: o.seed ?? 0, powerA: o.powerA, randomNonQueries,
-    });
-    log(`data L=${L} K=${K} V=${V}: ${o.trainExamples} train / ${o.testExamples} test examples in ${Date.now() - t0} ms`);
-    for (const mixer of o.mixers) {
-      for (const d of o.dModels) {
-        cell++;
-        const sweep: MqarCellResult['sweep'] = [];
-        let best: { lr: number; accuracy: number; epochs: number; steps: number; num_parameters: number } | null = null;
-        for (const lr of o.lrs) {
-          const r = await trainMqar(
-            {
-              mixer, dModel: d, lr, epochs: o.epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
-              numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, weightDecay: o.weightDecay, stopAccuracy: o.stopAccuracy,
-              timeBudgetSeconds: o.timeBudgetSeconds, seed: (o.seed ?? 0) + 1,
-            },
-            { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }) },
-          );
-          sweep.push({ lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, seconds: r.seconds, loss: r.loss, stopped: r.stopped });
-          if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, num_parameters: r.num_parameters };
-          if (r.accuracy >= (o.stopAccuracy ?? 0.99)) break;
+  for (const seed of seeds) {
+    for (const L of o.seqLens) {
+      const K = evalLengthExpr(o.kvPairs ?? 'L/4', L, 'kvPairs');
+      const V = evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize');
+      const kw = o.keepWindowSize ?? R.keepWindowSize;
+      const keepWindow = kw === 'K' ? K : evalLengthExpr(kw, L, 'keepWindowSize');
+      const t0 = Date.now();
+      const { train, test } = generateMqarSplits({
+        vocabSize: V, seqLen: L, numKvPairs: K, trainExamples: o.trainExamples, testExamples: o.testExamples,
+        seed, powerA: o.powerA, randomNonQueries,
+      });
+      log(`data L=${L} K=${K} V=${V} seed ${seed}: ${o.trainExamples} train / ${o.testExamples} test examples in ${Date.now() - t0} ms`);
+      for (const mixer of o.mixers) {
+        for (const d of o.dModels) {
+          cell++;
+          const sweep: MqarCellResult['sweep'] = [];
+          let best: { lr: number; accuracy: number; epochs: number; steps: number; num_parameters: number; curve: MqarCurvePoint[] } | null = null;
+          for (const lr of lrs) {
+            const r = await trainMqar(
+              {
+                mixer, dModel: d, lr, epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
+                numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, init, qkStd: o.qkStd, qkNorm,
+                dmattnA, dtProjStd, weightDecay, warmupFraction,
+                evalEvery: o.evalEvery, stopAccuracy, timeBudgetSeconds: o.timeBudgetSeconds, maxSteps: o.maxSteps, seed: seed + 1,
+              },
+              { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }), onEval: (p) => hooks.onEval?.({ ...p, seq_len: L, seed, cell, cells }) },
+            );
+            sweep.push({ lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, seconds: r.seconds, loss: r.loss, stopped: r.stopped, curve: r.curve });
+            if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, num_parameters: r.num_parameters, curve: r.curve };
+            if (r.accuracy >= stopAccuracy) break;
+          }
+          const recipe: MqarCellResult['recipe'] = {
+            recipe: o.recipe ?? 'tuned', init, epochs, warmup_fraction: warmupFraction, weight_decay: weightDecay,
+            batch_size: o.batchSize ?? 64, num_layers: o.numLayers ?? 2, num_heads: o.numHeads ?? 1,
+          };
+          if (o.qkStd !== undefined && (mixer === 'attention' || mixer === 'dmattn')) recipe.qk_std = o.qkStd;
+          if (mixer === 'dmattn') Object.assign(recipe, { keep_window_size: keepWindow, qk_norm: qkNorm, A: dmattnA, dt_proj_std: dtProjStd });
+          const row: MqarCellResult = {
+            mixer, seq_len: L, kv_pairs: K, vocab_size: V, d_model: d, lr: best!.lr, accuracy: best!.accuracy,
+            epochs: best!.epochs, steps: best!.steps, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,
+            random_non_queries: randomNonQueries, train_examples: o.trainExamples, test_examples: o.testExamples,
+            backend: currentBackend()?.name ?? 'unknown', seed, recipe, curve: best!.curve, sweep,
+          };
+          if (mixer === 'dmattn') row.keep_window_size = keepWindow;
+          results.push(row);
+          if (jsonl) appendFileSync(jsonl, JSON.stringify(row) + '\n');
+          hooks.onCell?.(row, cell, cells);
         }
-        const row: MqarCellResult = {
-          mixer, seq_len: L, kv_pairs: K, vocab_size: V, d_model: d, lr: best!.lr, accuracy: best!.accuracy,
-          epochs: best!.epochs, steps: best!.steps, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,
-          random_non_queries: randomNonQueries, train_examples: o.trainExamples, test_examples: o.testExamples,
-          backend: currentBackend()?.name ?? 'unknown', sweep,
-        };
-        if (mixer === 'dmattn') row.keep_window_size = keepWindow;
-        results.push(row);
-        if (jsonl) appendFileSync(jsonl, JSON.stringify(row) + '\n');
-        hooks.onCell?.(row, cell, cells);
       }
     }
   }

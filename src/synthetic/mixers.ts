@@ -34,6 +34,20 @@ export interface MixerOptions {
   chunkSize?: number;
   /** ssd: RoPE on B/C as the Cheems SSD (default false). */
   ssdRope?: boolean;
+  /**
+   * Std of the projection that writes into the residual stream (attention out_proj, dmattn o_proj, ssd / linear
+   * out_proj). Default 0.02, the same as every other matrix; the MQAR recipe passes 0.02 / sqrt(2 * layers) (GPT-2's
+   * and Zoology's depth-scaled init), see src/synthetic/recipe.ts.
+   */
+  outProjStd?: number;
+  /** attention / dmattn: std of the query and key projections (default 0.02). */
+  qkStd?: number;
+  /** dmattn: per-head q/k RMSNorm (default true, as HF Doge). */
+  qkNorm?: boolean;
+  /** dmattn: initial value of A, the per-head scale of the dynamic mask (default 0, as HF Doge). */
+  dmattnA?: number;
+  /** dmattn: std of the dt_proj weight (default 0.02, as every matrix). */
+  dtProjStd?: number;
   seed?: number;
 }
 
@@ -41,13 +55,49 @@ export function isMixerKind(s: string): s is MixerKind {
   return (MIXER_KINDS as readonly string[]).includes(s);
 }
 
+/** The std every module initialises its matrices with (HF initializer_range). */
+const MODULE_STD = 0.02;
+
 export function createMixer(kind: MixerKind, o: MixerOptions): SequenceMixer {
+  const mixer = buildMixer(kind, o);
+  // The init options are applied after construction, so the modules keep one constructor (and their seeded draws):
+  // a normal(0, 0.02) matrix times s is a normal(0, 0.02 s) matrix; A is a constant.
+  const p = mixer.parameters();
+  const outName = { attention: 'out_proj.weight', dmattn: 'o_proj.weight', ssd: 'out_proj.weight', linear: 'out_proj.weight' }[kind];
+  if (kind !== 'attention' && o.outProjStd !== undefined && o.outProjStd !== MODULE_STD) scaleVariable(p.get(outName)!, o.outProjStd / MODULE_STD);
+  if (o.qkStd !== undefined && o.qkStd !== MODULE_STD) {
+    const f = o.qkStd / MODULE_STD;
+    if (kind === 'attention') {
+      // qkv_proj [d, 3d]: the first 2d columns are q and k
+      const w = p.get('qkv_proj.weight')!;
+      const d = w.shape[0];
+      tf.tidy(() => w.assign(tf.concat([tf.mul(tf.slice(w, [0, 0], [d, 2 * d]), f), tf.slice(w, [0, 2 * d], [d, d])], 1)));
+    } else if (kind === 'dmattn') {
+      scaleVariable(p.get('q_proj.weight')!, f);
+      scaleVariable(p.get('k_proj.weight')!, f);
+    }
+  }
+  if (kind === 'dmattn') {
+    if (o.dtProjStd !== undefined && o.dtProjStd !== MODULE_STD) scaleVariable(p.get('dt_proj.weight')!, o.dtProjStd / MODULE_STD);
+    if (o.dmattnA !== undefined && o.dmattnA !== 0) {
+      const A = p.get('A')!;
+      A.assign(tf.fill(A.shape, o.dmattnA));
+    }
+  }
+  return mixer;
+}
+
+function scaleVariable(v: tf.Variable, s: number): void {
+  tf.tidy(() => v.assign(tf.mul(v, s)));
+}
+
+function buildMixer(kind: MixerKind, o: MixerOptions): SequenceMixer {
   switch (kind) {
     case 'attention':
-      return new CausalAttention({ dModel: o.dModel, numHeads: o.numHeads, seed: o.seed });
+      return new CausalAttention({ dModel: o.dModel, numHeads: o.numHeads, seed: o.seed, outProjStd: o.outProjStd });
     case 'dmattn': {
       if (o.keepWindowSize === undefined) throw new Error('dmattn mixer: keepWindowSize is required (use the number of kv pairs)');
-      const m = new DynamicMaskAttention({ hiddenSize: o.dModel, numHeads: o.numHeads ?? 1, keepWindowSize: o.keepWindowSize, seed: o.seed });
+      const m = new DynamicMaskAttention({ hiddenSize: o.dModel, numHeads: o.numHeads ?? 1, keepWindowSize: o.keepWindowSize, qkNorm: o.qkNorm, seed: o.seed });
       return { apply: (x) => m.apply(x) as tf.Tensor3D, parameters: () => m.parameters(), dispose: () => m.dispose() };
     }
     case 'ssd':

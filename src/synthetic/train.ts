@@ -8,10 +8,13 @@ import { AdamW } from '../train/adamw';
 import type { MixerKind } from './mixers';
 import { MqarModel } from './model';
 import { IGNORE_INDEX, type MqarData } from './mqar-data';
+import { mqarRecipe, type MqarRecipeName } from './recipe';
 import { Rng } from './rng';
 import { installWasmMatMulFix } from './wasm-matmul';
 
 export interface MqarTrainOptions {
+  /** Defaults for every recipe field left unset (default 'tuned', see src/synthetic/recipe.ts). */
+  recipe?: MqarRecipeName;
   mixer: MixerKind;
   dModel: number;
   lr: number;
@@ -22,14 +25,38 @@ export interface MqarTrainOptions {
   evalBatchSize?: number; // default 256
   numLayers?: number; // default 2
   numHeads?: number; // attention / dmattn heads, default 1
-  keepWindowSize?: number; // dmattn, default numKvPairs of the data
+  keepWindowSize?: number; // dmattn (recipe default: the sequence length in 'tuned', numKvPairs in 'first')
   dState?: number; // ssd, default 64
-  weightDecay?: number; // default 0.1
-  warmupFraction?: number; // default 0.05 of all steps
-  stopAccuracy?: number; // default 0.99
+  /**
+   * Init of the projections that write into the residual stream: 'scaled' = std 0.02 / sqrt(2 * layers) (GPT-2's and
+   * Zoology's depth-scaled init), 'plain' = 0.02 like every other matrix (the 'first' recipe). Default from the recipe.
+   */
+  init?: MqarInit;
+  qkStd?: number; // attention / dmattn q and k projection std, default 0.02
+  qkNorm?: boolean; // dmattn q/k RMSNorm (recipe default: off in 'tuned', on in 'first')
+  dmattnA?: number; // dmattn initial A (recipe default)
+  dtProjStd?: number; // dmattn dt_proj std (recipe default)
+  weightDecay?: number; // recipe default 0.1
+  warmupFraction?: number; // recipe default 0.05 of all steps
+  /** Evaluate on the test set every this many steps (the accuracy curve; default a quarter epoch) and after every epoch. */
+  evalEvery?: number;
+  stopAccuracy?: number; // recipe default 0.99
   /** Stop training once this many seconds have passed (checked before every step), evaluate, and say so. */
   timeBudgetSeconds?: number;
+  /** Stop after this many optimizer steps (the schedule still spans `epochs`), evaluate, and say so (`stopped: 'steps'`). */
+  maxSteps?: number;
   seed?: number;
+}
+
+export type MqarInit = 'scaled' | 'plain';
+
+/** One point of a run's accuracy curve: test accuracy after `step` optimizer steps. */
+export interface MqarCurvePoint {
+  step: number;
+  accuracy: number;
+  /** Mean training loss of the steps since the previous point. */
+  loss: number;
+  seconds: number;
 }
 
 export interface MqarEpochInfo {
@@ -55,8 +82,23 @@ export interface MqarRunResult {
   /** Mean training loss of the last epoch. */
   loss: number;
   seconds: number;
-  stopped: 'accuracy' | 'epochs' | 'time';
+  stopped: 'accuracy' | 'epochs' | 'time' | 'steps';
   num_parameters: number;
+  /** Test accuracy vs steps (every `evalEvery` steps and at every epoch end), starting at step 0. */
+  curve: MqarCurvePoint[];
+}
+
+/** A recipe's keep window for this data: `K` = its kv pairs, `L` = its length (no top-k), or a number. */
+function keepWindowFor(w: string | number, data: MqarData): number {
+  if (w === 'K') return data.numKvPairs;
+  if (w === 'L') return data.seqLen;
+  if (typeof w === 'number') return w;
+  throw new Error(`MQAR: recipe keepWindowSize '${w}' must be K, L or a number here (expressions in L are resolved by runMqarGrid)`);
+}
+
+/** Std of the residual-writing projections for an init scheme. */
+export function outProjStdFor(init: MqarInit, numLayers: number): number {
+  return init === 'scaled' ? 0.02 / Math.sqrt(2 * numLayers) : 0.02;
 }
 
 /** A batch as tensors: ids [B, L] and, for the labelled positions, flat indices b*L + t and their targets. */
@@ -103,34 +145,63 @@ export function evaluateMqar(model: MqarModel, data: MqarData, batchSize = 256):
 }
 
 /** Trains one model from scratch and returns its best test accuracy. `onEpoch` is called after every epoch. */
-export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: MqarEpochInfo) => void } = {}): Promise<MqarRunResult> {
+export interface MqarTrainHooks {
+  onEpoch?: (e: MqarEpochInfo) => void;
+  /** Called after every point of the accuracy curve (progress between epochs). */
+  onEval?: (p: MqarCurvePoint & { mixer: MixerKind; d_model: number; lr: number }) => void;
+}
+
+export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {}): Promise<MqarRunResult> {
   installWasmMatMulFix();
   const { train, test } = o;
   const batchSize = o.batchSize ?? 64;
   const seed = o.seed ?? 0;
+  const R = mqarRecipe(o.recipe ?? 'tuned');
+  const numLayers = o.numLayers ?? 2;
   const model = new MqarModel({
-    mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers: o.numLayers, numHeads: o.numHeads,
-    keepWindowSize: o.keepWindowSize ?? train.numKvPairs, dState: o.dState, seed,
+    mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers, numHeads: o.numHeads,
+    keepWindowSize: o.keepWindowSize ?? keepWindowFor(R.keepWindowSize, train), dState: o.dState, seed,
+    outProjStd: outProjStdFor(o.init ?? R.init, numLayers), qkStd: o.qkStd, qkNorm: o.qkNorm ?? R.qkNorm,
+    dmattnA: o.dmattnA ?? R.dmattnA, dtProjStd: o.dtProjStd ?? R.dtProjStd,
   });
   const params = model.parameters();
   const vars = [...params.values()];
   // Zoology's grouping: weight decay on matrices only (not norms, biases, A_log, D, dt_bias).
-  const opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1, decay: (name) => params.get(name)!.rank >= 2 });
+  const opt = new AdamW(params, { weightDecay: o.weightDecay ?? R.weightDecay, decay: (name) => params.get(name)!.rank >= 2 });
   const stepsPerEpoch = Math.ceil(train.numExamples / batchSize);
   const totalSteps = stepsPerEpoch * o.epochs;
-  const warmup = Math.max(1, Math.round((o.warmupFraction ?? 0.05) * totalSteps));
-  const stopAt = o.stopAccuracy ?? 0.99;
+  const warmup = Math.max(1, Math.round((o.warmupFraction ?? R.warmupFraction) * totalSteps));
+  const stopAt = o.stopAccuracy ?? R.stopAccuracy;
+  const evalEvery = Math.max(1, Math.round(o.evalEvery ?? stepsPerEpoch / 4));
   const rng = new Rng(seed, 7);
   const order = Int32Array.from({ length: train.numExamples }, (_, i) => i);
   const t0 = Date.now();
+  const elapsed = () => (Date.now() - t0) / 1000;
   let step = 0;
   let best = 0;
   let last = 0;
   let loss = NaN;
   let epochsRun = 0;
   let stopped: MqarRunResult['stopped'] = 'epochs';
+  // The curve: test accuracy at step 0 (the untrained model), every evalEvery steps and at every epoch end. The
+  // plateau-then-jump of MQAR shows here: accuracy sits near the fraction a model gets without looking anything up,
+  // then climbs within a few dozen steps once the lookup circuit forms.
+  const curve: MqarCurvePoint[] = [];
+  let curveLossSum = 0;
+  let curveSteps = 0;
+  const evaluate = (): number => {
+    last = evaluateMqar(model, test, o.evalBatchSize);
+    best = Math.max(best, last);
+    const point = { step, accuracy: last, loss: curveSteps > 0 ? curveLossSum / curveSteps : NaN, seconds: elapsed() };
+    curve.push(point);
+    hooks.onEval?.({ ...point, mixer: o.mixer, d_model: o.dModel, lr: o.lr });
+    curveLossSum = 0;
+    curveSteps = 0;
+    return last;
+  };
   try {
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    evaluate();
+    for (let epoch = 1; epoch <= o.epochs && stopped === 'epochs'; epoch++) {
       for (let i = order.length - 1; i > 0; i--) {
         const j = rng.int(0, i + 1);
         const t = order[i];
@@ -141,40 +212,48 @@ export async function trainMqar(o: MqarTrainOptions, hooks: { onEpoch?: (e: Mqar
       let stepsDone = 0;
       let outOfTime = false;
       for (let s = 0; s < stepsPerEpoch; s++) {
-        if (o.timeBudgetSeconds !== undefined && (Date.now() - t0) / 1000 >= o.timeBudgetSeconds) {
+        if (o.timeBudgetSeconds !== undefined && elapsed() >= o.timeBudgetSeconds) {
           outOfTime = true; // evaluate what was learned so far, then stop
+          break;
+        }
+        if (o.maxSteps !== undefined && step >= o.maxSteps) {
+          stopped = 'steps';
           break;
         }
         const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
         const tgt = tf.tensor1d(targets, 'int32');
         const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
         opt.applyGradients(new Map([...params].map(([name, p]) => [name, grads[p.name]])), cosineLr(step++, totalSteps, o.lr, warmup));
-        lossSum += value.dataSync()[0];
+        const l = value.dataSync()[0];
+        lossSum += l;
+        curveLossSum += l;
+        curveSteps++;
         stepsDone++;
         tf.dispose([ids, positions, tgt, value, ...Object.values(grads)]);
+        if (!Number.isFinite(l)) break; // diverged: further steps cannot recover
+        if (step % evalEvery === 0 && s < stepsPerEpoch - 1 && evaluate() >= stopAt) {
+          stopped = 'accuracy';
+          break;
+        }
       }
-      if (outOfTime && stepsDone === 0 && epoch > 1) {
-        stopped = 'time'; // the budget ran out exactly at an epoch boundary: the last evaluation stands
+      if (stepsDone === 0) {
+        // a budget ran out exactly at an epoch boundary: the previous epoch's evaluation stands
+        if (stopped === 'epochs') stopped = outOfTime ? 'time' : stopped;
         break;
       }
-      loss = stepsDone > 0 ? lossSum / stepsDone : loss;
-      last = evaluateMqar(model, test, o.evalBatchSize);
-      best = Math.max(best, last);
+      loss = lossSum / stepsDone;
+      if (stopped === 'epochs' || (stopped === 'steps' && curve[curve.length - 1].step !== step)) evaluate();
+      if (stopped === 'steps' && last >= stopAt) stopped = 'accuracy';
       epochsRun = epoch;
-      const seconds = (Date.now() - t0) / 1000;
-      hooks.onEpoch?.({ mixer: o.mixer, d_model: o.dModel, lr: o.lr, epoch, epochs: o.epochs, loss, accuracy: last, seconds });
+      hooks.onEpoch?.({ mixer: o.mixer, d_model: o.dModel, lr: o.lr, epoch, epochs: o.epochs, loss, accuracy: last, seconds: elapsed() });
       await new Promise((r) => setImmediate(r)); // let a notebook / event loop breathe between epochs
-      if (!Number.isFinite(loss)) break; // diverged: further epochs cannot recover
-      if (last >= stopAt) {
-        stopped = 'accuracy';
-        break;
-      }
-      if (outOfTime || (o.timeBudgetSeconds !== undefined && seconds >= o.timeBudgetSeconds && epoch < o.epochs)) {
+      if (!Number.isFinite(loss)) break;
+      if (stopped === 'epochs' && last >= stopAt) stopped = 'accuracy';
+      if (stopped === 'epochs' && (outOfTime || (o.timeBudgetSeconds !== undefined && elapsed() >= o.timeBudgetSeconds && epoch < o.epochs))) {
         stopped = 'time';
-        break;
       }
     }
-    return { accuracy: best, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: (Date.now() - t0) / 1000, stopped, num_parameters: model.numParameters() };
+    return { accuracy: best, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: elapsed(), stopped, num_parameters: model.numParameters(), curve };
   } finally {
     opt.dispose();
     model.dispose();
