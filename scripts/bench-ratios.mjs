@@ -14,7 +14,7 @@ const torch = readFileSync(torchFile, 'utf8').split('\n').filter((l) => l.trim()
 
 const fmt = (x) => (x === undefined ? 'n/a' : Math.round(x).toLocaleString('en-US'));
 const lines = [
-  `| bench | ours (${ours.backend}, ${ours.threads} thread${ours.threads === 1 ? '' : 's'}) | PyTorch (${torch[0]?.threads ?? '?'} threads) | ratio |`,
+  `| bench | ours (${ours.backend}; threads) | PyTorch (${torch[0]?.threads ?? '?'} threads) | ratio |`,
   '|---|---|---|---|',
 ];
 for (const r of ours.records) {
@@ -22,6 +22,6 @@ for (const r of ours.records) {
   const theirs = t ? (r.bench === 'train' ? t.tokens_per_s : t.decode_tokens_per_s) : undefined;
   const shape = r.bench === 'train' ? ` ${r.batch}×${r.seq_len}` : '';
   const ratio = theirs ? `${(r.tokens_per_s / theirs).toFixed(2)}×` : 'n/a';
-  lines.push(`| ${r.bench} ${r.preset}${shape} | ${fmt(r.tokens_per_s)} tok/s | ${theirs ? `${fmt(theirs)} tok/s` : 'n/a'} | ${ratio} |`);
+  lines.push(`| ${r.bench} ${r.preset}${shape} | ${fmt(r.tokens_per_s)} tok/s (${r.threads ?? ours.threads}) | ${theirs ? `${fmt(theirs)} tok/s` : 'n/a'} | ${ratio} |`);
 }
 console.log(lines.join('\n'));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side speed against the fp32 PyTorch reference, in one run on one machine (run it on an idle machine):
-#   1. `pnpm bench` (this project, default backend and thread choice), one preset per process so each row's peak
-#      heap and RSS are its own; the records are merged into out/bench/ours.json
+#   1. `pnpm bench` (this project, default backend), one process per preset and bench so each row's peak heap and
+#      RSS are its own: training on every core (WM_WASM_THREADS, default nproc), decoding on 1 thread like
+#      `wm generate` (DECODE_THREADS); the records are merged into out/bench/ours.json
 #   2. the PyTorch reference scripts (../shared/bench by default; BENCH_REF=DIR to point elsewhere) for the same
 #      presets, with as many threads as ours, each printing one JSON line (collected in out/bench/torch.jsonl)
 #   3. the ratio table (ours / PyTorch), also written to out/bench/ratios.md
@@ -34,8 +35,10 @@ echo "== ours: pnpm bench, one process per preset ($PRESETS) ${EXTRA[*]:-}"
 pnpm -s build
 parts=()
 for p in ${PRESETS//,/ }; do
-  node dist/cli/wm.js bench --presets "$p" --json "$OUT/ours-$p.json" ${EXTRA[@]+"${EXTRA[@]}"}
-  parts+=("$OUT/ours-$p.json")
+  node dist/cli/wm.js bench --only train --presets "$p" --json "$OUT/ours-$p-train.json" ${EXTRA[@]+"${EXTRA[@]}"}
+  # decoding with the thread count `wm generate` uses by default (1: many small ops; DECODE_THREADS to change)
+  WM_WASM_THREADS="${DECODE_THREADS:-1}" node dist/cli/wm.js bench --only decode --presets "$p" --json "$OUT/ours-$p-decode.json"
+  parts+=("$OUT/ours-$p-train.json" "$OUT/ours-$p-decode.json")
 done
 node -e "
 const fs = require('fs');
