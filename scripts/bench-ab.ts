@@ -1,5 +1,5 @@
 /**
- * In-process A/B of the wasm kernel patches (src/ops/wasm-kernels.ts) on whole training steps: steps alternate
+ * In-process A/B of the wasm kernel patches (src/ops/wasm-patches.ts) on whole training steps: steps alternate
  * between the plain tfjs-backend-wasm kernels and the patched ones, so both see the same machine load.
  *
  *   npx tsx scripts/bench-ab.ts [--presets doge-tiny,...] [--kernels BatchMatMul,GatherV2] [--rounds 5]
@@ -12,7 +12,7 @@
  */
 import { tf, loadBackend } from '../src/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { originalWasmKernels } from '../src/ops/wasm-kernels';
+import { originalWasmKernels } from '../src/ops/wasm-patches';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import { tf, loadBackend } from '../src/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { wasmKernelStats, type MatMulStat } from '../src/ops/wasm-kernels';
+import { wasmKernelStats, type MatMulStat } from '../src/ops/wasm-patches';
 
 interface KernelStat { ms: number; calls: number; flops: number }
 type Profile = Map<string, KernelStat>;

@@ -14,8 +14,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { installWasmKernelPatches } from './ops/wasm-kernels';
 import { disableWasmThreads, prepareWasmThreads, unrefWasmWorkers, wasmThreadsCount } from './wasm-threads';
+import { installWasmKernelPatches } from './ops/wasm-patches';
+import { registerTopKGradient } from './ops/gradients';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -45,8 +46,6 @@ function registerGradients(): boolean {
   }
 }
 const gradientsRegistered = registerGradients();
-// Faster wasm kernels with the same results (src/ops/wasm-kernels.ts); no-op for the other backends.
-installWasmKernelPatches(tf);
 
 /** Throws unless tfjs gradients are registered (training needs them; inference does not). */
 export function assertGradientsAvailable(): void {
@@ -143,6 +142,8 @@ let backendNotes: string[] = [];
 async function tryBackend(name: BackendName): Promise<void> {
   if (name === 'tensorflow-gpu') requireNative('@tensorflow/tfjs-node-gpu');
   if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
+  registerTopKGradient(tf); // a gradient tfjs-core lacks (src/ops/gradients.ts)
+  if (name === 'wasm') installWasmKernelPatches(tf); // faster wasm kernels, same results (src/ops/wasm-patches.ts)
   if (name !== 'wasm' || wasmThreads <= 1) {
     await setBackendOrThrow(name === 'tensorflow-gpu' ? 'tensorflow' : name);
     if (name === 'wasm') backendNotes.push(`1 XNNPACK thread (${wasmThreadsWhy}; WM_WASM_THREADS=N sets it)`);

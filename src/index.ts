@@ -7,6 +7,8 @@ export * from './backend';
 export * from './io/safetensors';
 export * from './modules';
 export * from './models/doge';
+export * from './models/cheems';
+export * from './models/auto';
 export * from './generation';
 export * from './data';
 export * from './train';

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf, loadBackend } from '../src/backend';
 import { loadSafetensors } from '../src/io/safetensors';
+import { maxAbs, maxErr } from './parity-helpers';
 import { DogeForCausalLM } from '../src/models/doge';
 
 const ROOT = path.join(__dirname, 'fixtures', 'doge');
@@ -13,17 +14,6 @@ const CASES = ['dense', 'dense-window-bias', 'moe-token', 'moe-hf', 'padding'];
 
 before(async () => { await loadBackend({ log: false }); });
 
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-function maxErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 /** max-abs error relative to the reference tensor's max-abs; asserts <= 1e-4. */
 function checkClose(name: string, got: tf.Tensor, ref: tf.Tensor, report: string[]): number {
   assert.deepEqual(got.shape, ref.shape, `${name}: shape`);

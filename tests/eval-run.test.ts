@@ -169,7 +169,10 @@ test('arc_easy scores equal a direct computation from the prompt functions (few-
 });
 
 test('embedded task: ARC-layout rows in memory; perplexity rows', async () => {
-  const rows = await evaluateTasks(model, charTok, { tasks: ['embedded'], embeddedRows: { eval: arcRows(8, 0), fewshot: arcRows(4, 300) }, log: false });
+  const items: { index: number; scores: Record<string, number> }[] = [];
+  const rows = await evaluateTasks(model, charTok, { tasks: ['embedded'], embeddedRows: { eval: arcRows(8, 0), fewshot: arcRows(4, 300) }, log: false, onItem: (it) => items.push(it) });
+  assert.deepEqual(items.map((it) => it.index), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(items.reduce((a, it) => a + it.scores.acc, 0) / 8, rows[0].value, 'per-item scores average to the task score');
   assert.deepEqual(rows.map((r) => [r.task, r.metric, r.n, r.shots]), [['embedded', 'acc', 8, 0], ['embedded', 'acc_norm_nospace', 8, 0]]);
   const ppl = evaluatePerplexity(model, charTok, ['The cat sat on the mat.', 'A dog ran.'], { modelName: 'dense' });
   assert.deepEqual(ppl.map((r) => r.metric), ['ppl', 'word_perplexity', 'bits_per_byte']);

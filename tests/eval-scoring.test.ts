@@ -32,7 +32,7 @@ type McQuestion = {
   };
 };
 
-test('mc-score: continuation log-probs (batched, left-truncated), greedy flags, decisions, margins, accuracy', () => {
+for (const shareContext of [true, false]) test(`mc-score: continuation log-probs (batched, left-truncated), greedy flags, decisions, margins, accuracy (shareContext ${shareContext})`, () => {
   const fx = fixture('mc-score');
   const model = load(fx.model, fx.router_layout);
   try {
@@ -44,7 +44,7 @@ test('mc-score: continuation log-probs (batched, left-truncated), greedy flags, 
     for (const maxLength of [...new Set(questions.map((q) => q.max_length))]) {
       const qs = questions.filter((q) => q.max_length === maxLength);
       const requests = qs.flatMap((q) => q.choices.map((c) => ({ context: q.context, continuation: c.ids })));
-      const scores = scoreContinuations(model, requests, { maxLength: maxLength ?? 2048, batchSize: 3 });
+      const scores = scoreContinuations(model, requests, { maxLength: maxLength ?? 2048, batchSize: 3, shareContext });
       let k = 0;
       for (const q of qs) {
         const mine = q.choices.map(() => scores[k++]);
@@ -66,7 +66,7 @@ test('mc-score: continuation log-probs (batched, left-truncated), greedy flags, 
       }
     }
     for (const m of MC_METRICS) assert.ok(Math.abs(acc[m] - fx.expected.accuracy[m]) < 1e-9, `accuracy ${m}: ${acc[m]}`);
-    console.log(`# mc-score: max |logprob err| ${maxErr.toExponential(2)}, max |margin err| ${marginErr.toExponential(2)}`);
+    console.log(`# mc-score (shareContext ${shareContext}): max |logprob err| ${maxErr.toExponential(2)}, max |margin err| ${marginErr.toExponential(2)}`);
     assert.ok(maxErr <= TOL, `log-prob error ${maxErr}`);
     assert.ok(marginErr <= TOL, `margin error ${marginErr}`);
     assert.ok(questions.some((q) => q.expected.per_choice.some((c) => c.truncated > 0)), 'the fixture covers truncation');

@@ -142,3 +142,69 @@ test('plain strings: the tokenizer\'s own BOS (TemplateProcessing), never a doub
   const chat = chatExample(tok, [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }]);
   assert.equal(chat.inputIds.filter((i) => i === 0).length, 1);
 });
+
+test('readFinetuneRows: Parquet (prompt/text pairs), Arrow with a messages list<struct> column, JSONL errors', async () => {
+  const { readFinetuneRows } = await import('../src/finetune');
+  const { tableToIPC, vectorFromArray, List, Struct, Field, Utf8, Table } = await import('apache-arrow');
+  const pq = await readFinetuneRows(path.join(__dirname, 'fixtures', 'data', 'prompt-text.parquet'));
+  assert.equal(pq.length, 40);
+  assert.match(pq[3]!.where, /prompt-text\.parquet row 4/);
+  const ex = sftExample(chatml, pq[0]!.row, { where: pq[0]!.where });
+  assert.deepEqual(ex, chatExample(chatml, [{ role: 'user', content: pq[0]!.row.prompt as string }, { role: 'assistant', content: pq[0]!.row.text as string }]));
+  // a datasets-style Arrow stream with messages: list<struct<role, content>>
+  const msgType = new List(new Field('item', new Struct([new Field('role', new Utf8()), new Field('content', new Utf8())])));
+  const convs = [
+    [{ role: 'user', content: 'What is 1 plus 2?' }, { role: 'assistant', content: '1 plus 2 is 3.' }],
+    [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }],
+  ];
+  const table = new Table({ messages: vectorFromArray(convs, msgType), source: vectorFromArray(['a', 'b'], new Utf8()) });
+  const arrowFile = path.join(dir, 'chats.arrow');
+  fs.writeFileSync(arrowFile, tableToIPC(table, 'stream'));
+  const ar = await readFinetuneRows(arrowFile);
+  assert.deepEqual(ar.map((r) => r.row.messages), convs);
+  assert.deepEqual(sftExample(chatml, ar[1]!.row), chatExample(chatml, convs[1]!));
+  const bad = path.join(dir, 'bad.jsonl');
+  fs.writeFileSync(bad, '{"text": "ok"}\n{not json}\n');
+  await assert.rejects(readFinetuneRows(bad), /bad\.jsonl line 2: not valid JSON/);
+});
+
+test('chat helpers: end-of-turn id of each layout, streamed reply = returned text, stop rate bounds', async () => {
+  const { endOfTurnId, chatReply, stopRate } = await import('../src/finetune');
+  const { DogeConfig, DogeForCausalLM } = await import('../src/models/doge');
+  const { loadBackend } = await import('../src/backend');
+  await loadBackend({ log: false });
+  assert.equal(endOfTurnId(chatml), chatml.tokenToId('<|im_end|>'));
+  assert.equal(endOfTurnId(doge), doge.tokenToId('<|end_of_text|>'));
+  const model = new DogeForCausalLM(new DogeConfig({ vocab_size: 600, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }), { seed: 4 });
+  try {
+    const pieces: string[] = [];
+    const r = chatReply(model, chatml, [{ role: 'user', content: 'What is 2 plus 3?' }], { maxNewTokens: 12, onText: (p) => pieces.push(p) });
+    assert.equal(pieces.join(''), r.text);
+    assert.ok(r.ids.length <= 12 && r.stopped === (r.ids.at(-1) === endOfTurnId(chatml)));
+    const s = stopRate(model, chatml, [[{ role: 'user', content: 'Hi' }], [{ role: 'user', content: 'What is 1 plus 1?' }]], { maxNewTokens: 6 });
+    assert.ok(s.rate >= 0 && s.rate <= 1 && s.meanNewTokens <= 6 && s.n === 2);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('segment boundary inside a token: warning, whole-text ids, mask by character overlap', async () => {
+  // 'Bot: ' as the generation prompt splits ' hello' (one GPT-2 piece) into ' ' + 'hello'
+  const odd = path.join(dir, 'odd');
+  fs.cpSync(path.join(dir, 'chatml'), odd, { recursive: true });
+  const cfg = JSON.parse(fs.readFileSync(path.join(odd, 'tokenizer_config.json'), 'utf8'));
+  cfg.chat_template = "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ 'Bot: ' + m['content'] + '\\n' }}{% else %}{{ 'User: ' + m['content'] + '\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Bot: ' }}{% endif %}";
+  fs.writeFileSync(path.join(odd, 'tokenizer_config.json'), JSON.stringify(cfg));
+  const tok = await loadTokenizer(odd);
+  // a word whose space-prefixed form is its own token, so the two encodings really differ
+  const word = ['is', 'the', 'plus', 'has', 'colour'].find((w) => tok.encode(' ' + w).join() !== [...tok.encode(' '), ...tok.encode(w)].join())!;
+  assert.ok(word, 'some word merges with its leading space');
+  const msgs: ChatMessage[] = [{ role: 'user', content: 'hi' }, { role: 'assistant', content: `${word} there` }];
+  const warnings: string[] = [];
+  const ex = chatExample(tok, msgs, { warn: (m) => warnings.push(m) });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /segment-wise encoding differs from whole-text encoding/);
+  assert.deepEqual(ex.inputIds, tok.encode(`User: hi\nBot: ${word} there\n`));
+  const target = tok.decode(ex.inputIds.filter((_, i) => ex.lossMask[i]));
+  assert.equal(target, ` ${word} there\n`, 'every token holding a span character is a target');
+});

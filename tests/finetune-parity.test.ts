@@ -264,3 +264,28 @@ test('dpo-truncation: the seed rule and current TRL (max_length only, prompt-onl
     console.log('dpo-truncation\n  ' + report.join('\n  '));
   }
 });
+
+test('dpoStep: one optimizer step from policy = reference moves the loss below ln 2 on the same pairs', async () => {
+  const { AdamW } = await import('../src/train');
+  const { dpoStep } = await import('../src/finetune');
+  const f = fixture('dpo-init');
+  const policy = model(f.policy);
+  const reference = model(f.reference);
+  const opt = new AdamW(policy.parameters(), { weightDecay: 0 });
+  try {
+    const pairs = fixturePairs(f);
+    const s1 = dpoStep(policy, reference, pairs, opt, { beta: 0.5, padId: 2, learningRate: 1e-3 });
+    assert.ok(Math.abs(s1.metrics.loss - Math.LN2) < 1e-6, 'the first step is evaluated at policy = reference');
+    assert.ok(s1.gradNorm > 0);
+    // (the first step creates the reference's inference weight cache; after it the count must stay flat)
+    const before = tf.memory().numTensors;
+    const s2 = dpoStep(policy, reference, pairs, opt, { beta: 0.5, padId: 2, learningRate: 1e-3 });
+    assert.equal(tf.memory().numTensors, before, 'no tensor leaked by a DPO step');
+    assert.ok(s2.metrics.loss < Math.LN2 && s2.metrics['rewards/margins'] > 0, `loss ${s2.metrics.loss}, margin ${s2.metrics['rewards/margins']}`);
+    console.log(`dpoStep: loss ${s1.metrics.loss.toFixed(6)} -> ${s2.metrics.loss.toFixed(6)}, rewards/accuracies ${s2.metrics['rewards/accuracies']}`);
+  } finally {
+    opt.dispose();
+    policy.dispose();
+    reference.dispose();
+  }
+});

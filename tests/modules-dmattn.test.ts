@@ -4,7 +4,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/backend';
-import { DynamicMaskAttention, CDMoE, ParamStore, Rng, F32_MIN } from '../src/modules';
+import { DynamicMaskAttention, CDMoE, Rng, F32_MIN } from '../src/modules';
 
 before(async () => { await loadBackend({ log: false }); });
 
@@ -136,19 +136,18 @@ function refCDMoE(x: number[][], p: Map<string, number[]>, o: { H: number; I: nu
 test('CDMoE: non-square expert count, norm_topk_prob, top-k > sqrt(E) — matches a loop reference (token layout)', () => {
   for (const c of [{ E: 50, k: 9, norm: true }, { E: 30, k: 3, norm: false }]) {
     const H = 16, I = 24;
-    const store = new ParamStore(new Rng(5), 0.3);
-    const moe = new CDMoE(store, { hiddenSize: H, intermediateSize: I, numExperts: c.E, numExpertsPerTok: c.k, normTopkProb: c.norm });
+    const moe = new CDMoE({ hiddenSize: H, intermediateSize: I, numExperts: c.E, numExpertsPerTok: c.k, normTopkProb: c.norm }, { rng: new Rng(5), std: 0.3 });
     const rng = new Rng(9);
     const x = tf.tensor(rng.normalArray(2 * 5 * H, 1), [2, 5, H]);
     const r = moe.apply(x, { outputRouting: true });
-    const p = new Map([...store.map].map(([k, v]) => [k, arr(v)]));
+    const p = new Map([...moe.parameters()].map(([k, v]) => [k, arr(v)]));
     const ref = refCDMoE((tf.reshape(x, [10, H]).arraySync() as number[][]), p, { H, I, E: c.E, k: c.k, norm: c.norm });
     const err = maxDiff(arr(r.out), ref.outs.flat());
     console.log(`CDMoE E=${c.E} (K=${Math.floor(Math.sqrt(c.E))}) k=${c.k} norm=${c.norm}: max err ${err.toExponential(2)}, ids identical`);
     assert.deepEqual(r.expertIds!.arraySync(), ref.ids);
     assert.ok(err < 1e-4 * Math.max(...ref.outs.flat().map(Math.abs)));
     tf.dispose([x, r.out, r.expertIds!, r.expertWeights!, r.routerLogits!]);
-    for (const v of store.map.values()) v.dispose();
+    moe.dispose();
   }
 });
 
@@ -156,10 +155,9 @@ test('DMAttn + CDMoE gradients agree with finite differences (directional)', () 
   const attn = new DynamicMaskAttention({ hiddenSize: 12, numHeads: 3, numKvHeads: 1, keepWindowSize: 4, attentionBias: true, seed: 1 });
   const rng = new Rng(2);
   randomize(attn.parameters(), rng, 0.4);
-  const store = new ParamStore(new Rng(4), 0.3);
-  const moe = new CDMoE(store, { hiddenSize: 12, intermediateSize: 8, numExperts: 20, numExpertsPerTok: 3 });
+  const moe = new CDMoE({ hiddenSize: 12, intermediateSize: 8, numExperts: 20, numExpertsPerTok: 3 }, { rng: new Rng(4), std: 0.3 });
   const x = tf.tensor(rng.normalArray(2 * 7 * 12, 1), [2, 7, 12]);
-  const vars = [...attn.parameters().values(), ...store.map.values()];
+  const vars = [...attn.parameters().values(), ...moe.parameters().values()];
   const f = () => tf.sum(tf.square(moe.apply(attn.apply(x)).out)) as tf.Scalar;
   const { value, grads } = tf.variableGrads(f, vars);
   value.dispose();
@@ -175,6 +173,7 @@ test('DMAttn + CDMoE gradients agree with finite differences (directional)', () 
   assert.ok(Math.abs(analytic - numeric) <= 2e-2 * Math.max(1, Math.abs(numeric)), `${analytic} vs ${numeric}`);
   tf.dispose([x, ...dirs, ...Object.values(grads)]);
   attn.dispose();
+  moe.dispose();
 });
 
 test('ops: chunked lm_head + loss equals logits + crossEntropyLoss (value and gradients, ignored targets)', async () => {

@@ -1,6 +1,6 @@
 /**
- * `wm bench [--only train|decode] [--presets doge-tiny,doge-20m] [--steps N] [--json FILE]`: throughput of every
- * benchmark case, one JSON line per measurement on stdout as it finishes, a summary table at the end (stderr), and
+ * `wm bench [--only train|decode] [--presets doge-tiny,cheems-tiny] [--steps N] [--json FILE]`: throughput of every
+ * benchmark case (Doge and Cheems), one JSON line per measurement on stdout as it finishes, a summary table at the end (stderr), and
  * with `--json FILE` all records as one JSON array (for plots and for scripts/bench-vs-torch.sh).
  *
  *   {"bench":"train","preset":"doge-tiny","backend":"wasm","threads":2,"batch":8,"seq_len":256,"tokens_per_s":...,
@@ -22,10 +22,11 @@
  */
 import * as fs from 'node:fs';
 import { loadBackend, tf } from '../backend';
-import { DogeConfig, DogeForCausalLM } from '../models/doge';
+import { buildModelConfig, createCausalLM } from '../models/auto';
+import { DogeConfig } from '../models/doge';
 import { AdamW } from '../train/adamw';
 
-/** What the bench needs of a model (DogeForCausalLM has it). */
+/** What the bench needs of a model (DogeForCausalLM and CheemsForCausalLM have it). */
 interface BenchModel {
   forward(input: { inputIds: tf.Tensor; labels?: tf.Tensor; training?: boolean; numItemsInBatch?: number; lossOnly?: boolean }): { loss?: tf.Scalar };
   parameters(): Map<string, tf.Variable>;
@@ -36,13 +37,14 @@ interface BenchModel {
 
 /**
  * One row of the benchmark. `micro`: the batch runs as this many equal micro-batches with gradient accumulation
- * (same tokens per optimizer step). `flopsPerToken(T)`: matmul FLOPs of the forward pass per token at length T.
+ * (same tokens per optimizer step). `flopsPerToken(T)`: matmul FLOPs of the forward pass per token at length T
+ * (null: not counted yet; the GFLOP/s fields are then null).
  */
 interface BenchCase {
   preset: string;
   vocab: number;
   make: () => BenchModel;
-  flopsPerToken: (seqLen: number) => number;
+  flopsPerToken: ((seqLen: number) => number) | null;
   train?: { batch: number; seqLen: number; micro: number };
   decode?: boolean;
 }
@@ -63,22 +65,25 @@ export function dogeMatmulFlopsPerToken(c: DogeConfig, T: number): number {
   return c.num_hidden_layers * (attn + ffn) + 2 * H * c.vocab_size; // + lm_head
 }
 
-function dogeCase(preset: string, train: BenchCase['train'], decode: boolean): BenchCase {
-  const config = DogeConfig.preset(preset);
+/** A benchmark row for any preset `buildModelConfig` knows (Doge and Cheems). */
+function modelCase(preset: string, train: BenchCase['train'], decode: boolean): BenchCase {
+  const config = buildModelConfig(preset, {});
   return {
     preset, vocab: config.vocab_size, train, decode,
-    make: () => new DogeForCausalLM(config, { seed: 0 }),
-    flopsPerToken: (T) => dogeMatmulFlopsPerToken(config, T),
+    make: () => createCausalLM(config, { seed: 0 }) as unknown as BenchModel,
+    flopsPerToken: config instanceof DogeConfig ? (T) => dogeMatmulFlopsPerToken(config, T) : null,
   };
 }
 
 /** The benchmark table; other model families add rows here. Shapes match ../shared/bench (PyTorch reference). */
 const CASES: BenchCase[] = [
-  dogeCase('doge-tiny', { batch: 8, seqLen: 256, micro: 1 }, true),
-  dogeCase('doge-tiny-moe', { batch: 8, seqLen: 256, micro: 1 }, true),
+  modelCase('doge-tiny', { batch: 8, seqLen: 256, micro: 1 }, true),
+  modelCase('doge-tiny-moe', { batch: 8, seqLen: 256, micro: 1 }, true),
   // 4 x 512 at vocab 32768 in one pass: the loss runs fused with lm_head in row chunks (`lossOnly`), so the
   // 268 MB-per-copy logits never exist
-  dogeCase('doge-20m', { batch: 4, seqLen: 512, micro: 1 }, true),
+  modelCase('doge-20m', { batch: 4, seqLen: 512, micro: 1 }, true),
+  modelCase('cheems-tiny', { batch: 8, seqLen: 256, micro: 1 }, true),
+  modelCase('cheems-tiny-moe', { batch: 8, seqLen: 256, micro: 1 }, false),
 ];
 
 function randomIds(batch: number, seqLen: number, vocab: number, seed: number): tf.Tensor2D {
@@ -162,7 +167,8 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
   const fb = median(parts.map((p) => p.fb));
   const forward = median(fwd);
   const backward = Math.max(fb - forward, 1e-9);
-  const fwdFlops = c.flopsPerToken(t.seqLen) * t.batch * t.seqLen;
+  const fwdFlops = c.flopsPerToken ? c.flopsPerToken(t.seqLen) * t.batch * t.seqLen : NaN;
+  const perSec = (flops: number, ms: number): number | null => (Number.isFinite(flops) ? round(flops / 1e6 / ms) : null);
   const out = {
     bench: 'train', preset: c.preset, backend, threads, batch: t.batch, seq_len: t.seqLen, micro_batches: t.micro,
     tokens_per_s: round((t.batch * t.seqLen) / (stepMs / 1000)),
@@ -172,10 +178,10 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
     backward_ms: round(backward),
     clip_ms: round(median(parts.map((p) => p.clip))),
     optimizer_ms: round(median(parts.map((p) => p.opt))),
-    gflop_per_step: round((3 * fwdFlops) / 1e9, 2),
-    gflops: round((3 * fwdFlops) / 1e6 / stepMs),
-    forward_gflops: round(fwdFlops / 1e6 / forward),
-    backward_gflops: round((2 * fwdFlops) / 1e6 / backward),
+    gflop_per_step: Number.isFinite(fwdFlops) ? round((3 * fwdFlops) / 1e9, 2) : null,
+    gflops: perSec(3 * fwdFlops, stepMs),
+    forward_gflops: perSec(fwdFlops, forward),
+    backward_gflops: perSec(2 * fwdFlops, backward),
     wasm_heap_mb: round(wasmHeapMb()),
     rss_mb: round(rssMb()),
     params: model.numParameters(),

@@ -99,7 +99,13 @@ export function parseEvalArgs(argv: string[]): EvalArgs | null {
   if (a.models.length === 0) throw new UsageError(`wm eval: --model DIR is required\n\n${USAGE}`);
   if (a.names.length && a.names.length !== a.models.length) throw new UsageError(`wm eval: ${a.names.length} --name for ${a.models.length} --model`);
   if (a.tasks.length === 0) throw new UsageError('wm eval: --tasks is empty');
-  for (const t of a.tasks) evalTask(t);
+  for (const t of a.tasks) {
+    try {
+      evalTask(t);
+    } catch (e) {
+      throw new UsageError(`wm eval: ${(e as Error).message}`);
+    }
+  }
   const needFiles = a.tasks.filter((t) => t !== 'embedded');
   if (needFiles.length && !a.data && !a.hub) throw new UsageError(`wm eval: tasks ${needFiles.join(', ')} need --data DIR or --hub`);
   if (a.data && a.hub) throw new UsageError('wm eval: give --data DIR or --hub, not both');

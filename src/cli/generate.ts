@@ -1,5 +1,5 @@
 /**
- * `wm generate --model DIR (--prompt "text" | --ids 1,2,3) [options]`: generate with a saved Doge checkpoint.
+ * `wm generate --model DIR (--prompt "text" | --ids 1,2,3) [options]`: generate with a saved Doge or Cheems checkpoint.
  *
  * Decoding defaults come from the checkpoint's generation_config.json (HF format; `wm pretrain` writes the
  * settings its own samples use), else greedy; every option given on the command line overrides them.
@@ -7,7 +7,7 @@
  * --ids no tokenizer is needed and the output is printed as ids. Streaming output is decoded on UTF-8 boundaries.
  */
 import { loadBackend } from '../backend';
-import { DogeForCausalLM } from '../models/doge';
+import { loadCausalLM } from '../models/auto';
 import type { RouterLayout } from '../modules/cdmoe';
 import { generationOptionsFrom, readGenerationConfig } from '../generation/generation-config';
 import type { GenerateOptions } from '../generation/generate';
@@ -79,7 +79,7 @@ export async function run(argv: string[]): Promise<void> {
   const idList = idsText !== undefined ? parseIntList(idsText, 'ids', { min: 0 }) : undefined;
   // Decoding is many small ops: single-threaded wasm unless WM_WASM_THREADS says otherwise.
   await loadBackend({ workload: 'inference' });
-  const model = DogeForCausalLM.fromPretrained(modelDir, { routerLayout: (str(args, 'router-layout') as RouterLayout | undefined) ?? 'token' });
+  const model = loadCausalLM(modelDir, { routerLayout: (str(args, 'router-layout') as RouterLayout | undefined) ?? 'token' });
   try {
     let tok: WmTokenizer | undefined;
     let prompt: number[];

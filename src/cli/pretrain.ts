@@ -9,7 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBackend } from '../backend';
 import { parseSafetensorsHeader } from '../io/safetensors';
-import { DogeConfig, DogeForCausalLM } from '../models/doge';
+import type { DogeConfig } from '../models/doge';
+import type { CheemsConfig } from '../models/cheems';
+import { buildModelConfig, createCausalLM, describeModelConfig, type CausalLMModel } from '../models/auto';
 import { BatchLoader, openPackedDataset, prepareDefaultCorpus, loadTokenizer, checkVocabulary } from '../data';
 import type { PackedDataset } from '../data';
 import { configToJSON, loadPretrainConfig, PretrainConfig } from '../train/config';
@@ -92,17 +94,17 @@ async function openSplit(datasetDir: string, split: string, required: boolean): 
 }
 
 /** The model config: a preset with overrides, or the HF fields alone. */
-export function modelConfigFrom(config: PretrainConfig): DogeConfig {
+export function modelConfigFrom(config: PretrainConfig): DogeConfig | CheemsConfig {
   const fields = config.model.fields as Record<string, unknown>;
   try {
-    return config.model.preset ? DogeConfig.preset(config.model.preset, fields) : new DogeConfig(fields);
+    return buildModelConfig(config.model.preset, fields);
   } catch (e) {
     throw new Error(`${config.source}: model: ${(e as Error).message}`);
   }
 }
 
 /** Checks that need both the data and the model: sequence length and vocabulary. */
-export function checkDataAgainstModel(config: PretrainConfig, model: DogeConfig, train: PackedDataset): void {
+export function checkDataAgainstModel(config: PretrainConfig, model: DogeConfig | CheemsConfig, train: PackedDataset): void {
   const want = config.data.seq_len;
   if (want !== null && want !== train.seqLen) {
     throw new Error(`data.seq_len is ${want} but the rows of ${train.dir} have ${train.seqLen} tokens (re-pack the data or change data.seq_len)`);
@@ -113,7 +115,7 @@ export function checkDataAgainstModel(config: PretrainConfig, model: DogeConfig,
   checkVocabulary(train, model.vocab_size);
 }
 
-async function printSamples(model: DogeForCausalLM, tok: WmTokenizer | undefined, config: PretrainConfig): Promise<void> {
+async function printSamples(model: CausalLMModel, tok: WmTokenizer | undefined, config: PretrainConfig): Promise<void> {
   const t = config.training;
   if (!tok || t.sample_prompts.length === 0 || t.sample_new_tokens === 0) return;
   // The defaults also written to generation_config.json, so `wm generate` decodes the same way.
@@ -134,7 +136,7 @@ async function printSamples(model: DogeForCausalLM, tok: WmTokenizer | undefined
  * The tensors `train_new_only_steps` trains alone: those init_from did not provide. On --resume they are
  * recomputed by comparing with the init_from folder's tensor names (the restriction depends only on the step).
  */
-function newTensorNames(config: PretrainConfig, model: DogeForCausalLM, initialised: string[]): string[] {
+function newTensorNames(config: PretrainConfig, model: CausalLMModel, initialised: string[]): string[] {
   if (!config.model.init_from) throw new Error(`${config.source}: training.train_new_only_steps needs model.init_from`);
   if (initialised.length) return initialised;
   const file = path.join(config.model.init_from, 'model.safetensors');
@@ -207,7 +209,7 @@ async function runLocked(args: Args, config: PretrainConfig, t: PretrainConfig['
   const modelConfig = modelConfigFrom(config);
   checkDataAgainstModel(config, modelConfig, train);
   if (evalSet) checkDataAgainstModel(config, modelConfig, evalSet);
-  const model = new DogeForCausalLM(modelConfig, { seed: config.training.seed, routerLayout: config.model.router_layout as 'token' | 'hf' | undefined });
+  const model = createCausalLM(modelConfig, { seed: config.training.seed, routerLayout: config.model.router_layout as 'token' | 'hf' | undefined });
   let newTensors: string[] = [];
   if (config.model.init_from && !args.resume) {
     const r = inheritParameters(model.parameters(), config.model.init_from);
@@ -216,7 +218,7 @@ async function runLocked(args: Args, config: PretrainConfig, t: PretrainConfig['
       (r.initialised.length ? ` (${r.initialised.slice(0, 4).join(', ')}${r.initialised.length > 4 ? ', ...' : ''})` : '') +
       (r.ignored.length ? `, ignored ${r.ignored.length} not in this model` : ''));
   }
-  console.error(`model: ${config.model.preset ?? 'custom'} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${modelConfig.num_hidden_layers} layers, hidden ${modelConfig.hidden_size}${modelConfig.is_moe ? `, MoE ${modelConfig.num_experts} experts top-${modelConfig.num_experts_per_tok}` : ''}) on ${backend.name}`);
+  console.error(`model: ${config.model.preset ?? 'custom'} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${describeModelConfig(modelConfig)}) on ${backend.name}`);
   console.error(`data: ${train.numRows} training rows of ${train.seqLen} tokens${evalSet ? `, ${evalSet.numRows} eval rows` : ''}; ` +
     `${t.per_device_train_batch_size * t.gradient_accumulation_steps * train.seqLen} tokens per step, ${t.max_steps} steps`);
 

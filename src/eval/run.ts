@@ -59,6 +59,8 @@ export interface EvaluateOptions extends TaskDataOptions {
   /** Progress lines (default console.error; null = quiet). */
   log?: boolean;
   onLog?: (line: string) => void;
+  /** Called once per evaluated item with its scores (1/0 per metric), e.g. for per-category accuracies. */
+  onItem?: (item: { task: string; index: number; where: string; group?: string; scores: Record<string, number> }) => void;
 }
 
 /** lighteval's tok_encode_pair on strings. */
@@ -162,6 +164,12 @@ export async function evaluateTasks(model: EvalModel, tok: EvalTokenizer, option
       perItem = { qem: em };
     }
 
+    if (options.onItem) {
+      data.docs.forEach((d, index) => options.onItem!({
+        task: task.name, index, where: d.where, group: d.group,
+        scores: Object.fromEntries(Object.entries(perItem).map(([m, v]) => [m, v[index]])),
+      }));
+    }
     const seconds = (Date.now() - t0) / 1000;
     for (const [metric, values] of Object.entries(perItem)) {
       let value: number;

@@ -101,12 +101,14 @@ export function encodeWithSpans(tok: ChatTokenizer, text: string, spans: [number
   push(text.slice(at), 0);
   const whole = tok.encode(text, { addSpecialTokens: false });
   if (whole.length === inputIds.length && whole.every((id, i) => id === inputIds[i])) return { inputIds, lossMask };
-  // Fallback: whole-text ids, a token is a target when it starts inside a span (offsets by prefix decoding).
+  // Fallback: whole-text ids; a token is a target when its characters overlap a span (as TRL's char_to_token marks
+  // every token holding a span character). Offsets come from decoding prefixes.
   const warn = opts.warn ?? ((m: string) => { if (!warnedFallback) { warnedFallback = true; process.stderr.write(`warning: ${m}\n`); } });
   warn(`segment-wise encoding differs from whole-text encoding (the template puts a segment boundary inside a token); using token offsets for the loss mask`);
+  const ends = whole.map((_, k) => tok.decode(whole.slice(0, k + 1)).length);
   const mask = whole.map((_, k) => {
-    const start = k === 0 ? 0 : tok.decode(whole.slice(0, k)).length;
-    return spans.some(([a, b]) => start >= a && start < b) ? 1 : 0;
+    const start = k === 0 ? 0 : ends[k - 1]!;
+    return spans.some(([a, b]) => start < b && ends[k]! > a) ? 1 : 0;
   });
   return { inputIds: whole, lossMask: mask };
 }
@@ -181,12 +183,19 @@ function fromShareGpt(conv: unknown, where: string): ChatMessage[] {
   });
 }
 
-/** Any SFT row: `messages`, `conversations`, `prompt` + `completion`, or `text` (checked in that order). */
+/**
+ * Any SFT row: `messages`, `conversations`, `prompt` + `text` (an instruction pair: user + assistant turn),
+ * `prompt` + `completion`, or `text` (checked in that order).
+ */
 export function sftExample(tok: ChatTokenizer, row: Record<string, unknown>, opts: ChatExampleOptions = {}): ChatExample {
   const where = opts.where ?? 'sft row';
   if (!row || typeof row !== 'object') throw new Error(`${where}: not an object`);
   if (row.messages !== undefined) return chatExample(tok, row.messages as ChatMessage[], { ...opts, where });
   if (row.conversations !== undefined) return chatExample(tok, fromShareGpt(row.conversations, where), { ...opts, where });
+  if (row.prompt !== undefined && row.completion === undefined && typeof row.text === 'string' && typeof row.prompt === 'string') {
+    // an instruction pair (`prompt` + `text`, as `wm data prepare` reads it): the user turn and the assistant's answer
+    return chatExample(tok, [{ role: 'user', content: row.prompt }, { role: 'assistant', content: row.text }], { ...opts, where });
+  }
   if (row.prompt !== undefined || row.completion !== undefined) {
     if (row.prompt === undefined || row.completion === undefined) throw new Error(`${where}: has '${row.prompt === undefined ? 'completion' : 'prompt'}' but no '${row.prompt === undefined ? 'prompt' : 'completion'}' column`);
     return promptCompletionExample(tok, row.prompt as string, row.completion as string, { ...opts, where });

@@ -52,7 +52,10 @@ export function chatReply(model: DogeForCausalLM, tok: WmTokenizer, messages: Ch
   });
   const gen = row!.slice(prompt.length);
   const stopped = gen.at(-1) === eot;
-  return { text: tok.decode(stopped ? gen.slice(0, -1) : gen), ids: gen, stopped };
+  const text = tok.decode(stopped ? gen.slice(0, -1) : gen);
+  // flush what was held back (a reply may end inside a UTF-8 sequence)
+  if (opts.onText && text.length > shown.length) opts.onText(text.slice(shown.length));
+  return { text, ids: gen, stopped };
 }
 
 /** Share of greedy replies (single-turn prompts) that end with end-of-turn within maxNewTokens, and their mean length. */

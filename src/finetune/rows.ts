@@ -26,9 +26,11 @@ function plain(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(plain);
   if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
   if (typeof v === 'object') {
+    // Arrow struct rows and vectors both have toJSON (object / array); vectors of numbers may only have toArray
     const o = v as { toJSON?: () => unknown; toArray?: () => unknown };
-    if (typeof o.toArray === 'function' && !(v instanceof Date)) return plain(Array.from(o.toArray() as Iterable<unknown>));
+    if (v instanceof Date) return v.toISOString();
     if (typeof o.toJSON === 'function') return plain(o.toJSON());
+    if (typeof o.toArray === 'function') return plain(Array.from(o.toArray() as Iterable<unknown>));
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) out[k] = plain(x);
     return out;

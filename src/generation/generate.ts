@@ -1,5 +1,5 @@
 /**
- * Autoregressive generation for DogeForCausalLM with the KV cache (spec section 5).
+ * Autoregressive generation with the model's decoding cache (Doge: KV cache; Cheems: KV cache + SSD states), spec 5.
  *
  * Batches of different lengths are left-padded with `padTokenId`; the attention mask excludes the pads and
  * positions are cumsum(mask) - 1 (pads at 1), as HF `generate` does. Rows that produced `eosTokenId` continue with
@@ -7,7 +7,6 @@
  */
 import { tf } from '../backend';
 import { Rng } from '../ops';
-import type { DogeCache, DogeForCausalLM } from '../models/doge/model';
 import { pickToken, type SamplingOptions } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -23,7 +22,30 @@ export interface GenerateOptions extends SamplingOptions {
   useCache?: boolean;
 }
 
-export function generate(model: DogeForCausalLM, inputIds: number[][] | tf.Tensor, opts: GenerateOptions = {}): number[][] {
+/** A decoding cache: per-layer tensors plus the count of cached positions and their key mask. */
+export interface DecodingCache {
+  layers: object[];
+  length: number;
+  mask: Int32Array | null;
+}
+
+/** What `generate` needs of a model (DogeForCausalLM and CheemsForCausalLM have it). */
+export interface GenerativeModel<C extends DecodingCache = DecodingCache> {
+  config: { vocab_size: number; eos_token_id: number | null; pad_token_id: number | null };
+  /** false: positions stay P + t under left padding (Cheems' seed rule); default true: HF generate's cumsum(mask) - 1. */
+  readonly positionsFollowMask?: boolean;
+  forward(input: {
+    inputIds: number[][]; attentionMask?: number[][]; positionIds?: number[][];
+    cache?: C; useCache?: boolean; logitsToKeep?: number;
+  }): { logits: tf.Tensor; cache?: C };
+}
+
+/** Free every tensor of a decoding cache. */
+export function disposeDecodingCache(cache: DecodingCache | null | undefined): void {
+  if (cache) tf.dispose(cache.layers as unknown as tf.TensorContainer);
+}
+
+export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inputIds: number[][] | tf.Tensor, opts: GenerateOptions = {}): number[][] {
   const c = model.config;
   const prompts: number[][] = inputIds instanceof tf.Tensor ? (inputIds.arraySync() as number[][]) : inputIds.map((r) => [...r]);
   if (prompts.length === 0 || prompts.some((r) => r.length === 0)) throw new Error('generate: every prompt needs at least one token');
@@ -47,8 +69,9 @@ export function generate(model: DogeForCausalLM, inputIds: number[][] | tf.Tenso
   const finished = new Array(B).fill(false);
   const V = c.vocab_size;
 
-  let cache: DogeCache | undefined;
-  const dispose = (cc: DogeCache | undefined) => { if (cc) for (const l of cc.layers) { l.k.dispose(); l.v.dispose(); l.d.dispose(); } };
+  let cache: C | undefined;
+  const dispose = disposeDecodingCache;
+  const maskPositions = padded && model.positionsFollowMask !== false;
   try {
     for (let step = 0; step < maxNew; step++) {
       let logits: Float32Array;
@@ -58,7 +81,7 @@ export function generate(model: DogeForCausalLM, inputIds: number[][] | tf.Tenso
       const out = model.forward({
         inputIds: ids,
         attentionMask: padded ? mask : undefined,
-        positionIds: padded ? pos : undefined,
+        positionIds: maskPositions ? pos : undefined,
         cache: useCache && !first ? cache : undefined,
         useCache,
         logitsToKeep: 1,

@@ -1,5 +1,6 @@
 /**
- * Dynamic Mask Attention (HF DogeAttention, spec 4.6), usable inside DogeForCausalLM and standalone.
+ * Dynamic Mask Attention (HF DogeAttention, spec 4.6; the seed-era variant of Cheems with `dynamicMaskHeads: 'query'`),
+ * usable inside DogeForCausalLM / CheemsForCausalLM and standalone.
  *
  * Standalone use (e.g. as the sequence mixer of a small MQAR model):
  *
@@ -11,7 +12,9 @@
  *
  * Options (defaults): hiddenSize, numHeads, numKvHeads (= numHeads), headDim (= hiddenSize / numHeads),
  * keepWindowSize (2048), attentionBias (false), rmsNormEps (1e-6), attentionDropout (0), qkNorm (true),
- * useRope (true), ropeTheta (10000), maxPositionEmbeddings (2048), seed (0), initializerRange (0.02).
+ * useRope (true), ropeTheta (10000), maxPositionEmbeddings (2048), seed (0), initializerRange (0.02),
+ * dynamicMaskHeads ('kv': HF, A [nkv] and dt_proj [nkv, nkv*hd]; 'query': seed / Cheems, A [nh], dt_proj [nh, nkv*hd],
+ * one dynamic mask per query head), aInit ('zeros'; the seed uses 'ones'). keepWindowSize null = no top-k (seed).
  *
  * Math per layer, x [B, T, H], P cached tokens, S = P + T keys, g = nh / nkv:
  *   q, k, v = x Wq^T, x Wk^T, x Wv^T            (one matmul on the concatenated weight)
@@ -24,9 +27,9 @@
  * d of ordinary size, so it is the same number, and the softmax probability (hence the gradient) there is 0.
  */
 import { tf } from '../backend';
-import { F32_MIN, bmm, linearT, sliceAxis, sliceLast, stopGradient, weightT, clearWeightCache, isRecordingGradients, permute } from '../ops';
+import { F32_MIN, bmm, linearT, sliceAxis, sliceLast, stopGradient, weightT, isRecordingGradients, permute } from '../ops';
 import { torchTopkIndices } from '../ops/torch-topk';
-import { type Store, type InitOptions, standaloneStore } from './params';
+import { Module, makeInit, type Init, type InitOptions } from './module';
 import { rmsNorm } from './rmsnorm';
 import { RotaryEmbedding, applyRope } from './rope';
 
@@ -35,7 +38,8 @@ export interface DynamicMaskAttentionOptions extends InitOptions {
   numHeads: number;
   numKvHeads?: number;
   headDim?: number;
-  keepWindowSize?: number;
+  /** Keep only this many largest mask entries per query row when there are more keys (null: never, the seed). */
+  keepWindowSize?: number | null;
   attentionBias?: boolean;
   rmsNormEps?: number;
   attentionDropout?: number;
@@ -45,13 +49,17 @@ export interface DynamicMaskAttentionOptions extends InitOptions {
   useRope?: boolean;
   ropeTheta?: number;
   maxPositionEmbeddings?: number;
+  /** 'kv' (HF Doge, default): one dynamic mask per kv head; 'query' (seed / Cheems): one per query head. */
+  dynamicMaskHeads?: 'kv' | 'query';
+  /** Initial value of A (HF: zeros; the seed: ones). */
+  aInit?: 'zeros' | 'ones';
 }
 
 /** Per-layer KV cache: post-norm, post-RoPE keys, values and the dynamic bias of every cached key. */
 export interface LayerCache {
   k: tf.Tensor; // [B, nkv, S, hd]
   v: tf.Tensor; // [B, nkv, S, hd]
-  d: tf.Tensor; // [B, nkv, S]
+  d: tf.Tensor; // [B, nkv | nh, S]
 }
 
 export interface AttnContext {
@@ -71,24 +79,27 @@ export interface AttnResult {
   out: tf.Tensor; // [B, T, H]
   cache: LayerCache; // new cache (old tensors are not disposed here)
   probs?: tf.Tensor; // [B, nh, T, S]
-  dynamicMask?: tf.Tensor; // [B, nkv, S]
+  dynamicMask?: tf.Tensor; // [B, nkv | nh, S]
 }
 
-export class DynamicMaskAttention {
+export class DynamicMaskAttention extends Module {
   readonly hiddenSize: number;
   readonly numHeads: number;
   readonly numKvHeads: number;
   readonly headDim: number;
   readonly keepWindowSize: number;
+  /** Heads of the dynamic mask: nkv ('kv') or nh ('query'). */
+  readonly maskHeads: number;
   readonly eps: number;
   readonly attentionDropout: number;
   readonly qkNorm: boolean;
-  private readonly params = new Map<string, tf.Variable>();
   private readonly w: Record<string, tf.Variable | null> = {};
   private rope: RotaryEmbedding | null = null;
-  private readonly ownsStore: boolean;
 
-  constructor(opts: DynamicMaskAttentionOptions, store?: Store) {
+  /** `init` given: a layer of a model (positions come from the model); absent: standalone, with its own RoPE. */
+  constructor(opts: DynamicMaskAttentionOptions, init?: Init) {
+    super();
+    const standalone = !init;
     this.hiddenSize = opts.hiddenSize;
     this.numHeads = opts.numHeads;
     this.numKvHeads = opts.numKvHeads ?? opts.numHeads;
@@ -96,18 +107,21 @@ export class DynamicMaskAttention {
       throw new Error(`num_attention_heads ${this.numHeads} must be a multiple of num_key_value_heads ${this.numKvHeads}`);
     }
     this.headDim = opts.headDim ?? Math.floor(opts.hiddenSize / opts.numHeads);
-    this.keepWindowSize = opts.keepWindowSize ?? 2048;
+    this.keepWindowSize = opts.keepWindowSize === null ? Infinity : opts.keepWindowSize ?? 2048;
     this.eps = opts.rmsNormEps ?? 1e-6;
     this.attentionDropout = opts.attentionDropout ?? 0;
     this.qkNorm = opts.qkNorm ?? true;
-    this.ownsStore = !store;
-    const st: Store = store ?? standaloneStore(opts);
+    const st = init ?? makeInit(opts);
     const { hiddenSize: H } = this;
     const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim;
     const bias = !!opts.attentionBias;
-    const add = (name: string, shape: number[], init: 'normal' | 'zeros' | 'ones') => {
-      const v = st.add(name, shape, init);
-      this.params.set(name, v);
+    const perQuery = (opts.dynamicMaskHeads ?? 'kv') === 'query';
+    if (opts.dynamicMaskHeads !== undefined && opts.dynamicMaskHeads !== 'kv' && opts.dynamicMaskHeads !== 'query') {
+      throw new Error(`DynamicMaskAttention: dynamicMaskHeads must be 'kv' or 'query', got '${opts.dynamicMaskHeads}'`);
+    }
+    const nm = (this.maskHeads = perQuery ? nh : nkv);
+    const add = (name: string, shape: number[], kind: 'normal' | 'zeros' | 'ones') => {
+      const v = this.param(name, shape, kind, st);
       this.w[name] = v;
       return v;
     };
@@ -117,23 +131,18 @@ export class DynamicMaskAttention {
     if (bias) add('k_proj.bias', [nkv * hd], 'zeros');
     add('v_proj.weight', [nkv * hd, H], 'normal');
     if (bias) add('v_proj.bias', [nkv * hd], 'zeros');
-    add('A', [nkv], 'zeros');
-    add('dt_proj.weight', [nkv, nkv * hd], 'normal');
-    if (bias) add('dt_proj.bias', [nkv], 'zeros');
+    add('A', [nm], opts.aInit ?? 'zeros');
+    add('dt_proj.weight', [nm, nkv * hd], 'normal');
+    if (bias) add('dt_proj.bias', [nm], 'zeros');
     add('o_proj.weight', [H, nh * hd], 'normal');
     if (bias) add('o_proj.bias', [H], 'zeros');
     if (this.qkNorm) {
       add('q_norm.weight', [hd], 'ones');
       add('k_norm.weight', [hd], 'ones');
     }
-    if (this.ownsStore && (opts.useRope ?? true)) {
-      this.rope = new RotaryEmbedding({ headDim: hd, theta: opts.ropeTheta, maxPositionEmbeddings: opts.maxPositionEmbeddings });
+    if (standalone && (opts.useRope ?? true)) {
+      this.rope = this.own(new RotaryEmbedding({ headDim: hd, theta: opts.ropeTheta, maxPositionEmbeddings: opts.maxPositionEmbeddings }));
     }
-  }
-
-  /** Variables under their HF names relative to the attention module (`q_proj.weight`, `A`, ...). */
-  parameters(): Map<string, tf.Variable> {
-    return new Map(this.params);
   }
 
   private get(name: string): tf.Variable | null {
@@ -156,11 +165,12 @@ export class DynamicMaskAttention {
     return this.normCache.t;
   }
 
-  /** Standalone call: causal self-attention over x [B, T, H] (optional padding mask [B, T]) -> [B, T, H]. */
-  apply(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; training?: boolean; dropoutSeed?: number } = {}): tf.Tensor {
+  /** Standalone call: causal self-attention over x [B, T, H] (optional padding mask [B, T], positions) -> [B, T, H]. */
+  apply(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; positionIds?: ArrayLike<number>; training?: boolean; dropoutSeed?: number } = {}): tf.Tensor {
     const [B, T] = x.shape;
     return tf.tidy(() => {
-      const tables = this.rope ? this.rope.tables(0, B, T) : null;
+      // positionIds: row-major [B * T] positions for RoPE (default 0..T-1 in every row); owned tables die with the tidy
+      const tables = this.rope ? this.rope.tables(opts.positionIds ?? 0, B, T) : null;
       const maskHost = opts.attentionMask ? opts.attentionMask.dataSync() : null;
       const maskBias = buildMaskBias(B, T, 0, maskHost, null);
       const r = this.forward(x, {
@@ -200,24 +210,25 @@ export class DynamicMaskAttention {
     const kNew = permute(k4, [0, 2, 1, 3]); // [B, nkv, T, hd]
     const vNew = permute(tf.reshape(vFlat, [B, T, nkv, hd]), [0, 2, 1, 3]); // [B, nkv, T, hd]
 
-    // dynamic bias of the new keys: exp(A * softplus(dt_proj(v)))  [B, nkv, T]
-    const dt = linearT(vFlat, weightT([this.get('dt_proj.weight')!]), this.get('dt_proj.bias')); // [B, T, nkv]
-    const dNew = permute(tf.exp(tf.mul(this.get('A')!, tf.softplus(dt))), [0, 2, 1]);
+    const dNew = this.dynamicMask(vFlat); // [B, nkv | nh, T]
 
     const K = ctx.cache ? tf.concat([ctx.cache.k, kNew], 2) : kNew; // [B, nkv, S, hd]
     const V = ctx.cache ? tf.concat([ctx.cache.v, vNew], 2) : vNew; // [B, nkv, S, hd]
-    const D = ctx.cache ? tf.concat([ctx.cache.d, dNew], 2) : dNew; // [B, nkv, S]
+    const D = ctx.cache ? tf.concat([ctx.cache.d, dNew], 2) : dNew; // [B, nm, S]
     const S = K.shape[2] as number;
+    const nm = this.maskHeads;
 
-    // mask M [B, nkv, T|1, S]
-    let M: tf.Tensor = tf.reshape(D, [B, nkv, 1, S]);
+    // mask M [B, nm, T|1, S]
+    let M: tf.Tensor = tf.reshape(D, [B, nm, 1, S]);
     // replace (not add): d * allowed + bias, so masked entries get no gradient (torch masked_fill)
-    if (ctx.maskBias) M = tf.add(tf.mul(M, ctx.maskBias.allowed), ctx.maskBias.bias); // [B, nkv, T, S]
-    if (S > this.keepWindowSize) M = keepTopK(M, B, nkv, T, S, this.keepWindowSize);
+    if (ctx.maskBias) M = tf.add(tf.mul(M, ctx.maskBias.allowed), ctx.maskBias.bias); // [B, nm, T, S]
+    if (S > this.keepWindowSize) M = keepTopK(M, B, nm, T, S, this.keepWindowSize);
 
     const scores = bmm(q, tf.reshape(K, [B * nkv, S, hd]), false, true); // [B*nkv, g*T, S]
     const Tm = M.shape[2] as number;
-    const biased = tf.add(tf.reshape(scores, [B, nkv, g, T, S]), tf.reshape(M, [B, nkv, 1, Tm, S]));
+    // per kv head the mask is shared by its g query heads; per query head it is laid out like them (h = c * g + i)
+    const Mg = nm === nkv ? tf.reshape(M, [B, nkv, 1, Tm, S]) : tf.reshape(M, [B, nkv, g, Tm, S]);
+    const biased = tf.add(tf.reshape(scores, [B, nkv, g, T, S]), Mg);
     let probs = tf.softmax(biased); // [B, nkv, g, T, S]
     if (ctx.training && this.attentionDropout > 0) probs = tf.dropout(probs, this.attentionDropout, undefined, ctx.dropoutSeed);
     const o = bmm(tf.reshape(probs, [B * nkv, g * T, S]), tf.reshape(V, [B * nkv, S, hd])); // [B*nkv, g*T, hd]
@@ -231,12 +242,18 @@ export class DynamicMaskAttention {
     return res;
   }
 
-  dispose(): void {
-    clearWeightCache(this.params.values());
+  /**
+   * The paper's dynamic mask: d[b, c, j] = exp(A[c] * softplus(dt_proj(v_j))[c]) for every new key j, from the
+   * key's values alone (v_flat [B, T, nkv*hd], the raw v_proj layout) -> [B, nm, T] (nm = kv or query heads).
+   */
+  dynamicMask(vFlat: tf.Tensor): tf.Tensor {
+    const dt = linearT(vFlat, weightT([this.get('dt_proj.weight')!]), this.get('dt_proj.bias')); // [B, T, nm]
+    return permute(tf.exp(tf.mul(this.get('A')!, tf.softplus(dt))), [0, 2, 1]); // [B, nm, T]
+  }
+
+  protected override onClearCaches(): void {
     this.normCache?.t.dispose();
     this.normCache = null;
-    if (this.ownsStore) for (const v of this.params.values()) v.dispose();
-    this.rope?.dispose();
   }
 }
 

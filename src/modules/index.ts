@@ -1,14 +1,14 @@
-// Public API of src/modules: the Doge building blocks (each usable on its own) and the wasm-safe ops they use.
-export * from './params';
+// Public API of src/modules: the Module protocol and the Doge / Cheems building blocks (each usable on its own).
+export * from './module';
 export * from './rmsnorm';
 export * from './rope';
 export * from './mlp';
 export * from './dmattn';
 export * from './cdmoe';
 export * from './embedding';
+// the tensor ops the blocks are written with (kernel patches, variable bookkeeping and caches stay internal)
 export {
-  F32_MIN, Rng, gatherRows, stopGradient, linear, linearT, weightT, clearWeightCache, crossEntropyLoss, bmm, sliceLast, sliceAxis,
-  customOp, makeVariable, isRecordingGradients, installWasmBatchMatMulFix, installWasmSliceFix, installWasmIdentityFix, permute,
+  F32_MIN, Rng, gatherRows, stopGradient, linear, linearT, weightT, crossEntropyLoss, bmm, sliceLast, sliceAxis, permute,
   chunkedLmHeadLoss,
 } from '../ops';
-export { torchTopkIndices } from '../ops/torch-topk';
+export * from './ssd-mixer';

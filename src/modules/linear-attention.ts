@@ -12,7 +12,8 @@
  * (1 + f + f^2) x d exactly; for the sequence lengths a CPU can train that is also the faster one.
  */
 import { tf } from '../backend';
-import { linear, lowerTriangle, ParamStore } from '../synthetic/nn';
+import { linearInOut as linear, lowerTriangle, TfSeededInit } from './mqar-blocks';
+import { Module } from './module';
 
 export interface LinearAttentionOptions {
   dModel: number;
@@ -23,27 +24,23 @@ export interface LinearAttentionOptions {
   seed?: number;
 }
 
-export class TaylorLinearAttention {
+export class TaylorLinearAttention extends Module {
   readonly name = 'linear';
   readonly featureDim: number;
   readonly convWidth: number;
-  private readonly params: ParamStore;
   private readonly w: Record<string, tf.Variable> = {};
   private readonly masks = new Map<number, tf.Tensor2D>();
 
   constructor(readonly options: LinearAttentionOptions) {
+    super();
     const d = options.dModel;
     this.featureDim = options.featureDim ?? 16;
     this.convWidth = options.convWidth ?? 3;
-    const P = (this.params = new ParamStore(options.seed ?? 0));
-    if (this.convWidth > 0) this.w.conv = P.uniform('conv.weight', [this.convWidth, d], -1 / Math.sqrt(this.convWidth), 1 / Math.sqrt(this.convWidth));
-    this.w.qk = P.normal('qk_proj.weight', [d, 2 * this.featureDim], 0.02);
-    this.w.v = P.normal('v_proj.weight', [d, d], 0.02);
-    this.w.out = P.normal('out_proj.weight', [d, d], 0.02);
-  }
-
-  parameters(): Map<string, tf.Variable> {
-    return this.params.vars;
+    const P = new TfSeededInit(options.seed ?? 0);
+    if (this.convWidth > 0) this.w.conv = this.paramFromTensor('conv.weight', P.uniform([this.convWidth, d], -1 / Math.sqrt(this.convWidth), 1 / Math.sqrt(this.convWidth)));
+    this.w.qk = this.paramFromTensor('qk_proj.weight', P.normal([d, 2 * this.featureDim], 0.02));
+    this.w.v = this.paramFromTensor('v_proj.weight', P.normal([d, d], 0.02));
+    this.w.out = this.paramFromTensor('out_proj.weight', P.normal([d, d], 0.02));
   }
 
   /** x [batch, seq, dModel] -> [batch, seq, dModel]. */
@@ -79,8 +76,7 @@ export class TaylorLinearAttention {
     return m;
   }
 
-  dispose(): void {
-    this.params.dispose();
+  protected override onClearCaches(): void {
     for (const m of this.masks.values()) m.dispose();
     this.masks.clear();
   }

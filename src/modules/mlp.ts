@@ -4,7 +4,7 @@
  */
 import { tf } from '../backend';
 import { customOp, isRecordingGradients, linearT, sliceLast, weightT } from '../ops';
-import type { Store } from './params';
+import { Module, type Init } from './module';
 
 export interface MLPOptions {
   hiddenSize: number;
@@ -32,7 +32,7 @@ export function swiglu(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
   return op(g, u) as tf.Tensor;
 }
 
-export class MLP {
+export class MLP extends Module {
   readonly gateW: tf.Variable; // [I, H]
   readonly upW: tf.Variable; // [I, H]
   readonly downW: tf.Variable; // [H, I]
@@ -41,15 +41,16 @@ export class MLP {
   readonly downB: tf.Variable | null = null;
   readonly I: number;
 
-  constructor(store: Store, opts: MLPOptions) {
+  constructor(init: Init, opts: MLPOptions) {
+    super();
     const { hiddenSize: H, intermediateSize: I } = opts;
     this.I = I;
-    this.gateW = store.add('gate_proj.weight', [I, H], 'normal');
-    if (opts.bias) this.gateB = store.add('gate_proj.bias', [I], 'zeros');
-    this.upW = store.add('up_proj.weight', [I, H], 'normal');
-    if (opts.bias) this.upB = store.add('up_proj.bias', [I], 'zeros');
-    this.downW = store.add('down_proj.weight', [H, I], 'normal');
-    if (opts.bias) this.downB = store.add('down_proj.bias', [H], 'zeros');
+    this.gateW = this.param('gate_proj.weight', [I, H], 'normal', init);
+    if (opts.bias) this.gateB = this.param('gate_proj.bias', [I], 'zeros', init);
+    this.upW = this.param('up_proj.weight', [I, H], 'normal', init);
+    if (opts.bias) this.upB = this.param('up_proj.bias', [I], 'zeros', init);
+    this.downW = this.param('down_proj.weight', [H, I], 'normal', init);
+    if (opts.bias) this.downB = this.param('down_proj.bias', [H], 'zeros', init);
   }
 
   /** x [..., H] -> [..., H] */

@@ -4,7 +4,7 @@
  */
 import { tf } from '../backend';
 import { customOp, isRecordingGradients } from '../ops';
-import type { Store } from './params';
+import { Module, type Init } from './module';
 
 /** x [..., D], w broadcastable to [..., D] -> [..., D]. Hand-written gradient (fewer ops than autodiff). */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
@@ -39,10 +39,12 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
   return op(x, w) as tf.Tensor;
 }
 
-export class RMSNorm {
+/** RMSNorm module: parameter `weight` [size]. */
+export class RMSNorm extends Module {
   readonly weight: tf.Variable;
-  constructor(store: Store, name: string, size: number, readonly eps: number) {
-    this.weight = store.add(name, [size], 'ones'); // [size]
+  constructor(init: Init, size: number, readonly eps: number) {
+    super();
+    this.weight = this.param('weight', [size], 'ones', init); // [size]
   }
   apply(x: tf.Tensor): tf.Tensor {
     return rmsNorm(x, this.weight, this.eps);

@@ -13,7 +13,9 @@
  * `ssdStep` is the plain one-token recurrence (for decoding and as the reference the chunked form is tested against).
  */
 import { tf } from '../backend';
-import { applyRope, cumsumLast, linear, lowerTriangle, ParamStore, rmsNorm, ropeTables } from '../synthetic/nn';
+import { applyPlainRope as applyRope, cumsumLastAxis as cumsumLast, linearInOut as linear, lowerTriangle, plainRopeTables as ropeTables, TfSeededInit } from './mqar-blocks';
+import { Module } from './module';
+import { rmsNorm } from './rmsnorm';
 
 /**
  * Chunked SSD scan without the D skip term.
@@ -141,7 +143,7 @@ export interface SSDOptions {
  * A Mamba-2 block: in_proj -> (z, x, B, C, dt); causal depthwise conv + SiLU on (x, B, C); optional RoPE on B, C;
  * SSD scan + D skip; gated RMSNorm(y * silu(z)); out_proj. Input and output [batch, seq, dModel].
  */
-export class SSD {
+export class SSD extends Module {
   readonly name = 'ssd';
   readonly dInner: number;
   readonly dState: number;
@@ -151,11 +153,11 @@ export class SSD {
   readonly chunkSize: number;
   readonly rope: boolean;
   private readonly ropeTheta: number;
-  private readonly params: ParamStore;
   private readonly w: Record<string, tf.Variable> = {};
   private readonly ropeCache = new Map<number, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
 
   constructor(readonly options: SSDOptions) {
+    super();
     const d = options.dModel;
     const expand = options.expand ?? 2;
     this.dInner = expand * d;
@@ -168,27 +170,23 @@ export class SSD {
     this.rope = options.rope ?? false;
     this.ropeTheta = options.ropeTheta ?? 10000;
     if (this.rope && this.dState % 2 !== 0) throw new Error(`SSD: rope needs an even dState, got ${this.dState}`);
-    const P = (this.params = new ParamStore(options.seed ?? 0));
+    const P = new TfSeededInit(options.seed ?? 0);
     const H = this.numHeads;
     const N = this.dState;
     const convDim = this.dInner + 2 * N;
-    this.w.in_proj = P.normal('in_proj.weight', [d, 2 * this.dInner + 2 * N + H], 0.02);
+    this.w.in_proj = this.paramFromTensor('in_proj.weight', P.normal([d, 2 * this.dInner + 2 * N + H], 0.02));
     if (this.convWidth > 0) {
-      this.w.conv = P.uniform('conv1d.weight', [this.convWidth, convDim], -1 / Math.sqrt(this.convWidth), 1 / Math.sqrt(this.convWidth));
-      this.w.conv_bias = P.add('conv1d.bias', tf.zeros([convDim]));
+      this.w.conv = this.paramFromTensor('conv1d.weight', P.uniform([this.convWidth, convDim], -1 / Math.sqrt(this.convWidth), 1 / Math.sqrt(this.convWidth)));
+      this.w.conv_bias = this.paramFromTensor('conv1d.bias', tf.zeros([convDim]));
     }
     // dt_bias = softplus^-1(dt0) with dt0 log-uniform in [1e-3, 1e-1], as Mamba-2.
     const dt0 = Array.from({ length: H }, (_, i) => Math.exp(Math.log(1e-3) + ((i + 0.5) / H) * (Math.log(1e-1) - Math.log(1e-3))));
-    this.w.dt_bias = P.add('dt_bias', tf.tensor1d(dt0.map((v) => v + Math.log(-Math.expm1(-v)))));
+    this.w.dt_bias = this.paramFromTensor('dt_bias', tf.tensor1d(dt0.map((v) => v + Math.log(-Math.expm1(-v)))));
     // A = -exp(A_log) with A in [1, 16], as Mamba-2.
-    this.w.A_log = P.add('A_log', tf.tensor1d(Array.from({ length: H }, (_, i) => Math.log(1 + (15 * i) / Math.max(1, H - 1)))));
-    this.w.D = P.add('D', tf.ones([H]));
-    this.w.norm = P.add('norm.weight', tf.ones([this.dInner]));
-    this.w.out_proj = P.normal('out_proj.weight', [this.dInner, d], 0.02);
-  }
-
-  parameters(): Map<string, tf.Variable> {
-    return this.params.vars;
+    this.w.A_log = this.paramFromTensor('A_log', tf.tensor1d(Array.from({ length: H }, (_, i) => Math.log(1 + (15 * i) / Math.max(1, H - 1)))));
+    this.w.D = this.paramFromTensor('D', tf.ones([H]));
+    this.w.norm = this.paramFromTensor('norm.weight', tf.ones([this.dInner]));
+    this.w.out_proj = this.paramFromTensor('out_proj.weight', P.normal([this.dInner, d], 0.02));
   }
 
   /** x [batch, seq, dModel] -> [batch, seq, dModel]. */
@@ -238,8 +236,7 @@ export class SSD {
     return r;
   }
 
-  dispose(): void {
-    this.params.dispose();
+  protected override onClearCaches(): void {
     for (const r of this.ropeCache.values()) {
       r.cos.dispose();
       r.sin.dispose();

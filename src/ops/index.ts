@@ -11,7 +11,7 @@
  * Plus host-side helpers: a seeded RNG (for init, dropout seeds and sampling) and `F32_MIN`.
  */
 import { tf } from '../backend';
-import { installWasmKernelPatches } from './wasm-kernels';
+import { installWasmBatchMatMulFix as patchBatchMatMul, installWasmIdentityFix as patchIdentity, installWasmSliceFix as patchSlice } from './wasm-patches';
 // Gradients are registered once by ../backend (tfjs-core's CommonJS build has none of its own).
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -170,16 +170,6 @@ export function makeVariable(values: Float32Array, shape: number[], name: string
   return v;
 }
 
-/**
- * The wasm backend's kernel patches (faster BatchMatMul, Slice and Identity with the same results) live in
- * ./wasm-kernels.ts and are installed once by src/backend.ts. These names stay for code that calls them (MQAR,
- * notebooks); each installs all patches (idempotent) and says whether they are in place.
- */
-export function installWasmBatchMatMulFix(): boolean {
-  return installWasmKernelPatches(tf).length > 0;
-}
-export const installWasmSliceFix = installWasmBatchMatMulFix;
-export const installWasmIdentityFix = installWasmBatchMatMulFix;
 
 
 /** Slice [start, start + len) of the last axis (tf.slice: fast on wasm with the Slice patch, unlike tf.split). */
@@ -364,3 +354,7 @@ export function chunkedLmHeadLoss(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32
   return op(h, w) as tf.Scalar;
 }
 
+/** Compatibility names: the wasm kernel patches (src/ops/wasm-patches.ts) for this package's tfjs instance. */
+export function installWasmBatchMatMulFix(): boolean { return patchBatchMatMul(tf); }
+export function installWasmSliceFix(): boolean { return patchSlice(tf); }
+export function installWasmIdentityFix(): boolean { return patchIdentity(tf); }

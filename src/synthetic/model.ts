@@ -6,7 +6,10 @@
  */
 import { tf } from '../backend';
 import { createMixer, type MixerKind, type MixerOptions, type SequenceMixer } from './mixers';
-import { gatherRows, linear, ParamStore, rmsNorm } from './nn';
+import { gatherRows } from '../ops';
+import { linearInOut as linear, TfSeededInit } from '../modules/mqar-blocks';
+import { Module } from '../modules/module';
+import { rmsNorm } from '../modules/rmsnorm';
 
 export interface MqarModelOptions extends Omit<MixerOptions, 'dModel' | 'seed'> {
   mixer: MixerKind;
@@ -16,9 +19,8 @@ export interface MqarModelOptions extends Omit<MixerOptions, 'dModel' | 'seed'> 
   seed?: number;
 }
 
-export class MqarModel {
+export class MqarModel extends Module {
   readonly mixers: SequenceMixer[] = [];
-  private readonly params: ParamStore;
   private readonly embed: tf.Variable;
   private readonly norms: tf.Variable[] = [];
   private readonly finalNorm: tf.Variable;
@@ -26,30 +28,18 @@ export class MqarModel {
 
   constructor(readonly options: MqarModelOptions) {
     const { vocabSize: V, dModel: d } = options;
+    super();
     const seed = options.seed ?? 0;
-    const P = (this.params = new ParamStore(seed));
-    this.embed = P.normal('embed_tokens.weight', [V, d], 0.02);
+    const P = new TfSeededInit(seed);
+    this.embed = this.paramFromTensor('embed_tokens.weight', P.normal([V, d], 0.02));
     for (let i = 0; i < (options.numLayers ?? 2); i++) {
-      this.norms.push(P.add(`layers.${i}.norm.weight`, tf.ones([d])));
+      this.norms.push(this.paramFromTensor(`layers.${i}.norm.weight`, tf.ones([d])));
       this.mixers.push(createMixer(options.mixer, { ...options, dModel: d, seed: seed * 100 + i + 1 }));
     }
-    this.finalNorm = P.add('norm.weight', tf.ones([d]));
-    this.lmHead = P.normal('lm_head.weight', [d, V], 0.02);
-  }
-
-  /** All trainable variables, keyed by name. */
-  parameters(): Map<string, tf.Variable> {
-    const all = new Map(this.params.vars);
-    this.mixers.forEach((m, i) => {
-      for (const [k, v] of m.parameters()) all.set(`layers.${i}.mixer.${k}`, v);
-    });
-    return all;
-  }
-
-  numParameters(): number {
-    let n = 0;
-    for (const v of this.parameters().values()) n += v.size;
-    return n;
+    this.finalNorm = this.paramFromTensor('norm.weight', tf.ones([d]));
+    this.lmHead = this.paramFromTensor('lm_head.weight', P.normal([d, V], 0.02));
+    // mixers last: parameters() lists the model's own tensors first, as before
+    this.mixers.forEach((m, i) => this.module(`layers.${i}.mixer`, m));
   }
 
   /**
@@ -61,15 +51,10 @@ export class MqarModel {
       const d = this.options.dModel;
       let h = tf.reshape(gatherRows(this.embed as tf.Tensor2D, tf.reshape(inputIds, [-1]) as tf.Tensor1D), [B, T, d]) as tf.Tensor3D;
       this.mixers.forEach((m, i) => {
-        h = tf.add(h, m.apply(rmsNorm(h, this.norms[i]) as tf.Tensor3D)) as tf.Tensor3D;
+        h = tf.add(h, m.apply(rmsNorm(h, this.norms[i], 1e-6) as tf.Tensor3D)) as tf.Tensor3D;
       });
       const rows = gatherRows(tf.reshape(h, [B * T, d]) as tf.Tensor2D, positions); // [M, d]
-      return linear(rmsNorm(rows, this.finalNorm), this.lmHead) as tf.Tensor2D; // [M, V]
+      return linear(rmsNorm(rows, this.finalNorm, 1e-6), this.lmHead) as tf.Tensor2D; // [M, V]
     });
-  }
-
-  dispose(): void {
-    this.params.dispose();
-    for (const m of this.mixers) m.dispose();
   }
 }

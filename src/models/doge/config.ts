@@ -6,8 +6,8 @@
  * RoPE: the v5 `rope_parameters` dict or the legacy `rope_theta` + `rope_scaling` pair are accepted; `toJSON()`
  * writes `rope_parameters` plus the legacy pair for older readers.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkFieldTypes, kvHeadsOf, readConfigJSON } from '../config-fields';
 
 export interface RopeParameters {
   rope_type: string;
@@ -159,18 +159,8 @@ export class DogeConfig implements DogeConfigFields {
     const src = input as Record<string, unknown>;
     const self = this as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(DEFAULTS)) self[k] = src[k] === undefined ? v : src[k];
-    for (const f of INT_FIELDS) if (typeof self[f] !== 'number' || !Number.isInteger(self[f])) fail(f, `must be an integer, got ${JSON.stringify(self[f])}`);
-    for (const f of FLOAT_FIELDS) if (typeof self[f] !== 'number' || !Number.isFinite(self[f] as number)) fail(f, `must be a number, got ${JSON.stringify(self[f])}`);
-    for (const f of BOOL_FIELDS) if (typeof self[f] !== 'boolean') fail(f, `must be true or false, got ${JSON.stringify(self[f])}`);
-    for (const f of NULLABLE_INT_FIELDS) {
-      const v = self[f];
-      if (v !== null && (typeof v !== 'number' || !Number.isInteger(v))) fail(f, `must be an integer or null, got ${JSON.stringify(v)}`);
-    }
-    if (typeof this.hidden_act !== 'string') fail('hidden_act', `must be a string, got ${JSON.stringify(this.hidden_act)}`);
-    const kv = src.num_key_value_heads;
-    if (kv === undefined || kv === null) this.num_key_value_heads = this.num_attention_heads;
-    else if (typeof kv !== 'number' || !Number.isInteger(kv)) fail('num_key_value_heads', `must be an integer or null, got ${JSON.stringify(kv)}`);
-    else this.num_key_value_heads = kv;
+    checkFieldTypes(self, { ints: INT_FIELDS, floats: FLOAT_FIELDS, bools: BOOL_FIELDS, nullableInts: NULLABLE_INT_FIELDS }, fail);
+    this.num_key_value_heads = kvHeadsOf(src, this.num_attention_heads, fail);
     this.rope_parameters = DogeConfig.readRope(src);
     for (const [k, v] of Object.entries(src)) if (!KNOWN.has(k)) this.extra[k] = v;
     if (src.model_type !== undefined && src.model_type !== 'doge') fail('model_type', `must be "doge", got ${JSON.stringify(src.model_type)}`);
@@ -237,13 +227,7 @@ export class DogeConfig implements DogeConfigFields {
 
   static fromPretrained(dir: string): DogeConfig {
     const file = path.join(dir, 'config.json');
-    if (!fs.existsSync(file)) throw new Error(`${file}: no config.json in the model folder`);
-    let obj: unknown;
-    try {
-      obj = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
-    }
+    const obj = readConfigJSON(dir);
     try {
       return new DogeConfig(obj as DogeConfigInput);
     } catch (e) {

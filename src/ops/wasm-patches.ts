@@ -1,6 +1,6 @@
 /**
- * The wasm backend's kernel patches, in one place. `installWasmKernelPatches(tf)` (called once by src/backend.ts)
- * re-registers a few tfjs-backend-wasm 4.22 kernels with faster versions computing the same numbers; it touches no
+ * The wasm backend's kernel patches, in one place. `installWasmKernelPatches(tf)` (called by `loadBackend()` in
+ * src/backend.ts before the wasm backend starts, never as an import side effect) re-registers a few tfjs-backend-wasm 4.22 kernels with faster versions computing the same numbers; it touches no
  * other backend and is a no-op when the wasm backend is not registered. Each patch is tested against the kernel it
  * replaces (tests/ops-kernels.test.ts).
  *
@@ -352,3 +352,8 @@ export function installWasmKernelPatches(tf: Tf): string[] {
   g.__wmWasmKernelPatches = PATCHES.map(([name]) => name);
   return g.__wmWasmKernelPatches;
 }
+
+/** Compatibility names (each installs every patch, idempotent) for code that patched one kernel at a time. */
+export function installWasmBatchMatMulFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('BatchMatMul'); }
+export function installWasmSliceFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('Slice'); }
+export function installWasmIdentityFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('Identity'); }

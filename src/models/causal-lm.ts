@@ -1,0 +1,182 @@
+/**
+ * What every causal LM of the library shares around its layers: input checking, the key mask (attention mask plus
+ * the cached part), document ids of packed rows, HF's shifted labels and the loss head. Host-side where the data is
+ * small (masks, labels), so error messages can name the row.
+ */
+import { tf } from '../backend';
+import { chunkedLmHeadLoss, crossEntropyLoss, linearT, weightT } from '../ops';
+import type { RotaryEmbedding, RopeTables } from '../modules/rope';
+
+/** Inputs both models take (int32 [batch, seq] tensors or number[][]). */
+export interface CausalLMInput {
+  inputIds: tf.Tensor | number[][];
+  /** [B, T] (or [B, P + T] with a cache): 1 = real token, 0 = padding. */
+  attentionMask?: tf.Tensor | number[][];
+  labels?: tf.Tensor | number[][]; // int32 [B, T], -100 = ignored
+  /** [B, T] position ids (default P + t); used for RoPE (packed rows restart them per document). */
+  positionIds?: tf.Tensor | number[][];
+  /**
+   * [B, T] (or [B, P + T] with a cache) document id of every token of a packed row: a query attends only to keys at or
+   * before it with the same document id (block-diagonal causal mask; keep_window_size's top-k then picks among those
+   * keys; an SSD starts each document from a zero state), and a position whose next token starts another document is
+   * not a loss target. With `positionIds` restarting per document this equals running the documents one by one.
+   */
+  documentIds?: tf.Tensor | number[][];
+  training?: boolean;
+  numItemsInBatch?: number;
+  dropoutSeed?: number;
+  /** Only compute logits for the last N positions. */
+  logitsToKeep?: number;
+  /**
+   * Training: compute only the loss (requires labels). `logits` is then an empty [0] tensor. For large vocabularies
+   * (batch * seq * vocab > 16M) the lm_head and the loss run in row chunks, so the full logits never exist.
+   */
+  lossOnly?: boolean;
+}
+
+export function toIntTensor(x: tf.Tensor | number[][], what: string): tf.Tensor {
+  if (x instanceof tf.Tensor) {
+    if (x.rank !== 2) throw new Error(`${what} must be a [batch, seq] tensor, got shape [${x.shape}]`);
+    return x.dtype === 'int32' ? x : tf.cast(x, 'int32');
+  }
+  if (!Array.isArray(x) || x.length === 0 || !x.every((r) => Array.isArray(r) && r.length === x[0].length)) {
+    throw new Error(`${what} must be a non-empty rectangular number[][] (or an int32 tensor)`);
+  }
+  return tf.tensor2d(x, [x.length, x[0].length], 'int32');
+}
+
+/** Token ids as an int32 tensor, every id checked against the vocabulary. */
+export function tokenIds(x: tf.Tensor | number[][], vocabSize: number): tf.Tensor {
+  const ids = toIntTensor(x, 'inputIds');
+  const idHost = ids.dataSync();
+  for (let i = 0; i < idHost.length; i++) {
+    if (idHost[i] < 0 || idHost[i] >= vocabSize || !Number.isInteger(idHost[i])) {
+      throw new Error(`inputIds: token id ${idHost[i]} is outside the vocabulary [0, ${vocabSize})`);
+    }
+  }
+  return ids;
+}
+
+/**
+ * Key mask [B, S = P + T] on the host (1 = real), from an attention mask over S or over the T new tokens (then the
+ * cached part comes from `cachedMask`); null when nothing is padded anywhere.
+ */
+export function keyMask(attentionMask: tf.Tensor | number[][] | undefined, cachedMask: Int32Array | null, B: number, T: number, P: number): Int32Array | null {
+  const S = P + T;
+  if (attentionMask !== undefined) {
+    const m = toIntTensor(attentionMask, 'attentionMask');
+    const mh = m.dataSync() as Int32Array;
+    if (m.shape[0] !== B || (m.shape[1] !== S && m.shape[1] !== T)) {
+      throw new Error(`attentionMask has shape [${m.shape}], expected [${B}, ${S}]${P ? ` or [${B}, ${T}]` : ''}`);
+    }
+    if (m.shape[1] === S) return Int32Array.from(mh);
+    // mask of the new tokens only: prepend the cached part
+    const mask = new Int32Array(B * S);
+    for (let b = 0; b < B; b++) for (let j = 0; j < S; j++) {
+      mask[b * S + j] = j < P ? (cachedMask ? cachedMask[b * P + j] : 1) : mh[b * T + j - P];
+    }
+    return mask;
+  }
+  if (!cachedMask) return null;
+  const mask = new Int32Array(B * S);
+  for (let b = 0; b < B; b++) for (let j = 0; j < S; j++) mask[b * S + j] = j < P ? cachedMask[b * P + j] : 1;
+  return mask;
+}
+
+/** documentIds as a row-major [B, P + T] host array ([B, T] is accepted without a cache). */
+export function documentIdsHost(x: tf.Tensor | number[][], B: number, T: number, P: number): Int32Array {
+  const t = toIntTensor(x, 'documentIds');
+  const S = P + T;
+  if (t.shape[0] !== B || t.shape[1] !== S) {
+    throw new Error(`documentIds has shape [${t.shape}], expected [${B}, ${S}]`);
+  }
+  const host = Int32Array.from(t.dataSync() as Int32Array);
+  if (t !== x) t.dispose();
+  return host;
+}
+
+/**
+ * HF causal-LM targets: target[t] = labels[t + 1], the last position and -100 ignored; with document ids, a position
+ * whose next token starts another document is ignored too. Returns row-major [B * T] targets and their count.
+ */
+export function shiftedTargets(labels: tf.Tensor | number[][], B: number, T: number, docs: Int32Array | null, P = 0): { targets: Int32Array; count: number } {
+  const lab = toIntTensor(labels, 'labels');
+  if (lab.shape[0] !== B || lab.shape[1] !== T) throw new Error(`labels has shape [${lab.shape}], expected [${B}, ${T}]`);
+  const lh = lab.dataSync();
+  const targets = new Int32Array(B * T).fill(-100);
+  let count = 0;
+  const S = P + T;
+  for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) {
+    // packed rows: the first token of a document is not predicted from the previous document
+    if (docs && docs[b * S + P + t + 1] !== docs[b * S + P + t]) continue;
+    const v = lh[b * T + t + 1];
+    targets[b * T + t] = v;
+    if (v !== -100) count++;
+  }
+  return { targets, count };
+}
+
+/**
+ * Final hidden states h [B, T, H] -> logits (and the loss when targets are given). With `lossOnly` on a large
+ * vocabulary the lm_head runs in row chunks inside the loss (no full logits tensor).
+ */
+export function lmHeadAndLoss(
+  h: tf.Tensor, lmHead: tf.Tensor, input: Pick<CausalLMInput, 'lossOnly' | 'numItemsInBatch'>,
+  targets: { targets: Int32Array; count: number } | null,
+): { logits: tf.Tensor; loss?: tf.Scalar } {
+  const [B, T, H] = h.shape as [number, number, number];
+  const V = lmHead.shape[0] as number;
+  if (input.lossOnly && !targets) throw new Error('lossOnly needs labels');
+  const fused = !!input.lossOnly && B * T * V > 16 * 1024 * 1024;
+  let logits = fused ? tf.zeros([0]) : linearT(h, weightT([lmHead as tf.Variable])); // [B, T, V]
+  if (!targets) return { logits };
+  const divisor = input.numItemsInBatch ?? targets.count;
+  const loss = fused
+    ? chunkedLmHeadLoss(tf.reshape(h, [B * T, H]) as tf.Tensor2D, lmHead as tf.Tensor2D, targets.targets, divisor)
+    : crossEntropyLoss(tf.reshape(logits, [B * T, V]) as tf.Tensor2D, targets.targets, divisor);
+  if (input.lossOnly && !fused) logits = tf.zeros([0]);
+  return { logits, loss };
+}
+
+/** Keep the last `keep` positions of h [B, T, H]. */
+export function lastPositions(h: tf.Tensor, keep: number | undefined): tf.Tensor {
+  const [B, T, H] = h.shape as [number, number, number];
+  return keep && keep < T ? tf.slice(h, [0, T - keep, 0], [B, keep, H]) : h;
+}
+
+/** Everything a forward call derives from its inputs before the layers run. */
+export interface CallSetup {
+  ids: tf.Tensor; // int32 [B, T]
+  B: number;
+  T: number;
+  /** Cached positions. */
+  P: number;
+  /** Key mask [B, P + T] or null. */
+  mask: Int32Array | null;
+  /** Document ids [B, P + T] or null. */
+  docs: Int32Array | null;
+  /** RoPE tables of this call (dispose them when `owned`). */
+  rope: RopeTables & { owned: boolean };
+}
+
+export function setupCall(
+  input: CausalLMInput, cache: { length: number; mask: Int32Array | null } | null, vocabSize: number, rotary: RotaryEmbedding,
+): CallSetup {
+  const ids = tokenIds(input.inputIds, vocabSize);
+  const [B, T] = ids.shape as [number, number];
+  const P = cache ? cache.length : 0;
+  const mask = keyMask(input.attentionMask, cache?.mask ?? null, B, T, P);
+  const docs = input.documentIds !== undefined ? documentIdsHost(input.documentIds, B, T, P) : null;
+  const rope = input.positionIds !== undefined
+    ? rotary.tables(toIntTensor(input.positionIds, 'positionIds').dataSync(), B, T)
+    : rotary.tables(P, B, T);
+  return { ids, B, T, P, mask, docs, rope };
+}
+
+/** Final-norm output h [B, T, H] -> logits of the kept positions and the HF causal loss when labels are given. */
+export function finishCall(h: tf.Tensor, lmHead: tf.Tensor, input: CausalLMInput, call: CallSetup): { logits: tf.Tensor; loss?: tf.Scalar } {
+  h = lastPositions(h, input.logitsToKeep);
+  if (input.labels !== undefined && h.shape[1] !== call.T) throw new Error('labels cannot be combined with logitsToKeep');
+  const targets = input.labels !== undefined ? shiftedTargets(input.labels, call.B, call.T, call.docs, call.P) : null;
+  return lmHeadAndLoss(h, lmHead, input, targets);
+}

@@ -1,0 +1,297 @@
+/**
+ * CheemsForCausalLM (cheems-spec sections 3-6): the paper's hybrid. Every layer is a sequence transformation (SSD
+ * with RoPE on B and C, or, every attn_layer_period-th layer, seed-era Dynamic Mask Attention) and a state
+ * transformation (SwiGLU MLP or multi-head product-key CDMoE), each as pre-RMSNorm -> block -> weighted residual:
+ *
+ *   h = post_sequence_residual * h + Mixer(RMSNorm(h))      Mixer = SSD | DMAttn
+ *   h = post_state_residual    * h + FF(RMSNorm(h))         FF    = MLP | CDMoE
+ *
+ * One rotary table per call serves both mixers (attention rotates q/k, the SSD rotates C/B).
+ *
+ *   const model = new CheemsForCausalLM(CheemsConfig.preset('cheems-tiny'), { seed: 0 });
+ *   const { logits, loss } = model.forward({ inputIds, labels });       // int32 [B, T] tensors
+ *   model.generate([[1, 2, 3]], { maxNewTokens: 20 });                    // SSD states + KV caches
+ */
+import { tf } from '../../backend';
+import { Module, Scale, makeInit, variableGradsByName, type Init } from '../../modules/module';
+import { RMSNorm } from '../../modules/rmsnorm';
+import { RotaryEmbedding } from '../../modules/rope';
+import { MLP } from '../../modules/mlp';
+import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } from '../../modules/dmattn';
+import { CDMoE } from '../../modules/cdmoe';
+import { Embedding } from '../../modules/embedding';
+import { SSDMixer } from '../../modules/ssd-mixer';
+import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
+import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
+import { generate, type GenerateOptions } from '../../generation/generate';
+import { CheemsConfig } from './config';
+
+export interface CheemsModelOptions {
+  /** Seed of the weight initialisation (default 0). */
+  seed?: number;
+  /** Internal: skip random init (weights are overwritten right after, e.g. when loading). */
+  initWeights?: boolean;
+}
+
+/** Decoding cache of an SSD layer: its state after the last token. */
+export interface SSDLayerCache {
+  state: tf.Tensor; // [B, nh, hd (x dim p), hd (B/C dim n)]
+}
+
+/** Cache of a CheemsForCausalLM: per layer an SSD state or a KV cache, plus the key mask seen so far. */
+export interface CheemsCache {
+  layers: Array<SSDLayerCache | LayerCache>;
+  /** Number of positions seen (P). */
+  length: number;
+  /** Row-major [B, P] key mask (1 = real token) or null when nothing is padded. */
+  mask: Int32Array | null;
+}
+
+export interface CheemsForwardInput extends CausalLMInput {
+  /** Return per-layer hidden states (outputs of each decoder layer, before the final norm). */
+  outputHiddenStates?: boolean;
+  /** Return dynamic masks (attention layers), final SSD states (SSD layers) and selected experts (CDMoE). */
+  outputAttentions?: boolean;
+  cache?: CheemsCache | null;
+  useCache?: boolean;
+  /** Override config.ssd_chunk_size for this call (the function does not depend on it). */
+  ssdChunkSize?: number;
+}
+
+export interface CheemsForwardOutput {
+  logits: tf.Tensor; // [B, T, V]
+  loss?: tf.Scalar;
+  /** Per layer [B, T, H]. */
+  hiddenStates?: tf.Tensor[];
+  /** Per layer: [B, nh, S] for attention layers, null for SSD layers. */
+  dynamicMasks?: Array<tf.Tensor | null>;
+  /** Per layer: [B, nh, hd, hd] for SSD layers, null for attention layers. */
+  ssdStates?: Array<tf.Tensor | null>;
+  /** CDMoE only, per layer: int32 [B*T, heads, experts per head], descending score. */
+  expertIds?: tf.Tensor[];
+  cache?: CheemsCache;
+}
+
+/** What one forward pass shares with every layer. */
+interface CheemsLayerContext {
+  cos: tf.Tensor;
+  sinSigned: tf.Tensor;
+  maskBias: MaskBias | null;
+  keep: tf.Tensor | null;
+  segments: number[][] | null;
+  chunkSize: number;
+  training: boolean;
+  seed: { next: number };
+  outputAttentions: boolean;
+}
+
+interface CheemsLayerRecord {
+  cache: SSDLayerCache | LayerCache;
+  dynamicMask: tf.Tensor | null;
+  ssdState: tf.Tensor | null;
+  expertIds?: tf.Tensor;
+}
+
+export class CheemsDecoderLayer extends Module {
+  readonly kind: 'attn' | 'ssd';
+  readonly preSequenceNorm: RMSNorm;
+  readonly mixer: SSDMixer | DynamicMaskAttention;
+  readonly postSequenceResidual: Scale;
+  readonly preStateNorm: RMSNorm;
+  readonly feedForward: MLP | CDMoE;
+  readonly postStateResidual: Scale;
+
+  constructor(init: Init, private readonly c: CheemsConfig, kind: 'attn' | 'ssd') {
+    super();
+    const H = c.hidden_size;
+    this.kind = kind;
+    this.preSequenceNorm = this.module('pre_sequence_layernorm', new RMSNorm(init, H, c.rms_norm_eps));
+    this.mixer = kind === 'ssd'
+      ? this.module('ssd', new SSDMixer({ hiddenSize: H, numHeads: c.num_attention_heads, bias: c.hidden_bias, chunkSize: c.ssd_chunk_size }, init))
+      : this.module('attn', new DynamicMaskAttention({
+        hiddenSize: H, numHeads: c.num_attention_heads, numKvHeads: c.num_key_value_heads, attentionBias: c.hidden_bias,
+        attentionDropout: c.attention_dropout, qkNorm: false, keepWindowSize: null, dynamicMaskHeads: 'query', aInit: 'ones',
+      }, init));
+    this.postSequenceResidual = this.module('post_sequence_residual', new Scale(init, H));
+    this.preStateNorm = this.module('pre_state_layernorm', new RMSNorm(init, H, c.rms_norm_eps));
+    this.feedForward = this.module('feed_forward', c.is_moe
+      ? new CDMoE({
+        hiddenSize: H, intermediateSize: c.intermediate_size, numExperts: c.num_cdmoe_experts, router: 'product-keys',
+        numHeads: c.num_cdmoe_heads, numExpertsPerTok: c.num_cdmoe_experts_per_head, retrievalSize: c.expert_retrieval_size,
+        mlpBias: c.hidden_bias,
+      }, init)
+      : new MLP(init, { hiddenSize: H, intermediateSize: c.intermediate_size, bias: c.hidden_bias }));
+    this.postStateResidual = this.module('post_state_residual', new Scale(init, H));
+  }
+
+  forward(h: tf.Tensor, ctx: CheemsLayerContext, cache: SSDLayerCache | LayerCache | undefined): { h: tf.Tensor; record: CheemsLayerRecord } {
+    // sequence transformation: SSD (state carried token to token) or DMAttn (every key, dynamic mask)
+    const x = this.preSequenceNorm.apply(h);
+    let mixed: tf.Tensor;
+    let record: CheemsLayerRecord;
+    if (this.mixer instanceof SSDMixer) {
+      this.mixer.chunkSize = ctx.chunkSize;
+      const r = this.mixer.forward(x, {
+        cos: ctx.cos, sinSigned: ctx.sinSigned, keep: ctx.keep, segments: ctx.segments,
+        state: cache ? (cache as SSDLayerCache).state : null,
+      });
+      mixed = r.out;
+      record = { cache: { state: r.state }, ssdState: r.state, dynamicMask: null };
+    } else {
+      const a = this.mixer.forward(x, {
+        cos: ctx.cos, sinSigned: ctx.sinSigned, maskBias: ctx.maskBias, cache: cache as LayerCache | undefined,
+        training: ctx.training, dropoutSeed: ctx.seed.next++, outputAttentions: ctx.outputAttentions,
+      });
+      mixed = a.out;
+      record = { cache: a.cache, ssdState: null, dynamicMask: ctx.outputAttentions ? a.cache.d : null };
+    }
+    h = tf.add(this.postSequenceResidual.apply(h), this.dropout(mixed, ctx));
+    // state transformation: per token
+    const y = this.preStateNorm.apply(h);
+    let ff: tf.Tensor;
+    if (this.feedForward instanceof CDMoE) {
+      const r = this.feedForward.apply(y, { outputRouting: ctx.outputAttentions });
+      ff = r.out;
+      record.expertIds = r.expertIds;
+    } else {
+      ff = this.feedForward.apply(y);
+    }
+    h = tf.add(this.postStateResidual.apply(h), this.dropout(ff, ctx));
+    return { h, record };
+  }
+
+  private dropout(x: tf.Tensor, ctx: CheemsLayerContext): tf.Tensor {
+    return ctx.training && this.c.hidden_dropout > 0 ? tf.dropout(x, this.c.hidden_dropout, undefined, ctx.seed.next++) : x;
+  }
+}
+
+/** The seed's CheemsModel: word_embed, layers, final_layernorm (the `model.` prefix). */
+export class CheemsModel extends Module {
+  readonly embed: Embedding;
+  readonly layers: CheemsDecoderLayer[] = [];
+  readonly finalNorm: RMSNorm;
+
+  constructor(init: Init, c: CheemsConfig, zeroPadRow: boolean) {
+    super();
+    this.embed = this.module('word_embed', new Embedding(init, c.vocab_size, c.hidden_size, c.pad_token_id));
+    if (zeroPadRow) this.embed.zeroPaddingRow();
+    c.layersType.forEach((kind, i) => this.layers.push(this.module(`layers.${i}`, new CheemsDecoderLayer(init, c, kind))));
+    this.finalNorm = this.module('final_layernorm', new RMSNorm(init, c.hidden_size, c.rms_norm_eps));
+  }
+}
+
+export class CheemsForCausalLM extends Module {
+  readonly config: CheemsConfig;
+  readonly model: CheemsModel;
+  readonly lmHead: tf.Variable; // [V, H] (the embedding itself when tied)
+  readonly rotary: RotaryEmbedding;
+  /** Positions stay P + t under left padding (spec D11), so generate passes none. */
+  readonly positionsFollowMask = false;
+
+  constructor(config: CheemsConfig, options: CheemsModelOptions = {}) {
+    super();
+    if (!(config instanceof CheemsConfig)) config = new CheemsConfig(config as never);
+    this.config = config;
+    const c = config;
+    const initWeights = options.initWeights ?? true;
+    const init = makeInit({ seed: options.seed ?? 0, initializerRange: initWeights ? c.initializer_range : 0 });
+    this.model = this.module('model', new CheemsModel(init, c, initWeights && c.pad_token_id !== null));
+    this.lmHead = c.tie_word_embeddings ? this.model.embed.weight : this.param('lm_head.weight', [c.vocab_size, c.hidden_size], 'normal', init);
+    const rs = c.rope_scaling;
+    this.rotary = this.own(new RotaryEmbedding({
+      headDim: c.headDim, theta: c.rope_theta, ropeType: rs?.rope_type ?? 'default', factor: rs?.factor,
+      maxPositionEmbeddings: c.max_position_embeddings,
+    }));
+  }
+
+  get layers(): CheemsDecoderLayer[] { return this.model.layers; }
+
+  /** Gradients of `lossFn` w.r.t. every parameter, keyed by HF name. The caller disposes value and grads. */
+  variableGrads(lossFn: () => tf.Scalar): { value: tf.Scalar; grads: Map<string, tf.Tensor> } {
+    return variableGradsByName(this.parameters(), lossFn);
+  }
+
+  /** Causal-LM forward pass (HF causal loss; with a cache it continues every SSD state and KV cache). */
+  forward(input: CheemsForwardInput): CheemsForwardOutput {
+    const c = this.config;
+    return tf.tidy(() => {
+      const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
+      const { B, T, P, mask, docs, rope } = call;
+      const cache = input.cache ?? null;
+      const ctx: CheemsLayerContext = {
+        cos: rope.cos, sinSigned: rope.sinSigned,
+        maskBias: c.layersType.includes('attn') ? buildMaskBias(B, T, P, mask, null, docs) : null,
+        keep: newTokenMask(mask, B, T, P), segments: docs ? documentStarts(docs, B, T, P) : null,
+        chunkSize: input.ssdChunkSize ?? c.ssd_chunk_size, training: !!input.training, seed: { next: input.dropoutSeed ?? 0 },
+        outputAttentions: !!input.outputAttentions,
+      };
+
+      let h = this.model.embed.apply(call.ids); // [B, T, H]
+      const records: CheemsLayerRecord[] = [];
+      const hidden: tf.Tensor[] = [];
+      for (let i = 0; i < this.layers.length; i++) {
+        const r = this.layers[i].forward(h, ctx, cache?.layers[i]);
+        h = r.h;
+        records.push(r.record);
+        if (input.outputHiddenStates) hidden.push(h);
+      }
+      const out: CheemsForwardOutput = finishCall(this.model.finalNorm.apply(h), this.lmHead, input, call);
+      if (input.outputHiddenStates) out.hiddenStates = hidden;
+      if (input.outputAttentions) {
+        out.dynamicMasks = records.map((r) => r.dynamicMask);
+        out.ssdStates = records.map((r) => r.ssdState);
+        if (c.is_moe) out.expertIds = records.map((r) => r.expertIds!);
+      }
+      if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: P + T, mask };
+      if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
+      return out as unknown as tf.TensorContainer;
+    }) as unknown as CheemsForwardOutput;
+  }
+
+  /** Greedy / sampled generation with SSD states and KV caches; returns prompt + new tokens per row. See src/generation. */
+  generate(inputIds: number[][] | tf.Tensor, options: GenerateOptions = {}): number[][] {
+    return generate<CheemsCache>(this, inputIds, options);
+  }
+
+  /** Write config.json + model.safetensors (the seed's names, F32) atomically. */
+  savePretrained(dir: string): void {
+    writeCheckpointFolder(dir, this.config.toJSON(), this.parameters() as Map<string, tf.Tensor>);
+  }
+
+  /** Open a Cheems folder (single or sharded safetensors; F32/F16/BF16). Errors name the file or tensor. */
+  static fromPretrained(dir: string): CheemsForCausalLM {
+    const config = CheemsConfig.fromPretrained(dir);
+    return loadPretrainedInto(dir, new CheemsForCausalLM(config, { initWeights: false }), config.tie_word_embeddings ? 'model.word_embed.weight' : null);
+  }
+}
+
+/** keep[b, t] = mask[b, P + t] as [B, T, 1] (the SSD zeroes padded inputs), or null when nothing is padded. */
+function newTokenMask(mask: Int32Array | null, B: number, T: number, P: number): tf.Tensor | null {
+  if (!mask) return null;
+  const S = P + T;
+  const keep = new Float32Array(B * T);
+  let any = false;
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
+    keep[b * T + t] = mask[b * S + P + t] ? 1 : 0;
+    if (!keep[b * T + t]) any = true;
+  }
+  return any ? tf.tensor3d(keep, [B, T, 1]) : null;
+}
+
+/** Per row, the new-token positions where another document starts (packed rows; the SSD restarts its state there). */
+function documentStarts(docs: Int32Array, B: number, T: number, P: number): number[][] {
+  const S = P + T;
+  return Array.from({ length: B }, (_, b) => {
+    const starts: number[] = [];
+    for (let t = 0; t < T; t++) {
+      const prev = P + t - 1;
+      if (prev >= 0 && docs[b * S + prev] !== docs[b * S + P + t]) starts.push(t);
+    }
+    return starts;
+  });
+}
+
+/** Free every tensor of a Cheems cache. */
+export function disposeCheemsCache(cache: CheemsCache | null | undefined): void {
+  if (cache) tf.dispose(cache.layers as unknown as tf.TensorContainer);
+}
