@@ -222,7 +222,7 @@ function summary(records: Record<string, unknown>[]): string {
     for (const r of train) {
       lines.push(`${String(r.preset).padEnd(14)} ${`${r.batch}x${r.seq_len}`.padEnd(6)} ${String(r.tokens_per_s).padStart(6)}  `
         + `${String(r.step_ms).padStart(7)} = ${r.forward_ms} + ${r.backward_ms} + ${r.clip_ms} + ${r.optimizer_ms}`.padEnd(38)
-        + `${String(r.gflops).padStart(6)} (${r.forward_gflops}/${r.backward_gflops})`.padEnd(20)
+        + (r.gflops === null ? '     – (not counted)' : `${String(r.gflops).padStart(6)} (${r.forward_gflops}/${r.backward_gflops})`).padEnd(20)
         + `${String(r.step_cpu_ms).padStart(10)}   ${r.wasm_heap_mb} / ${r.rss_mb}`);
     }
   }
