@@ -11,7 +11,7 @@ export * from './loader';
 export * from './hub';
 export * from './packed-disk';
 // Generic helpers under data-specific names (the root barrel re-exports every area).
-export { permutation as dataPermutation } from './random';
+export { permutation as dataPermutation } from '../ops/random';
 export { Progress as DataProgress } from './progress';
 export * from './out-folder';
 export * from './input-bytes';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openPackedOnDisk } from './packed-disk';
 import { checkShardRows, checkShardSizes, datasetDictSplits, datasetShardFiles, listColumnRows, readArrowBatches, readShardManifest } from './arrow';
-import { permutation } from './random';
+import { permutation } from '../ops/random';
 
 export interface PackedDataset {
   /** The split folder this was read from. */

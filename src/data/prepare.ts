@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeDatasetDict, writePackedSplit } from './arrow';
 import { Progress } from './progress';
-import { permutation } from './random';
+import { permutation } from '../ops/random';
 import { readRecords, SourceOptions } from './sources';
 import { loadTokenizer, WmTokenizer } from './tokenizer';
 import { claimOutputFolder, installEntries, removeStaleTemporaries } from './out-folder';

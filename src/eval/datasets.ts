@@ -17,7 +17,7 @@ import * as readline from 'node:readline';
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { downloadHubDataset, selectSplitFiles } from '../data/hub';
-import { rng } from '../data/random';
+import { dataRng } from '../ops/random';
 import { arcDoc, hellaswagDoc, mmluOriginalDoc, openbookqaDoc, piqaDoc, triviaqaDoc, winograndeDoc, type TaskDoc } from './tasks';
 
 type Row = Record<string, unknown>;
@@ -320,7 +320,7 @@ function draw<T>(pool: T[], n: number, next: () => number): T[] {
  */
 export function selectShots(task: EvalTaskSpec, data: TaskDocs, k: number, seed = 42): TaskDoc[][] {
   if (k === 0) return data.docs.map(() => []);
-  const next = rng(seed);
+  const next = dataRng(seed);
   const poolOf = (group?: string) => (task.groupOf ? data.fewshotPool.filter((d) => d.group === group) : data.fewshotPool);
   const fixed = new Map<string, TaskDoc[]>();
   const fixedSet = (group: string | undefined): TaskDoc[] => {

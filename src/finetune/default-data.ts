@@ -20,7 +20,7 @@
  * Different seeds give different items; held-out splits use another seed stream (`split: 'test'`).
  */
 import type { ChatMessage } from '../data/tokenizer';
-import { rng } from '../data/random';
+import { dataRng } from '../ops/random';
 import { WORDNET_MINI } from './wordnet-mini';
 
 export type DefaultFamily = 'copy' | 'bind' | 'arith' | 'antonym' | 'define';
@@ -213,7 +213,7 @@ function checkOptions(o: DefaultDataOptions, what: string, defaultN: number): { 
 /** SFT conversations (default 4,000, the spec's `wm-chat-mini`). */
 export function defaultChats(options: DefaultDataOptions = {}): DefaultChat[] {
   const { seed, n, stream } = checkOptions(options, 'defaultChats', 4000);
-  const r = rng(seed, 100 + stream);
+  const r = dataRng(seed, 100 + stream);
   const fams = familySchedule(r, n, options.mix ?? DEFAULT_CHAT_MIX);
   return fams.map((family) => {
     const messages: ChatMessage[] = [];
@@ -231,7 +231,7 @@ export function defaultChats(options: DefaultDataOptions = {}): DefaultChat[] {
 /** Preference pairs over the same kinds of prompts (default 1,000, the spec's `wm-prefs-mini`). */
 export function defaultPreferences(options: DefaultDataOptions = {}): DefaultPreference[] {
   const { seed, n, stream } = checkOptions(options, 'defaultPreferences', 1000);
-  const r = rng(seed, 200 + stream);
+  const r = dataRng(seed, 200 + stream);
   const fams = familySchedule(r, n, options.mix ?? { copy: 0.35, bind: 0.15, arith: 0.25, antonym: 0.25 });
   return fams.map((family) => {
     const it = makeItem(r, family);
@@ -274,7 +274,7 @@ export function defaultBenchmark(options: { seed?: number; n?: number; families?
   const { seed, n } = checkOptions({ seed: options.seed, n: options.n }, 'defaultBenchmark', 400);
   const families = options.families ?? ['copy', 'bind', 'arith', 'antonym'];
   for (const f of families) if (!DEFAULT_FAMILIES.includes(f) || f === 'define') throw new Error(`defaultBenchmark: family '${f}' has no four-choice form (use copy, bind, arith, antonym)`);
-  const r = rng(seed, 300);
+  const r = dataRng(seed, 300);
   const mix: Partial<Record<DefaultFamily, number>> = {};
   for (const f of families) mix[f] = 1;
   const fams = familySchedule(r, n, mix);

@@ -20,7 +20,7 @@ import { tf } from '../backend';
 import { DogeForCausalLM } from '../models/doge/model';
 import { loadTokenizer, type ChatMessage, type WmTokenizer } from '../data/tokenizer';
 import { downloadHubDataset } from '../data/hub';
-import { permutation } from '../data/random';
+import { permutation } from '../ops/random';
 import { Trainer, type BatchSource, type CausalLM, type LossHook, type TrainResult } from '../train/trainer';
 import { acquireOutputLock, cleanStaleTemporaries, startFreshRun, writeFolderAtomically, writeRunFile } from '../train/checkpoint';
 import { writeGenerationConfig } from '../generation/generation-config';

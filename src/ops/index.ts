@@ -11,6 +11,7 @@
  * Plus host-side helpers: a seeded RNG (for init, dropout seeds and sampling) and `F32_MIN`.
  */
 import { tf } from '../backend';
+export { Rng } from './random';
 import { installWasmBatchMatMulFix as patchBatchMatMul, installWasmIdentityFix as patchIdentity, installWasmSliceFix as patchSlice } from './wasm-patches';
 // Gradients are registered once by ../backend (tfjs-core's CommonJS build has none of its own).
 
@@ -124,41 +125,6 @@ export function crossEntropyLoss(logits: tf.Tensor2D, targets: Int32Array, divis
     };
   });
   return op(logits) as tf.Scalar;
-}
-
-/** Small deterministic PRNG (mulberry32) with a normal sampler (Box-Muller); identical on every backend. */
-export class Rng {
-  private state: number;
-  private spare: number | null = null;
-  constructor(seed: number) {
-    this.state = (Math.floor(seed) >>> 0) ^ 0x9e3779b9;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Standard normal. */
-  normal(): number {
-    if (this.spare !== null) { const s = this.spare; this.spare = null; return s; }
-    let u = 0;
-    while (u === 0) u = this.next();
-    const v = this.next();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
-  /** A fresh 31-bit integer (e.g. to seed a sub-stream or a tfjs op). */
-  int(): number {
-    return Math.floor(this.next() * 2147483647);
-  }
-  normalArray(n: number, std: number): Float32Array {
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.normal() * std;
-    return out;
-  }
 }
 
 let varCounter = 0;

@@ -11,7 +11,7 @@
  * Everything is deterministic for a seed; train and test use different random streams of the seed and the test
  * split drops any example that also occurs in the train split.
  */
-import { Rng } from './rng';
+import { Xoshiro128 } from '../ops/random';
 
 export interface MqarDataOptions {
   /** Vocabulary size V (token 0 is filler; keys [1, V/2), values [V/2, V)). */
@@ -72,7 +72,7 @@ export function generateMqar(options: MqarDataOptions): MqarData {
   const { vocabSize: V, seqLen: L, numKvPairs: K, numExamples: n, seed } = options;
   const a = options.powerA ?? 0.01;
   const randomFill = options.randomNonQueries ?? false;
-  const rng = new Rng(seed, options.stream ?? 0);
+  const rng = new Xoshiro128(seed, options.stream ?? 0);
 
   const half = Math.floor(V / 2);
   // Pools of candidate keys / values; a partial Fisher-Yates on a permutation gives a uniform draw without
@@ -114,7 +114,7 @@ export function generateMqar(options: MqarDataOptions): MqarData {
   return { inputs, labels, numExamples: n, seqLen: L, numKvPairs: K, vocabSize: V };
 }
 
-function partialShuffle(pool: Int32Array, k: number, rng: Rng): void {
+function partialShuffle(pool: Int32Array, k: number, rng: Xoshiro128): void {
   for (let i = 0; i < k; i++) {
     const j = rng.int(i, pool.length);
     const t = pool[i];

@@ -9,7 +9,7 @@ import type { MixerKind } from './mixers';
 import { MqarModel } from './model';
 import { IGNORE_INDEX, type MqarData } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
-import { Rng } from './rng';
+import { Xoshiro128 } from '../ops/random';
 import { installWasmMatMulFix } from './wasm-matmul';
 
 export interface MqarTrainOptions {
@@ -173,7 +173,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   const warmup = Math.max(1, Math.round((o.warmupFraction ?? R.warmupFraction) * totalSteps));
   const stopAt = o.stopAccuracy ?? R.stopAccuracy;
   const evalEvery = Math.max(1, Math.round(o.evalEvery ?? stepsPerEpoch / 4));
-  const rng = new Rng(seed, 7);
+  const rng = new Xoshiro128(seed, 7);
   const order = Int32Array.from({ length: train.numExamples }, (_, i) => i);
   const t0 = Date.now();
   const elapsed = () => (Date.now() - t0) / 1000;
