@@ -12,6 +12,7 @@
  */
 import { loadBackend, tf } from '../backend';
 import { buildModelConfig, createCausalLM } from '../models/auto';
+import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
 
 /**
@@ -46,8 +47,6 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
   const config = buildModelConfig(c.preset, {});
   const model = createCausalLM(config, { seed: 0 });
   const params = model.parameters();
-  const trainable = [...params.values()];
-  const hfName = new Map([...params].map(([n, v]) => [v.name, n]));
   const opt = new AdamW(params, { beta1: 0.9, beta2: 0.95, weightDecay: 0.01 });
   const mb = c.batch / c.micro;
   const micro = Array.from({ length: c.micro }, (_, i) => randomIds(mb, c.seqLen, config.vocab_size, 1 + i));
@@ -60,12 +59,10 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
     const t0 = now();
     const named = new Map<string, tf.Tensor>();
     for (const ids of micro) {
-      const { value, grads } = tf.variableGrads(lossOf(ids), trainable);
+      const { value, grads } = variableGradsByName(params, lossOf(ids));
       value.dataSync();
       value.dispose();
-      for (const [k, g] of Object.entries(grads)) {
-        if (!g) continue;
-        const name = hfName.get(k)!;
+      for (const [name, g] of grads) {
         const prev = named.get(name);
         named.set(name, prev ? tf.add(prev, g) : g);
         if (prev) { prev.dispose(); g.dispose(); }
