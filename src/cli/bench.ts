@@ -52,7 +52,7 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
   const micro = Array.from({ length: c.micro }, (_, i) => randomIds(mb, c.seqLen, config.vocab_size, 1 + i));
   const items = c.batch * (c.seqLen - 1);
   const lossOf = (ids: tf.Tensor2D) => (): tf.Scalar =>
-    model.forward({ inputIds: ids, labels: ids, training: true, numItemsInBatch: items }).loss as tf.Scalar;
+    model.forward({ inputIds: ids, labels: ids, training: true, numItemsInBatch: items, lossOnly: true }).loss as tf.Scalar;
 
   // Times one step's parts; returns ms for forward+backward, clip, optimizer.
   const fullStep = (): { fb: number; clip: number; opt: number } => {

@@ -32,6 +32,8 @@ export interface CausalLM extends SavableModel {
     training?: boolean;
     numItemsInBatch?: number;
     dropoutSeed?: number;
+    /** Only the loss is needed (training and eval): large vocabularies then run lm_head + loss in chunks. */
+    lossOnly?: boolean;
   }): { logits: tf.Tensor; loss?: tf.Tensor };
   parameters(): Map<string, tf.Variable>;
   /** Module.loadState (both models have it); without it resume assigns the parameters by name the same way. */
@@ -298,6 +300,7 @@ export class Trainer {
             training: true,
             numItemsInBatch: numItems,
             dropoutSeed: dropoutSeedFor(this.args.seed, step, i),
+            lossOnly: true,
           });
           if (!out.loss) throw new Error('model.forward returned no loss although labels were given');
           return out.loss as tf.Scalar;
@@ -347,7 +350,7 @@ export class Trainer {
       const n = rows.length * (ds.seqLen - 1);
       const value = tf.tidy(() => {
         const ids = batchToTensor(rows, ds.seqLen);
-        const out = this.model.forward({ inputIds: ids, labels: ids, training: false, numItemsInBatch: n });
+        const out = this.model.forward({ inputIds: ids, labels: ids, training: false, numItemsInBatch: n, lossOnly: true });
         if (!out.loss) throw new Error('model.forward returned no loss although labels were given');
         return out.loss;
       });
