@@ -1,34 +1,91 @@
 /**
- * `wm bench [--only train|decode] [--presets doge-tiny,cheems-tiny] [--steps N]`: throughput as JSON lines (Doge and Cheems).
+ * `wm bench [--only train|decode] [--presets doge-tiny,cheems-tiny] [--steps N] [--json FILE]`: throughput of every
+ * benchmark case (Doge and Cheems), one JSON line per measurement on stdout as it finishes, a summary table at the end (stderr), and
+ * with `--json FILE` all records as one JSON array (for plots and for scripts/bench-vs-torch.sh).
  *
- *   {"bench":"train","preset":"doge-tiny","backend":"wasm","batch":8,"seq_len":256,"tokens_per_s":...,
- *    "step_ms":...,"forward_ms":...,"backward_ms":...,"clip_ms":...,"optimizer_ms":...}
+ *   {"bench":"train","preset":"doge-tiny","backend":"wasm","threads":2,"batch":8,"seq_len":256,"tokens_per_s":...,
+ *    "step_ms":...,"forward_ms":...,"backward_ms":...,"clip_ms":...,"optimizer_ms":...,"gflop_per_step":...,
+ *    "step_cpu_ms":...,"gflops":...,"forward_gflops":...,"backward_gflops":...,"wasm_heap_mb":...,"rss_mb":...}
  *   {"bench":"decode","preset":"doge-tiny","backend":"wasm","prompt":32,"new_tokens":128,"tokens_per_s":...}
  *
  * Training: one full optimizer step (forward, backward, global-norm clip, AdamW) on random tokens, timed after
- * warm-up steps; the same step is then split into its parts (forward alone, forward+backward, clip, AdamW)
- * to say where the time goes. Decoding: greedy with the KV cache, a 32-token prompt and 128 new tokens.
- * The PyTorch reference for scale lives outside the project (../shared/bench/); run it side by side.
+ * warm-up steps; the same step is then split into its parts (forward alone, forward+backward, clip, AdamW).
+ * GFLOP/s counts the model's matmul FLOPs analytically (`matmulFlopsPerToken`: 2 x multiply-adds of every matmul
+ * of the forward pass, attention over all T x T scores as computed; training = 3 x forward), so it says how close
+ * the step runs to the machine's GEMM speed. `step_cpu_ms`: CPU time of the process per step (all threads), which
+ * other jobs on a shared machine do not inflate (with one thread it is the step's time on an idle core).
+ * Memory: `wasm_heap_mb` is the wasm heap's size after the case (it only grows, so it is the high-water mark of the
+ * process so far), `rss_mb` the process's peak resident set so far; run one preset per process for per-preset peaks
+ * (scripts/bench-vs-torch.sh does).
+ * Decoding: greedy with the KV cache, a 32-token prompt and 128 new tokens, median of 3 after a warm-up.
+ * The PyTorch reference for scale lives outside the project (../shared/bench/; scripts/bench-vs-torch.sh runs both).
  */
+import * as fs from 'node:fs';
 import { loadBackend, tf } from '../backend';
 import { buildModelConfig, createCausalLM } from '../models/auto';
+import { DogeConfig } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
 
+/** What the bench needs of a model (DogeForCausalLM and CheemsForCausalLM have it). */
+interface BenchModel {
+  forward(input: { inputIds: tf.Tensor; labels?: tf.Tensor; training?: boolean; numItemsInBatch?: number; lossOnly?: boolean }): { loss?: tf.Scalar };
+  parameters(): Map<string, tf.Variable>;
+  numParameters(): number;
+  generate(ids: tf.Tensor, options: { maxNewTokens: number; doSample: boolean; eosTokenId: null }): number[][];
+  dispose(): void;
+}
+
 /**
- * `micro`: the batch is run as this many equal micro-batches with gradient accumulation (same tokens per optimizer
- * step). Doge-20M's 4 x 512 batch at vocab 32768 needs ~270 MB per logits-sized tensor and the wasm heap (at most
- * 4 GB, fragmented) runs out in the backward pass, so it runs as 2 x (2 x 512).
+ * One row of the benchmark. `micro`: the batch runs as this many equal micro-batches with gradient accumulation
+ * (same tokens per optimizer step). `flopsPerToken(T)`: matmul FLOPs of the forward pass per token at length T
+ * (null: not counted yet; the GFLOP/s fields are then null).
  */
-interface TrainCase { preset: string; batch: number; seqLen: number; micro: number }
-const TRAIN_CASES: TrainCase[] = [
-  { preset: 'doge-tiny', batch: 8, seqLen: 256, micro: 1 },
-  { preset: 'doge-tiny-moe', batch: 8, seqLen: 256, micro: 1 },
-  { preset: 'doge-20m', batch: 4, seqLen: 512, micro: 2 },
-  { preset: 'cheems-tiny', batch: 8, seqLen: 256, micro: 1 },
-  { preset: 'cheems-tiny-moe', batch: 8, seqLen: 256, micro: 1 },
+interface BenchCase {
+  preset: string;
+  vocab: number;
+  make: () => BenchModel;
+  flopsPerToken: ((seqLen: number) => number) | null;
+  train?: { batch: number; seqLen: number; micro: number };
+  decode?: boolean;
+}
+
+/** Forward matmul FLOPs per token of a Doge config at sequence length T (2 x multiply-adds). */
+export function dogeMatmulFlopsPerToken(c: DogeConfig, T: number): number {
+  const H = c.hidden_size, hd = c.headDim, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+  const attn = 2 * H * (nh + 2 * nkv) * hd // q, k, v
+    + 2 * nkv * hd * nkv // dt_proj
+    + 2 * nh * hd * H // o_proj
+    + 2 * 2 * T * nh * hd; // q k^T and p v over all T keys (the masked half is computed too)
+  let ffn = 2 * H * 2 * c.intermediate_size + 2 * c.intermediate_size * H; // gate+up, down
+  if (c.is_moe) {
+    const K = Math.floor(Math.sqrt(c.num_experts));
+    ffn += 2 * H * 2 * K // router
+      + 2 * 2 * c.num_experts_per_tok * H; // expert down_embed dots and up_embed mixing
+  }
+  return c.num_hidden_layers * (attn + ffn) + 2 * H * c.vocab_size; // + lm_head
+}
+
+/** A benchmark row for any preset `buildModelConfig` knows (Doge and Cheems). */
+function modelCase(preset: string, train: BenchCase['train'], decode: boolean): BenchCase {
+  const config = buildModelConfig(preset, {});
+  return {
+    preset, vocab: config.vocab_size, train, decode,
+    make: () => createCausalLM(config, { seed: 0 }) as unknown as BenchModel,
+    flopsPerToken: config instanceof DogeConfig ? (T) => dogeMatmulFlopsPerToken(config, T) : null,
+  };
+}
+
+/** The benchmark table; other model families add rows here. Shapes match ../shared/bench (PyTorch reference). */
+const CASES: BenchCase[] = [
+  modelCase('doge-tiny', { batch: 8, seqLen: 256, micro: 1 }, true),
+  modelCase('doge-tiny-moe', { batch: 8, seqLen: 256, micro: 1 }, true),
+  // 4 x 512 at vocab 32768 in one pass: the loss runs fused with lm_head in row chunks (`lossOnly`), so the
+  // 268 MB-per-copy logits never exist
+  modelCase('doge-20m', { batch: 4, seqLen: 512, micro: 1 }, true),
+  modelCase('cheems-tiny', { batch: 8, seqLen: 256, micro: 1 }, true),
+  modelCase('cheems-tiny-moe', { batch: 8, seqLen: 256, micro: 1 }, false),
 ];
-const DECODE_PRESETS = ['doge-tiny', 'doge-20m', 'cheems-tiny'];
 
 function randomIds(batch: number, seqLen: number, vocab: number, seed: number): tf.Tensor2D {
   let s = seed >>> 0;
@@ -42,19 +99,29 @@ function randomIds(batch: number, seqLen: number, vocab: number, seed: number): 
 
 const now = (): number => performance.now();
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x: number, d = 1): number => +x.toFixed(d);
 
-function benchTrain(c: TrainCase, backend: string, steps: number): Record<string, unknown> {
-  const config = buildModelConfig(c.preset, {});
-  const model = createCausalLM(config, { seed: 0 });
+/** Wasm heap size in MB (0 on other backends). */
+function wasmHeapMb(): number {
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8 ? b.wasm.HEAPU8.length / 2 ** 20 : 0;
+}
+
+/** Peak resident set of the process so far, MB. */
+const rssMb = (): number => process.resourceUsage().maxRSS / 1024;
+
+function benchTrain(c: BenchCase, backend: string, threads: number, steps: number): Record<string, unknown> {
+  const t = c.train!;
+  const model = c.make();
   const params = model.parameters();
   const opt = new AdamW(params, { beta1: 0.9, beta2: 0.95, weightDecay: 0.01 });
-  const mb = c.batch / c.micro;
-  const micro = Array.from({ length: c.micro }, (_, i) => randomIds(mb, c.seqLen, config.vocab_size, 1 + i));
-  const items = c.batch * (c.seqLen - 1);
+  const mb = t.batch / t.micro;
+  const micro = Array.from({ length: t.micro }, (_, i) => randomIds(mb, t.seqLen, c.vocab, 1 + i));
+  const items = t.batch * (t.seqLen - 1);
   const lossOf = (ids: tf.Tensor2D) => (): tf.Scalar =>
     model.forward({ inputIds: ids, labels: ids, training: true, numItemsInBatch: items, lossOnly: true }).loss as tf.Scalar;
 
-  // Times one step's parts; returns ms for forward+backward, clip, optimizer.
+  // One step; returns ms for forward+backward, clip, optimizer.
   const fullStep = (): { fb: number; clip: number; opt: number } => {
     const t0 = now();
     const named = new Map<string, tf.Tensor>();
@@ -79,28 +146,41 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
     for (const g of named.values()) g.dispose();
     return { fb: t1 - t0, clip: t2 - t1, opt: t3 - t2 };
   };
-  for (let i = 0; i < 2; i++) fullStep(); // warm-up (kernel compilation, allocator)
+  for (let i = 0; i < 2; i++) fullStep(); // warm-up (kernel setup, allocator, cached tables)
   const parts: { fb: number; clip: number; opt: number }[] = [];
   const t0 = now();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < steps; i++) parts.push(fullStep());
   const stepMs = (now() - t0) / steps;
+  const cpu = process.cpuUsage(c0);
+  const stepCpuMs = (cpu.user + cpu.system) / 1000 / steps;
   // Forward alone (training mode, with the loss), to split forward from backward.
   const fwd: number[] = [];
   for (let i = 0; i < Math.max(2, Math.ceil(steps / 2)); i++) {
-    const t = now();
+    const s = now();
     for (const ids of micro) tf.tidy(() => lossOf(ids)().dataSync());
-    fwd.push(now() - t);
+    fwd.push(now() - s);
   }
   const fb = median(parts.map((p) => p.fb));
   const forward = median(fwd);
+  const backward = Math.max(fb - forward, 1e-9);
+  const fwdFlops = c.flopsPerToken ? c.flopsPerToken(t.seqLen) * t.batch * t.seqLen : NaN;
+  const perSec = (flops: number, ms: number): number | null => (Number.isFinite(flops) ? round(flops / 1e6 / ms) : null);
   const out = {
-    bench: 'train', preset: c.preset, backend, batch: c.batch, seq_len: c.seqLen, micro_batches: c.micro,
-    tokens_per_s: +((c.batch * c.seqLen) / (stepMs / 1000)).toFixed(1),
-    step_ms: +stepMs.toFixed(1),
-    forward_ms: +forward.toFixed(1),
-    backward_ms: +(fb - forward).toFixed(1),
-    clip_ms: +median(parts.map((p) => p.clip)).toFixed(1),
-    optimizer_ms: +median(parts.map((p) => p.opt)).toFixed(1),
+    bench: 'train', preset: c.preset, backend, threads, batch: t.batch, seq_len: t.seqLen, micro_batches: t.micro,
+    tokens_per_s: round((t.batch * t.seqLen) / (stepMs / 1000)),
+    step_ms: round(stepMs),
+    step_cpu_ms: round(stepCpuMs),
+    forward_ms: round(forward),
+    backward_ms: round(backward),
+    clip_ms: round(median(parts.map((p) => p.clip))),
+    optimizer_ms: round(median(parts.map((p) => p.opt))),
+    gflop_per_step: Number.isFinite(fwdFlops) ? round((3 * fwdFlops) / 1e9, 2) : null,
+    gflops: perSec(3 * fwdFlops, stepMs),
+    forward_gflops: perSec(fwdFlops, forward),
+    backward_gflops: perSec(2 * fwdFlops, backward),
+    wasm_heap_mb: round(wasmHeapMb()),
+    rss_mb: round(rssMb()),
     params: model.numParameters(),
   };
   for (const ids of micro) ids.dispose();
@@ -109,52 +189,82 @@ function benchTrain(c: TrainCase, backend: string, steps: number): Record<string
   return out;
 }
 
-async function benchDecode(preset: string, backend: string): Promise<Record<string, unknown>> {
-  const config = buildModelConfig(preset, {});
-  const model = createCausalLM(config, { seed: 0 });
-  const prompt = randomIds(1, 32, config.vocab_size, 2);
+function benchDecode(c: BenchCase, backend: string, threads: number): Record<string, unknown> {
+  const model = c.make();
+  const prompt = randomIds(1, 32, c.vocab, 2);
   const newTokens = 128;
-  const gen = async (): Promise<void> => {
+  const gen = (): number => {
+    const t0 = now();
     // no end-of-sequence token: always exactly newTokens steps
     const [row] = model.generate(prompt, { maxNewTokens: newTokens, doSample: false, eosTokenId: null });
     if (row.length !== 32 + newTokens) throw new Error(`decode bench: generated ${row.length - 32} tokens, expected ${newTokens}`);
+    return now() - t0;
   };
-  await gen(); // warm-up
-  const t0 = now();
-  await gen();
-  const dt = (now() - t0) / 1000;
+  gen(); // warm-up
+  const ms = median([gen(), gen(), gen()]);
   prompt.dispose();
   model.dispose();
-  return { bench: 'decode', preset, backend, prompt: 32, new_tokens: newTokens, tokens_per_s: +(newTokens / dt).toFixed(1) };
+  return {
+    bench: 'decode', preset: c.preset, backend, threads, prompt: 32, new_tokens: newTokens,
+    tokens_per_s: round(newTokens / (ms / 1000)), wasm_heap_mb: round(wasmHeapMb()), rss_mb: round(rssMb()),
+  };
+}
+
+/** Human-readable summary of the records. */
+function summary(records: Record<string, unknown>[]): string {
+  const lines: string[] = [];
+  const train = records.filter((r) => r.bench === 'train');
+  if (train.length) {
+    lines.push('train          batch  tok/s   step ms = fwd + bwd + clip + opt       GFLOP/s (fwd/bwd)   CPU ms/step  heap / RSS MB');
+    for (const r of train) {
+      lines.push(`${String(r.preset).padEnd(14)} ${`${r.batch}x${r.seq_len}`.padEnd(6)} ${String(r.tokens_per_s).padStart(6)}  `
+        + `${String(r.step_ms).padStart(7)} = ${r.forward_ms} + ${r.backward_ms} + ${r.clip_ms} + ${r.optimizer_ms}`.padEnd(38)
+        + (r.gflops === null ? '     – (not counted)' : `${String(r.gflops).padStart(6)} (${r.forward_gflops}/${r.backward_gflops})`).padEnd(20)
+        + `${String(r.step_cpu_ms).padStart(10)}   ${r.wasm_heap_mb} / ${r.rss_mb}`);
+    }
+  }
+  const dec = records.filter((r) => r.bench === 'decode');
+  if (dec.length) {
+    lines.push('decode         tok/s (prompt 32, 128 new tokens, greedy, KV cache)');
+    for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${r.tokens_per_s}`);
+  }
+  return lines.join('\n');
 }
 
 export async function run(argv: string[]): Promise<void> {
   let only: string | undefined;
   let presets: string[] | undefined;
   let steps = 5;
+  let jsonFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--only') only = argv[++i];
     else if (a === '--presets') presets = argv[++i].split(',');
     else if (a === '--steps') steps = Number(argv[++i]);
+    else if (a === '--json') jsonFile = argv[++i];
     else if (a === '--help' || a === '-h') {
-      console.log('usage: wm bench [--only train|decode] [--presets doge-tiny,doge-tiny-moe,doge-20m,cheems-tiny,cheems-tiny-moe] [--steps N]');
+      console.log(`usage: wm bench [--only train|decode] [--presets ${CASES.map((c) => c.preset).join(',')}] [--steps N] [--json FILE]`);
       return;
     } else throw new Error(`wm bench: unknown argument '${a}'`);
   }
   if (only && only !== 'train' && only !== 'decode') throw new Error(`--only must be 'train' or 'decode', got '${only}'`);
   if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`--steps must be a positive integer, got ${steps}`);
+  if (jsonFile === '') throw new Error('--json needs a file name');
+  for (const p of presets ?? []) {
+    if (!CASES.some((c) => c.preset === p)) throw new Error(`wm bench: unknown preset '${p}' (choose from ${CASES.map((c) => c.preset).join(', ')})`);
+  }
   const backend = (await loadBackend()).name;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const threads = backend === 'wasm' ? (require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number }).getThreadsCount() : 0;
+  const records: Record<string, unknown>[] = [];
+  const emit = (r: Record<string, unknown>): void => { records.push(r); console.log(JSON.stringify(r)); };
+  const selected = CASES.filter((c) => !presets || presets.includes(c.preset));
   if (only !== 'decode') {
-    for (const c of TRAIN_CASES) {
-      if (presets && !presets.includes(c.preset)) continue;
-      console.log(JSON.stringify(benchTrain(c, backend, c.preset === 'doge-20m' ? Math.max(2, Math.ceil(steps / 2)) : steps)));
-    }
+    for (const c of selected) if (c.train) emit(benchTrain(c, backend, threads, c.train.batch * c.train.seqLen > 2048 ? Math.max(2, Math.ceil(steps / 2)) : steps));
   }
   if (only !== 'train') {
-    for (const p of DECODE_PRESETS) {
-      if (presets && !presets.includes(p)) continue;
-      console.log(JSON.stringify(await benchDecode(p, backend)));
-    }
+    for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads));
   }
+  console.error(summary(records));
+  if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ backend, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
 }

@@ -1,36 +1,95 @@
 /**
- * Kernel patches for the tfjs wasm backend (4.22), installed by `loadBackend()` (src/backend.ts) before the wasm
- * backend starts, never as an import side effect. Each re-registers one wasm kernel with a faster implementation of
- * the same function (identical results) and is idempotent (a global flag, shared with any other copy of the code).
- * The tfjs instance is a parameter so this file imports nothing (backend.ts imports it without a cycle).
+ * The wasm backend's kernel patches, in one place. `installWasmKernelPatches(tf)` (called by `loadBackend()` in
+ * src/backend.ts before the wasm backend starts, never as an import side effect) re-registers a few tfjs-backend-wasm 4.22 kernels with faster versions computing the same numbers; it touches no
+ * other backend and is a no-op when the wasm backend is not registered. Each patch is tested against the kernel it
+ * replaces (tests/ops-kernels.test.ts).
+ *
+ * Why these kernels (measured in docs/PERFORMANCE.md):
+ *  - BatchMatMul. The wasm kernel sends a product to XNNPACK's fast GEMM only when neither operand is transposed and
+ *    both batch sizes are 1; everything else (every matmul gradient, every `x W^T`, attention's batched products)
+ *    runs a naive C loop at 1-3 GFLOP/s instead of ~45. The patch (a) transposes a transposed operand explicitly,
+ *    (b) folds A's batch into its rows when B is shared (one [b*M, K] x [K, N] GEMM), (c) runs a real batch as one
+ *    GEMM per batch entry on views of the heap, without any tfjs op per slice, (d) of C = op(A) op(B) and
+ *    C^T = op(B)^T op(A)^T picks the one that moves fewer elements, (e) splits a long shared axis into chunks that
+ *    stay in cache.
+ *  - Slice (also behind split/unstack): the wasm kernel copies the whole input out of the heap for every slice; the
+ *    patch copies only the requested blocks.
+ *  - Identity (every tensor saved for backprop is cloned through it): share the data with a reference count, as the
+ *    wasm Reshape kernel does, instead of copying (tfjs tensors are immutable).
+ *  - GatherV2 (row lookups: embeddings, CDMoE's expert rows and scores): the wasm kernel walks every element through
+ *    generic 4-D strides (~60% of doge-tiny-moe's forward pass); the patch copies whole rows.
+ *
+ * This file depends on nothing of the library: it receives the tfjs instance (so it can be installed from
+ * src/backend.ts without an import cycle).
  */
-// eslint-disable-next-line @typescript-eslint/consistent-type-imports
-type TF = typeof import('@tensorflow/tfjs-core');
-type TensorInfo = import('@tensorflow/tfjs-core').TensorInfo;
-type KernelConfig = import('@tensorflow/tfjs-core').KernelConfig;
-type Tensor = import('@tensorflow/tfjs-core').Tensor;
+import type * as tfc from '@tensorflow/tfjs-core';
 
-/** All three patches; returns the names of the kernels patched (empty when the wasm backend is not registered). */
-export function installWasmKernelPatches(tf: TF): string[] {
-  const done: string[] = [];
-  if (installWasmBatchMatMulFix(tf)) done.push('BatchMatMul');
-  if (installWasmSliceFix(tf)) done.push('Slice');
-  if (installWasmIdentityFix(tf)) done.push('Identity');
-  return done;
+type Tf = typeof tfc;
+type Info = tfc.TensorInfo;
+
+/** The parts of tfjs-backend-wasm's BackendWasm the patches use. */
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: string): Info;
+  typedArrayFromHeap(t: Info): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: object): void;
+  incRef(dataId: object): void;
 }
 
+/** Time and work per BatchMatMul case, when enabled with `wasmKernelStats(true)` (for scripts/bench-profile.ts). */
+export interface MatMulStat { calls: number; ms: number; /** of which copies and transposes in JS */ transposeMs: number; flops: number }
+let stats: Map<string, MatMulStat> | null = null;
+
+/** Turn BatchMatMul statistics on (fresh) or off; returns the statistics collected so far. */
+export function wasmKernelStats(on: boolean): Map<string, MatMulStat> | null {
+  const prev = stats;
+  stats = on ? new Map() : null;
+  return prev;
+}
+
+/** Process CPU time in ms (the stats clock: not inflated by other jobs on a shared machine). */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Below this many multiply-adds per product, XNNPACK's setup costs more than the naive loop (decoding). */
+const MIN_GEMM_WORK = 65536;
 /**
- * Speed fix for the tfjs wasm backend (4.22): BatchMatMul with transposeA/transposeB runs a slow generic loop
- * (~10x slower than transposing first; every `x W^T` and every matmul gradient hits it). This re-registers the wasm
- * kernel so transposed operands are transposed explicitly first; results are identical. Idempotent (a global flag,
- * shared with any other copy of this fix), no-op when the wasm backend is not registered.
+ * Products with a long shared axis (weight gradients sum over every token) are split along it into chunks of KC:
+ * a [K, N] right operand is packed by XNNPACK in one piece, and above a few MB it no longer stays in the L2 cache
+ * while the GEMM streams over it (measured: lm_head's [256 x 2048] x [2048 x 4096] at 25 GFLOP/s whole, 44 in
+ * chunks of 512). Partial products are summed in order (float rounding differs from one pass at the 1e-7 level).
  */
-export function installWasmBatchMatMulFix(tf: TF): boolean {
-  const g = globalThis as unknown as { __wmWasmMatMulFixOps?: boolean };
-  if (g.__wmWasmMatMulFixOps) return true;
-  const orig = tf.getKernel('BatchMatMul', 'wasm');
-  const transpose = tf.getKernel('Transpose', 'wasm');
-  if (!orig || !transpose) return false;
+const KC = 512;
+const CHUNK_MIN_ELEMENTS = 512 * 1024;
+/**
+ * Even plain products (which XNNPACK gets directly otherwise) are chunked above this shared length: lm_head's input
+ * gradient [512 x 32768] x [32768 x 256] runs at 22 GFLOP/s in one piece and 41-43 in chunks (measured).
+ */
+const PLAIN_CHUNK_K = 8192;
+
+/** dst[dOff + c * dStride + r] = src[sOff + r * sStride + c] for r < rows, c < cols (blocked for the caches). */
+function transposeInto(src: Float32Array, sOff: number, sStride: number, dst: Float32Array, dOff: number, dStride: number, rows: number, cols: number): void {
+  const BS = 32;
+  for (let r0 = 0; r0 < rows; r0 += BS) {
+    const r1 = Math.min(rows, r0 + BS);
+    for (let c0 = 0; c0 < cols; c0 += BS) {
+      const c1 = Math.min(cols, c0 + BS);
+      for (let r = r0; r < r1; r++) {
+        const so = sOff + r * sStride;
+        for (let c = c0; c < c1; c++) dst[dOff + c * dStride + r] = src[so + c];
+      }
+    }
+  }
+}
+
+/** A matrix inside a tensor: `rows x cols` row-major at element `off`, read transposed when `t`. */
+interface Mat { x: Info; off: number; rows: number; cols: number; t: boolean }
+
+function installBatchMatMul(tf: Tf): void {
+  const orig = tf.getKernel('BatchMatMul', 'wasm')!;
+  const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel({
     kernelName: 'BatchMatMul',
@@ -38,41 +97,127 @@ export function installWasmBatchMatMulFix(tf: TF): boolean {
     setupFunc: orig.setupFunc,
     disposeFunc: orig.disposeFunc,
     kernelFunc: (args) => {
-      const { inputs, backend, attrs } = args as unknown as {
-        inputs: { a: TensorInfo; b: TensorInfo };
-        backend: { disposeData(id: object): void };
-        attrs: { transposeA: boolean; transposeB: boolean };
+      const { inputs, backend: be, attrs } = args as unknown as {
+        inputs: { a: Info; b: Info }; backend: WasmBackend; attrs: { transposeA: boolean; transposeB: boolean };
       };
-      if (!attrs.transposeA && !attrs.transposeB) return orig.kernelFunc(args);
-      const swapLast = (x: TensorInfo): TensorInfo => {
-        const r = x.shape.length;
-        const perm = Array.from({ length: r }, (_, i) => i);
-        perm[r - 2] = r - 1;
-        perm[r - 1] = r - 2;
-        return transpose.kernelFunc({ inputs: { x }, backend, attrs: { perm } } as never) as TensorInfo;
+      const { transposeA: tA, transposeB: tB } = attrs;
+      const { a, b } = inputs;
+      const ra = a.shape.length, rb = b.shape.length;
+      const M = tA ? a.shape[ra - 1] : a.shape[ra - 2];
+      const K = tA ? a.shape[ra - 2] : a.shape[ra - 1];
+      const N = tB ? b.shape[rb - 2] : b.shape[rb - 1];
+      const batchA = size(a.shape.slice(0, -2)), batchB = size(b.shape.slice(0, -2));
+      const batch = Math.max(batchA, batchB);
+      const plain = !tA && !tB && batchA === 1 && batchB === 1 && K <= PLAIN_CHUNK_K;
+      // left to the plain kernel: what it does well (XNNPACK), tiny products, other dtypes, broadcasts it rejects
+      if (plain || M * N * K < MIN_GEMM_WORK || a.dtype !== 'float32' || b.dtype !== 'float32'
+        || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
+        return orig.kernelFunc(args);
+      }
+      const t0 = stats ? cpuMs() : 0;
+      let tCopy = 0;
+      const f32 = (x: Info) => be.typedArrayFromHeap(x) as Float32Array; // fresh view: allocating may move the heap
+
+      /** The block rows [r0, r0 + nr) x cols [c0, c0 + nc) of op(m) as a new [nr, nc] tensor. */
+      const extract = (m: Mat, r0: number, nr: number, c0: number, nc: number): Info => {
+        const t1 = stats ? cpuMs() : 0;
+        const y = be.makeOutput([1, nr, nc], 'float32');
+        const src = f32(m.x), dst = f32(y);
+        if (!m.t) {
+          if (nc === m.cols) dst.set(src.subarray(m.off + r0 * m.cols, m.off + (r0 + nr) * m.cols));
+          else for (let r = 0; r < nr; r++) dst.set(src.subarray(m.off + (r0 + r) * m.cols + c0, m.off + (r0 + r) * m.cols + c0 + nc), r * nc);
+        } else {
+          // op(m) = m^T: op rows are m's columns
+          transposeInto(src, m.off + c0 * m.cols + r0, m.cols, dst, 0, nc, nc, nr);
+        }
+        if (stats) tCopy += cpuMs() - t1;
+        return y;
       };
-      const a = attrs.transposeA ? swapLast(inputs.a) : inputs.a;
-      const b = attrs.transposeB ? swapLast(inputs.b) : inputs.b;
-      const out = orig.kernelFunc({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } } as never);
-      if (a !== inputs.a) backend.disposeData(a.dataId);
-      if (b !== inputs.b) backend.disposeData(b.dataId);
-      return out;
+      /** op(m) as a tensor usable by XNNPACK: the tensor itself when it already is one, else a copy. */
+      const whole = (m: Mat, nr: number, nc: number): { x: Info; temp: boolean } => (!m.t && m.off === 0 && size(m.x.shape) === nr * nc
+        ? { x: m.x, temp: false } : { x: extract(m, 0, nr, 0, nc), temp: true });
+      const gemm = (x: Info, y: Info, rows: number, k: number, cols: number): Info => orig.kernelFunc({
+        inputs: { a: { dataId: x.dataId, shape: [1, rows, k], dtype: 'float32' }, b: { dataId: y.dataId, shape: [1, k, cols], dtype: 'float32' } },
+        backend: be, attrs: { transposeA: false, transposeB: false },
+      } as never) as Info;
+
+      /**
+       * C [R, Cc] = L [R, K] W [K, Cc] for matrices given as (possibly transposed) blocks. XNNPACK packs W, so W is
+       * always passed as a fresh tensor unless it is a whole input tensor (its packed operator is cached by tensor id).
+       */
+      const product = (L: Mat, W: Mat, R: number, Cc: number): Info => {
+        const chunked = K > PLAIN_CHUNK_K || (K > 2 * KC && K * Cc >= CHUNK_MIN_ELEMENTS);
+        const kcs = Math.max(KC, Math.ceil(K / 16)); // at most 16 chunks
+        if (!chunked) {
+          const l = whole(L, R, K), w = whole(W, K, Cc);
+          const c = gemm(l.x, w.x, R, K, Cc);
+          if (l.temp) be.disposeData(l.x.dataId);
+          if (w.temp) be.disposeData(w.x.dataId);
+          return c;
+        }
+        let acc: Info | null = null;
+        for (let k0 = 0; k0 < K; k0 += kcs) {
+          const kc = Math.min(kcs, K - k0);
+          const l = extract(L, 0, R, k0, kc), w = extract(W, k0, kc, 0, Cc);
+          const c = gemm(l, w, R, kc, Cc);
+          be.disposeData(l.dataId); be.disposeData(w.dataId);
+          if (!acc) { acc = c; continue; }
+          const av = f32(acc), cv = f32(c);
+          for (let i = 0; i < av.length; i++) av[i] += cv[i];
+          be.disposeData(c.dataId);
+        }
+        return acc!;
+      };
+
+      /** C [M, N] = op(A) op(B) for one batch entry, into out at element outOff (or returned when out is null). */
+      const entry = (aOff: number, bOff: number, rowsM: number, out: Info | null, outOff: number): Info | null => {
+        // op(A) [rowsM, K]: A stored [rowsM, K] (plain) or [K, rowsM] (transposed); op(B) [K, N] likewise
+        const opA: Mat = tA ? { x: a, off: aOff, rows: K, cols: rowsM, t: true } : { x: a, off: aOff, rows: rowsM, cols: K, t: false };
+        const opB: Mat = tB ? { x: b, off: bOff, rows: N, cols: K, t: true } : { x: b, off: bOff, rows: K, cols: N, t: false };
+        // Either C = op(A) op(B), or C^T = op(B)^T op(A)^T and one transpose of the result: pick the one that moves
+        // fewer elements (e.g. dK = dS^T q in attention's backward: transposing q and dK beats transposing dS).
+        const moveDirect = (tA ? K * rowsM : 0) + (tB ? K * N : 0);
+        const moveSwapped = (tA ? 0 : K * rowsM) + (tB ? 0 : K * N) + rowsM * N;
+        if (moveDirect <= moveSwapped) {
+          const c = product(opA, opB, rowsM, N);
+          if (!out) return c;
+          f32(out).set(f32(c), outOff);
+          be.disposeData(c.dataId);
+          return null;
+        }
+        const flip = (m: Mat): Mat => ({ ...m, t: !m.t });
+        const ct = product(flip(opB), flip(opA), N, rowsM); // [N, rowsM]
+        const t1 = stats ? cpuMs() : 0;
+        let res: Info | null = null;
+        if (!out) { res = be.makeOutput([1, rowsM, N], 'float32'); out = res; outOff = 0; }
+        transposeInto(f32(ct), 0, rowsM, f32(out), outOff, N, N, rowsM);
+        if (stats) tCopy += cpuMs() - t1;
+        be.disposeData(ct.dataId);
+        return res;
+      };
+
+      const outShape = [...(batchA >= batchB ? a.shape : b.shape).slice(0, -2), M, N];
+      let out: Info;
+      if (batchB === 1 && !tA) {
+        // B shared by every batch entry: one product with A's batch folded into its rows
+        out = entry(0, 0, batchA * M, null, 0)!;
+      } else {
+        out = be.makeOutput([batch, M, N], 'float32');
+        for (let i = 0; i < batch; i++) entry(batchA === 1 ? 0 : i * M * K, batchB === 1 ? 0 : i * K * N, M, out, i * M * N);
+      }
+      if (stats) {
+        const key = `${tA ? 'T' : 'N'}${tB ? 'T' : 'N'} batch=${batchA}/${batchB}` + (process.env.WM_MM_SHAPES ? ` ${M}x${K}x${N}` : '');
+        const s = stats.get(key) ?? { calls: 0, ms: 0, transposeMs: 0, flops: 0 };
+        s.calls++; s.ms += cpuMs() - t0; s.transposeMs += tCopy; s.flops += 2 * batch * M * N * K;
+        stats.set(key, s);
+      }
+      return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
     },
-  } as KernelConfig);
-  g.__wmWasmMatMulFixOps = true;
-  return true;
+  } as tfc.KernelConfig);
 }
 
-/**
- * Speed fix for the tfjs wasm backend (4.22): its Slice kernel (also behind split/unstack/SplitV) first copies the
- * WHOLE input out of the wasm heap (`readSync`) for every slice, so splitting a tensor into n parts costs n full
- * copies. This kernel copies only the requested blocks, reading the heap through a view. Same results.
- */
-export function installWasmSliceFix(tf: TF): boolean {
-  const g = globalThis as unknown as { __wmWasmSliceFix?: boolean };
-  if (g.__wmWasmSliceFix) return true;
-  const orig = tf.getKernel('Slice', 'wasm');
-  if (!orig) return false;
+function installSlice(tf: Tf): void {
+  const orig = tf.getKernel('Slice', 'wasm')!;
   tf.unregisterKernel('Slice', 'wasm');
   tf.registerKernel({
     kernelName: 'Slice',
@@ -81,13 +226,11 @@ export function installWasmSliceFix(tf: TF): boolean {
     disposeFunc: orig.disposeFunc,
     kernelFunc: (args) => {
       const { inputs, backend, attrs } = args as unknown as {
-        inputs: { x: TensorInfo };
-        backend: { makeOutput(shape: number[], dtype: string): TensorInfo; typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array };
-        attrs: { begin: number | number[]; size: number | number[] };
+        inputs: { x: Info }; backend: WasmBackend; attrs: { begin: number | number[]; size: number | number[] };
       };
       const x = inputs.x;
       if (x.dtype === 'string') return orig.kernelFunc(args);
-      const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as Tensor, attrs.begin, attrs.size);
+      const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tfc.Tensor, attrs.begin, attrs.size);
       const out = backend.makeOutput(size, x.dtype);
       const total = size.reduce((a, b) => a * b, 1);
       if (total === 0) return out;
@@ -116,21 +259,58 @@ export function installWasmSliceFix(tf: TF): boolean {
       }
       return out;
     },
-  } as KernelConfig);
-  g.__wmWasmSliceFix = true;
-  return true;
+  } as tfc.KernelConfig);
 }
 
-/**
- * Speed fix for the tfjs wasm backend (4.22): tfjs clones every tensor it saves for the backward pass with the
- * Identity kernel, which on wasm copies the data. tfjs tensors are immutable (Variable.assign swaps the data id), so
- * Identity can share the data with a reference count, exactly as the wasm Reshape kernel does.
- */
-export function installWasmIdentityFix(tf: TF): boolean {
-  const g = globalThis as unknown as { __wmWasmIdentityFix?: boolean };
-  if (g.__wmWasmIdentityFix) return true;
-  const orig = tf.getKernel('Identity', 'wasm');
-  if (!orig) return false;
+function installGather(tf: Tf): void {
+  const orig = tf.getKernel('GatherV2', 'wasm')!;
+  tf.unregisterKernel('GatherV2', 'wasm');
+  tf.registerKernel({
+    kernelName: 'GatherV2',
+    backendName: 'wasm',
+    setupFunc: orig.setupFunc,
+    disposeFunc: orig.disposeFunc,
+    kernelFunc: (args) => {
+      const { inputs, backend, attrs } = args as unknown as {
+        inputs: { x: Info; indices: Info }; backend: WasmBackend; attrs: { axis: number | number[]; batchDims: number };
+      };
+      const { x, indices } = inputs;
+      if (attrs.batchDims !== 0 || x.dtype === 'string' || x.dtype === 'complex64') return orig.kernelFunc(args);
+      const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0];
+      const dim = x.shape[axis];
+      const outer = x.shape.slice(0, axis).reduce((p, q) => p * q, 1);
+      const inner = x.shape.slice(axis + 1).reduce((p, q) => p * q, 1);
+      const n = indices.shape.reduce((p, q) => p * q, 1);
+      const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+      const idx = backend.typedArrayFromHeap(indices) as Int32Array;
+      for (let i = 0; i < n; i++) {
+        const v = idx[i];
+        if (!(v >= 0 && v < dim)) throw new Error(`GatherV2: the index value ${v} is not in [0, ${dim - 1}]`);
+      }
+      const out = backend.makeOutput(outShape, x.dtype);
+      if (n === 0 || outer * inner === 0) return out;
+      // views after makeOutput (allocating may move the heap)
+      const iv = backend.typedArrayFromHeap(indices) as Int32Array;
+      const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
+      let o = 0;
+      for (let b = 0; b < outer; b++) {
+        const base = b * dim * inner;
+        if (inner === 1) {
+          for (let i = 0; i < n; i++) ov[o++] = xv[base + iv[i]];
+        } else {
+          for (let i = 0; i < n; i++, o += inner) {
+            const s = base + iv[i] * inner;
+            ov.set(xv.subarray(s, s + inner), o);
+          }
+        }
+      }
+      return out;
+    },
+  } as tfc.KernelConfig);
+}
+
+function installIdentity(tf: Tf): void {
+  const orig = tf.getKernel('Identity', 'wasm')!;
   tf.unregisterKernel('Identity', 'wasm');
   tf.registerKernel({
     kernelName: 'Identity',
@@ -138,13 +318,42 @@ export function installWasmIdentityFix(tf: TF): boolean {
     setupFunc: orig.setupFunc,
     disposeFunc: orig.disposeFunc,
     kernelFunc: (args) => {
-      const { inputs, backend } = args as unknown as { inputs: { x: TensorInfo }; backend: { incRef(id: object): void } };
+      const { inputs, backend } = args as unknown as { inputs: { x: Info }; backend: WasmBackend };
       const x = inputs.x;
       if (x.dtype === 'string') return orig.kernelFunc(args);
       backend.incRef(x.dataId);
       return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
     },
-  } as KernelConfig);
-  g.__wmWasmIdentityFix = true;
-  return true;
+  } as tfc.KernelConfig);
 }
+
+/** The plain tfjs-backend-wasm kernels, before patching (for tests comparing against them). */
+export const originalWasmKernels = new Map<string, tfc.KernelConfig>();
+
+const PATCHES: [string, (tf: Tf) => void][] = [
+  ['BatchMatMul', installBatchMatMul],
+  ['Slice', installSlice],
+  ['Identity', installIdentity],
+  ['GatherV2', installGather],
+];
+
+/**
+ * Install every wasm kernel patch (idempotent: a process-wide flag, also shared with other copies of this file).
+ * Returns the names of the patched kernels ([] when the wasm backend is not registered).
+ */
+export function installWasmKernelPatches(tf: Tf): string[] {
+  const g = globalThis as unknown as { __wmWasmKernelPatches?: string[] };
+  if (g.__wmWasmKernelPatches) return g.__wmWasmKernelPatches;
+  if (!PATCHES.every(([name]) => tf.getKernel(name, 'wasm'))) return [];
+  for (const [name, install] of PATCHES) {
+    originalWasmKernels.set(name, tf.getKernel(name, 'wasm')!);
+    install(tf);
+  }
+  g.__wmWasmKernelPatches = PATCHES.map(([name]) => name);
+  return g.__wmWasmKernelPatches;
+}
+
+/** Compatibility names (each installs every patch, idempotent) for code that patched one kernel at a time. */
+export function installWasmBatchMatMulFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('BatchMatMul'); }
+export function installWasmSliceFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('Slice'); }
+export function installWasmIdentityFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('Identity'); }
