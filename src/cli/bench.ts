@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import { loadBackend, tf } from '../backend';
 import { buildModelConfig, createCausalLM } from '../models/auto';
 import { DogeConfig } from '../models/doge';
+import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
 
 /** What the bench needs of a model (DogeForCausalLM and CheemsForCausalLM have it). */
@@ -113,8 +114,6 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
   const t = c.train!;
   const model = c.make();
   const params = model.parameters();
-  const trainable = [...params.values()];
-  const hfName = new Map([...params].map(([n, v]) => [v.name, n]));
   const opt = new AdamW(params, { beta1: 0.9, beta2: 0.95, weightDecay: 0.01 });
   const mb = t.batch / t.micro;
   const micro = Array.from({ length: t.micro }, (_, i) => randomIds(mb, t.seqLen, c.vocab, 1 + i));
@@ -127,12 +126,10 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
     const t0 = now();
     const named = new Map<string, tf.Tensor>();
     for (const ids of micro) {
-      const { value, grads } = tf.variableGrads(lossOf(ids), trainable);
+      const { value, grads } = variableGradsByName(params, lossOf(ids));
       value.dataSync();
       value.dispose();
-      for (const [k, g] of Object.entries(grads)) {
-        if (!g) continue;
-        const name = hfName.get(k)!;
+      for (const [name, g] of grads) {
         const prev = named.get(name);
         named.set(name, prev ? tf.add(prev, g) : g);
         if (prev) { prev.dispose(); g.dispose(); }

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBackend } from '../backend';
-import { DogeForCausalLM } from '../models/doge';
+import { loadCausalLM } from '../models/auto';
 import type { RouterLayout } from '../modules/cdmoe';
 import { loadTokenizer, readRecords } from '../data';
 import { evaluatePerplexity, evaluateTasks, formatResultsTable, type EvalResult } from '../eval/run';
@@ -142,10 +142,9 @@ export async function run(argv: string[]): Promise<void> {
   const all: EvalResult[] = [];
   for (const [i, dir] of args.models.entries()) {
     const name = args.names[i] ?? path.basename(path.resolve(dir));
-    const modelType = (JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { model_type?: string }).model_type;
-    if (modelType !== undefined && modelType !== 'doge') throw new Error(`--model ${dir}: model_type '${modelType}' is not supported by wm eval yet (doge)`);
     const tok = await loadTokenizer(args.tokenizer ?? dir);
-    const model = DogeForCausalLM.fromPretrained(dir, { routerLayout: args.routerLayout });
+    // Doge or Cheems, by config.json's model_type (--router-layout applies to Doge MoE only)
+    const model = loadCausalLM(dir, { routerLayout: args.routerLayout });
     if (tok.vocabSize > model.config.vocab_size) throw new Error(`--model ${dir}: the tokenizer has ${tok.vocabSize} ids but the model only ${model.config.vocab_size}`);
     const t0 = Date.now();
     console.error(`[eval] ${name} (${dir}): ${args.tasks.join(', ')}${texts.length ? ' + perplexity' : ''}`);

@@ -212,7 +212,7 @@ async function runLocked(args: Args, config: PretrainConfig, t: PretrainConfig['
   const model = createCausalLM(modelConfig, { seed: config.training.seed, routerLayout: config.model.router_layout as 'token' | 'hf' | undefined });
   let newTensors: string[] = [];
   if (config.model.init_from && !args.resume) {
-    const r = inheritParameters(model.parameters(), config.model.init_from);
+    const r = inheritParameters(model, config.model.init_from);
     newTensors = r.initialised;
     console.error(`init_from ${config.model.init_from}: copied ${r.copied.length} tensors, initialised ${r.initialised.length} new ones` +
       (r.initialised.length ? ` (${r.initialised.slice(0, 4).join(', ')}${r.initialised.length > 4 ? ', ...' : ''})` : '') +

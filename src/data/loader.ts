@@ -7,21 +7,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openPackedOnDisk } from './packed-disk';
+import type { PackedDataset } from './packed-dataset';
 import { checkShardRows, checkShardSizes, datasetDictSplits, datasetShardFiles, listColumnRows, readArrowBatches, readShardManifest } from './arrow';
 import { permutation } from '../ops/random';
 
-export interface PackedDataset {
-  /** The split folder this was read from. */
-  readonly dir: string;
-  readonly numRows: number;
-  readonly seqLen: number;
-  /** The largest token id in the split (to check against a model's vocabulary). */
-  readonly maxTokenId: number;
-  /** The smallest token id, when known (lets checkVocabulary skip its scan for negative ids). */
-  readonly minTokenId?: number;
-  /** Row i as a [seqLen] view (no copy). */
-  row(i: number): Int32Array;
-}
+export type { PackedDataset };
 
 class InMemoryPackedDataset implements PackedDataset {
   constructor(

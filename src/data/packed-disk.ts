@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import { Field, Message, MessageHeader, Schema, Type } from 'apache-arrow';
-import type { PackedDataset } from './loader';
+import type { PackedDataset } from './packed-dataset';
 
 interface BatchIndex {
   file: number; // index into fds

@@ -2,3 +2,4 @@
 export * from './generate';
 export * from './sampling';
 export * from './generation-config';
+export * from './session';

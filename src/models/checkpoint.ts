@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../backend';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
-import type { Module } from '../modules/module';
+import { assignState, type LoadStateOptions, type LoadStateResult, type Module } from '../modules/module';
 
 /** Non-persistent buffers HF may still have written; ignored on load. */
 export const IGNORED_BUFFERS = /(^|\.)rotary_emb\.(inv_freq|original_inv_freq)$/;
@@ -80,21 +80,48 @@ export function writeCheckpointFolder(dir: string, config: Record<string, unknow
   }
 }
 
+/** What checkpoint tensors can be loaded into: a Module (its `loadState`), or any model with HF-named parameters. */
+export interface StateTarget {
+  parameters(): Map<string, tf.Variable>;
+  loadState?(tensors: Map<string, tf.Tensor>, opts?: LoadStateOptions): LoadStateResult;
+}
+
+export interface FolderLoadOptions {
+  /** true (default): every parameter present, nothing unknown (see LoadStateOptions.strict). */
+  strict?: boolean;
+  /** The embedding that also serves as lm_head (a checkpoint's `lm_head.weight` may provide it), or null. */
+  tiedEmbedding?: string | null;
+  /** Prefix of error messages (default: the folder). */
+  source?: string;
+}
+
+/**
+ * The one way a checkpoint folder (single file or sharded) gets into a model: `fromPretrained`, the trainer's resume
+ * and `init_from` all call it. The model's own `loadState` is used when it has one (a Module: it also drops derived
+ * caches), else the same `assignState` on its parameters. The checkpoint tensors are always disposed.
+ */
+export function loadStateFromFolder(dir: string, model: StateTarget, opts: FolderLoadOptions = {}): LoadStateResult {
+  let tensors: Map<string, tf.Tensor> | null = null;
+  try {
+    tensors = loadCheckpointTensors(dir);
+    if (opts.tiedEmbedding) resolveTiedHead(tensors, opts.tiedEmbedding, dir);
+    const o: LoadStateOptions = { strict: opts.strict ?? true, ignore: IGNORED_BUFFERS, source: opts.source ?? dir };
+    return model.loadState ? model.loadState(tensors, o) : assignState(model.parameters(), tensors, o);
+  } finally {
+    if (tensors) for (const t of tensors.values()) t.dispose();
+  }
+}
+
 /**
  * Fill a freshly built model from a checkpoint folder through `loadState` (strict); `tiedEmbedding` names the embedding
  * that also serves as lm_head. On error the model is disposed; the checkpoint tensors always are.
  */
 export function loadPretrainedInto<M extends Module>(dir: string, model: M, tiedEmbedding: string | null): M {
-  let tensors: Map<string, tf.Tensor> | null = null;
   try {
-    tensors = loadCheckpointTensors(dir);
-    if (tiedEmbedding) resolveTiedHead(tensors, tiedEmbedding, dir);
-    model.loadState(tensors, { strict: true, ignore: IGNORED_BUFFERS, source: dir });
+    loadStateFromFolder(dir, model, { strict: true, tiedEmbedding });
   } catch (e) {
     model.dispose();
     throw e;
-  } finally {
-    if (tensors) for (const t of tensors.values()) t.dispose();
   }
   return model;
 }

@@ -135,32 +135,9 @@ export class Module {
    * caller's. Strict mode checks everything before assigning anything, so a bad checkpoint leaves the module as it was.
    */
   loadState(tensors: Map<string, tf.Tensor>, opts: LoadStateOptions = {}): LoadStateResult {
-    const strict = opts.strict ?? true;
-    const src = opts.source ? `${opts.source}: ` : '';
-    const params = this.parameters();
-    const missing = [...params.keys()].filter((n) => !tensors.has(n));
-    const unexpected = [...tensors.keys()].filter((n) => !params.has(n) && !(opts.ignore && opts.ignore.test(n)));
-    if (strict && missing.length) {
-      throw new Error(`${src}checkpoint is missing tensor '${missing[0]}'${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
-    }
-    if (strict && unexpected.length) throw new Error(`${src}unexpected tensor '${unexpected[0]}' in the checkpoint (not a parameter of this config)`);
-    const loaded: string[] = [];
-    for (const [name, v] of params) {
-      const t = tensors.get(name);
-      if (!t) continue;
-      if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
-        throw new Error(`${src}tensor '${name}' has shape [${t.shape}] but the config needs [${v.shape}]`);
-      }
-      if (t.dtype !== 'float32') throw new Error(`${src}tensor '${name}' has dtype ${t.dtype}, expected a floating type`);
-    }
-    for (const [name, v] of params) {
-      const t = tensors.get(name);
-      if (!t) continue;
-      v.assign(t);
-      loaded.push(name);
-    }
+    const result = assignState(this.parameters(), tensors, opts);
     this.clearCaches();
-    return { loaded, missing, unexpected };
+    return result;
   }
 
   /** Drop derived tensors (e.g. transposed weights) after the Variables changed outside an optimizer step. */
@@ -186,6 +163,37 @@ export class Module {
     walk(this);
     for (const v of vars) if (!v.isDisposed) v.dispose();
   }
+}
+
+/**
+ * What `Module.loadState` does to its parameters, for any map of HF name -> Variable (also models that are not
+ * Modules, such as the trainer tests' stand-in). Strict mode checks everything before assigning anything.
+ */
+export function assignState(params: Map<string, tf.Variable>, tensors: Map<string, tf.Tensor>, opts: LoadStateOptions = {}): LoadStateResult {
+  const strict = opts.strict ?? true;
+  const src = opts.source ? `${opts.source}: ` : '';
+  const missing = [...params.keys()].filter((n) => !tensors.has(n));
+  const unexpected = [...tensors.keys()].filter((n) => !params.has(n) && !(opts.ignore && opts.ignore.test(n)));
+  if (strict && missing.length) {
+    throw new Error(`${src}checkpoint is missing tensor '${missing[0]}'${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
+  }
+  if (strict && unexpected.length) throw new Error(`${src}unexpected tensor '${unexpected[0]}' in the checkpoint (not a parameter of this config)`);
+  for (const [name, v] of params) {
+    const t = tensors.get(name);
+    if (!t) continue;
+    if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
+      throw new Error(`${src}tensor '${name}' has shape [${t.shape}] but the config needs [${v.shape}]`);
+    }
+    if (t.dtype !== 'float32') throw new Error(`${src}tensor '${name}' has dtype ${t.dtype}, expected a floating type`);
+  }
+  const loaded: string[] = [];
+  for (const [name, v] of params) {
+    const t = tensors.get(name);
+    if (!t) continue;
+    v.assign(t);
+    loaded.push(name);
+  }
+  return { loaded, missing, unexpected };
 }
 
 /** tf.variableGrads keys gradients by tfjs Variable name; this re-keys them by HF name. */

@@ -146,18 +146,15 @@ export class RotaryEmbedding {
   }
 }
 
-const swapCache = new Map<number, tf.Tensor>();
-/** [hd, hd] permutation with x @ P = [x2, x1] (a matmul is far cheaper than tf.reverse on wasm). */
+/**
+ * [hd, hd] permutation with x @ P = [x2, x1] (a matmul is far cheaper than tf.reverse on wasm). Built per call (an
+ * hd x hd upload): a process-wide cache would outlive every model; the caller's tidy frees it.
+ */
 function swapHalves(hd: number): tf.Tensor {
-  let p = swapCache.get(hd);
-  if (!p || p.isDisposed) {
-    const m = new Float32Array(hd * hd);
-    const half = hd / 2;
-    for (let i = 0; i < half; i++) { m[(i + half) * hd + i] = 1; m[i * hd + i + half] = 1; }
-    p = tf.keep(tf.tensor2d(m, [hd, hd]));
-    swapCache.set(hd, p);
-  }
-  return p;
+  const m = new Float32Array(hd * hd);
+  const half = hd / 2;
+  for (let i = 0; i < half; i++) { m[(i + half) * hd + i] = 1; m[i * hd + i + half] = 1; }
+  return tf.tensor2d(m, [hd, hd]);
 }
 
 /** x [B, T, heads, hd] -> rotated x, with tables [B|1, T, 1, hd]. */

@@ -15,33 +15,22 @@ import { linearT, permute, sliceLast, weightT } from '../ops';
 import { Module, makeInit, type Init, type InitOptions } from './module';
 import { RotaryEmbedding, applyRope } from './rope';
 
-const triCache = new Map<string, tf.Tensor>();
-/** Cached host-built constant (kept across calls; tiny). */
-function constant(key: string, build: () => tf.Tensor): tf.Tensor {
-  let t = triCache.get(key);
-  if (!t || t.isDisposed) {
-    t = tf.keep(build());
-    triCache.set(key, t);
-  }
-  return t;
-}
+// The two constants below are built per call (host loops, microseconds) and die in the caller's tidy with the other
+// intermediates. A process-wide cache of them outlived every model: tensors left after dispose(), more for every new
+// sequence length.
 
 /** [n, n] upper-triangular ones: x [..., n] @ U = inclusive cumsum over the last axis (tf.cumsum crashes on wasm). */
 function upperOnes(n: number): tf.Tensor {
-  return constant(`U${n}`, () => {
-    const m = new Float32Array(n * n);
-    for (let j = 0; j < n; j++) for (let i = j; i < n; i++) m[j * n + i] = 1;
-    return tf.tensor2d(m, [n, n]);
-  });
+  const m = new Float32Array(n * n);
+  for (let j = 0; j < n; j++) for (let i = j; i < n; i++) m[j * n + i] = 1;
+  return tf.tensor2d(m, [n, n]);
 }
 
 /** Additive mask [rows, cols]: 0 where col <= row - shift, else -inf (exp of it is exactly 0, and so is its gradient). */
 function causalLogMask(rows: number, cols: number, shift: number): tf.Tensor {
-  return constant(`M${rows},${cols},${shift}`, () => {
-    const m = new Float32Array(rows * cols);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (c > r - shift) m[r * cols + c] = -Infinity;
-    return tf.tensor2d(m, [rows, cols]);
-  });
+  const m = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (c > r - shift) m[r * cols + c] = -Infinity;
+  return tf.tensor2d(m, [rows, cols]);
 }
 
 function cumsumLast(x: tf.Tensor): tf.Tensor {

@@ -4,7 +4,7 @@
  * the viz area's `mqarFigure` / `mqarCurveFigure` and written as one standalone offline HTML page.
  */
 import { mqarCurveFigure, mqarFigure, writeFigureHtml, type Figure } from '../viz';
-import type { MqarCellResult } from './grid';
+import type { MqarCellResult } from './results';
 
 /** The two figures of a grid's rows: the comparison and the accuracy curves. */
 export function mqarFigures(rows: MqarCellResult[], title?: string): Figure[] {

@@ -8,6 +8,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentBackend } from '../backend';
 import { writeMqarFigure } from './figure';
+import type { MqarCellResult } from './results';
 import { isMixerKind, MIXER_KINDS, type MixerKind } from './mixers';
 import { generateMqarSplits, validateMqarOptions } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
@@ -69,37 +70,8 @@ export interface MqarGridOptions {
   outDir?: string;
 }
 
-export interface MqarCellResult {
-  mixer: MixerKind;
-  seq_len: number;
-  kv_pairs: number;
-  vocab_size: number;
-  d_model: number;
-  /** Learning rate of the best run. */
-  lr: number;
-  /** Best test accuracy (over epochs of the best learning rate). */
-  accuracy: number;
-  /** Epochs run by the best learning rate. */
-  epochs: number;
-  /** Seconds for the whole sweep of this cell. */
-  seconds: number;
-  num_parameters: number;
-  /** dmattn only: keys kept per query. */
-  keep_window_size?: number;
-  random_non_queries: boolean;
-  train_examples: number;
-  test_examples: number;
-  backend: string;
-  /** Optimizer steps of the best run. */
-  steps: number;
-  /** Seed of the data and the init of this row. */
-  seed: number;
-  /** The recipe the row was trained with (init, warmup, weight decay; dmattn: keep window, q/k norm, A, dt_proj std). */
-  recipe: Record<string, string | number | boolean>;
-  /** Test accuracy vs steps of the best run (see MqarCurvePoint). */
-  curve: MqarCurvePoint[];
-  sweep: Array<{ lr: number; accuracy: number; epochs: number; steps: number; seconds: number; loss: number; stopped: string; curve: MqarCurvePoint[] }>;
-}
+// One result row of the grid (defined in results.ts, which figure.ts reads too).
+export type { MqarCellResult };
 
 export interface MqarGridHooks {
   onEpoch?: (e: MqarEpochInfo & { seq_len: number; cell: number; cells: number }) => void;

@@ -25,6 +25,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { tf } from '../backend';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
+import { loadStateFromFolder, type StateTarget } from '../models/checkpoint';
 
 export const TRAINER_STATE_FORMAT = 'wonderful-matrices/trainer-state/1';
 
@@ -319,30 +320,14 @@ export function loadTrainerState(dir: string): { state: TrainerState; optimizer:
 }
 
 /**
- * Copy parameters from an HF-format folder into `params` wherever the name and shape match (e.g. a dense
- * Doge into a CDMoE Doge: attention, norms and embeddings carry over, the MoE experts and router stay as
- * freshly initialised). Returns which names were copied and which kept their init; a source tensor whose
- * shape differs is an error naming it.
+ * Copy parameters from an HF-format folder (single file or sharded) into a model wherever the name matches (e.g. a
+ * dense Doge into a CDMoE Doge: attention, norms and embeddings carry over, the MoE experts and router stay as
+ * freshly initialised), through the models' one loading path (`loadStateFromFolder`, non-strict). Returns which
+ * names were copied, which kept their init and which checkpoint tensors the model has no parameter for; a tensor
+ * whose shape differs is an error naming it. `model` may also be a bare map of HF name -> Variable.
  */
-export function inheritParameters(params: Map<string, tf.Variable>, dir: string): { copied: string[]; initialised: string[]; ignored: string[] } {
-  const file = path.join(dir, 'model.safetensors');
-  if (!fs.existsSync(file)) throw new Error(`model.init_from: ${file} does not exist`);
-  const { tensors } = loadSafetensors(file);
-  const copied: string[] = [];
-  const initialised: string[] = [];
-  try {
-    for (const [name, p] of params) {
-      const src = tensors.get(name);
-      if (!src) { initialised.push(name); continue; }
-      if (src.shape.join(',') !== p.shape.join(',')) {
-        throw new Error(`model.init_from: tensor '${name}' in ${file} has shape [${src.shape}] but the model has [${p.shape}]`);
-      }
-      p.assign(src);
-      copied.push(name);
-    }
-    const ignored = [...tensors.keys()].filter((n) => !params.has(n));
-    return { copied, initialised, ignored };
-  } finally {
-    for (const t of tensors.values()) t.dispose();
-  }
+export function inheritParameters(model: StateTarget | Map<string, tf.Variable>, dir: string): { copied: string[]; initialised: string[]; ignored: string[] } {
+  const target: StateTarget = model instanceof Map ? { parameters: () => model } : model;
+  const r = loadStateFromFolder(dir, target, { strict: false, source: `model.init_from: ${dir}` });
+  return { copied: r.loaded, initialised: r.missing, ignored: r.unexpected };
 }

@@ -17,7 +17,8 @@ import * as path from 'node:path';
 import { tf } from '../backend';
 import { AdamW } from './adamw';
 import { currentRunId, writeRunFile, loadTrainerState, saveCheckpoint, latestCheckpoint, newRunId, TRAINER_STATE_FORMAT, TrainerState, SavableModel } from './checkpoint';
-import { loadSafetensors } from '../io/safetensors';
+import { loadStateFromFolder } from '../models/checkpoint';
+import { variableGradsByName, type LoadStateOptions, type LoadStateResult } from '../modules/module';
 import { MetricsLog, MetricsRow, TrainRow, EvalRow, writeLossHtml } from './metrics';
 import { formatProgress } from './progress';
 import { lrMultiplier, ScheduleSpec } from './schedule';
@@ -31,8 +32,12 @@ export interface CausalLM extends SavableModel {
     training?: boolean;
     numItemsInBatch?: number;
     dropoutSeed?: number;
+    /** Only the loss is needed (training and eval): large vocabularies then run lm_head + loss in chunks. */
+    lossOnly?: boolean;
   }): { logits: tf.Tensor; loss?: tf.Tensor };
   parameters(): Map<string, tf.Variable>;
+  /** Module.loadState (both models have it); without it resume assigns the parameters by name the same way. */
+  loadState?(tensors: Map<string, tf.Tensor>, opts?: LoadStateOptions): LoadStateResult;
 }
 
 /** Packed token rows (src/data `openPackedDataset`). */
@@ -166,20 +171,12 @@ export function batchToTensor(batch: unknown, seqLen: number): tf.Tensor2D {
   throw new Error(`the batch loader returned an unsupported batch (${Object.prototype.toString.call(batch)})`);
 }
 
-/** Copy every parameter from an HF-format folder; all must be present with matching shapes (resume). */
+/**
+ * Copy every parameter from an HF-format folder (single file or sharded); all must be present with matching shapes
+ * and nothing else may be there (resume). The models' one loading path, `loadStateFromFolder`, strict.
+ */
 export function loadParametersExact(params: Map<string, tf.Variable>, dir: string): void {
-  const file = path.join(dir, 'model.safetensors');
-  const { tensors } = loadSafetensors(file);
-  try {
-    for (const [name, p] of params) {
-      const src = tensors.get(name);
-      if (!src) throw new Error(`${file}: missing parameter '${name}'`);
-      if (src.shape.join(',') !== p.shape.join(',')) throw new Error(`${file}: '${name}' has shape [${src.shape}], the model has [${p.shape}]`);
-      p.assign(src);
-    }
-  } finally {
-    for (const t of tensors.values()) t.dispose();
-  }
+  loadStateFromFolder(dir, { parameters: () => params }, { strict: true });
 }
 
 export class Trainer {
@@ -195,10 +192,9 @@ export class Trainer {
   private loader: BatchSource;
   private readonly opts: TrainerOptions;
   private readonly params: Map<string, tf.Variable>;
-  /** tf variable name -> HF parameter name (variableGrads keys gradients by the former). */
-  private readonly hfNameOf = new Map<string, string>();
-  private readonly trainable: tf.Variable[];
-  private readonly warmupTrainable: tf.Variable[];
+  /** The parameters that get gradients (trainable ones), and during `warmupOnly` steps only those listed there. */
+  private readonly trainable: Map<string, tf.Variable>;
+  private readonly warmupTrainable: Map<string, tf.Variable>;
   private stopRequested = false;
   private elapsedBefore = 0;
   private sessionStart = 0;
@@ -213,11 +209,10 @@ export class Trainer {
     this.model = options.model;
     this.args = options.args;
     this.params = this.model.parameters();
-    for (const [name, v] of this.params) this.hfNameOf.set(v.name, name);
-    this.trainable = [...this.params.values()].filter((v) => v.trainable);
+    this.trainable = new Map([...this.params].filter(([, v]) => v.trainable));
     const only = new Set(options.warmupOnly?.names ?? []);
     for (const n of only) if (!this.params.has(n)) throw new Error(`warmupOnly: '${n}' is not a parameter of the model`);
-    this.warmupTrainable = this.trainable.filter((v) => only.has(this.hfNameOf.get(v.name)!));
+    this.warmupTrainable = new Map([...this.trainable].filter(([n]) => only.has(n)));
     this.optimizer = new AdamW(this.params, {
       beta1: this.args.adam_beta1,
       beta2: this.args.adam_beta2,
@@ -256,7 +251,7 @@ export class Trainer {
       if (state.max_steps !== this.args.max_steps) {
         this.log(`note: the checkpoint was made with max_steps ${state.max_steps}, now ${this.args.max_steps}; the schedule follows the new value`);
       }
-      loadParametersExact(this.params, ckpt);
+      loadStateFromFolder(ckpt, this.model, { strict: true });
       this.optimizer.loadState(optimizer, state.optimizer.step, path.join(ckpt, 'trainer_state', 'optimizer.safetensors'));
     } finally {
       for (const t of optimizer.values()) t.dispose();
@@ -296,7 +291,8 @@ export class Trainer {
     try {
       for (let i = 0; i < A; i++) {
         const ids = batches[i]!;
-        const { value, grads } = tf.variableGrads(() => {
+        // gradients keyed by HF name (the optimizer's keys), in parameter order
+        const { value, grads } = variableGradsByName(step < (this.opts.warmupOnly?.steps ?? 0) ? this.warmupTrainable : this.trainable, () => {
           if (hook) return hook.loss(raw[i], numItems, dropoutSeedFor(this.args.seed, step, i));
           const out = this.model.forward({
             inputIds: ids,
@@ -304,16 +300,13 @@ export class Trainer {
             training: true,
             numItemsInBatch: numItems,
             dropoutSeed: dropoutSeedFor(this.args.seed, step, i),
+            lossOnly: true,
           });
           if (!out.loss) throw new Error('model.forward returned no loss although labels were given');
           return out.loss as tf.Scalar;
-        }, step < (this.opts.warmupOnly?.steps ?? 0) ? this.warmupTrainable : this.trainable);
+        });
         lossSum = accumulate(lossSum, value);
-        for (const [varName, g] of Object.entries(grads)) {
-          if (!g) continue;
-          const name = this.hfNameOf.get(varName)!;
-          acc.set(name, accumulate(acc.get(name), g));
-        }
+        for (const [name, g] of grads) acc.set(name, accumulate(acc.get(name), g));
       }
       // One read-back per step: the summed loss and the squared global gradient norm.
       const packed = tf.tidy(() => {
@@ -357,7 +350,7 @@ export class Trainer {
       const n = rows.length * (ds.seqLen - 1);
       const value = tf.tidy(() => {
         const ids = batchToTensor(rows, ds.seqLen);
-        const out = this.model.forward({ inputIds: ids, labels: ids, training: false, numItemsInBatch: n });
+        const out = this.model.forward({ inputIds: ids, labels: ids, training: false, numItemsInBatch: n, lossOnly: true });
         if (!out.loss) throw new Error('model.forward returned no loss although labels were given');
         return out.loss;
       });
