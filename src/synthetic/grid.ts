@@ -8,14 +8,13 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentBackend } from '../backend';
 import { writeMqarFigure } from './figure';
-import type { MqarCellResult } from './results';
+import type { LengthExpr, MqarCellResult } from './results';
 import { isMixerKind, MIXER_KINDS, type MixerKind } from './mixers';
 import { generateMqarSplits, validateMqarOptions } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
 import { trainMqar, type MqarCurvePoint, type MqarEpochInfo, type MqarInit, type MqarTrainHooks } from './train';
 
-/** A size that may depend on the sequence length: a number, or an expression in L such as `L/4`, `L+1`, `2*L`. */
-export type LengthExpr = number | string;
+export type { LengthExpr } from './results';
 
 export interface MqarGridOptions {
   /** Defaults for the training fields left unset: 'tuned' (default) or 'first' (see src/synthetic/recipe.ts). */

@@ -17,8 +17,7 @@
  * `first` is this project's first recipe (everything plain, q/k norm on, keep window K, lr sweep 1e-3 and 3e-3 over
  * 4 epochs), kept to reproduce the plateau.
  */
-import type { LengthExpr } from './grid';
-import type { MqarInit } from './train';
+import type { LengthExpr, MqarInit } from './results';
 
 export interface MqarRecipe {
   init: MqarInit;

@@ -1,9 +1,24 @@
 /**
- * One result row of the MQAR grid (`runMqarGrid`, results.jsonl): its own file so that the grid, which writes the
- * rows, and the figure, which reads them, both import it without importing each other.
+ * Types shared by the MQAR files: the result row of the grid (`runMqarGrid`, results.jsonl), its accuracy curve,
+ * and the recipe's value types. Their own file so that the grid (writes rows), the figure (reads them), the
+ * trainer and the recipes import them without importing each other.
  */
 import type { MixerKind } from './mixers';
-import type { MqarCurvePoint } from './train';
+
+/** A size that may depend on the sequence length: a number, or an expression in L such as `L/4`, `L+1`, `2*L`. */
+export type LengthExpr = number | string;
+
+/** Init of the projections that write into the residual stream: 'scaled' = std 0.02 / sqrt(2 x layers), 'plain' = 0.02. */
+export type MqarInit = 'scaled' | 'plain';
+
+/** One point of a run's accuracy curve: test accuracy after `step` optimizer steps. */
+export interface MqarCurvePoint {
+  step: number;
+  accuracy: number;
+  /** Mean training loss of the steps since the previous point. */
+  loss: number;
+  seconds: number;
+}
 
 export interface MqarCellResult {
   mixer: MixerKind;

@@ -6,11 +6,14 @@
 import { tf } from '../backend';
 import { AdamW } from '../train/adamw';
 import type { MixerKind } from './mixers';
+import type { MqarCurvePoint, MqarInit } from './results';
 import { MqarModel } from './model';
 import { IGNORE_INDEX, type MqarData } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
 import { Xoshiro128 } from '../ops/random';
 import { installWasmMatMulFix } from './wasm-matmul';
+
+export type { MqarCurvePoint, MqarInit } from './results';
 
 export interface MqarTrainOptions {
   /** Defaults for every recipe field left unset (default 'tuned', see src/synthetic/recipe.ts). */
@@ -46,17 +49,6 @@ export interface MqarTrainOptions {
   /** Stop after this many optimizer steps (the schedule still spans `epochs`), evaluate, and say so (`stopped: 'steps'`). */
   maxSteps?: number;
   seed?: number;
-}
-
-export type MqarInit = 'scaled' | 'plain';
-
-/** One point of a run's accuracy curve: test accuracy after `step` optimizer steps. */
-export interface MqarCurvePoint {
-  step: number;
-  accuracy: number;
-  /** Mean training loss of the steps since the previous point. */
-  loss: number;
-  seconds: number;
 }
 
 export interface MqarEpochInfo {
