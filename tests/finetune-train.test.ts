@@ -143,6 +143,15 @@ test('the shipped recipes parse', () => {
     assert.equal(c.training.lr_scheduler_type, 'cosine_with_min_lr', f);
     assert.equal(c.training.lr_scheduler_kwargs.min_lr_ratio, 0.1, f);
   }
+  // a recipe that is not a mapping is refused (it used to be read as an empty recipe)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-ft-yaml-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'list.yaml'), '- model\n- data\n');
+    assert.throws(() => loadFinetuneConfig(path.join(dir, 'list.yaml'), 'sft'), /list\.yaml: the config must be a YAML mapping with sections model, data, sft, training \(got a list\)/);
+    assert.throws(() => loadFinetuneConfig(path.join(dir, 'missing.yaml'), 'dpo'), /config file not found: .*missing\.yaml/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('wm sft / wm dpo: YAML recipe with overrides, unknown options, --help', async () => {

@@ -13,9 +13,8 @@
  *
  * `lr_scheduler_kwargs.min_lr_rate` (HF's name for cosine_with_min_lr) is accepted and stored as min_lr_ratio.
  */
-import * as fs from 'node:fs';
 import YAML from 'yaml';
-import { closestName, parsePretrainConfig } from '../train/config';
+import { closestName, parsePretrainConfig, readYamlRecipe } from '../train/config';
 import type { TrainingSection } from '../train/config';
 import { PACKING_MODES, type PackingMode } from './packing';
 import type { LossOn } from './chat-data';
@@ -163,14 +162,7 @@ export function applyFinetuneOverrides(raw: Raw, overrides: Record<string, strin
 
 /** Read a recipe file with overrides. */
 export function loadFinetuneConfig(file: string, kind: 'sft' | 'dpo', overrides: Record<string, string> = {}): FinetuneConfig {
-  if (!fs.existsSync(file)) throw new Error(`config file not found: ${file}`);
-  let raw: unknown;
-  try {
-    raw = YAML.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: not valid YAML: ${(e as Error).message}`);
-  }
-  if (!isObj(raw)) raw = {};
+  const raw = readYamlRecipe(file, `model, data, ${kind}, training`);
   applyFinetuneOverrides(raw as Raw, overrides, kind);
   return parseFinetuneConfig(raw, kind, file);
 }

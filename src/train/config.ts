@@ -320,8 +320,11 @@ export function parsePretrainConfig(raw: unknown, source = '<config>'): Pretrain
   return config;
 }
 
-/** Read and validate a YAML config file. */
-export function loadPretrainConfig(file: string, overrides: Record<string, string> = {}): PretrainConfig {
+/**
+ * Read a YAML recipe file as a mapping. An empty file parses to null (YAML) and means "all defaults"; anything
+ * else must be a mapping (`sections` names what it should hold, for the message).
+ */
+export function readYamlRecipe(file: string, sections: string): Record<string, unknown> {
   if (!fs.existsSync(file)) throw new Error(`config file not found: ${file}`);
   let raw: unknown;
   try {
@@ -329,9 +332,14 @@ export function loadPretrainConfig(file: string, overrides: Record<string, strin
   } catch (e) {
     throw new Error(`${file}: not valid YAML: ${(e as Error).message}`);
   }
-  // An empty file parses to null (YAML) and means "all defaults"; anything else must be a mapping.
-  if (raw === null || raw === undefined) raw = {};
-  if (!isPlainObject(raw)) throw new Error(`${file}: the config must be a YAML mapping with sections model, data, training (got ${Array.isArray(raw) ? 'a list' : typeof raw})`);
+  if (raw === null || raw === undefined) return {};
+  if (!isPlainObject(raw)) throw new Error(`${file}: the config must be a YAML mapping with sections ${sections} (got ${Array.isArray(raw) ? 'a list' : typeof raw})`);
+  return raw;
+}
+
+/** Read and validate a YAML config file. */
+export function loadPretrainConfig(file: string, overrides: Record<string, string> = {}): PretrainConfig {
+  const raw = readYamlRecipe(file, 'model, data, training');
   applyOverrides(raw, overrides, file);
   return parsePretrainConfig(raw, file);
 }
