@@ -70,6 +70,14 @@ test('the grid runner writes results.jsonl and the figure; dmattn and ssd cells 
   assert.deepEqual(lines.map((l) => l.mixer), ['dmattn', 'ssd']);
   const html = readFileSync(join(out, 'mqar.html'), 'utf8');
   assert.ok(html.includes('sequence length 16') && html.length > 100_000, 'figure HTML should embed plotly and the panel');
+  // a second grid into the same folder does not wipe the first one's results unless asked to
+  const again = { mixers: ['ssd' as const], seqLens: [16], kvPairs: 2, vocabSize: 'L+1', dModels: [16], lrs: [3e-3], epochs: 1,
+    trainExamples: 64, testExamples: 32, batchSize: 32, dState: 8, outDir: out };
+  await assert.rejects(runMqarGrid(again), /results\.jsonl already holds the results of an earlier MQAR grid; .*--overwrite/);
+  assert.equal(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').length, 2, 'earlier results kept');
+  assert.equal((await runMqarGrid({ ...again, overwrite: true })).length, 1);
+  assert.equal(readFileSync(join(out, 'results.jsonl'), 'utf8').trim().split('\n').length, 1);
+  assert.equal(parseMqarArgs(['--preset', 'smoke', '--out', out, '--overwrite']).overwrite, true);
 });
 
 test('bad settings are refused with the rule that failed', () => {

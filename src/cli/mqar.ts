@@ -87,6 +87,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --epochs N             epochs of the cosine schedule (early stop at --stop-accuracy, default 0.99; recipe: 10)
   --train-examples N     --test-examples N   --batch-size N   --seed N
   --zero-filler          filler 0 instead of random non-query tokens (Zoology's original task)
+  --overwrite            replace the results.jsonl / mqar.html of an earlier grid in --out (default: refuse)
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
   --keep-window EXPR     dmattn keep_window_size: K (the number of kv pairs, first), L (no top-k, tuned) or an expression in L
@@ -122,7 +123,7 @@ function parseOnOff(s: string, flag: string): boolean {
 
 export function parseMqarArgs(argv: string[]): MqarGridOptions {
   const flags = new Map<string, string>();
-  const bools = new Set(['--zero-filler', '--random-non-queries', '--help', '-h']);
+  const bools = new Set(['--zero-filler', '--random-non-queries', '--overwrite', '--help', '-h']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (bools.has(a)) {
@@ -146,7 +147,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
   const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
     '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
     '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers', '--seeds', '--init', '--warmup',
-    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std']);
+    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std', '--overwrite']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
 
   const need = <T>(v: T | undefined, flag: string): T => {
@@ -187,6 +188,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     dmattnA: get('--dmattn-a') ? parseNum(get('--dmattn-a'), '--dmattn-a') : base?.dmattnA,
     dtProjStd: get('--dt-std') ? parseNum(get('--dt-std'), '--dt-std') : base?.dtProjStd,
     outDir: need(get('--out'), '--out'),
+    overwrite: get('--overwrite') === 'true',
   };
   return o;
 }

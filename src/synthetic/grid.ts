@@ -4,7 +4,7 @@
  * (Zoology's protocol; the sweep stops early once a learning rate reaches the stop accuracy, since no other can beat
  * it by more than 1 - stop). Results stream to `results.jsonl`; the figure is written at the end.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentBackend } from '../backend';
 import { writeMqarFigure } from './figure';
@@ -67,6 +67,8 @@ export interface MqarGridOptions {
   seeds?: number[];
   /** Output directory for results.jsonl and mqar.html (nothing is written without it). */
   outDir?: string;
+  /** Replace the results.jsonl / mqar.html of an earlier grid in `outDir` (default: refuse, so no results are lost). */
+  overwrite?: boolean;
 }
 
 // One result row of the grid (defined in results.ts, which figure.ts reads too).
@@ -150,6 +152,9 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
   const results: MqarCellResult[] = [];
   const jsonl = o.outDir ? join(o.outDir, 'results.jsonl') : null;
   if (o.outDir) {
+    if (!o.overwrite && existsSync(jsonl!) && statSync(jsonl!).size > 0) {
+      throw new Error(`${jsonl} already holds the results of an earlier MQAR grid; choose another folder or pass --overwrite (overwrite: true) to replace them`);
+    }
     mkdirSync(o.outDir, { recursive: true });
     writeFileSync(jsonl!, '');
   }
