@@ -83,6 +83,15 @@ function transposeInto(src: Float32Array, sOff: number, sStride: number, dst: Fl
   }
 }
 
+/**
+ * Register `kernelFunc` in place of the wasm kernel `orig` (same name, same setup and dispose functions, so the
+ * backend's own bookkeeping is untouched; `orig.kernelFunc` stays available as the fallback).
+ */
+function replaceWasmKernel(tf: Tf, orig: tfc.KernelConfig, kernelFunc: tfc.KernelFunc): void {
+  tf.unregisterKernel(orig.kernelName, 'wasm');
+  tf.registerKernel({ ...orig, kernelFunc });
+}
+
 /** A matrix inside a tensor: `rows x cols` row-major at element `off`, read transposed when `t`. */
 interface Mat { x: Info; off: number; rows: number; cols: number; t: boolean }
 
@@ -90,241 +99,213 @@ function installBatchMatMul(tf: Tf): void {
   const orig = tf.getKernel('BatchMatMul', 'wasm')!;
   const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({
-    kernelName: 'BatchMatMul',
-    backendName: 'wasm',
-    setupFunc: orig.setupFunc,
-    disposeFunc: orig.disposeFunc,
-    kernelFunc: (args) => {
-      const { inputs, backend: be, attrs } = args as unknown as {
-        inputs: { a: Info; b: Info }; backend: WasmBackend; attrs: { transposeA: boolean; transposeB: boolean };
-      };
-      const { transposeA: tA, transposeB: tB } = attrs;
-      const { a, b } = inputs;
-      const ra = a.shape.length, rb = b.shape.length;
-      const M = tA ? a.shape[ra - 1] : a.shape[ra - 2];
-      const K = tA ? a.shape[ra - 2] : a.shape[ra - 1];
-      const N = tB ? b.shape[rb - 2] : b.shape[rb - 1];
-      const batchA = size(a.shape.slice(0, -2)), batchB = size(b.shape.slice(0, -2));
-      const batch = Math.max(batchA, batchB);
-      const plain = !tA && !tB && batchA === 1 && batchB === 1 && K <= PLAIN_CHUNK_K;
-      // left to the plain kernel: what it does well (XNNPACK), tiny products, other dtypes, broadcasts it rejects
-      if (plain || M * N * K < MIN_GEMM_WORK || a.dtype !== 'float32' || b.dtype !== 'float32'
-        || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
-        return orig.kernelFunc(args);
-      }
-      const t0 = stats ? cpuMs() : 0;
-      let tCopy = 0;
-      const f32 = (x: Info) => be.typedArrayFromHeap(x) as Float32Array; // fresh view: allocating may move the heap
+  replaceWasmKernel(tf, orig, (args) => {
+    const { inputs, backend: be, attrs } = args as unknown as {
+      inputs: { a: Info; b: Info }; backend: WasmBackend; attrs: { transposeA: boolean; transposeB: boolean };
+    };
+    const { transposeA: tA, transposeB: tB } = attrs;
+    const { a, b } = inputs;
+    const ra = a.shape.length, rb = b.shape.length;
+    const M = tA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const K = tA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const N = tB ? b.shape[rb - 2] : b.shape[rb - 1];
+    const batchA = size(a.shape.slice(0, -2)), batchB = size(b.shape.slice(0, -2));
+    const batch = Math.max(batchA, batchB);
+    const plain = !tA && !tB && batchA === 1 && batchB === 1 && K <= PLAIN_CHUNK_K;
+    // left to the plain kernel: what it does well (XNNPACK), tiny products, other dtypes, broadcasts it rejects
+    if (plain || M * N * K < MIN_GEMM_WORK || a.dtype !== 'float32' || b.dtype !== 'float32'
+      || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
+      return orig.kernelFunc(args);
+    }
+    const t0 = stats ? cpuMs() : 0;
+    let tCopy = 0;
+    const f32 = (x: Info) => be.typedArrayFromHeap(x) as Float32Array; // fresh view: allocating may move the heap
 
-      /** The block rows [r0, r0 + nr) x cols [c0, c0 + nc) of op(m) as a new [nr, nc] tensor. */
-      const extract = (m: Mat, r0: number, nr: number, c0: number, nc: number): Info => {
-        const t1 = stats ? cpuMs() : 0;
-        const y = be.makeOutput([1, nr, nc], 'float32');
-        const src = f32(m.x), dst = f32(y);
-        if (!m.t) {
-          if (nc === m.cols) dst.set(src.subarray(m.off + r0 * m.cols, m.off + (r0 + nr) * m.cols));
-          else for (let r = 0; r < nr; r++) dst.set(src.subarray(m.off + (r0 + r) * m.cols + c0, m.off + (r0 + r) * m.cols + c0 + nc), r * nc);
-        } else {
-          // op(m) = m^T: op rows are m's columns
-          transposeInto(src, m.off + c0 * m.cols + r0, m.cols, dst, 0, nc, nc, nr);
-        }
-        if (stats) tCopy += cpuMs() - t1;
-        return y;
-      };
-      /** op(m) as a tensor usable by XNNPACK: the tensor itself when it already is one, else a copy. */
-      const whole = (m: Mat, nr: number, nc: number): { x: Info; temp: boolean } => (!m.t && m.off === 0 && size(m.x.shape) === nr * nc
-        ? { x: m.x, temp: false } : { x: extract(m, 0, nr, 0, nc), temp: true });
-      const gemm = (x: Info, y: Info, rows: number, k: number, cols: number): Info => orig.kernelFunc({
-        inputs: { a: { dataId: x.dataId, shape: [1, rows, k], dtype: 'float32' }, b: { dataId: y.dataId, shape: [1, k, cols], dtype: 'float32' } },
-        backend: be, attrs: { transposeA: false, transposeB: false },
-      } as never) as Info;
-
-      /**
-       * C [R, Cc] = L [R, K] W [K, Cc] for matrices given as (possibly transposed) blocks. XNNPACK packs W, so W is
-       * always passed as a fresh tensor unless it is a whole input tensor (its packed operator is cached by tensor id).
-       */
-      const product = (L: Mat, W: Mat, R: number, Cc: number): Info => {
-        const chunked = K > PLAIN_CHUNK_K || (K > 2 * KC && K * Cc >= CHUNK_MIN_ELEMENTS);
-        const kcs = Math.max(KC, Math.ceil(K / 16)); // at most 16 chunks
-        if (!chunked) {
-          const l = whole(L, R, K), w = whole(W, K, Cc);
-          const c = gemm(l.x, w.x, R, K, Cc);
-          if (l.temp) be.disposeData(l.x.dataId);
-          if (w.temp) be.disposeData(w.x.dataId);
-          return c;
-        }
-        let acc: Info | null = null;
-        for (let k0 = 0; k0 < K; k0 += kcs) {
-          const kc = Math.min(kcs, K - k0);
-          const l = extract(L, 0, R, k0, kc), w = extract(W, k0, kc, 0, Cc);
-          const c = gemm(l, w, R, kc, Cc);
-          be.disposeData(l.dataId); be.disposeData(w.dataId);
-          if (!acc) { acc = c; continue; }
-          const av = f32(acc), cv = f32(c);
-          for (let i = 0; i < av.length; i++) av[i] += cv[i];
-          be.disposeData(c.dataId);
-        }
-        return acc!;
-      };
-
-      /** C [M, N] = op(A) op(B) for one batch entry, into out at element outOff (or returned when out is null). */
-      const entry = (aOff: number, bOff: number, rowsM: number, out: Info | null, outOff: number): Info | null => {
-        // op(A) [rowsM, K]: A stored [rowsM, K] (plain) or [K, rowsM] (transposed); op(B) [K, N] likewise
-        const opA: Mat = tA ? { x: a, off: aOff, rows: K, cols: rowsM, t: true } : { x: a, off: aOff, rows: rowsM, cols: K, t: false };
-        const opB: Mat = tB ? { x: b, off: bOff, rows: N, cols: K, t: true } : { x: b, off: bOff, rows: K, cols: N, t: false };
-        // Either C = op(A) op(B), or C^T = op(B)^T op(A)^T and one transpose of the result: pick the one that moves
-        // fewer elements (e.g. dK = dS^T q in attention's backward: transposing q and dK beats transposing dS).
-        const moveDirect = (tA ? K * rowsM : 0) + (tB ? K * N : 0);
-        const moveSwapped = (tA ? 0 : K * rowsM) + (tB ? 0 : K * N) + rowsM * N;
-        if (moveDirect <= moveSwapped) {
-          const c = product(opA, opB, rowsM, N);
-          if (!out) return c;
-          f32(out).set(f32(c), outOff);
-          be.disposeData(c.dataId);
-          return null;
-        }
-        const flip = (m: Mat): Mat => ({ ...m, t: !m.t });
-        const ct = product(flip(opB), flip(opA), N, rowsM); // [N, rowsM]
-        const t1 = stats ? cpuMs() : 0;
-        let res: Info | null = null;
-        if (!out) { res = be.makeOutput([1, rowsM, N], 'float32'); out = res; outOff = 0; }
-        transposeInto(f32(ct), 0, rowsM, f32(out), outOff, N, N, rowsM);
-        if (stats) tCopy += cpuMs() - t1;
-        be.disposeData(ct.dataId);
-        return res;
-      };
-
-      const outShape = [...(batchA >= batchB ? a.shape : b.shape).slice(0, -2), M, N];
-      let out: Info;
-      if (batchB === 1 && !tA) {
-        // B shared by every batch entry: one product with A's batch folded into its rows
-        out = entry(0, 0, batchA * M, null, 0)!;
+    /** The block rows [r0, r0 + nr) x cols [c0, c0 + nc) of op(m) as a new [nr, nc] tensor. */
+    const extract = (m: Mat, r0: number, nr: number, c0: number, nc: number): Info => {
+      const t1 = stats ? cpuMs() : 0;
+      const y = be.makeOutput([1, nr, nc], 'float32');
+      const src = f32(m.x), dst = f32(y);
+      if (!m.t) {
+        if (nc === m.cols) dst.set(src.subarray(m.off + r0 * m.cols, m.off + (r0 + nr) * m.cols));
+        else for (let r = 0; r < nr; r++) dst.set(src.subarray(m.off + (r0 + r) * m.cols + c0, m.off + (r0 + r) * m.cols + c0 + nc), r * nc);
       } else {
-        out = be.makeOutput([batch, M, N], 'float32');
-        for (let i = 0; i < batch; i++) entry(batchA === 1 ? 0 : i * M * K, batchB === 1 ? 0 : i * K * N, M, out, i * M * N);
+        // op(m) = m^T: op rows are m's columns
+        transposeInto(src, m.off + c0 * m.cols + r0, m.cols, dst, 0, nc, nc, nr);
       }
-      if (stats) {
-        const key = `${tA ? 'T' : 'N'}${tB ? 'T' : 'N'} batch=${batchA}/${batchB}` + (process.env.WM_MM_SHAPES ? ` ${M}x${K}x${N}` : '');
-        const s = stats.get(key) ?? { calls: 0, ms: 0, transposeMs: 0, flops: 0 };
-        s.calls++; s.ms += cpuMs() - t0; s.transposeMs += tCopy; s.flops += 2 * batch * M * N * K;
-        stats.set(key, s);
+      if (stats) tCopy += cpuMs() - t1;
+      return y;
+    };
+    /** op(m) as a tensor usable by XNNPACK: the tensor itself when it already is one, else a copy. */
+    const whole = (m: Mat, nr: number, nc: number): { x: Info; temp: boolean } => (!m.t && m.off === 0 && size(m.x.shape) === nr * nc
+      ? { x: m.x, temp: false } : { x: extract(m, 0, nr, 0, nc), temp: true });
+    const gemm = (x: Info, y: Info, rows: number, k: number, cols: number): Info => orig.kernelFunc({
+      inputs: { a: { dataId: x.dataId, shape: [1, rows, k], dtype: 'float32' }, b: { dataId: y.dataId, shape: [1, k, cols], dtype: 'float32' } },
+      backend: be, attrs: { transposeA: false, transposeB: false },
+    } as never) as Info;
+
+    /**
+     * C [R, Cc] = L [R, K] W [K, Cc] for matrices given as (possibly transposed) blocks. XNNPACK packs W, so W is
+     * always passed as a fresh tensor unless it is a whole input tensor (its packed operator is cached by tensor id).
+     */
+    const product = (L: Mat, W: Mat, R: number, Cc: number): Info => {
+      const chunked = K > PLAIN_CHUNK_K || (K > 2 * KC && K * Cc >= CHUNK_MIN_ELEMENTS);
+      const kcs = Math.max(KC, Math.ceil(K / 16)); // at most 16 chunks
+      if (!chunked) {
+        const l = whole(L, R, K), w = whole(W, K, Cc);
+        const c = gemm(l.x, w.x, R, K, Cc);
+        if (l.temp) be.disposeData(l.x.dataId);
+        if (w.temp) be.disposeData(w.x.dataId);
+        return c;
       }
-      return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
-    },
-  } as tfc.KernelConfig);
+      let acc: Info | null = null;
+      for (let k0 = 0; k0 < K; k0 += kcs) {
+        const kc = Math.min(kcs, K - k0);
+        const l = extract(L, 0, R, k0, kc), w = extract(W, k0, kc, 0, Cc);
+        const c = gemm(l, w, R, kc, Cc);
+        be.disposeData(l.dataId); be.disposeData(w.dataId);
+        if (!acc) { acc = c; continue; }
+        const av = f32(acc), cv = f32(c);
+        for (let i = 0; i < av.length; i++) av[i] += cv[i];
+        be.disposeData(c.dataId);
+      }
+      return acc!;
+    };
+
+    /** C [M, N] = op(A) op(B) for one batch entry, into out at element outOff (or returned when out is null). */
+    const entry = (aOff: number, bOff: number, rowsM: number, out: Info | null, outOff: number): Info | null => {
+      // op(A) [rowsM, K]: A stored [rowsM, K] (plain) or [K, rowsM] (transposed); op(B) [K, N] likewise
+      const opA: Mat = tA ? { x: a, off: aOff, rows: K, cols: rowsM, t: true } : { x: a, off: aOff, rows: rowsM, cols: K, t: false };
+      const opB: Mat = tB ? { x: b, off: bOff, rows: N, cols: K, t: true } : { x: b, off: bOff, rows: K, cols: N, t: false };
+      // Either C = op(A) op(B), or C^T = op(B)^T op(A)^T and one transpose of the result: pick the one that moves
+      // fewer elements (e.g. dK = dS^T q in attention's backward: transposing q and dK beats transposing dS).
+      const moveDirect = (tA ? K * rowsM : 0) + (tB ? K * N : 0);
+      const moveSwapped = (tA ? 0 : K * rowsM) + (tB ? 0 : K * N) + rowsM * N;
+      if (moveDirect <= moveSwapped) {
+        const c = product(opA, opB, rowsM, N);
+        if (!out) return c;
+        f32(out).set(f32(c), outOff);
+        be.disposeData(c.dataId);
+        return null;
+      }
+      const flip = (m: Mat): Mat => ({ ...m, t: !m.t });
+      const ct = product(flip(opB), flip(opA), N, rowsM); // [N, rowsM]
+      const t1 = stats ? cpuMs() : 0;
+      let res: Info | null = null;
+      if (!out) { res = be.makeOutput([1, rowsM, N], 'float32'); out = res; outOff = 0; }
+      transposeInto(f32(ct), 0, rowsM, f32(out), outOff, N, N, rowsM);
+      if (stats) tCopy += cpuMs() - t1;
+      be.disposeData(ct.dataId);
+      return res;
+    };
+
+    const outShape = [...(batchA >= batchB ? a.shape : b.shape).slice(0, -2), M, N];
+    let out: Info;
+    if (batchB === 1 && !tA) {
+      // B shared by every batch entry: one product with A's batch folded into its rows
+      out = entry(0, 0, batchA * M, null, 0)!;
+    } else {
+      out = be.makeOutput([batch, M, N], 'float32');
+      for (let i = 0; i < batch; i++) entry(batchA === 1 ? 0 : i * M * K, batchB === 1 ? 0 : i * K * N, M, out, i * M * N);
+    }
+    if (stats) {
+      const key = `${tA ? 'T' : 'N'}${tB ? 'T' : 'N'} batch=${batchA}/${batchB}` + (process.env.WM_MM_SHAPES ? ` ${M}x${K}x${N}` : '');
+      const s = stats.get(key) ?? { calls: 0, ms: 0, transposeMs: 0, flops: 0 };
+      s.calls++; s.ms += cpuMs() - t0; s.transposeMs += tCopy; s.flops += 2 * batch * M * N * K;
+      stats.set(key, s);
+    }
+    return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
+  });
 }
 
 function installSlice(tf: Tf): void {
   const orig = tf.getKernel('Slice', 'wasm')!;
-  tf.unregisterKernel('Slice', 'wasm');
-  tf.registerKernel({
-    kernelName: 'Slice',
-    backendName: 'wasm',
-    setupFunc: orig.setupFunc,
-    disposeFunc: orig.disposeFunc,
-    kernelFunc: (args) => {
-      const { inputs, backend, attrs } = args as unknown as {
-        inputs: { x: Info }; backend: WasmBackend; attrs: { begin: number | number[]; size: number | number[] };
-      };
-      const x = inputs.x;
-      if (x.dtype === 'string') return orig.kernelFunc(args);
-      const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tfc.Tensor, attrs.begin, attrs.size);
-      const out = backend.makeOutput(size, x.dtype);
-      const total = size.reduce((a, b) => a * b, 1);
-      if (total === 0) return out;
-      // views taken after makeOutput: allocating may grow (and move) the wasm heap
-      const xv = backend.typedArrayFromHeap(x);
-      const ov = backend.typedArrayFromHeap(out);
-      const shape = x.shape;
-      const r = shape.length;
-      const strides = new Array<number>(r);
-      let s = 1;
-      for (let d = r - 1; d >= 0; d--) { strides[d] = s; s *= shape[d]; }
-      // merge trailing dimensions taken whole into one contiguous block
-      let k = r - 1;
-      while (k > 0 && size[k] === shape[k]) k--;
-      const block = size[k] * strides[k];
-      const idx = new Array<number>(k).fill(0);
-      let o = 0;
-      for (;;) {
-        let off = begin[k] * strides[k];
-        for (let d = 0; d < k; d++) off += (begin[d] + idx[d]) * strides[d];
-        ov.set(xv.subarray(off, off + block), o);
-        o += block;
-        let d = k - 1;
-        while (d >= 0) { idx[d]++; if (idx[d] < size[d]) break; idx[d] = 0; d--; }
-        if (d < 0) break;
-      }
-      return out;
-    },
-  } as tfc.KernelConfig);
+  replaceWasmKernel(tf, orig, (args) => {
+    const { inputs, backend, attrs } = args as unknown as {
+      inputs: { x: Info }; backend: WasmBackend; attrs: { begin: number | number[]; size: number | number[] };
+    };
+    const x = inputs.x;
+    if (x.dtype === 'string') return orig.kernelFunc(args);
+    const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tfc.Tensor, attrs.begin, attrs.size);
+    const out = backend.makeOutput(size, x.dtype);
+    const total = size.reduce((a, b) => a * b, 1);
+    if (total === 0) return out;
+    // views taken after makeOutput: allocating may grow (and move) the wasm heap
+    const xv = backend.typedArrayFromHeap(x);
+    const ov = backend.typedArrayFromHeap(out);
+    const shape = x.shape;
+    const r = shape.length;
+    const strides = new Array<number>(r);
+    let s = 1;
+    for (let d = r - 1; d >= 0; d--) { strides[d] = s; s *= shape[d]; }
+    // merge trailing dimensions taken whole into one contiguous block
+    let k = r - 1;
+    while (k > 0 && size[k] === shape[k]) k--;
+    const block = size[k] * strides[k];
+    const idx = new Array<number>(k).fill(0);
+    let o = 0;
+    for (;;) {
+      let off = begin[k] * strides[k];
+      for (let d = 0; d < k; d++) off += (begin[d] + idx[d]) * strides[d];
+      ov.set(xv.subarray(off, off + block), o);
+      o += block;
+      let d = k - 1;
+      while (d >= 0) { idx[d]++; if (idx[d] < size[d]) break; idx[d] = 0; d--; }
+      if (d < 0) break;
+    }
+    return out;
+  });
 }
 
 function installGather(tf: Tf): void {
   const orig = tf.getKernel('GatherV2', 'wasm')!;
-  tf.unregisterKernel('GatherV2', 'wasm');
-  tf.registerKernel({
-    kernelName: 'GatherV2',
-    backendName: 'wasm',
-    setupFunc: orig.setupFunc,
-    disposeFunc: orig.disposeFunc,
-    kernelFunc: (args) => {
-      const { inputs, backend, attrs } = args as unknown as {
-        inputs: { x: Info; indices: Info }; backend: WasmBackend; attrs: { axis: number | number[]; batchDims: number };
-      };
-      const { x, indices } = inputs;
-      if (attrs.batchDims !== 0 || x.dtype === 'string' || x.dtype === 'complex64') return orig.kernelFunc(args);
-      const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0];
-      const dim = x.shape[axis];
-      const outer = x.shape.slice(0, axis).reduce((p, q) => p * q, 1);
-      const inner = x.shape.slice(axis + 1).reduce((p, q) => p * q, 1);
-      const n = indices.shape.reduce((p, q) => p * q, 1);
-      const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
-      const idx = backend.typedArrayFromHeap(indices) as Int32Array;
-      for (let i = 0; i < n; i++) {
-        const v = idx[i];
-        if (!(v >= 0 && v < dim)) throw new Error(`GatherV2: the index value ${v} is not in [0, ${dim - 1}]`);
-      }
-      const out = backend.makeOutput(outShape, x.dtype);
-      if (n === 0 || outer * inner === 0) return out;
-      // views after makeOutput (allocating may move the heap)
-      const iv = backend.typedArrayFromHeap(indices) as Int32Array;
-      const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
-      let o = 0;
-      for (let b = 0; b < outer; b++) {
-        const base = b * dim * inner;
-        if (inner === 1) {
-          for (let i = 0; i < n; i++) ov[o++] = xv[base + iv[i]];
-        } else {
-          for (let i = 0; i < n; i++, o += inner) {
-            const s = base + iv[i] * inner;
-            ov.set(xv.subarray(s, s + inner), o);
-          }
+  replaceWasmKernel(tf, orig, (args) => {
+    const { inputs, backend, attrs } = args as unknown as {
+      inputs: { x: Info; indices: Info }; backend: WasmBackend; attrs: { axis: number | number[]; batchDims: number };
+    };
+    const { x, indices } = inputs;
+    if (attrs.batchDims !== 0 || x.dtype === 'string' || x.dtype === 'complex64') return orig.kernelFunc(args);
+    const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0];
+    const dim = x.shape[axis];
+    const outer = x.shape.slice(0, axis).reduce((p, q) => p * q, 1);
+    const inner = x.shape.slice(axis + 1).reduce((p, q) => p * q, 1);
+    const n = indices.shape.reduce((p, q) => p * q, 1);
+    const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+    const idx = backend.typedArrayFromHeap(indices) as Int32Array;
+    for (let i = 0; i < n; i++) {
+      const v = idx[i];
+      if (!(v >= 0 && v < dim)) throw new Error(`GatherV2: the index value ${v} is not in [0, ${dim - 1}]`);
+    }
+    const out = backend.makeOutput(outShape, x.dtype);
+    if (n === 0 || outer * inner === 0) return out;
+    // views after makeOutput (allocating may move the heap)
+    const iv = backend.typedArrayFromHeap(indices) as Int32Array;
+    const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
+    let o = 0;
+    for (let b = 0; b < outer; b++) {
+      const base = b * dim * inner;
+      if (inner === 1) {
+        for (let i = 0; i < n; i++) ov[o++] = xv[base + iv[i]];
+      } else {
+        for (let i = 0; i < n; i++, o += inner) {
+          const s = base + iv[i] * inner;
+          ov.set(xv.subarray(s, s + inner), o);
         }
       }
-      return out;
-    },
-  } as tfc.KernelConfig);
+    }
+    return out;
+  });
 }
 
 function installIdentity(tf: Tf): void {
   const orig = tf.getKernel('Identity', 'wasm')!;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({
-    kernelName: 'Identity',
-    backendName: 'wasm',
-    setupFunc: orig.setupFunc,
-    disposeFunc: orig.disposeFunc,
-    kernelFunc: (args) => {
-      const { inputs, backend } = args as unknown as { inputs: { x: Info }; backend: WasmBackend };
-      const x = inputs.x;
-      if (x.dtype === 'string') return orig.kernelFunc(args);
-      backend.incRef(x.dataId);
-      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
-    },
-  } as tfc.KernelConfig);
+  replaceWasmKernel(tf, orig, (args) => {
+    const { inputs, backend } = args as unknown as { inputs: { x: Info }; backend: WasmBackend };
+    const x = inputs.x;
+    if (x.dtype === 'string') return orig.kernelFunc(args);
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  });
 }
 
 /** The plain tfjs-backend-wasm kernels, before patching (for tests comparing against them). */
