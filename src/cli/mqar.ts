@@ -21,11 +21,11 @@ import { mqarRecipe } from '../synthetic/recipe';
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
   /**
    * The CPU comparison: Zoology's smoke setting (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64), the
-   * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 400 steps or at
-   * 150 s (then evaluates): attention and DMAttn reached 0.99 after 240-360 steps on every seed tried
-   * (docs/mqar-recipe.md), SSD and linear attention run into the budget. The 24 runs take at most 60 min, an
-   * estimated 40 on an idle 2-core machine (wasm); on a busy machine the time budget cuts runs earlier, and
-   * results.jsonl records why each run stopped (`stopped`) and after how many steps.
+   * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 500 steps or at
+   * 110 s (then evaluates): attention and DMAttn reached 0.99 after 240-440 steps on every seed tried
+   * (docs/mqar-recipe.md), SSD runs into the budget. The 24 runs take at most 44 min, about 35 measured on a
+   * lightly loaded 2-core machine (wasm, docs/mqar-recipe.md); on a busy machine the time budget cuts runs earlier,
+   * and results.jsonl records why each run stopped (`stopped`) and after how many steps.
    */
   cpu: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
@@ -39,8 +39,8 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
     testExamples: 1_000,
     batchSize: 64,
     evalEvery: 20,
-    maxSteps: 400,
-    timeBudgetSeconds: 150,
+    maxSteps: 500,
+    timeBudgetSeconds: 110,
   },
   /**
    * The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples, the lr sweep
@@ -91,6 +91,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
   --keep-window EXPR     dmattn keep_window_size: K (the number of kv pairs, first), L (no top-k, tuned) or an expression in L
+  --keep-window-shrink N dmattn: the top-k window starts at L and shrinks linearly to --keep-window over N steps
   --time-budget S        per-run time budget in seconds (training stops there, then evaluates)
   --max-steps N          per-run step budget (training stops there, then evaluates)
   --seeds LIST           run every cell once per seed (data + init), e.g. 0,1,2 (default: --seed, 0)
@@ -147,7 +148,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
   const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
     '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
     '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers', '--seeds', '--init', '--warmup',
-    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std', '--overwrite']);
+    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std', '--overwrite', '--keep-window-shrink']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
 
   const need = <T>(v: T | undefined, flag: string): T => {
@@ -172,6 +173,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     powerA: get('--power-a') ? parseNum(get('--power-a'), '--power-a') : base?.powerA,
     dState: get('--d-state') ? parseNum(get('--d-state'), '--d-state') : base?.dState,
     keepWindowSize: expr(get('--keep-window')) ?? base?.keepWindowSize,
+    keepWindowShrinkSteps: get('--keep-window-shrink') ? parseNum(get('--keep-window-shrink'), '--keep-window-shrink') : base?.keepWindowShrinkSteps,
     numHeads: get('--heads') ? parseNum(get('--heads'), '--heads') : base?.numHeads,
     numLayers: get('--layers') ? parseNum(get('--layers'), '--layers') : base?.numLayers,
     timeBudgetSeconds: get('--time-budget') ? parseNum(get('--time-budget'), '--time-budget') : base?.timeBudgetSeconds,

@@ -87,7 +87,8 @@ export class DynamicMaskAttention extends Module {
   readonly numHeads: number;
   readonly numKvHeads: number;
   readonly headDim: number;
-  readonly keepWindowSize: number;
+  /** Keys kept per query row (Infinity: no top-k). Mutable so a training curriculum (MQAR's shrinking window) can set it between steps. */
+  keepWindowSize: number;
   /** Heads of the dynamic mask: nkv ('kv') or nh ('query'). */
   readonly maskHeads: number;
   readonly eps: number;

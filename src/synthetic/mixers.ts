@@ -30,6 +30,15 @@ class DMAttnMixer extends Module implements SequenceMixer {
   apply(x: tf.Tensor3D): tf.Tensor3D {
     return this.attn.apply(x) as tf.Tensor3D;
   }
+  /** Keys kept per query from the next step on (the shrinking-window curriculum of trainMqar). */
+  setKeepWindowSize(n: number): void {
+    this.attn.keepWindowSize = n;
+  }
+}
+
+/** The mixers whose top-k window a curriculum can change (DMAttn). */
+export function hasKeepWindow(m: SequenceMixer): m is SequenceMixer & { setKeepWindowSize(n: number): void } {
+  return m instanceof DMAttnMixer;
 }
 
 export interface MixerOptions {

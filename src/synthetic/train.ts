@@ -5,7 +5,7 @@
  */
 import { tf } from '../backend';
 import { AdamW } from '../train/adamw';
-import type { MixerKind } from './mixers';
+import { hasKeepWindow, type MixerKind } from './mixers';
 import type { MqarCurvePoint, MqarInit } from './results';
 import { MqarModel } from './model';
 import { IGNORE_INDEX, type MqarData } from './mqar-data';
@@ -29,6 +29,11 @@ export interface MqarTrainOptions {
   numLayers?: number; // default 2
   numHeads?: number; // attention / dmattn heads, default 1
   keepWindowSize?: number; // dmattn (recipe default: the sequence length in 'tuned', numKvPairs in 'first')
+  /**
+   * dmattn curriculum: the top-k window starts at the sequence length (no top-k) and shrinks linearly to
+   * keepWindowSize over this many steps, then stays there (default 0: keepWindowSize from the first step).
+   */
+  keepWindowShrinkSteps?: number;
   dState?: number; // ssd, default 64
   /**
    * Init of the projections that write into the residual stream: 'scaled' = std 0.02 / sqrt(2 * layers) (GPT-2's and
@@ -150,9 +155,12 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   const seed = o.seed ?? 0;
   const R = mqarRecipe(o.recipe ?? 'tuned');
   const numLayers = o.numLayers ?? 2;
+  const keepWindow = o.keepWindowSize ?? keepWindowFor(R.keepWindowSize, train);
+  const shrinkSteps = o.keepWindowShrinkSteps ?? 0;
+  if (!(Number.isInteger(shrinkSteps) && shrinkSteps >= 0)) throw new Error(`MQAR: keepWindowShrinkSteps must be a non-negative integer, got ${shrinkSteps}`);
   const model = new MqarModel({
     mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers, numHeads: o.numHeads,
-    keepWindowSize: o.keepWindowSize ?? keepWindowFor(R.keepWindowSize, train), dState: o.dState, seed,
+    keepWindowSize: keepWindow, dState: o.dState, seed,
     outProjStd: outProjStdFor(o.init ?? R.init, numLayers), qkStd: o.qkStd, qkNorm: o.qkNorm ?? R.qkNorm,
     dmattnA: o.dmattnA ?? R.dmattnA, dtProjStd: o.dtProjStd ?? R.dtProjStd,
   });
@@ -212,6 +220,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
           stopped = 'steps';
           break;
         }
+        if (shrinkSteps > 0) setKeepWindow(model, keepWindowAt(step, shrinkSteps, train.seqLen, keepWindow));
         const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
         const tgt = tf.tensor1d(targets, 'int32');
         const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
@@ -250,6 +259,20 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
     opt.dispose();
     model.dispose();
   }
+}
+
+/**
+ * The shrinking top-k window of DMAttn: L keys (no top-k) at step 0, linearly down to `target` at step `shrinkSteps`,
+ * then `target`. While the window is wide the dynamic mask values d can learn which keys matter (with A = 0 they all
+ * tie, and an early narrow top-k keeps keys chosen by tie-breaking); the narrowing then makes the model rely on them.
+ */
+export function keepWindowAt(step: number, shrinkSteps: number, seqLen: number, target: number): number {
+  if (step >= shrinkSteps || target >= seqLen) return target;
+  return Math.round(seqLen + ((target - seqLen) * step) / shrinkSteps);
+}
+
+function setKeepWindow(model: MqarModel, n: number): void {
+  for (const m of model.mixers) if (hasKeepWindow(m)) m.setKeepWindowSize(n);
 }
 
 /** Linear warmup over `warmup` steps, then cosine decay from `lr` to `minLr` at step `total`. */
