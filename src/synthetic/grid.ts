@@ -43,6 +43,8 @@ export interface MqarGridOptions {
   keepWindowSize?: LengthExpr;
   /** dmattn: shrink the top-k window from L to keepWindowSize over this many steps (default 0: no curriculum; see trainMqar). */
   keepWindowShrinkSteps?: number;
+  /** dmattn: steps with the full window before the shrinking starts (default 0). */
+  keepWindowShrinkStart?: number;
   /** Init of the residual-writing projections (default the recipe's, see trainMqar). */
   init?: MqarInit;
   /** attention / dmattn: q and k projection std (default 0.02). */
@@ -120,6 +122,9 @@ export function validateGrid(o: MqarGridOptions): void {
   if (o.keepWindowShrinkSteps !== undefined && !(Number.isInteger(o.keepWindowShrinkSteps) && o.keepWindowShrinkSteps >= 0)) {
     throw new Error(`MQAR grid: keepWindowShrinkSteps must be a non-negative integer, got ${o.keepWindowShrinkSteps}`);
   }
+  if (o.keepWindowShrinkStart !== undefined && !(Number.isInteger(o.keepWindowShrinkStart) && o.keepWindowShrinkStart >= 0)) {
+    throw new Error(`MQAR grid: keepWindowShrinkStart must be a non-negative integer, got ${o.keepWindowShrinkStart}`);
+  }
   if (o.evalEvery !== undefined && !(Number.isInteger(o.evalEvery) && o.evalEvery >= 1)) throw new Error(`MQAR grid: evalEvery must be a positive integer, got ${o.evalEvery}`);
   for (const lr of lrs) if (!(lr > 0)) throw new Error(`MQAR grid: learning rates must be > 0, got ${lr}`);
   for (const d of o.dModels) if (!Number.isInteger(d) || d < 2 || d % 2 !== 0) throw new Error(`MQAR grid: d_model must be an even integer >= 2, got ${d}`);
@@ -188,7 +193,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
             const r = await trainMqar(
               {
                 mixer, dModel: d, lr, epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
-                numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, keepWindowShrinkSteps: o.keepWindowShrinkSteps, init, qkStd: o.qkStd, qkNorm,
+                numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, keepWindowShrinkSteps: o.keepWindowShrinkSteps, keepWindowShrinkStart: o.keepWindowShrinkStart, init, qkStd: o.qkStd, qkNorm,
                 dmattnA, dtProjStd, weightDecay, warmupFraction,
                 evalEvery: o.evalEvery, stopAccuracy, timeBudgetSeconds: o.timeBudgetSeconds, maxSteps: o.maxSteps, seed: seed + 1,
               },
@@ -205,6 +210,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
           if (o.qkStd !== undefined && (mixer === 'attention' || mixer === 'dmattn')) recipe.qk_std = o.qkStd;
           if (mixer === 'dmattn') Object.assign(recipe, { keep_window_size: keepWindow, qk_norm: qkNorm, A: dmattnA, dt_proj_std: dtProjStd });
           if (mixer === 'dmattn' && o.keepWindowShrinkSteps) recipe.keep_window_shrink_steps = o.keepWindowShrinkSteps;
+          if (mixer === 'dmattn' && o.keepWindowShrinkStart) recipe.keep_window_shrink_start = o.keepWindowShrinkStart;
           const row: MqarCellResult = {
             mixer, seq_len: L, kv_pairs: K, vocab_size: V, d_model: d, lr: best!.lr, accuracy: best!.accuracy,
             epochs: best!.epochs, steps: best!.steps, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,

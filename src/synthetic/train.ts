@@ -34,6 +34,8 @@ export interface MqarTrainOptions {
    * keepWindowSize over this many steps, then stays there (default 0: keepWindowSize from the first step).
    */
   keepWindowShrinkSteps?: number;
+  /** dmattn curriculum: steps with the full window (no top-k) before the shrinking starts (default 0). */
+  keepWindowShrinkStart?: number;
   dState?: number; // ssd, default 64
   /**
    * Init of the projections that write into the residual stream: 'scaled' = std 0.02 / sqrt(2 * layers) (GPT-2's and
@@ -157,6 +159,8 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   const numLayers = o.numLayers ?? 2;
   const keepWindow = o.keepWindowSize ?? keepWindowFor(R.keepWindowSize, train);
   const shrinkSteps = o.keepWindowShrinkSteps ?? 0;
+  const shrinkStart = o.keepWindowShrinkStart ?? 0;
+  if (!(Number.isInteger(shrinkStart) && shrinkStart >= 0)) throw new Error(`MQAR: keepWindowShrinkStart must be a non-negative integer, got ${shrinkStart}`);
   if (!(Number.isInteger(shrinkSteps) && shrinkSteps >= 0)) throw new Error(`MQAR: keepWindowShrinkSteps must be a non-negative integer, got ${shrinkSteps}`);
   const model = new MqarModel({
     mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers, numHeads: o.numHeads,
@@ -175,6 +179,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   const evalEvery = Math.max(1, Math.round(o.evalEvery ?? stepsPerEpoch / 4));
   const rng = new Xoshiro128(seed, 7);
   const order = Int32Array.from({ length: train.numExamples }, (_, i) => i);
+  const windowFinal = () => step >= shrinkStart + shrinkSteps;
   const t0 = Date.now();
   const elapsed = () => (Date.now() - t0) / 1000;
   let step = 0;
@@ -191,7 +196,9 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   let curveSteps = 0;
   const evaluate = (): number => {
     last = evaluateMqar(model, test, o.evalBatchSize);
-    best = Math.max(best, last);
+    // with a shrinking window only the model at its final window counts (best accuracy, early stop): an accuracy
+    // reached while the window is still wide is not the top-k model's
+    if (windowFinal()) best = Math.max(best, last);
     const point = { step, accuracy: last, loss: curveSteps > 0 ? curveLossSum / curveSteps : NaN, seconds: elapsed() };
     curve.push(point);
     hooks.onEval?.({ ...point, mixer: o.mixer, d_model: o.dModel, lr: o.lr });
@@ -220,7 +227,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
           stopped = 'steps';
           break;
         }
-        if (shrinkSteps > 0) setKeepWindow(model, keepWindowAt(step, shrinkSteps, train.seqLen, keepWindow));
+        if (shrinkSteps > 0 || shrinkStart > 0) setKeepWindow(model, keepWindowAt(step, shrinkSteps, train.seqLen, keepWindow, shrinkStart));
         const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
         const tgt = tf.tensor1d(targets, 'int32');
         const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
@@ -232,7 +239,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
         stepsDone++;
         tf.dispose([ids, positions, tgt, value, ...Object.values(grads)]);
         if (!Number.isFinite(l)) break; // diverged: further steps cannot recover
-        if (step % evalEvery === 0 && s < stepsPerEpoch - 1 && evaluate() >= stopAt) {
+        if (step % evalEvery === 0 && s < stepsPerEpoch - 1 && evaluate() >= stopAt && windowFinal()) {
           stopped = 'accuracy';
           break;
         }
@@ -244,17 +251,18 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
       }
       loss = lossSum / stepsDone;
       if (stopped === 'epochs' || (stopped === 'steps' && curve[curve.length - 1].step !== step)) evaluate();
-      if (stopped === 'steps' && last >= stopAt) stopped = 'accuracy';
+      if (stopped === 'steps' && last >= stopAt && windowFinal()) stopped = 'accuracy';
       epochsRun = epoch;
       hooks.onEpoch?.({ mixer: o.mixer, d_model: o.dModel, lr: o.lr, epoch, epochs: o.epochs, loss, accuracy: last, seconds: elapsed() });
       await new Promise((r) => setImmediate(r)); // let a notebook / event loop breathe between epochs
       if (!Number.isFinite(loss)) break;
-      if (stopped === 'epochs' && last >= stopAt) stopped = 'accuracy';
+      if (stopped === 'epochs' && last >= stopAt && windowFinal()) stopped = 'accuracy';
       if (stopped === 'epochs' && (outOfTime || (o.timeBudgetSeconds !== undefined && elapsed() >= o.timeBudgetSeconds && epoch < o.epochs))) {
         stopped = 'time';
       }
     }
-    return { accuracy: best, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: elapsed(), stopped, num_parameters: model.numParameters(), curve };
+    // cut before the window reached its target: the last (wide-window) accuracy is all there is
+    return { accuracy: windowFinal() ? best : last, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: elapsed(), stopped, num_parameters: model.numParameters(), curve };
   } finally {
     opt.dispose();
     model.dispose();
@@ -263,12 +271,14 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
 
 /**
  * The shrinking top-k window of DMAttn: L keys (no top-k) at step 0, linearly down to `target` at step `shrinkSteps`,
- * then `target`. While the window is wide the dynamic mask values d can learn which keys matter (with A = 0 they all
+ * then `target`; with `start`, the window stays at L for the first `start` steps and shrinks after them. While the window is wide the dynamic mask values d can learn which keys matter (with A = 0 they all
  * tie, and an early narrow top-k keeps keys chosen by tie-breaking); the narrowing then makes the model rely on them.
  */
-export function keepWindowAt(step: number, shrinkSteps: number, seqLen: number, target: number): number {
-  if (step >= shrinkSteps || target >= seqLen) return target;
-  return Math.round(seqLen + ((target - seqLen) * step) / shrinkSteps);
+export function keepWindowAt(step: number, shrinkSteps: number, seqLen: number, target: number, start = 0): number {
+  if (target >= seqLen) return target;
+  if (step < start) return seqLen;
+  if (step >= start + shrinkSteps) return target;
+  return Math.round(seqLen + ((target - seqLen) * (step - start)) / shrinkSteps);
 }
 
 function setKeepWindow(model: MqarModel, n: number): void {
