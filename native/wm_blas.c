@@ -17,7 +17,9 @@
  *   sgemm(a, b, c, batch, M, N, K, transA, transB, strideA, strideB)
  *       for i < batch: C_i[M,N] = op(A_i) op(B_i), row-major; A_i = a + i*strideA (elements; 0 = broadcast), same
  *       for B; C_i = c + i*M*N. a, b, c are Float32Arrays (views of the heap).
- *   sgemv(a, x, y, M, K, trans)   y[M] = op(A) x with A stored [M,K] (trans=0) or [K,M] (trans=1)
+ *   sgemv(a, x, y, batch, M, K, trans, strideA, strideX)
+ *       for i < batch: y_i[M] = op(A_i) x_i with A_i stored [M,K] (trans=0) or [K,M] (trans=1); y_i = y + i*M.
+ *       Decoding's products have one row, where sgemv is 3-5x faster than sgemm with M = 1 (measured).
  */
 #include <dlfcn.h>
 #include <node_api.h>
@@ -167,24 +169,27 @@ static napi_value sgemm(napi_env env, napi_callback_info info) {
 }
 
 static napi_value sgemv(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 9;
+  napi_value argv[9];
   size_t la, lx, ly;
-  int64_t d[3]; /* M, K, trans */
+  int64_t d[6]; /* batch, M, K, trans, strideA, strideX */
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!p_sgemv) { napi_throw_error(env, NULL, "wm_blas: init() found no BLAS"); return NULL; }
-  if (argc != 6) { napi_throw_error(env, NULL, "wm_blas.sgemv: expected 6 arguments"); return NULL; }
+  if (argc != 9) { napi_throw_error(env, NULL, "wm_blas.sgemv: expected 9 arguments"); return NULL; }
   float *a = f32_arg(env, argv[0], &la), *x, *y;
   if (!a || !(x = f32_arg(env, argv[1], &lx)) || !(y = f32_arg(env, argv[2], &ly))) return NULL;
-  if (!int_args(env, argv, 3, 3, d)) return NULL;
-  int64_t M = d[0], K = d[1];
-  if (M < 1 || K < 1 || (uint64_t)(M * K) > la || (uint64_t)K > lx || (uint64_t)M > ly) {
+  if (!int_args(env, argv, 3, 6, d)) return NULL;
+  int64_t batch = d[0], M = d[1], K = d[2], sa = d[4], sx = d[5];
+  if (batch < 1 || M < 1 || K < 1 || sa < 0 || sx < 0 || M > 0x7fffffff || K > 0x7fffffff
+      || (uint64_t)((batch - 1) * sa + M * K) > la || (uint64_t)((batch - 1) * sx + K) > lx || (uint64_t)(batch * M) > ly) {
     napi_throw_range_error(env, NULL, "wm_blas.sgemv: dimensions do not fit the arrays");
     return NULL;
   }
-  /* stored [M,K]: y = A x (NoTrans, rows M); stored [K,M]: y = A^T x (Trans, rows K) */
-  if (d[2]) p_sgemv(101, 112, (int)K, (int)M, 1.0f, a, (int)M, x, 1, 0.0f, y, 1);
-  else p_sgemv(101, 111, (int)M, (int)K, 1.0f, a, (int)K, x, 1, 0.0f, y, 1);
+  for (int64_t i = 0; i < batch; i++) {
+    /* stored [M,K]: y = A x (NoTrans, rows M); stored [K,M]: y = A^T x (Trans, rows K) */
+    if (d[3]) p_sgemv(101, 112, (int)K, (int)M, 1.0f, a + i * sa, (int)M, x + i * sx, 1, 0.0f, y + i * M, 1);
+    else p_sgemv(101, 111, (int)M, (int)K, 1.0f, a + i * sa, (int)K, x + i * sx, 1, 0.0f, y + i * M, 1);
+  }
   return NULL;
 }
 

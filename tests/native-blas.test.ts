@@ -76,6 +76,13 @@ const CASES: [number[], number[], boolean, boolean, string][] = [
   [[1, 1, 64], [1, 64, 64], false, false, 'decoding-sized product'],
   [[1, 256], [1000, 256], false, true, 'decoding lm_head row x W^T (GEMV shape)'],
   [[1, 3], [3, 1], false, false, 'tiny product'],
+  [[1, 256], [256, 300], false, false, 'one row, plain B (sgemv transposed)'],
+  [[6, 1, 32], [6, 40, 32], false, true, 'decoding attention scores, batched one-row products (sgemv)'],
+  [[6, 1, 40], [6, 40, 32], false, false, 'decoding attention output, batched one-row products (sgemv)'],
+  [[6, 40, 1], [1, 40, 32], true, false, 'transposed one-row A, shared B'],
+  [[70, 48], [48, 1], false, false, 'one column (sgemv)'],
+  [[5, 48, 70], [5, 48, 1], true, false, 'batched one column, transposed A'],
+  [[3, 70, 48], [48, 1], false, false, 'one column, shared B (folded sgemm)'],
 ];
 
 for (const [as, bs, tA, tB, what] of CASES) {
@@ -150,9 +157,12 @@ test('the addon refuses arrays too small for the dimensions and non-Float32Array
   assert.throws(() => blas.sgemm(a, b, new Float32Array(3), 1, 2, 2, 3, 0, 0, 0, 0), /do not fit the arrays/);
   assert.throws(() => blas.sgemm(new Int32Array(6) as unknown as Float32Array, b, c, 1, 2, 2, 3, 0, 0, 0, 0), /expected a Float32Array/);
   const y = new Float32Array(2);
-  blas.sgemv(new Float32Array([1, 2, 3, 4, 5, 6]), new Float32Array([1, 1, 1]), y, 2, 3, 0); // [2,3] x [3]
+  blas.sgemv(new Float32Array([1, 2, 3, 4, 5, 6]), new Float32Array([1, 1, 1]), y, 1, 2, 3, 0, 0, 0); // [2,3] x [3]
   assert.deepEqual([...y], [6, 15]);
-  blas.sgemv(new Float32Array([1, 2, 3, 4, 5, 6]), new Float32Array([1, 1]), new Float32Array(3).fill(0), 3, 2, 1);
+  const z = new Float32Array(3);
+  blas.sgemv(new Float32Array([1, 2, 3, 4, 5, 6]), new Float32Array([1, 1]), z, 1, 3, 2, 1, 0, 0); // [2,3]^T x [2]
+  assert.deepEqual([...z], [5, 7, 9]);
+  assert.throws(() => blas.sgemv(new Float32Array(6), new Float32Array(3), new Float32Array(2), 2, 2, 3, 0, 6, 0), /do not fit the arrays/);
 });
 
 test('WM_NATIVE_BLAS parsing: 0/1/auto, anything else is refused', () => {

@@ -20,8 +20,9 @@ export interface NativeBlas {
   /** for i < batch: C_i[M,N] = op(A_i) op(B_i) (row-major; strides in elements, 0 = broadcast; C_i = c + i*M*N) */
   sgemm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, M: number, N: number, K: number,
     transA: number, transB: number, strideA: number, strideB: number): void;
-  /** y[M] = op(A) x, A stored [M, K] (trans 0) or [K, M] (trans 1) */
-  sgemv(a: Float32Array, x: Float32Array, y: Float32Array, M: number, K: number, trans: number): void;
+  /** for i < batch: y_i[M] = op(A_i) x_i, A_i stored [M, K] (trans 0) or [K, M] (trans 1); y_i = y + i*M */
+  sgemv(a: Float32Array, x: Float32Array, y: Float32Array, batch: number, M: number, K: number, trans: number,
+    strideA: number, strideX: number): void;
   setThreads(n: number): void;
   /** Which library loaded, and its build configuration (e.g. "OpenBLAS 0.3.21 ... Haswell MAX_THREADS=64"). */
   lib: string;
