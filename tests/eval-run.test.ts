@@ -14,7 +14,7 @@ import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { brownCorpusDocuments, trainTokenizer } from '../src/data';
 import { run as evalCli } from '../src/cli/eval';
 import {
-  encodePair, evalTask, evaluatePerplexity, evaluateTasks, fewshotContext, formatResultsTable, arcDoc, mcDecisions,
+  chatContext, embeddedChatDoc, encodePair, evalTask, evaluatePerplexity, evaluateTasks, fewshotContext, formatResultsTable, arcDoc, mcDecisions,
   scoreContinuations, selectShots, loadTaskDocs, SEED_TASKS, type EvalTokenizer,
 } from '../src/eval';
 
@@ -182,6 +182,35 @@ test('embedded task: ARC-layout rows in memory; perplexity rows', async () => {
   const nll = Math.log(ppl[0].value) * nTok;
   assert.ok(Math.abs(ppl[2].value - nll / 33 / Math.LN2) < 1e-9);
   assert.ok(Math.abs(ppl[1].value - Math.exp(nll / 9)) < 1e-6 * ppl[1].value);
+});
+
+test('embedded_chat: the question as a user turn, the choices complete the answer sentence; scores as computed directly', async () => {
+  const chatTok: EvalTokenizer = {
+    ...charTok,
+    applyChatTemplate: (messages, o = {}) => messages.map((m) => `<${m.role}>${m.content}</>`).join('') + (o.addGenerationPrompt ? '<assistant>' : ''),
+  };
+  const rows = [0, 1, 2].map((i) => ({
+    id: `c${i}`, question: `Ann has a red cup number ${i}. What colour is Ann's cup?`, choices: { text: ['red', 'blue', 'green', 'gray'], label: ['A', 'B', 'C', 'D'] },
+    answerKey: 'A', answer_prefix: "Ann's cup is",
+  }));
+  const docs = rows.map((r) => embeddedChatDoc(r));
+  assert.equal(chatContext(chatTok, docs[0]!), `<user>${rows[0]!.question}</><assistant>Ann's cup is`);
+  // a shot is a user turn and the assistant's whole answer sentence
+  assert.equal(chatContext(chatTok, docs[1]!, [docs[0]!]), `<user>${rows[0]!.question}</><assistant>Ann's cup is red.</><user>${rows[1]!.question}</><assistant>Ann's cup is`);
+  const got = await evaluateTasks(model, chatTok, { tasks: ['embedded_chat'], embeddedRows: { eval: rows }, log: false });
+  assert.deepEqual(got.map((r) => [r.task, r.metric, r.n, r.shots]), [['embedded_chat', 'acc', 3, 0], ['embedded_chat', 'acc_norm_nospace', 3, 0]]);
+  // direct: rendered context encoded without special tokens (the template carries its own), one choice per request
+  let correct = 0;
+  for (const d of docs) {
+    const reqs = d.choices.map((c) => encodePair(chatTok, chatContext(chatTok, d), c, false));
+    assert.equal(reqs[0]!.context[0], chatTok.encode('<')[0], 'no BOS in front of a rendered chat');
+    const sums = scoreContinuations(model, reqs, {}).map((x) => x.sum);
+    correct += sums.indexOf(Math.max(...sums)) === d.gold ? 1 : 0;
+  }
+  assert.equal(got[0]!.value, correct / docs.length);
+  await assert.rejects(evaluateTasks(model, charTok, { tasks: ['embedded_chat'], embeddedRows: { eval: rows }, log: false }), /embedded_chat: embedded_chat benchmark: row 0: a chat-format task needs a tokenizer with a chat template/);
+  const { answer_prefix: _drop, ...noPrefix } = rows[0]!;
+  await assert.rejects(evaluateTasks(model, chatTok, { tasks: ['embedded_chat'], embeddedRows: { eval: [noPrefix] }, log: false }), /embedded_chat benchmark: row 0: field 'answer_prefix' is missing/);
 });
 
 test('unknown tasks, wrong layouts and bad rows are errors naming the task, file, row and field', async () => {

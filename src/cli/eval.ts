@@ -1,5 +1,5 @@
 /**
- * `wm eval --model DIR [--model DIR2 ...] [--tasks embedded,arc_easy,...] [--limit N] [--shots K] [--data DIR | --hub]`
+ * `wm eval --model DIR [--model DIR2 ...] [--tasks embedded_chat,embedded,arc_easy,...] [--limit N] [--shots K] [--data DIR | --hub]`
  *
  * Evaluates one or more checkpoints on the same tasks (lighteval v0.7 definitions, spec 3) and perplexity on
  * held-out text, then writes per model `results-<name>.json` (task, metric, value, stderr, n, shots, model, backend,
@@ -23,8 +23,10 @@ export const USAGE = `usage: wm eval --model DIR [--model DIR2 ...] [options]
 
   --model DIR           a checkpoint folder (config.json, model.safetensors, tokenizer.json); repeat to compare models
   --name NAME           a display name per --model, in the same order (default: the folder name)
-  --tasks LIST          comma-separated: embedded, arc_easy, arc_challenge, piqa, hellaswag, openbookqa, winogrande,
-                        mmlu (or mmlu:<subject>), triviaqa; 'seed' = the seed's eight tasks (default: embedded)
+  --tasks LIST          comma-separated: embedded_chat, embedded, arc_easy, arc_challenge, piqa, hellaswag, openbookqa,
+                        winogrande, mmlu (or mmlu:<subject>), triviaqa; 'seed' = the seed's eight tasks
+                        (default: embedded_chat = the embedded questions asked through the chat template, each choice
+                        completing the answer sentence; embedded = the same questions in ARC's plain prompt)
   --limit N             at most N evaluation items per task (per MMLU subject)
   --shots K             few-shot examples for every task (default: 5 for the seed's tasks, 0 for embedded)
   --data DIR            benchmark files in the hub datasets' layout: DIR/allenai/ai2_arc/ARC-Easy/test-*.parquet, ...
@@ -66,7 +68,7 @@ export const EVAL_SPEC = defineCommand({
   options: {
     model: { type: 'string', multiple: true },
     name: { type: 'string', multiple: true },
-    tasks: { type: 'string', default: 'embedded' },
+    tasks: { type: 'string', default: 'embedded_chat' },
     limit: { type: 'int', min: 1 },
     shots: { type: 'int', min: 0 },
     data: { type: 'string' },
@@ -106,13 +108,16 @@ export function parseEvalArgs(argv: string[]): EvalArgs | null {
       throw new UsageError(`wm eval: ${(e as Error).message}`);
     }
   }
-  const needFiles = a.tasks.filter((t) => t !== 'embedded');
+  const needFiles = a.tasks.filter((t) => !EMBEDDED_TASKS.includes(t));
   if (needFiles.length && !a.data && !a.hub) throw new UsageError(`wm eval: tasks ${needFiles.join(', ')} need --data DIR or --hub`);
   if (a.data && a.hub) throw new UsageError('wm eval: give --data DIR or --hub, not both');
   if (a.data && !fs.existsSync(a.data)) throw new Error(`--data ${a.data} does not exist`);
   for (const m of a.models) if (!fs.existsSync(path.join(m, 'config.json'))) throw new Error(`--model ${m}: no config.json in that folder`);
   return a;
 }
+
+/** The tasks whose rows are generated (src/finetune/default-data.ts), not read from files. */
+const EMBEDDED_TASKS = ['embedded', 'embedded_chat'];
 
 /** The embedded four-choice benchmark (ARC layout): evaluation rows and a few-shot pool from another seed. */
 export function embeddedBenchmarkRows(seed: number, n: number): { eval: DefaultBenchmarkRow[]; fewshot: DefaultBenchmarkRow[] } {
@@ -136,7 +141,7 @@ export async function run(argv: string[]): Promise<void> {
   const args = parseEvalArgs(argv);
   if (!args) { console.log(USAGE); return; }
   await loadBackend();
-  const embedded = args.tasks.includes('embedded') ? embeddedBenchmarkRows(args.embeddedSeed, args.embeddedN) : undefined;
+  const embedded = args.tasks.some((t) => EMBEDDED_TASKS.includes(t)) ? embeddedBenchmarkRows(args.embeddedSeed, args.embeddedN) : undefined;
   const texts = args.ppl.length ? await heldOutTexts(args.ppl, args.pplLimit) : [];
   fs.mkdirSync(args.out, { recursive: true });
   const all: EvalResult[] = [];
