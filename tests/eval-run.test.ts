@@ -319,6 +319,7 @@ test('wm eval: two models, a benchmark and perplexity -> per-model results JSON,
     await assert.rejects(evalCli(['--model', dirs[0], '--tasks', 'arc_easy']), /need --data DIR or --hub/);
     await assert.rejects(evalCli(['--model', path.join(root, 'missing')]), /no config\.json in that folder/);
     await assert.rejects(evalCli(['--tasks', 'embedded']), /wm eval: --model DIR is required/);
+    await assert.rejects(evalCli(['--model', 'x', '--embedded-families', 'copy,define']), /wm eval: --embedded-families: 'define' is not one of copy, bind, arith, antonym/);
     await assert.rejects(evalCli(['--model', dirs[0], '--limit', '0']), /--limit/);
     await assert.rejects(evalCli(['--model', dirs[0], '--shot', '2']), /unknown option --shot \(did you mean --shots\?\)/);
   } finally {
