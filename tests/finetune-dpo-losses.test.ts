@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/backend';
 import type { DogeForCausalLM } from '../src/models/doge/model';
-import { dpoLoss, dpoPairLossValue, parseFinetuneConfig, referenceLogps, type DpoPair } from '../src/finetune';
+import { dpoLoss, dpoPairLossValue, loadFinetuneConfig, parseFinetuneConfig, referenceLogps, type DpoPair } from '../src/finetune';
 
 const V = 4;
 /** A "model" whose logits are w at every position of every row. */
@@ -81,4 +81,8 @@ test('dpo loss types: loss_type in the recipe is checked; label_smoothing with h
   assert.equal(parseFinetuneConfig({ ...base, dpo: { loss_type: 'hinge' } }, 'dpo').dpo.loss_type, 'hinge');
   assert.throws(() => parseFinetuneConfig({ ...base, dpo: { loss_type: 'robust' } }, 'dpo'), /'dpo.loss_type' 'robust' is not supported \(supported: sigmoid, hinge, ipo\)/);
   assert.throws(() => parseFinetuneConfig({ ...base, dpo: { loss_type: 'hinge', label_smoothing: 0.1 } }, 'dpo'), /'dpo.label_smoothing' applies to loss_type sigmoid only, not 'hinge'/);
+  // the CLI's --loss-type override (wm dpo --config doge-tiny-dpo --loss-type ipo)
+  assert.equal(loadFinetuneConfig('configs/doge-tiny-dpo.yaml', 'dpo', { 'loss-type': 'ipo' }).dpo.loss_type, 'ipo');
+  assert.equal(loadFinetuneConfig('configs/doge-tiny-dpo.yaml', 'dpo', {}).dpo.loss_type, 'sigmoid');
+  assert.throws(() => loadFinetuneConfig('configs/doge-tiny-dpo.yaml', 'dpo', { 'loss-type': 'robust' }), /doge-tiny-dpo.yaml: 'dpo.loss_type' 'robust' is not supported/);
 });
