@@ -1,7 +1,7 @@
 /**
  * `wm mqar`: the MQAR comparison of the paper (Dynamic Mask Attention vs plain attention vs SSD).
  *
- *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU grid: smoke setting, 4 mixers, d 64/128, 3 seeds (~40 min idle)
+ *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU grid: smoke setting, 4 mixers, d 64/128, 3 seeds (<= ~48 min)
  *   wm mqar --preset paper --out runs/mqar-paper        # the paper's grid, for a GPU (WM_BACKEND=tensorflow-gpu)
  *   wm mqar --mixers attention,dmattn,ssd --seq-lens 64,128 --kv-pairs L/4 --d-models 32,64,128 \
  *           --lrs 1e-3,3e-3 --epochs 8 --train-examples 4000 --test-examples 500 --out DIR
@@ -23,9 +23,9 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
    * The CPU comparison: Zoology's smoke setting (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64), the
    * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 500 steps or at
    * 110 s (then evaluates): attention and DMAttn reached 0.99 after 240-440 steps on every seed tried
-   * (docs/mqar-recipe.md), SSD runs into the budget. The 24 runs take at most 44 min, about 35 measured on a
-   * lightly loaded 2-core machine (wasm, docs/mqar-recipe.md); on a busy machine the time budget cuts runs earlier,
-   * and results.jsonl records why each run stopped (`stopped`) and after how many steps.
+   * (docs/mqar-recipe.md), SSD runs into the budget. The 24 runs take at most ~48 min (110 s each plus a last evaluation; ~47 measured at load 3-6, when
+   * the budget cut most width-128 runs before their jump: on a quiet machine they need 240-320 steps of ~0.3 s);
+   * results.jsonl records why each run stopped (`stopped`) and after how many steps.
    */
   cpu: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
