@@ -13,7 +13,9 @@
  *     weights, and d 64 stays on the plateau;
  *   - for DMAttn, keep_window_size = L (no top-k): with the authors' K the kept keys start out decided by
  *     tie-breaking (A = 0 gives every key the same mask value) and the context is mostly not among them; that
- *     variant stayed below 0.35 in the budget (`--keep-window K --dmattn-a -1 --dt-std 0.5` was the best of it).
+ *     variant stayed below 0.46 in 10 epochs. A top-k window learns with a curriculum (trainMqar's
+ *     keepWindowShrinkStart / keepWindowShrinkSteps, `--keep-window 8 --keep-window-start 400 --keep-window-shrink 300
+ *     --dmattn-a -1`): full window first, then narrowed; it holds 0.99 down to 2K keys and collapses at exactly K.
  * `first` is this project's first recipe (everything plain, q/k norm on, keep window K, lr sweep 1e-3 and 3e-3 over
  * 4 epochs), kept to reproduce the plateau.
  */
