@@ -9,10 +9,13 @@
  * transpose explicitly, then the plain kernel; batched products still on the naive loop). Prints per arm the
  * minimum and median step time, as CPU time of the process (robust to other jobs when WM_WASM_THREADS=1) and wall
  * time, and the ratio plain / patched.
+ *
+ * `--baseline xnnpack` instead compares the native BLAS path of BatchMatMul (arm "patched", src/ops/native-blas.ts)
+ * with the XNNPACK path of the same patch (arm "plain"); every other patch stays on in both arms.
  */
 import { tf, loadBackend } from '../src/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { originalWasmKernels } from '../src/ops/wasm-patches';
+import { originalWasmKernels, setWasmNativeBlas, wasmNativeBlas } from '../src/ops/wasm-patches';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -69,7 +72,11 @@ async function main(): Promise<void> {
   }));
   const plainOf = new Map(kernels.map((k) => [k, originalWasmKernels.get(k)!]));
   if (arg('baseline', 'plain') === 'previous' && plainOf.has('BatchMatMul')) plainOf.set('BatchMatMul', previousBatchMatMul(plainOf.get('BatchMatMul')!));
+  const nativeAB = arg('baseline', 'plain') === 'xnnpack';
+  const blas = wasmNativeBlas();
+  if (nativeAB && !blas) throw new Error('bench-ab --baseline xnnpack: the native BLAS is not in use (see the backend line)');
   const use = (arm: 'plain' | 'patched') => {
+    if (nativeAB) { setWasmNativeBlas(arm === 'plain' ? null : blas); return; }
     for (const k of kernels) {
       tf.unregisterKernel(k, 'wasm');
       tf.registerKernel(arm === 'plain' ? plainOf.get(k)! : patched.get(k)!);
@@ -100,7 +107,7 @@ async function main(): Promise<void> {
     }
     use('patched');
     const line = (arm: 'plain' | 'patched') => `${arm.padEnd(8)} CPU min ${Math.min(...res[arm].cpu).toFixed(0)} median ${median(res[arm].cpu).toFixed(0)} ms | wall min ${Math.min(...res[arm].wall).toFixed(0)} median ${median(res[arm].wall).toFixed(0)} ms | loss ${res[arm].loss}`;
-    console.log(`\n${preset} ${B}x${T} forward+backward, patches under test: ${kernels.join(', ')} (${rounds} rounds)`);
+    console.log(`\n${preset} ${B}x${T} forward+backward, ${nativeAB ? 'native BLAS (patched) vs XNNPACK (plain) BatchMatMul' : `patches under test: ${kernels.join(', ')}`} (${rounds} rounds)`);
     console.log(line('plain'));
     console.log(line('patched'));
     console.log(`speed-up (plain / patched): CPU min ${(Math.min(...res.plain.cpu) / Math.min(...res.patched.cpu)).toFixed(2)}x, median ${(median(res.plain.cpu) / median(res.patched.cpu)).toFixed(2)}x; wall median ${(median(res.plain.wall) / median(res.patched.wall)).toFixed(2)}x`);

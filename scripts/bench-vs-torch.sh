@@ -32,6 +32,7 @@ echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (should 
 update-alternatives --display libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -m1 'link currently points to' || echo "(could not query the BLAS alternative)"
 
 echo "== ours: pnpm bench, one process per preset ($PRESETS) ${EXTRA[*]:-}"
+node scripts/build-native.mjs   # the native BLAS addon (no-op when up to date; says why when it cannot build)
 pnpm -s build
 parts=()
 for p in ${PRESETS//,/ }; do
@@ -47,6 +48,8 @@ const merged = { ...parts[0], records: parts.flatMap((p) => p.records) };
 fs.writeFileSync('$OUT/ours.json', JSON.stringify(merged, null, 1) + '\\n');
 " "${parts[@]}"
 THREADS=$(node -e "const j=require('./$OUT/ours.json'); console.log(j.threads || 1)")
+# which path ran our matrix products (wasm+openblas = native BLAS addon; plain wasm = XNNPACK; WM_NATIVE_BLAS=0 forces XNNPACK)
+echo "== ours ran on: $(node -e "const j=require('./$OUT/ours.json'); console.log(j.backend + ' (matmuls: ' + (j.matmul || 'n/a') + ')')")"
 
 echo "== PyTorch reference ($REF, $THREADS threads)"
 : > "$OUT/torch.jsonl"

@@ -3,7 +3,9 @@
 #   - Jupyter (nbconvert, nbclient, jupyter_client, ipykernel, jupyter_core) to execute the notebooks through
 #     the real tslab kernel, which `scripts/notebooks.mjs` registers from node_modules after `pnpm install`;
 #   - python3-plotly, so a local JupyterLab can render plotly MIME bundles (not needed by the tests);
-#   - chromium (+ a font) for the headless render check (driven by playwright-core).
+#   - chromium (+ a font) for the headless render check (driven by playwright-core);
+#   - libopenblas0-pthread (OpenBLAS, loaded at run time by the native matmul addon native/wm_blas.c) and gcc +
+#     libc6-dev to build that addon (scripts/build-native.mjs; Node's headers come with the nodejs package).
 # Idempotent and fast: when every package is already installed it only runs one dpkg-query.
 #
 # `pnpm test` runs it first: as root it installs what is missing; as another user it stops at once with the exact
@@ -15,6 +17,7 @@ PACKAGES=(
   jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel jupyter-core
   python3-plotly
   chromium fonts-dejavu-core
+  libopenblas0-pthread gcc libc6-dev
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -15,7 +15,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { disableWasmThreads, prepareWasmThreads, unrefWasmWorkers, wasmThreadsCount } from './wasm-threads';
-import { installWasmKernelPatches } from './ops/wasm-patches';
+import { installWasmKernelPatches, setWasmNativeBlas } from './ops/wasm-patches';
+import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason } from './ops/native-blas';
 import { registerTopKGradient } from './ops/gradients';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -64,6 +65,11 @@ export interface BackendInfo {
   tfjsBackend: string;
   /** Why this one: forced, or which better ones failed and how. */
   reason: string;
+  /**
+   * What runs the wasm backend's matrix products: 'openblas'/'mkl' (native BLAS, src/ops/native-blas.ts) or
+   * 'xnnpack'. Absent for other backends. The log line names it as `wasm+openblas`.
+   */
+  matmul?: 'openblas' | 'mkl' | 'xnnpack';
 }
 
 let current: BackendInfo | undefined;
@@ -139,6 +145,28 @@ nameLoadBackendInEngineErrors();
 /** Notes for the log line (e.g. how many wasm threads run, or why threading was turned off). */
 let backendNotes: string[] = [];
 
+/** The native BLAS choice for the wasm backend's products, made once the backend runs (see native-blas.ts). */
+function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'openblas' | 'mkl' | 'xnnpack' {
+  if (setting === 'off') {
+    setWasmNativeBlas(null);
+    backendNotes.push('matmuls on XNNPACK (native BLAS off: WM_NATIVE_BLAS=0/option)');
+    return 'xnnpack';
+  }
+  const blas = loadNativeBlas();
+  if (!blas) {
+    if (setting === 'on') throw new Error(`native BLAS was required (WM_NATIVE_BLAS=1/option) but is unavailable: ${nativeBlasUnavailableReason()}`);
+    setWasmNativeBlas(null);
+    backendNotes.push(`matmuls on XNNPACK (native BLAS unavailable: ${nativeBlasUnavailableReason()})`);
+    return 'xnnpack';
+  }
+  // Same thread count as XNNPACK's for this workload (training: idle cores; decoding: 1).
+  blas.setThreads(threads);
+  setWasmNativeBlas(blas);
+  const kind = /openblas/i.test(blas.config) ? 'openblas' : 'mkl';
+  backendNotes.push(`matmuls on ${blas.config.split(' ').slice(0, 2).join(' ')} (${blas.lib}, ${threads} thread${threads > 1 ? 's' : ''}; WM_NATIVE_BLAS=0 turns it off)`);
+  return kind;
+}
+
 async function tryBackend(name: BackendName): Promise<void> {
   if (name === 'tensorflow-gpu') requireNative('@tensorflow/tfjs-node-gpu');
   if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
@@ -189,6 +217,11 @@ export interface LoadBackendOptions {
    * machine 2 threads trained ~1.6x faster (644 -> 1064 tokens/s) and decoded ~20% slower.
    */
   workload?: 'training' | 'inference';
+  /**
+   * Run the wasm backend's matrix products on a native BLAS (OpenBLAS/MKL via native/wm_blas.c): true requires it,
+   * false never uses it, 'auto' (default) uses it when it loads. Default: `WM_NATIVE_BLAS` (1 / 0 / auto).
+   */
+  nativeBlas?: boolean | 'auto';
 }
 
 let wasmThreads = 1;
@@ -217,6 +250,7 @@ function resolveWasmThreads(setting: number | string | undefined, workload: 'tra
 export async function loadBackend(options: LoadBackendOptions = {}): Promise<BackendInfo> {
   const forced = options.backend ?? process.env.WM_BACKEND;
   const { threads, why } = resolveWasmThreads(options.wasmThreads ?? process.env.WM_WASM_THREADS, options.workload ?? 'training');
+  const nativeSetting = nativeBlasSetting(options.nativeBlas);
   if (current && (!forced || forced === current.name)) return current;
   const log = options.log ?? true;
   wasmThreads = threads;
@@ -247,8 +281,17 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
     }
     if (!current) throw new Error(`no tfjs backend could load: ${failures.join('; ')}`);
   }
+  if (current.name === 'wasm') {
+    try {
+      current.matmul = selectNativeBlas(nativeSetting, wasmThreadsCount());
+    } catch (e) {
+      current = undefined;
+      throw e;
+    }
+  }
   if (current.name === 'wasm' && backendNotes.length) current.reason += `; ${backendNotes.join('; ')}`;
-  if (log) console.error(`[wonderful-matrices] backend: ${current.name} (${current.reason})`);
+  const shown = current.matmul && current.matmul !== 'xnnpack' ? `${current.name}+${current.matmul}` : current.name;
+  if (log) console.error(`[wonderful-matrices] backend: ${shown} (${current.reason})`);
   return current;
 }
 

@@ -8,7 +8,8 @@ import { tf, loadBackend } from '../src/backend';
 import { originalWasmKernels, installWasmKernelPatches, wasmKernelStats } from '../src/ops/wasm-patches';
 import { Rng } from '../src/ops';
 
-before(async () => { await loadBackend({ backend: 'wasm', log: false }); });
+// native BLAS off: these tests check the XNNPACK path (tests/native-blas.test.ts checks the native one)
+before(async () => { await loadBackend({ backend: 'wasm', log: false, nativeBlas: false }); });
 
 /** Run f with the plain wasm kernel `name` registered instead of the patch, then put the patch back. */
 function withPlainKernel<T>(name: string, f: () => T): T {

@@ -22,9 +22,9 @@ function fakeDebian(): { bin: string; log: string } {
   return { bin, log };
 }
 
-test('package.json: pnpm test runs the system-deps step before building and testing', () => {
+test('package.json: pnpm test runs the system-deps step, builds the native addon, then builds and tests', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  assert.match(pkg.scripts.test, /^bash scripts\/install-system-deps\.sh && pnpm build && node scripts\/run-tests\.mjs$/);
+  assert.match(pkg.scripts.test, /^bash scripts\/install-system-deps\.sh && node scripts\/build-native\.mjs && pnpm build && node scripts\/run-tests\.mjs$/);
 });
 
 test('as root the missing packages are installed with apt-get', () => {
@@ -40,7 +40,7 @@ test('as root the missing packages are installed with apt-get', () => {
   assert.equal(r.status, 0, r.stderr);
   const calls = fs.readFileSync(log, 'utf8').trim().split('\n');
   assert.equal(calls[0], 'apt-get update -qq');
-  assert.match(calls[1], /^apt-get install -y -qq --no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel jupyter-core python3-plotly chromium fonts-dejavu-core$/);
+  assert.match(calls[1], /^apt-get install -y -qq --no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel jupyter-core python3-plotly chromium fonts-dejavu-core libopenblas0-pthread gcc libc6-dev$/);
 });
 
 test('as another user it stops at once and prints the one command to run', () => {
@@ -52,7 +52,7 @@ test('as another user it stops at once and prints the one command to run', () =>
     : spawnSync('bash', [SCRIPT], { encoding: 'utf8', env });
   assert.equal(r.status, 1, r.stderr);
   assert.ok(Date.now() - t0 < 5000);
-  assert.match(r.stderr, /missing: jupyter-nbconvert .* chromium fonts-dejavu-core/);
+  assert.match(r.stderr, /missing: jupyter-nbconvert .* chromium fonts-dejavu-core libopenblas0-pthread gcc libc6-dev/);
   assert.ok(r.stderr.includes(`    sudo bash ${SCRIPT}\n`), r.stderr);
   assert.ok(!fs.existsSync(log), 'nothing was installed');
 });

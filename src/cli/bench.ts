@@ -253,11 +253,14 @@ export async function run(argv: string[]): Promise<void> {
   for (const p of presets ?? []) {
     if (!CASES.some((c) => c.preset === p)) throw new Error(`wm bench: unknown preset '${p}' (choose from ${CASES.map((c) => c.preset).join(', ')})`);
   }
-  const backend = (await loadBackend()).name;
+  const info = await loadBackend();
+  const backend = info.name;
+  // what ran the products on wasm ('openblas' = native BLAS, 'xnnpack'); shown as wasm+openblas in the table
+  const matmul = info.matmul ?? null;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const threads = backend === 'wasm' ? (require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number }).getThreadsCount() : 0;
   const records: Record<string, unknown>[] = [];
-  const emit = (r: Record<string, unknown>): void => { records.push(r); console.log(JSON.stringify(r)); };
+  const emit = (r: Record<string, unknown>): void => { r.matmul = matmul; records.push(r); console.log(JSON.stringify(r)); };
   const selected = CASES.filter((c) => !presets || presets.includes(c.preset));
   if (only !== 'decode') {
     for (const c of selected) if (c.train) emit(benchTrain(c, backend, threads, c.train.batch * c.train.seqLen > 2048 ? Math.max(2, Math.ceil(steps / 2)) : steps));
@@ -266,5 +269,5 @@ export async function run(argv: string[]): Promise<void> {
     for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads));
   }
   console.error(summary(records));
-  if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ backend, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
+  if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ backend: matmul && matmul !== 'xnnpack' ? `${backend}+${matmul}` : backend, matmul, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
 }

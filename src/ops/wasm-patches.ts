@@ -16,6 +16,9 @@
  *    patch copies only the requested blocks.
  *  - Identity (every tensor saved for backprop is cloned through it): share the data with a reference count, as the
  *    wasm Reshape kernel does, instead of copying (tfjs tensors are immutable).
+ *  - BatchMatMul with a native BLAS (`setWasmNativeBlas`, src/ops/native-blas.ts): every float32 product, any
+ *    transposes, batch or broadcast batch, runs as cblas_sgemm (OpenBLAS, AVX2/FMA) on the wasm heap itself; no
+ *    copies, no transposes (BLAS reads transposed operands in place), no chunking.
  *  - GatherV2 (row lookups: embeddings, CDMoE's expert rows and scores): the wasm kernel walks every element through
  *    generic 4-D strides (~60% of doge-tiny-moe's forward pass); the patch copies whole rows.
  *
@@ -23,6 +26,7 @@
  * src/backend.ts without an import cycle).
  */
 import type * as tfc from '@tensorflow/tfjs-core';
+import type { NativeBlas } from './native-blas';
 
 type Tf = typeof tfc;
 type Info = tfc.TensorInfo;
@@ -92,6 +96,19 @@ function replaceWasmKernel(tf: Tf, orig: tfc.KernelConfig, kernelFunc: tfc.Kerne
   tf.registerKernel({ ...orig, kernelFunc });
 }
 
+/** The native BLAS used by BatchMatMul, when set (loadBackend sets it; null = XNNPACK path). */
+let nativeBlas: NativeBlas | null = null;
+
+/** Route the wasm backend's float32 matrix products to a native BLAS (null: back to XNNPACK). */
+export function setWasmNativeBlas(blas: NativeBlas | null): void {
+  nativeBlas = blas;
+}
+
+/** The native BLAS BatchMatMul uses now, or null. */
+export function wasmNativeBlas(): NativeBlas | null {
+  return nativeBlas;
+}
+
 /** A matrix inside a tensor: `rows x cols` row-major at element `off`, read transposed when `t`. */
 interface Mat { x: Info; off: number; rows: number; cols: number; t: boolean }
 
@@ -111,6 +128,10 @@ function installBatchMatMul(tf: Tf): void {
     const N = tB ? b.shape[rb - 2] : b.shape[rb - 1];
     const batchA = size(a.shape.slice(0, -2)), batchB = size(b.shape.slice(0, -2));
     const batch = Math.max(batchA, batchB);
+    if (nativeBlas && a.dtype === 'float32' && b.dtype === 'float32' && M * N * K > 0
+      && (batchA === batchB || batchA === 1 || batchB === 1)) {
+      return nativeBatchMatMul(nativeBlas, be, a, b, tA, tB, M, N, K, batchA, batchB);
+    }
     const plain = !tA && !tB && batchA === 1 && batchB === 1 && K <= PLAIN_CHUNK_K;
     // left to the plain kernel: what it does well (XNNPACK), tiny products, other dtypes, broadcasts it rejects
     if (plain || M * N * K < MIN_GEMM_WORK || a.dtype !== 'float32' || b.dtype !== 'float32'
@@ -216,6 +237,39 @@ function installBatchMatMul(tf: Tf): void {
     }
     return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
   });
+}
+
+/**
+ * op(A) op(B) with the native BLAS, directly on the heap: BLAS reads transposed operands in place (lda/ldb), a
+ * batch is one sgemm per entry inside the addon (stride 0 broadcasts a shared operand), and when B is shared and A
+ * is not transposed the batch folds into A's rows (one [batch*M, K] x [K, N] product).
+ */
+function nativeBatchMatMul(blas: NativeBlas, be: WasmBackend, a: Info, b: Info, tA: boolean, tB: boolean,
+  M: number, N: number, K: number, batchA: number, batchB: number): Info {
+  const t0 = stats ? cpuMs() : 0;
+  const batch = Math.max(batchA, batchB);
+  const outShape = [...(batchA >= batchB ? a.shape : b.shape).slice(0, -2), M, N];
+  const out = be.makeOutput(outShape, 'float32');
+  // views after makeOutput (allocating may grow the heap); the addon reads their pointers during the call only
+  const av = be.typedArrayFromHeap(a) as Float32Array, bv = be.typedArrayFromHeap(b) as Float32Array;
+  const cv = be.typedArrayFromHeap(out) as Float32Array;
+  const sA = batchA === 1 ? 0 : M * K, sB = batchB === 1 ? 0 : K * N;
+  if (M === 1 && !(batchB === 1 && batchA > 1 && !tA)) {
+    // one row per entry (decoding): C_i[1, N] = a_i op(B_i) as a matrix-vector product with op(B)^T; sgemv is 3-5x
+    // faster than sgemm with M = 1 (doge-20m's lm_head [1x256]x[32768x256]^T: 1.1 vs 3.0 ms)
+    blas.sgemv(bv, av, cv, batch, N, K, tB ? 0 : 1, sB, sA);
+  } else if (N === 1 && !(batchB === 1 && batchA > 1 && !tA) && batchA === batch) {
+    // one column: C_i[M, 1] = op(A_i) b_i
+    blas.sgemv(av, bv, cv, batch, M, K, tA ? 1 : 0, sA, sB);
+  } else if (batchB === 1 && !tA) blas.sgemm(av, bv, cv, 1, batchA * M, N, K, 0, tB ? 1 : 0, 0, 0);
+  else blas.sgemm(av, bv, cv, batch, M, N, K, tA ? 1 : 0, tB ? 1 : 0, sA, sB);
+  if (stats) {
+    const key = `native ${tA ? 'T' : 'N'}${tB ? 'T' : 'N'} batch=${batchA}/${batchB}` + (process.env.WM_MM_SHAPES ? ` ${M}x${K}x${N}` : '');
+    const s = stats.get(key) ?? { calls: 0, ms: 0, transposeMs: 0, flops: 0 };
+    s.calls++; s.ms += cpuMs() - t0; s.flops += 2 * batch * M * N * K;
+    stats.set(key, s);
+  }
+  return out;
 }
 
 function installSlice(tf: Tf): void {
