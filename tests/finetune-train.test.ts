@@ -133,7 +133,7 @@ test('bad input fails before training, naming the problem, and writes nothing', 
   assert.ok(!fs.existsSync(out), 'nothing written');
   assert.throws(() => parseFinetuneConfig({ model: { init_from: base }, data: { train: 'x' }, sft: { packing: 'bfd' } }, 'sft', 'p.yaml'), /p\.yaml: 'sft\.packing' must be one of document, wrapped, padding/);
   assert.throws(() => parseFinetuneConfig({ model: {}, data: { train: 'x' } }, 'sft', 'p.yaml'), /'model\.init_from' \(the checkpoint to fine-tune\) is required/);
-  assert.throws(() => parseFinetuneConfig({ model: { init_from: 'a' }, data: { train: 'x' }, dpo: { loss_type: 'ipo' } }, 'dpo', 'p.yaml'), /'dpo\.loss_type' 'ipo' is not supported/);
+  assert.throws(() => parseFinetuneConfig({ model: { init_from: 'a' }, data: { train: 'x' }, dpo: { loss_type: 'kto_pair' } }, 'dpo', 'p.yaml'), /'dpo\.loss_type' 'kto_pair' is not supported \(supported: sigmoid, hinge, ipo\)/);
 });
 
 test('the shipped recipes parse', () => {
