@@ -14,7 +14,7 @@ import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { brownCorpusDocuments, trainTokenizer } from '../src/data';
 import { run as evalCli } from '../src/cli/eval';
 import {
-  encodePair, evalTask, evaluatePerplexity, evaluateTasks, fewshotContext, formatResultsTable, arcDoc, mcDecisions,
+  chatContext, embeddedChatDoc, encodePair, evalTask, evaluatePerplexity, evaluateTasks, fewshotContext, formatResultsTable, arcDoc, mcDecisions,
   scoreContinuations, selectShots, loadTaskDocs, SEED_TASKS, type EvalTokenizer,
 } from '../src/eval';
 
@@ -184,6 +184,35 @@ test('embedded task: ARC-layout rows in memory; perplexity rows', async () => {
   assert.ok(Math.abs(ppl[1].value - Math.exp(nll / 9)) < 1e-6 * ppl[1].value);
 });
 
+test('embedded_chat: the question as a user turn, the choices complete the answer sentence; scores as computed directly', async () => {
+  const chatTok: EvalTokenizer = {
+    ...charTok,
+    applyChatTemplate: (messages, o = {}) => messages.map((m) => `<${m.role}>${m.content}</>`).join('') + (o.addGenerationPrompt ? '<assistant>' : ''),
+  };
+  const rows = [0, 1, 2].map((i) => ({
+    id: `c${i}`, question: `Ann has a red cup number ${i}. What colour is Ann's cup?`, choices: { text: ['red', 'blue', 'green', 'gray'], label: ['A', 'B', 'C', 'D'] },
+    answerKey: 'A', answer_prefix: "Ann's cup is",
+  }));
+  const docs = rows.map((r) => embeddedChatDoc(r));
+  assert.equal(chatContext(chatTok, docs[0]!), `<user>${rows[0]!.question}</><assistant>Ann's cup is`);
+  // a shot is a user turn and the assistant's whole answer sentence
+  assert.equal(chatContext(chatTok, docs[1]!, [docs[0]!]), `<user>${rows[0]!.question}</><assistant>Ann's cup is red.</><user>${rows[1]!.question}</><assistant>Ann's cup is`);
+  const got = await evaluateTasks(model, chatTok, { tasks: ['embedded_chat'], embeddedRows: { eval: rows }, log: false });
+  assert.deepEqual(got.map((r) => [r.task, r.metric, r.n, r.shots]), [['embedded_chat', 'acc', 3, 0], ['embedded_chat', 'acc_norm_nospace', 3, 0]]);
+  // direct: rendered context encoded without special tokens (the template carries its own), one choice per request
+  let correct = 0;
+  for (const d of docs) {
+    const reqs = d.choices.map((c) => encodePair(chatTok, chatContext(chatTok, d), c, false));
+    assert.equal(reqs[0]!.context[0], chatTok.encode('<')[0], 'no BOS in front of a rendered chat');
+    const sums = scoreContinuations(model, reqs, {}).map((x) => x.sum);
+    correct += sums.indexOf(Math.max(...sums)) === d.gold ? 1 : 0;
+  }
+  assert.equal(got[0]!.value, correct / docs.length);
+  await assert.rejects(evaluateTasks(model, charTok, { tasks: ['embedded_chat'], embeddedRows: { eval: rows }, log: false }), /embedded_chat: embedded_chat benchmark: row 0: a chat-format task needs a tokenizer with a chat template/);
+  const { answer_prefix: _drop, ...noPrefix } = rows[0]!;
+  await assert.rejects(evaluateTasks(model, chatTok, { tasks: ['embedded_chat'], embeddedRows: { eval: [noPrefix] }, log: false }), /embedded_chat benchmark: row 0: field 'answer_prefix' is missing/);
+});
+
 test('unknown tasks, wrong layouts and bad rows are errors naming the task, file, row and field', async () => {
   await assert.rejects(evaluateTasks(model, charTok, { tasks: ['arc_easy', 'arc_hard'], dataDir: dir }), /unknown task 'arc_hard' \(tasks: arc_easy, arc_challenge, piqa/);
   await assert.rejects(evaluateTasks(model, charTok, { tasks: ['mmlu:astrology'], dataDir: dir, shots: 0 }), /no rows with subject 'astrology'/);
@@ -290,6 +319,7 @@ test('wm eval: two models, a benchmark and perplexity -> per-model results JSON,
     await assert.rejects(evalCli(['--model', dirs[0], '--tasks', 'arc_easy']), /need --data DIR or --hub/);
     await assert.rejects(evalCli(['--model', path.join(root, 'missing')]), /no config\.json in that folder/);
     await assert.rejects(evalCli(['--tasks', 'embedded']), /wm eval: --model DIR is required/);
+    await assert.rejects(evalCli(['--model', 'x', '--embedded-families', 'copy,define']), /wm eval: --embedded-families: 'define' is not one of copy, bind, arith, antonym/);
     await assert.rejects(evalCli(['--model', dirs[0], '--limit', '0']), /--limit/);
     await assert.rejects(evalCli(['--model', dirs[0], '--shot', '2']), /unknown option --shot \(did you mean --shots\?\)/);
   } finally {

@@ -203,7 +203,7 @@ test('dpo-sigmoid: per-pair log-probs, loss, TRL metrics, variants, precomputed 
     checkGrads(grads, path.join(FT, 'dpo-sigmoid.safetensors'), report);
     for (const g of grads.values()) g.dispose();
     assert.equal(tf.memory().numTensors, before, 'no tensor leaked by dpoLoss under variableGrads');
-    assert.throws(() => dpoLoss(policy, reference, pairs, { ...opts, lossType: 'hinge' as 'sigmoid' }), /loss_type 'hinge' is not supported/);
+    assert.throws(() => dpoLoss(policy, reference, pairs, { ...opts, lossType: 'robust' as 'sigmoid' }), /loss_type 'robust' is not supported \(supported: sigmoid, hinge, ipo\)/);
   } finally {
     policy.dispose();
     reference.dispose();

@@ -28,7 +28,7 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
   '6-usage': { plots: 0, stdout: [/generated/] },
   '7-finetune': { plots: 2, stdout: [/SFT: \d+ steps/, /rewards\/accuracies/, /saved for notebook 8/] },
-  '8-evaluate': { plots: 1, stdout: [/perplexity/, /embedded: acc/, /requests\/s/, /saved runs\/notebooks\/eval/] },
+  '8-evaluate': { plots: 1, stdout: [/perplexity/, /embedded_chat: acc/, /embedded: acc/, /standard errors/, /requests\/s/, /saved runs\/notebooks\/eval/] },
   '9-cheems': { plots: 3, stdout: [/layers sssA/, /max abs difference/, /positions \+ 100/, /eval loss/, /generated/] },
 };
 

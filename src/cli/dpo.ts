@@ -1,7 +1,7 @@
 /**
  * `wm dpo --config configs/doge-tiny-dpo.yaml [--resume [DIR]] [--<key> VALUE ...]`
  *
- * Direct Preference Optimization (sigmoid loss) from a YAML recipe: (prompt, chosen, rejected) rows as strings or
+ * Direct Preference Optimization (loss_type sigmoid, hinge or ipo; --loss-type) from a YAML recipe: (prompt, chosen, rejected) rows as strings or
  * message lists, the seed's truncation, a frozen reference (a copy of the start checkpoint, or log-probs
  * precomputed once), TRL's metric names in the progress line, metrics.jsonl and loss.html. Arguments as `wm sft`.
  */

@@ -1,5 +1,5 @@
 /**
- * `wm eval --model DIR [--model DIR2 ...] [--tasks embedded,arc_easy,...] [--limit N] [--shots K] [--data DIR | --hub]`
+ * `wm eval --model DIR [--model DIR2 ...] [--tasks embedded_chat,embedded,arc_easy,...] [--limit N] [--shots K] [--data DIR | --hub]`
  *
  * Evaluates one or more checkpoints on the same tasks (lighteval v0.7 definitions, spec 3) and perplexity on
  * held-out text, then writes per model `results-<name>.json` (task, metric, value, stderr, n, shots, model, backend,
@@ -16,15 +16,17 @@ import { evaluatePerplexity, evaluateTasks, formatResultsTable, type EvalResult 
 import { evalTask, SEED_TASKS } from '../eval/datasets';
 import { evalComparisonFigure } from '../viz/eval';
 import { writeFigureHtml } from '../viz/show';
-import { defaultBenchmark, type DefaultBenchmarkRow } from '../finetune/default-data';
+import { DEFAULT_BENCHMARK_FAMILIES, DEFAULT_FAMILIES, defaultBenchmark, type DefaultBenchmarkRow, type DefaultFamily } from '../finetune/default-data';
 import { defineCommand, flag, num, parseCommandArgs, str, strs, UsageError } from './args';
 
 export const USAGE = `usage: wm eval --model DIR [--model DIR2 ...] [options]
 
   --model DIR           a checkpoint folder (config.json, model.safetensors, tokenizer.json); repeat to compare models
   --name NAME           a display name per --model, in the same order (default: the folder name)
-  --tasks LIST          comma-separated: embedded, arc_easy, arc_challenge, piqa, hellaswag, openbookqa, winogrande,
-                        mmlu (or mmlu:<subject>), triviaqa; 'seed' = the seed's eight tasks (default: embedded)
+  --tasks LIST          comma-separated: embedded_chat, embedded, arc_easy, arc_challenge, piqa, hellaswag, openbookqa,
+                        winogrande, mmlu (or mmlu:<subject>), triviaqa; 'seed' = the seed's eight tasks
+                        (default: embedded_chat = the embedded questions asked through the chat template, each choice
+                        completing the answer sentence; embedded = the same questions in ARC's plain prompt)
   --limit N             at most N evaluation items per task (per MMLU subject)
   --shots K             few-shot examples for every task (default: 5 for the seed's tasks, 0 for embedded)
   --data DIR            benchmark files in the hub datasets' layout: DIR/allenai/ai2_arc/ARC-Easy/test-*.parquet, ...
@@ -32,6 +34,7 @@ export const USAGE = `usage: wm eval --model DIR [--model DIR2 ...] [options]
   --ppl INPUT           held-out text for perplexity (text, JSONL or Parquet with a text column, or 'brown'); repeatable
   --ppl-limit N         use at most N documents of the held-out text (default 50)
   --embedded-n N        questions of the embedded benchmark (default 400); --embedded-seed S (default 1234)
+  --embedded-families L its question families (default copy,bind: the in-context look-ups; also arith, antonym)
   --max-length N        longest model input (default: the model's max_position_embeddings)
   --batch-size N        requests per forward pass (default 32)
   --seed S              seed of the few-shot draws (default 42)
@@ -52,6 +55,8 @@ export interface EvalArgs {
   pplLimit: number;
   embeddedN: number;
   embeddedSeed: number;
+  /** Question families of the embedded benchmark (default copy,bind). */
+  embeddedFamilies: DefaultFamily[];
   maxLength?: number;
   batchSize?: number;
   seed: number;
@@ -66,7 +71,7 @@ export const EVAL_SPEC = defineCommand({
   options: {
     model: { type: 'string', multiple: true },
     name: { type: 'string', multiple: true },
-    tasks: { type: 'string', default: 'embedded' },
+    tasks: { type: 'string', default: 'embedded_chat' },
     limit: { type: 'int', min: 1 },
     shots: { type: 'int', min: 0 },
     data: { type: 'string' },
@@ -75,6 +80,7 @@ export const EVAL_SPEC = defineCommand({
     'ppl-limit': { type: 'int', min: 1, default: 50 },
     'embedded-n': { type: 'int', min: 1, default: 400 },
     'embedded-seed': { type: 'int', min: 0, default: 1234 },
+    'embedded-families': { type: 'string', default: DEFAULT_BENCHMARK_FAMILIES.join(',') },
     'max-length': { type: 'int', min: 1 },
     'batch-size': { type: 'int', min: 1 },
     seed: { type: 'int', min: 0, default: 42 },
@@ -93,12 +99,16 @@ export function parseEvalArgs(argv: string[]): EvalArgs | null {
     tasks: str(p, 'tasks')!.split(',').map((t) => t.trim()).filter(Boolean).flatMap((t) => (t === 'seed' ? SEED_TASKS : [t])),
     ppl: strs(p, 'ppl'), limit: num(p, 'limit'), shots: num(p, 'shots'), data: str(p, 'data'), hub: flag(p, 'hub'),
     pplLimit: num(p, 'ppl-limit')!, embeddedN: num(p, 'embedded-n')!, embeddedSeed: num(p, 'embedded-seed')!,
+    embeddedFamilies: str(p, 'embedded-families')!.split(',').map((f) => f.trim()).filter(Boolean) as DefaultFamily[],
     maxLength: num(p, 'max-length'), batchSize: num(p, 'batch-size'), seed: num(p, 'seed')!, tokenizer: str(p, 'tokenizer'),
     routerLayout: str(p, 'router-layout') as RouterLayout, out: str(p, 'out')!,
   };
   if (a.models.length === 0) throw new UsageError(`wm eval: --model DIR is required\n\n${USAGE}`);
   if (a.names.length && a.names.length !== a.models.length) throw new UsageError(`wm eval: ${a.names.length} --name for ${a.models.length} --model`);
   if (a.tasks.length === 0) throw new UsageError('wm eval: --tasks is empty');
+  const fourChoice: DefaultFamily[] = DEFAULT_FAMILIES.filter((f) => f !== 'define');
+  for (const f of a.embeddedFamilies) if (!fourChoice.includes(f)) throw new UsageError(`wm eval: --embedded-families: '${f}' is not one of ${fourChoice.join(', ')}`);
+  if (a.embeddedFamilies.length === 0) throw new UsageError('wm eval: --embedded-families is empty');
   for (const t of a.tasks) {
     try {
       evalTask(t);
@@ -106,7 +116,7 @@ export function parseEvalArgs(argv: string[]): EvalArgs | null {
       throw new UsageError(`wm eval: ${(e as Error).message}`);
     }
   }
-  const needFiles = a.tasks.filter((t) => t !== 'embedded');
+  const needFiles = a.tasks.filter((t) => !EMBEDDED_TASKS.includes(t));
   if (needFiles.length && !a.data && !a.hub) throw new UsageError(`wm eval: tasks ${needFiles.join(', ')} need --data DIR or --hub`);
   if (a.data && a.hub) throw new UsageError('wm eval: give --data DIR or --hub, not both');
   if (a.data && !fs.existsSync(a.data)) throw new Error(`--data ${a.data} does not exist`);
@@ -114,9 +124,12 @@ export function parseEvalArgs(argv: string[]): EvalArgs | null {
   return a;
 }
 
+/** The tasks whose rows are generated (src/finetune/default-data.ts), not read from files. */
+const EMBEDDED_TASKS = ['embedded', 'embedded_chat'];
+
 /** The embedded four-choice benchmark (ARC layout): evaluation rows and a few-shot pool from another seed. */
-export function embeddedBenchmarkRows(seed: number, n: number): { eval: DefaultBenchmarkRow[]; fewshot: DefaultBenchmarkRow[] } {
-  return { eval: defaultBenchmark({ seed, n }), fewshot: defaultBenchmark({ seed: seed + 1, n: 50 }) };
+export function embeddedBenchmarkRows(seed: number, n: number, families: DefaultFamily[] = [...DEFAULT_BENCHMARK_FAMILIES]): { eval: DefaultBenchmarkRow[]; fewshot: DefaultBenchmarkRow[] } {
+  return { eval: defaultBenchmark({ seed, n, families }), fewshot: defaultBenchmark({ seed: seed + 1, n: 50, families }) };
 }
 
 async function heldOutTexts(inputs: string[], limit: number): Promise<string[]> {
@@ -136,7 +149,7 @@ export async function run(argv: string[]): Promise<void> {
   const args = parseEvalArgs(argv);
   if (!args) { console.log(USAGE); return; }
   await loadBackend();
-  const embedded = args.tasks.includes('embedded') ? embeddedBenchmarkRows(args.embeddedSeed, args.embeddedN) : undefined;
+  const embedded = args.tasks.some((t) => EMBEDDED_TASKS.includes(t)) ? embeddedBenchmarkRows(args.embeddedSeed, args.embeddedN, args.embeddedFamilies) : undefined;
   const texts = args.ppl.length ? await heldOutTexts(args.ppl, args.pplLimit) : [];
   fs.mkdirSync(args.out, { recursive: true });
   const all: EvalResult[] = [];

@@ -18,7 +18,7 @@ import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparqu
 import { compressors } from 'hyparquet-compressors';
 import { downloadHubDataset, selectSplitFiles } from '../data/hub';
 import { dataRng } from '../ops/random';
-import { arcDoc, hellaswagDoc, mmluOriginalDoc, openbookqaDoc, piqaDoc, triviaqaDoc, winograndeDoc, type TaskDoc } from './tasks';
+import { arcDoc, embeddedChatDoc, hellaswagDoc, mmluOriginalDoc, openbookqaDoc, piqaDoc, triviaqaDoc, winograndeDoc, type TaskDoc } from './tasks';
 
 type Row = Record<string, unknown>;
 
@@ -47,6 +47,8 @@ export interface EvalTaskSpec {
   defaultShots: number;
   /** Row -> Doc; `fewshot` builds the row as a shot. */
   doc(row: Row, where: string, fewshot: boolean): TaskDoc;
+  /** Contexts through the tokenizer's chat template (lighteval's --use_chat_template), for chat-format docs. */
+  chat?: boolean;
   /** MMLU: the row's group (subject); the task score is the mean of the group scores. */
   groupOf?: (row: Row, where: string) => string;
 }
@@ -105,6 +107,11 @@ const TASKS: EvalTaskSpec[] = [
     name: 'embedded', lighteval: '(offline four-choice benchmark, ARC layout)', dataset: 'embedded', evalSplit: 'test', fewshotSplit: 'train', sampling: 'random',
     kind: 'loglikelihood', metrics: ['acc', 'acc_norm_nospace'], columns: ['question', 'choices', 'answerKey'], layout: ARC_LAYOUT, defaultShots: 0,
     doc: (r, w) => arcDoc(r, w),
+  },
+  {
+    name: 'embedded_chat', lighteval: '(offline four-choice benchmark asked through the chat template)', dataset: 'embedded', evalSplit: 'test', fewshotSplit: 'train',
+    sampling: 'random', kind: 'loglikelihood', metrics: ['acc', 'acc_norm_nospace'], columns: ['question', 'choices', 'answerKey', 'answer_prefix'],
+    layout: `${ARC_LAYOUT}, answer_prefix`, defaultShots: 0, chat: true, doc: (r, w) => embeddedChatDoc(r, w),
   },
 ];
 
@@ -264,11 +271,11 @@ export async function loadTaskDocs(task: EvalTaskSpec & { subject?: string }, o:
   let evalRows: SourcedTaskRow[];
   let shotRows: SourcedTaskRow[] = [];
   if (o.rows) {
-    const label = task.name === 'embedded' ? 'embedded benchmark' : `${task.name} rows`;
+    const label = task.dataset === 'embedded' ? `${task.name} benchmark` : `${task.name} rows`;
     evalRows = o.rows.eval.map((row, i) => ({ row: row as Row, where: `${label}: row ${i}` }));
     shotRows = (o.rows.fewshot ?? []).map((row, i) => ({ row: row as Row, where: `${label} (few-shot): row ${i}` }));
   } else {
-    if (task.dataset === 'embedded') throw new Error('task embedded: rows are generated in memory (pass rows, or use runEvaluation which generates them)');
+    if (task.dataset === 'embedded') throw new Error(`task ${task.name}: rows are generated in memory (pass rows, or use wm eval, which generates them)`);
     // MMLU limits per subject: read everything, cut after grouping
     evalRows = await readTaskRows(await splitFiles(task, task.evalSplit, o), task.columns, `${task.dataset} ${task.layout}`, task.groupOf ? Infinity : limit);
     if (needFewshot) shotRows = await readTaskRows(await splitFiles(task, task.fewshotSplit, o), task.columns, `${task.dataset} ${task.layout}`);

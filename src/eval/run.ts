@@ -24,6 +24,8 @@ export interface EvalTokenizer {
   decode(ids: number[]): string;
   eosTokenId?: number;
   eosToken?: string;
+  /** The chat template (chat-format tasks such as embedded_chat need it). */
+  applyChatTemplate?(messages: { role: string; content: string }[], options?: { addGenerationPrompt?: boolean }): string;
 }
 
 /** One number of a run. `stderr` is null where none is defined (perplexity). */
@@ -54,7 +56,7 @@ export interface EvaluateOptions extends TaskDataOptions {
   batchSize?: number;
   /** Name of the model in the result rows (default 'model'). */
   modelName?: string;
-  /** Evaluation and few-shot rows of the embedded benchmark (ARC layout). */
+  /** Evaluation and few-shot rows of the embedded benchmarks (ARC layout + answer_prefix; tasks embedded, embedded_chat). */
   embeddedRows?: { eval: object[]; fewshot?: object[] };
   /** Progress lines (default console.error; null = quiet). */
   log?: boolean;
@@ -63,17 +65,39 @@ export interface EvaluateOptions extends TaskDataOptions {
   onItem?: (item: { task: string; index: number; where: string; group?: string; scores: Record<string, number> }) => void;
 }
 
-/** lighteval's tok_encode_pair on strings. */
-export function encodePair(tok: EvalTokenizer, context: string, continuation: string): ContinuationRequest {
+/**
+ * lighteval's tok_encode_pair on strings. `addSpecialTokens` false for contexts rendered by a chat template (they
+ * carry their own BOS, if any: spec 5, never double BOS).
+ */
+export function encodePair(tok: EvalTokenizer, context: string, continuation: string, addSpecialTokens = true): ContinuationRequest {
   const s = splitTrailingSpace(context, continuation);
   if (s.context === '') {
     if (tok.eosTokenId === undefined) throw new Error('an empty context needs the tokenizer\'s EOS id');
     return { context: [tok.eosTokenId], continuation: tok.encode(s.continuation, { addSpecialTokens: false }) };
   }
-  const whole = tok.encode(s.context + s.continuation, { addSpecialTokens: true });
-  const ctx = tok.encode(s.context, { addSpecialTokens: true });
+  const whole = tok.encode(s.context + s.continuation, { addSpecialTokens });
+  const ctx = tok.encode(s.context, { addSpecialTokens });
   const ctxLen = ctx.length === whole.length ? ctx.length - 1 : ctx.length;
   return { context: ctx.length === whole.length ? whole.slice(0, ctxLen) : ctx, continuation: whole.slice(ctxLen) };
+}
+
+/**
+ * The context of a chat-format doc (lighteval's use_chat_template): each shot is a user turn and the assistant's
+ * full answer (prefix + gold choice), then the question as a user turn, the generation prompt and the answer
+ * prefix the choices complete:
+ *   render([user q1, assistant "Tom's hat is blue", user q], generation prompt) + "Ann's cup is"
+ */
+export function chatContext(tok: EvalTokenizer, doc: TaskDoc, shots: TaskDoc[] = [], where = 'chat task'): string {
+  if (!doc.chat) throw new Error(`${where}: not a chat-format item (no user turn / answer prefix)`);
+  if (!tok.applyChatTemplate) throw new Error(`${where}: a chat-format task needs a tokenizer with a chat template`);
+  const messages: { role: string; content: string }[] = [];
+  for (const s of shots) {
+    if (!s.chat) throw new Error(`${where}: a few-shot item is not in chat format`);
+    const gold = Array.isArray(s.gold) ? s.gold[0] : s.gold;
+    messages.push({ role: 'user', content: s.chat.user }, { role: 'assistant', content: `${s.chat.answerPrefix}${s.choices[gold]}.` });
+  }
+  messages.push({ role: 'user', content: doc.chat.user });
+  return tok.applyChatTemplate(messages, { addGenerationPrompt: true }) + doc.chat.answerPrefix;
 }
 
 /** Mean and standard error of the mean (sample std with ddof 1, as lighteval's mean_stderr). */
@@ -101,11 +125,12 @@ export async function evaluateTasks(model: EvalModel, tok: EvalTokenizer, option
   for (const task of tasks) {
     const t0 = Date.now();
     const shots = options.shots ?? task.shots ?? task.defaultShots;
-    const rows = task.name === 'embedded' ? options.embeddedRows : undefined;
-    if (task.name === 'embedded' && !rows) throw new Error('task embedded: no benchmark rows given (embeddedRows)');
+    const rows = task.dataset === 'embedded' ? options.embeddedRows : undefined;
+    if (task.dataset === 'embedded' && !rows) throw new Error(`task ${task.name}: no benchmark rows given (embeddedRows)`);
     const data = await loadTaskDocs(task, { ...options, rows }, shots > 0);
     const shotLists = selectShots(task, data, shots, options.seed ?? 42);
-    const contexts = data.docs.map((d, i) => fewshotContext(d.doc, shotLists[i]));
+    const chat = task.chat === true;
+    const contexts = data.docs.map((d, i) => (chat ? chatContext(tok, d.doc, shotLists[i], `${task.name}: ${d.where}`) : fewshotContext(d.doc, shotLists[i])));
     const base = { task: task.name, shots, model: options.modelName ?? 'model', backend: backendName() };
     let perItem: Record<string, number[]>;
     let requests = 0;
@@ -121,7 +146,7 @@ export async function evaluateTasks(model: EvalModel, tok: EvalTokenizer, option
     if (task.kind === 'loglikelihood') {
       const reqs: ContinuationRequest[] = [];
       const owner: number[] = [];
-      data.docs.forEach((d, i) => d.doc.choices.forEach((c) => { reqs.push(encodePair(tok, contexts[i], c)); owner.push(i); }));
+      data.docs.forEach((d, i) => d.doc.choices.forEach((c) => { reqs.push(encodePair(tok, contexts[i], c, !chat)); owner.push(i); }));
       requests = reqs.length;
       const scores = scoreContinuations(model, reqs, { maxLength: options.maxLength, batchSize: options.batchSize, onProgress: (a, b) => throttled(a, b, 'requests') });
       const metrics = task.metrics as McMetric[];
@@ -132,6 +157,8 @@ export async function evaluateTasks(model: EvalModel, tok: EvalTokenizer, option
         const dec = mcDecisions(mine.map((s) => s.sum), d.doc.choices, mine.map((s) => s.tokenLogprobs.length), d.doc.gold);
         for (const m of metrics) perItem[m].push(dec.correct[m]);
       }
+    } else if (chat) {
+      throw new Error(`task ${task.name}: chat contexts are implemented for log-likelihood tasks only`);
     } else if (task.kind === 'single_token') {
       const choiceIds = (doc: TaskDoc, where: string) => doc.choices.map((c) => {
         const ids = tok.encode(c, { addSpecialTokens: false });

@@ -21,6 +21,11 @@ export interface TaskDoc {
   gold: number | number[];
   /** Text put once at the top of a few-shot context, and removed from every shot's query (MMLU only). */
   instruction: string;
+  /**
+   * Chat-format items (the embedded chat benchmark): the user turn, and the start of the assistant's answer
+   * sentence the choices complete. The context is then the tokenizer's chat template (see chatContext in run.ts).
+   */
+  chat?: { user: string; answerPrefix: string };
 }
 
 /** Options of a prompt function: `fewshot` builds the row as a shot (MMLU's shots score " A" instead of "A"). */
@@ -119,6 +124,18 @@ export function arcDoc(row: TaskRow, where = 'ARC row'): TaskDoc {
   const gold = label.indexOf(key);
   if (gold < 0) throw new Error(`${where}: answerKey '${key}' is not one of the labels ${JSON.stringify(label)}`);
   return { query: `Question: ${question}\nAnswer:`, choices: text.map((t) => ` ${t}`), gold, instruction: '' };
+}
+
+/**
+ * The embedded chat benchmark (src/finetune/default-data.ts): ARC's columns plus `answer_prefix`. The question is
+ * asked as a user turn and each choice completes the assistant's answer sentence:
+ *   <chat template: user question, generation prompt> + "Tom's hat is" -> " blue" | " red" | ...
+ * `query` keeps the ARC form for display.
+ */
+export function embeddedChatDoc(row: TaskRow, where = 'embedded chat benchmark row'): TaskDoc {
+  const doc = arcDoc(row, where);
+  const answerPrefix = str(row, 'answer_prefix', where);
+  return { ...doc, chat: { user: str(row, 'question', where), answerPrefix } };
 }
 
 /** PIQA (ybisk/piqa): `Question: {goal}\nAnswer:` -> " " + sol1, " " + sol2; gold = label. */

@@ -110,6 +110,7 @@ export function parseFinetuneConfig(raw: unknown, kind: 'sft' | 'dpo', source = 
   if (!(typeof dpo.beta === 'number' && dpo.beta > 0)) throw new Error(`${source}: 'dpo.beta' must be > 0`);
   if (!(typeof dpo.label_smoothing === 'number' && dpo.label_smoothing >= 0 && dpo.label_smoothing < 0.5)) throw new Error(`${source}: 'dpo.label_smoothing' must be in [0, 0.5)`);
   if (!DPO_LOSS_TYPES.includes(dpo.loss_type)) throw new Error(`${source}: 'dpo.loss_type' '${dpo.loss_type}' is not supported (supported: ${DPO_LOSS_TYPES.join(', ')})`);
+  if (dpo.label_smoothing > 0 && dpo.loss_type !== 'sigmoid') throw new Error(`${source}: 'dpo.label_smoothing' applies to loss_type sigmoid only, not '${dpo.loss_type}'`);
   if (dpo.reference !== 'copy' && dpo.reference !== 'precompute') throw new Error(`${source}: 'dpo.reference' must be 'copy' or 'precompute'`);
   if (dpo.long_prompts !== 'error' && dpo.long_prompts !== 'truncate') throw new Error(`${source}: 'dpo.long_prompts' must be 'error' or 'truncate'`);
   for (const k of ['max_length', 'max_prompt_length', 'max_completion_length'] as const) posInt(source, `dpo.${k}`, dpo[k]);

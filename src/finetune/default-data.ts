@@ -26,8 +26,18 @@ import { WORDNET_MINI } from './wordnet-mini';
 export type DefaultFamily = 'copy' | 'bind' | 'arith' | 'antonym' | 'define';
 export const DEFAULT_FAMILIES: readonly DefaultFamily[] = ['copy', 'bind', 'arith', 'antonym', 'define'];
 
-/** The SFT mix of spec 4.2: 40 % copy, 20 % bind, 20 % arith, 10 % antonym, 10 % define. */
-export const DEFAULT_CHAT_MIX: Record<DefaultFamily, number> = { copy: 0.4, bind: 0.2, arith: 0.2, antonym: 0.1, define: 0.1 };
+/**
+ * The SFT mix: 70 % copy, 10 % bind, 10 % arith, 5 % antonym, 5 % define. Spec 4.2 proposed 40/20/20/10/10; measured
+ * on doge-tiny, that spread over 120 steps taught the chat format and stopping but no family's content (benchmark at
+ * chance), while copy-heavy chats teach the in-context look-up within a few CPU minutes (the embedded benchmark).
+ */
+export const DEFAULT_CHAT_MIX: Record<DefaultFamily, number> = { copy: 0.7, bind: 0.1, arith: 0.1, antonym: 0.05, define: 0.05 };
+
+/** The DPO mix (copy-heavy like the chats: its wrong-colour pairs prefer the context's colour). */
+export const DEFAULT_PREFERENCE_MIX: Partial<Record<DefaultFamily, number>> = { copy: 0.5, bind: 0.2, arith: 0.15, antonym: 0.15 };
+
+/** The embedded benchmark's default families: the in-context ones, which the default SFT teaches. */
+export const DEFAULT_BENCHMARK_FAMILIES: readonly DefaultFamily[] = ['copy', 'bind'];
 
 export interface DefaultDataOptions {
   seed?: number;
@@ -60,6 +70,8 @@ export interface DefaultBenchmarkRow {
   question: string;
   choices: { text: string[]; label: string[] };
   answerKey: string;
+  /** The assistant's answer sentence up to the answer word ("Tom's hat is"): the embedded_chat task's cloze. */
+  answer_prefix: string;
 }
 
 const NAMES = ['Ann', 'Tom', 'Mary', 'John', 'Sue', 'Bob', 'Kate', 'Paul', 'Jane', 'Mark', 'Lucy', 'Jack'];
@@ -232,7 +244,7 @@ export function defaultChats(options: DefaultDataOptions = {}): DefaultChat[] {
 export function defaultPreferences(options: DefaultDataOptions = {}): DefaultPreference[] {
   const { seed, n, stream } = checkOptions(options, 'defaultPreferences', 1000);
   const r = dataRng(seed, 200 + stream);
-  const fams = familySchedule(r, n, options.mix ?? { copy: 0.35, bind: 0.15, arith: 0.25, antonym: 0.25 });
+  const fams = familySchedule(r, n, options.mix ?? DEFAULT_PREFERENCE_MIX);
   return fams.map((family) => {
     const it = makeItem(r, family);
     let rejected: string;
@@ -264,15 +276,26 @@ export function defaultPreferences(options: DefaultDataOptions = {}): DefaultPre
 
 const LABELS = ['A', 'B', 'C', 'D'];
 
+/** The answer sentence before the answer word: "Tom's hat is blue." -> "Tom's hat is". */
+function answerPrefix(it: Item): string {
+  const marked = it.answerWith('\u0000');
+  const at = marked.indexOf('\u0000');
+  if (at < 1 || marked.slice(at + 1) !== '.') throw new Error(`default data: the ${it.family} answer '${marked}' does not end with the answer word`);
+  return marked.slice(0, at).trimEnd();
+}
+
 /**
- * The embedded benchmark (spec's `wm-mc-mini`): four-choice questions, equal shares of copy, bind, arith and
- * antonym (default 400), in ARC's layout, so lighteval's ARC prompt (`Question: ...\nAnswer:` with `" " + text`
- * choices) scores them. For bind the context's other colours are distractors: chance 25 %, "a colour of the
- * context" 1 / (facts), true binding 100 %. Uses its own random stream: its questions are not the chats'.
+ * The embedded benchmark (spec's `wm-mc-mini`): four-choice questions, equal shares of the families (default 400
+ * of copy and bind, the in-context look-ups the default SFT teaches; arith and antonym, closed-book facts the chats
+ * also contain, on request), in ARC's layout plus `answer_prefix`. Task `embedded` scores them with lighteval's ARC
+ * prompt (`Question: ...\nAnswer:` with `" " + text` choices), task `embedded_chat` through the chat template with
+ * each choice completing the answer sentence ("Tom's hat is" + " blue"), the format the chats teach.
+ * For bind the context's other colours are distractors: chance 25 %, "a colour of the context" 1 / (facts), true
+ * binding 100 %. Uses its own random stream: its questions are new combinations, not the training chats.
  */
 export function defaultBenchmark(options: { seed?: number; n?: number; families?: DefaultFamily[] } = {}): DefaultBenchmarkRow[] {
   const { seed, n } = checkOptions({ seed: options.seed, n: options.n }, 'defaultBenchmark', 400);
-  const families = options.families ?? ['copy', 'bind', 'arith', 'antonym'];
+  const families = options.families ?? [...DEFAULT_BENCHMARK_FAMILIES];
   for (const f of families) if (!DEFAULT_FAMILIES.includes(f) || f === 'define') throw new Error(`defaultBenchmark: family '${f}' has no four-choice form (use copy, bind, arith, antonym)`);
   const r = dataRng(seed, 300);
   const mix: Partial<Record<DefaultFamily, number>> = {};
@@ -289,6 +312,7 @@ export function defaultBenchmark(options: { seed?: number; n?: number; families?
       question: it.question,
       choices: { text, label: [...LABELS] },
       answerKey: LABELS[goldAt]!,
+      answer_prefix: answerPrefix(it),
     };
   });
 }

@@ -1,10 +1,14 @@
 /**
- * Direct Preference Optimization, sigmoid loss (spec 2.2-2.5; TRL's DPOTrainer as the seed ran it).
+ * Direct Preference Optimization (spec 2.2-2.5; TRL's DPOTrainer as the seed ran it), three of TRL's loss types.
  *
  *   log pi(y|x)  = sum over completion tokens of log-softmax(logits at the previous position)[token]   (summed)
  *   Delta        = (log pi(c|x) - log ref(c|x)) - (log pi(r|x) - log ref(r|x))
- *   loss         = mean over pairs of  (1 - eps) * -log sigmoid(beta Delta)  +  eps * -log sigmoid(-beta Delta)
- *   rewards      = beta (log pi - log ref) for chosen and rejected
+ *   loss         = mean over pairs of
+ *     sigmoid    (1 - eps) * -log sigmoid(beta Delta)  +  eps * -log sigmoid(-beta Delta)   (DPO; cDPO with eps > 0)
+ *     hinge      relu(1 - beta Delta)                                                         (RSO / SLiC)
+ *     ipo        (Delta - 1 / (2 beta))^2, every log pi and log ref averaged over the completion's tokens
+ *                instead of summed (TRL divides all_logps by the completion length for ipo only)   (IPO, eq. 17)
+ *   rewards      = beta (log pi - log ref) for chosen and rejected (with ipo's averaged log-probs)
  *
  * Chosen and rejected sequences go through the model in one batch (all chosen rows, then all rejected rows, right-
  * padded). The reference model runs outside the gradient tape, or its log-probs are precomputed once
@@ -178,15 +182,16 @@ export function referenceLogps(reference: LogitModel, pairs: DpoPair[], opts: { 
   return { chosen, rejected };
 }
 
-export const DPO_LOSS_TYPES = ['sigmoid'] as const;
+export const DPO_LOSS_TYPES = ['sigmoid', 'hinge', 'ipo'] as const;
 export type DpoLossType = (typeof DPO_LOSS_TYPES)[number];
 
 export interface DpoLossOptions {
   beta: number;
   labelSmoothing?: number;
   padId: number;
+  /** 'sigmoid' (default), 'hinge' or 'ipo' (see the file header). */
   lossType?: DpoLossType;
-  /** Precomputed reference log-probs of these pairs (then `reference` may be null). */
+  /** Precomputed reference log-probs of these pairs, summed over tokens for every loss type (then `reference` may be null). */
   referenceLogps?: { chosen: number[]; rejected: number[] };
   /** Divide the summed pair losses by this (pairs of the whole optimizer step); default the number of pairs. */
   numPairsInStep?: number;
@@ -204,6 +209,30 @@ function checkSameVocab(a: LogitModel, b: LogitModel | null): void {
   }
 }
 
+/** Per-pair loss of Delta ([P] tensor) for each loss type (see the file header). */
+function dpoPairLoss(delta: tf.Tensor, lossType: DpoLossType, beta: number, eps: number): tf.Tensor {
+  switch (lossType) {
+    case 'sigmoid': {
+      const z = tf.mul(beta, delta);
+      // -log sigmoid(x) = softplus(-x) (tf.logSigmoid's gradient reads its input after tidy has freed it)
+      return tf.add(tf.mul(1 - eps, tf.softplus(tf.neg(z))), tf.mul(eps, tf.softplus(z)));
+    }
+    case 'hinge':
+      return tf.relu(tf.sub(1, tf.mul(beta, delta)));
+    case 'ipo':
+      return tf.square(tf.sub(delta, 1 / (2 * beta)));
+  }
+}
+
+/** The same on one number (the logged loss). */
+export function dpoPairLossValue(delta: number, lossType: DpoLossType, beta: number, eps = 0): number {
+  switch (lossType) {
+    case 'sigmoid': return -(1 - eps) * logSigmoid(beta * delta) - eps * logSigmoid(-beta * delta);
+    case 'hinge': return Math.max(0, 1 - beta * delta);
+    case 'ipo': return (delta - 1 / (2 * beta)) ** 2;
+  }
+}
+
 const logSigmoid = (x: number): number => (x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x)));
 
 /**
@@ -216,6 +245,7 @@ export function dpoLoss(policy: LogitModel, reference: LogitModel | null, pairs:
   if (!(opts.beta > 0)) throw new Error(`dpo: beta must be > 0, got ${opts.beta}`);
   const eps = opts.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps < 0.5)) throw new Error(`dpo: label_smoothing must be in [0, 0.5), got ${eps}`);
+  if (eps > 0 && lossType !== 'sigmoid') throw new Error(`dpo: label_smoothing (${eps}) applies to loss_type sigmoid only, not '${lossType}'`);
   if (!pairs.length) throw new Error('dpo: no pairs');
   const P = pairs.length;
   const seqs = pairSequences(pairs);
@@ -237,18 +267,23 @@ export function dpoLoss(policy: LogitModel, reference: LogitModel | null, pairs:
   }
   const beta = opts.beta;
   const divisor = opts.numPairsInStep ?? P;
+  // ipo compares mean token log-probs: divide every sequence's sum by its completion length (policy and reference)
+  const lengths = [...pairs.map((p) => p.chosen.length), ...pairs.map((p) => p.rejected.length)]; // [2P]
+  const scale = lossType === 'ipo' ? lengths.map((n) => 1 / n) : lengths.map(() => 1);
+  refC = refC.map((x, i) => x * scale[i]!);
+  refR = refR.map((x, i) => x * scale[P + i]!);
   let pol: number[] = [];
   let stats: CompletionLogps['stats'];
   const loss = tf.tidy(() => {
     const lp = completionLogps(policy, seqs, { padId: opts.padId, stats: true });
     stats = lp.stats;
-    pol = Array.from(lp.logps.dataSync());
-    const c = tf.slice(lp.logps, [0], [P]);
-    const r = tf.slice(lp.logps, [P], [P]);
+    const logps = tf.mul(lp.logps, tf.tensor1d(scale)); // [2P] summed, or averaged for ipo
+    pol = Array.from(logps.dataSync());
+    const c = tf.slice(logps, [0], [P]);
+    const r = tf.slice(logps, [P], [P]);
     const refDiff = tf.tensor1d(refC.map((x, i) => x - refR[i]!));
-    const z = tf.mul(beta, tf.sub(tf.sub(c, r), refDiff)); // beta * Delta, [P]
-    // -log sigmoid(x) = softplus(-x) (tf.logSigmoid's gradient reads its input after tidy has freed it)
-    const perPair = tf.add(tf.mul(1 - eps, tf.softplus(tf.neg(z))), tf.mul(eps, tf.softplus(z)));
+    const delta = tf.sub(tf.sub(c, r), refDiff); // Delta, [P]
+    const perPair = dpoPairLoss(delta, lossType, beta, eps);
     return tf.div(tf.sum(perPair), divisor) as tf.Scalar;
   });
   const polC = pol.slice(0, P);
@@ -258,10 +293,8 @@ export function dpoLoss(policy: LogitModel, reference: LogitModel | null, pairs:
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
   const s = stats!;
   const sum = (xs: number[], from: number, to: number): number => xs.slice(from, to).reduce((a, b) => a + b, 0);
-  const lossHost = mean(rc.map((c, i) => {
-    const z = c - rr[i]!;
-    return -(1 - eps) * logSigmoid(z) - eps * logSigmoid(-z);
-  }));
+  // rc - rr = beta * Delta
+  const lossHost = mean(rc.map((c, i) => dpoPairLossValue((c - rr[i]!) / beta, lossType, beta, eps)));
   const metrics: DpoMetrics = {
     loss: lossHost,
     'rewards/chosen': mean(rc),

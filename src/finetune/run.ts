@@ -27,7 +27,7 @@ import { writeGenerationConfig } from '../generation/generation-config';
 import { checkMessages, encodePlain, sftExample, type ChatExample } from './chat-data';
 import { countTargets, packDocuments, type PackedRow } from './packing';
 import { rowsToSftBatch, sftLoss } from './sft';
-import { dpoLoss, referenceLogps, truncatePair, type DpoMetrics, type DpoPair } from './dpo';
+import { dpoLoss, referenceLogps, truncatePair, type DpoLossType, type DpoMetrics, type DpoPair } from './dpo';
 import { readFinetuneRows, type SourcedRow } from './rows';
 import { endOfTurnId } from './chat';
 import type { FinetuneConfig } from './config';
@@ -351,6 +351,8 @@ class MetricMean {
 export interface DpoHookOptions {
   beta: number;
   labelSmoothing: number;
+  /** 'sigmoid' (default), 'hinge' or 'ipo'. */
+  lossType?: DpoLossType;
   padId: number;
   evalBatchSize: number;
   /** Precomputed reference log-probs of the train / eval pairs (then `reference` may be null). */
@@ -364,7 +366,7 @@ export function dpoEvaluate(policy: DogeForCausalLM, reference: DogeForCausalLM 
   for (let i = 0; i < pairs.length; i += o.evalBatchSize) {
     const part = pairs.slice(i, i + o.evalBatchSize);
     const ref = o.refEval ? { chosen: o.refEval.chosen.slice(i, i + o.evalBatchSize), rejected: o.refEval.rejected.slice(i, i + o.evalBatchSize) } : undefined;
-    const r = dpoLoss(policy, reference, part, { beta: o.beta, labelSmoothing: o.labelSmoothing, padId: o.padId, referenceLogps: ref });
+    const r = dpoLoss(policy, reference, part, { beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.lossType, padId: o.padId, referenceLogps: ref });
     r.loss.dispose();
     mean.add(r.metrics, part.length);
   }
@@ -381,7 +383,7 @@ export function dpoLossHook(policy: DogeForCausalLM, reference: DogeForCausalLM 
       const idx = b as number[];
       const pairs = idx.map((i) => train[i]!);
       const ref = o.refTrain ? { chosen: idx.map((i) => o.refTrain!.chosen[i]!), rejected: idx.map((i) => o.refTrain!.rejected[i]!) } : undefined;
-      const r = dpoLoss(policy, reference, pairs, { beta: o.beta, labelSmoothing: o.labelSmoothing, padId: o.padId, referenceLogps: ref, numPairsInStep: numItems });
+      const r = dpoLoss(policy, reference, pairs, { beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.lossType, padId: o.padId, referenceLogps: ref, numPairsInStep: numItems });
       stepMean.add(r.metrics, pairs.length);
       return r.loss;
     },
@@ -428,7 +430,7 @@ export async function runDpo(config: FinetuneConfig, opts: FinetuneRunOptions = 
     reference = null;
     log(`dpo: reference log-probs of ${train.length + evalPairs.length} pairs precomputed in ${((performance.now() - t1) / 1000).toFixed(1)}s`);
   }
-  log(`dpo: ${train.length} training pairs, ${evalPairs.length} eval pairs; beta ${d.beta}, reference ${d.reference} (${refDir}); ${t.max_steps} steps of ${t.per_device_train_batch_size} x ${t.gradient_accumulation_steps} pairs`);
+  log(`dpo: ${train.length} training pairs, ${evalPairs.length} eval pairs; loss ${d.loss_type}, beta ${d.beta}, reference ${d.reference} (${refDir}); ${t.max_steps} steps of ${t.per_device_train_batch_size} x ${t.gradient_accumulation_steps} pairs`);
   try {
     return await trainAndSave(config, policy, tok, opts, t0, { train: train.length, eval: evalPairs.length }, (runId, extras) => new Trainer({
       model: policy as unknown as CausalLM,
@@ -438,7 +440,7 @@ export async function runDpo(config: FinetuneConfig, opts: FinetuneRunOptions = 
       log,
       onStep: opts.onStep,
       trainLoader: (position) => new IndexLoader(train.length, t.per_device_train_batch_size, t.seed, (position as number | undefined) ?? 0),
-      lossHook: dpoLossHook(policy, reference, train, evalPairs, { beta: d.beta, labelSmoothing: d.label_smoothing, padId, evalBatchSize: t.per_device_eval_batch_size, refTrain, refEval }),
+      lossHook: dpoLossHook(policy, reference, train, evalPairs, { beta: d.beta, labelSmoothing: d.label_smoothing, lossType: d.loss_type, padId, evalBatchSize: t.per_device_eval_batch_size, refTrain, refEval }),
       runId,
       checkpointExtras: extras,
     }));
