@@ -23,6 +23,7 @@
 import * as fs from 'node:fs';
 import { loadBackend, tf } from '../backend';
 import { buildModelConfig, createCausalLM } from '../models/auto';
+import { CheemsConfig } from '../models/cheems';
 import { DogeConfig } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
@@ -66,13 +67,31 @@ export function dogeMatmulFlopsPerToken(c: DogeConfig, T: number): number {
   return c.num_hidden_layers * (attn + ffn) + 2 * H * c.vocab_size; // + lm_head
 }
 
+/**
+ * Forward matmul FLOPs per token of a dense Cheems config at length T (null for CDMoE configs: not counted yet).
+ * SSD layers: the C, B, X, dt projections and o_proj, then the chunked scan at chunk Q with state size n = head_dim:
+ * C B^T and its product with X inside each chunk (2 Q n + 2 Q p per head), each chunk's state X^T B (2 p n), the
+ * states carried between chunks (2 (T/Q + 1) p n / Q) and C times the entering state (2 n p). Attention layers as
+ * Doge's. The scan's small cumulative-sum products are left out.
+ */
+export function cheemsMatmulFlopsPerToken(c: CheemsConfig, T: number): number | null {
+  if (c.is_moe) return null;
+  const H = c.hidden_size, hd = c.headDim, nh = c.num_attention_heads, kvd = c.num_key_value_heads * hd;
+  const I = c.intermediate_size, Q = Math.min(c.ssd_chunk_size, T), chunks = Math.ceil(T / Q);
+  const ssd = 2 * H * (4 * H + nh) + nh * (2 * Q * hd + 2 * Q * hd + 2 * hd * hd + (2 * (chunks + 1) * hd * hd) / Q + 2 * hd * hd);
+  const attn = 2 * H * (H + 2 * kvd) + 2 * kvd * nh + 2 * H * H + 2 * 2 * T * nh * hd;
+  const ffn = 2 * 3 * H * I;
+  return c.layersType.reduce((n, t) => n + (t === 'ssd' ? ssd : attn) + ffn, 0) + 2 * H * c.vocab_size;
+}
+
 /** A benchmark row for any preset `buildModelConfig` knows (Doge and Cheems). */
 function modelCase(preset: string, train: BenchCase['train'], decode: boolean): BenchCase {
   const config = buildModelConfig(preset, {});
   return {
     preset, vocab: config.vocab_size, train, decode,
     make: () => createCausalLM(config, { seed: 0 }) as unknown as BenchModel,
-    flopsPerToken: config instanceof DogeConfig ? (T) => dogeMatmulFlopsPerToken(config, T) : null,
+    flopsPerToken: config instanceof DogeConfig ? (T) => dogeMatmulFlopsPerToken(config, T)
+      : config instanceof CheemsConfig && !config.is_moe ? (T) => cheemsMatmulFlopsPerToken(config, T)! : null,
   };
 }
 
