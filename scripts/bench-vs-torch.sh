@@ -56,6 +56,8 @@ echo "== PyTorch reference ($REF, $THREADS threads)"
 for p in ${PRESETS//,/ }; do
   ref="${p#doge-}"                # the reference names doge-tiny 'tiny', doge-tiny-moe 'tiny-moe'
   [ "$p" = doge-20m ] && ref=doge-20m
+  # a preset the reference does not define (cheems-tiny: the PyTorch Cheems needs CUDA kernels) gets no ratio
+  if ! grep -Eq "[\"']$ref[\"']" "$REF/bench_train.py"; then echo "(no PyTorch reference preset '$ref' for $p: no ratio)"; continue; fi
   "$PY" "$REF/bench_train.py" "$ref" "$THREADS" | sed "s/^{/{\"bench\":\"train\",\"ours\":\"$p\",/" | tee -a "$OUT/torch.jsonl"
   "$PY" "$REF/bench_generate.py" "$ref" "$THREADS" | sed "s/^{/{\"bench\":\"decode\",\"ours\":\"$p\",/" | tee -a "$OUT/torch.jsonl"
 done
