@@ -290,12 +290,16 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
     }
   }
   if (current.name === 'wasm' && backendNotes.length) current.reason += `; ${backendNotes.join('; ')}`;
-  const shown = current.matmul && current.matmul !== 'xnnpack' ? `${current.name}+${current.matmul}` : current.name;
-  if (log) console.error(`[wonderful-matrices] backend: ${shown} (${current.reason})`);
+  if (log) console.error(`[wonderful-matrices] backend: ${backendLabel(current)} (${current.reason})`);
   return current;
 }
 
 /** The backend chosen by `loadBackend`, if any. */
 export function currentBackend(): BackendInfo | undefined {
   return current;
+}
+
+/** The backend as logs show it: `wasm+openblas` when the native BLAS runs the wasm backend's products, else its name. */
+export function backendLabel(info: BackendInfo): string {
+  return info.matmul && info.matmul !== 'xnnpack' ? `${info.name}+${info.matmul}` : info.name;
 }

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadBackend } from '../backend';
+import { backendLabel, loadBackend } from '../backend';
 import { parseSafetensorsHeader } from '../io/safetensors';
 import type { DogeConfig } from '../models/doge';
 import type { CheemsConfig } from '../models/cheems';
@@ -218,7 +218,7 @@ async function runLocked(args: Args, config: PretrainConfig, t: PretrainConfig['
       (r.initialised.length ? ` (${r.initialised.slice(0, 4).join(', ')}${r.initialised.length > 4 ? ', ...' : ''})` : '') +
       (r.ignored.length ? `, ignored ${r.ignored.length} not in this model` : ''));
   }
-  console.error(`model: ${config.model.preset ?? 'custom'} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${describeModelConfig(modelConfig)}) on ${backend.name}`);
+  console.error(`model: ${config.model.preset ?? 'custom'} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${describeModelConfig(modelConfig)}) on ${backendLabel(backend)}`);
   console.error(`data: ${train.numRows} training rows of ${train.seqLen} tokens${evalSet ? `, ${evalSet.numRows} eval rows` : ''}; ` +
     `${t.per_device_train_batch_size * t.gradient_accumulation_steps * train.seqLen} tokens per step, ${t.max_steps} steps`);
 

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadBackend } from '../backend';
+import { backendLabel, loadBackend } from '../backend';
 import { loadFinetuneConfig, runDpo, runSft } from '../finetune';
 import { formatDuration } from '../train/progress';
 import { defineCommand, parseCommandArgs, str, UsageError } from './args';
@@ -75,7 +75,7 @@ export async function runFinetuneCli(kind: 'sft' | 'dpo', argv: string[]): Promi
   if (!args.config) throw new UsageError(`wm ${kind}: --config is required\n\n${usage(kind)}`);
   const config = loadFinetuneConfig(resolveRecipe(args.config, kind), kind, args.overrides);
   const backend = await loadBackend();
-  console.error(`${kind}: ${config.model.init_from} on ${backend.name} -> ${config.training.output_dir}`);
+  console.error(`${kind}: ${config.model.init_from} on ${backendLabel(backend)} -> ${config.training.output_dir}`);
   // Ctrl-C and SIGTERM: checkpoint after the current step, then exit 130 / 143; a second signal quits at once.
   let stoppedBy: string | undefined;
   let stop: (() => void) | undefined;
