@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { tf, loadBackend, type BackendInfo } from '../src/backend';
-import { originalWasmKernels, setWasmNativeBlas, wasmNativeBlas, wasmKernelStats } from '../src/ops/wasm-patches';
+import { setWasmNativeBlas, wasmNativeBlas, wasmKernelStats } from '../src/ops/wasm-patches';
 import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason, type NativeBlas } from '../src/ops/native-blas';
-import { Rng } from '../src/ops';
+import { maxRelErr, matMulTolerance, randn, withPlainKernel } from './kernel-helpers';
 
 let info: BackendInfo;
 let blas: NativeBlas;
@@ -22,32 +22,6 @@ before(async () => {
   assert.ok(b, `native BLAS unavailable: ${nativeBlasUnavailableReason()}`);
   blas = b;
 });
-
-/** Run f with the plain wasm BatchMatMul (naive loop / XNNPACK, no patch) registered, then put the patch back. */
-function withPlainKernel<T>(f: () => T): T {
-  const patched = tf.getKernel('BatchMatMul', 'wasm')!;
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel(originalWasmKernels.get('BatchMatMul')!);
-  try {
-    return f();
-  } finally {
-    tf.unregisterKernel('BatchMatMul', 'wasm');
-    tf.registerKernel(patched);
-  }
-}
-
-function randn(shape: number[], seed: number): tf.Tensor {
-  const rng = new Rng(seed);
-  return tf.tensor(rng.normalArray(shape.reduce((a, b) => a * b, 1), 1), shape);
-}
-
-function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let scale = 0, err = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
-  return err / Math.max(scale, 1e-30);
-}
 
 test('the addon is built, loads OpenBLAS, and loadBackend reports wasm+openblas', () => {
   assert.match(blas.config, /OpenBLAS/, `loaded ${blas.lib}: ${blas.config}`);
@@ -92,12 +66,10 @@ for (const [as, bs, tA, tB, what] of CASES) {
     const got = tf.matMul(a, b, tA, tB);
     const stats = wasmKernelStats(false)!;
     assert.ok([...stats.keys()].some((k) => k.startsWith('native ')), `ran on the native path (cases: ${[...stats.keys()].join(', ')})`);
-    const want = withPlainKernel(() => tf.matMul(a, b, tA, tB));
+    const want = withPlainKernel('BatchMatMul', () => tf.matMul(a, b, tA, tB));
     assert.deepEqual(got.shape, want.shape);
     const err = maxRelErr(got.dataSync(), want.dataSync());
-    // float32 sums in another order (BLAS blocks K): rounding differences grow like sqrt(K)
-    const K = tA ? as[as.length - 2] : as[as.length - 1];
-    const tol = 2e-6 * Math.max(1, Math.sqrt(K / 1000));
+    const tol = matMulTolerance(as, tA);
     assert.ok(err < tol, `max error ${err} relative to the largest entry (tolerance ${tol})`);
     tf.dispose([a, b, got, want]);
   });
@@ -113,7 +85,7 @@ test('native BatchMatMul: same gradients as the plain kernel through a linear la
   };
   const g = tf.grads(f);
   const got = g([x, w, k]);
-  const want = withPlainKernel(() => g([x, w, k]));
+  const want = withPlainKernel('BatchMatMul', () => g([x, w, k]));
   for (let i = 0; i < 3; i++) {
     const err = maxRelErr(got[i].dataSync(), want[i].dataSync());
     assert.ok(err < 5e-6, `gradient ${i}: max error ${err}`);

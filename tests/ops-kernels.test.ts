@@ -7,38 +7,10 @@ import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/backend';
 import { originalWasmKernels, installWasmKernelPatches, wasmKernelStats } from '../src/ops/wasm-patches';
 import { Rng } from '../src/ops';
+import { maxRelErr, matMulTolerance, randn, withPlainKernel } from './kernel-helpers';
 
 // native BLAS off: these tests check the XNNPACK path (tests/native-blas.test.ts checks the native one)
 before(async () => { await loadBackend({ backend: 'wasm', log: false, nativeBlas: false }); });
-
-/** Run f with the plain wasm kernel `name` registered instead of the patch, then put the patch back. */
-function withPlainKernel<T>(name: string, f: () => T): T {
-  const patched = tf.getKernel(name, 'wasm')!;
-  const plain = originalWasmKernels.get(name)!;
-  tf.unregisterKernel(name, 'wasm');
-  tf.registerKernel(plain);
-  try {
-    return f();
-  } finally {
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel(patched);
-  }
-}
-
-function randn(shape: number[], seed: number): tf.Tensor {
-  const rng = new Rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(rng.normalArray(n, 1), shape);
-}
-
-function maxRelErr(got: Float32Array | Int32Array | Uint8Array, want: Float32Array | Int32Array | Uint8Array): number {
-  assert.equal(got.length, want.length);
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  let err = 0;
-  for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
-  return err / Math.max(scale, 1e-30);
-}
 
 test('the patches are installed on wasm and the originals are kept', () => {
   assert.equal(tf.getBackend(), 'wasm');
@@ -79,9 +51,7 @@ for (const [as, bs, tA, tB, what] of CASES) {
     const want = withPlainKernel('BatchMatMul', () => tf.matMul(a, b, tA, tB));
     assert.deepEqual(got.shape, want.shape);
     const err = maxRelErr(got.dataSync(), want.dataSync());
-    // float32 sums of K terms in another order (chunks): rounding differences grow like sqrt(K)
-    const K = tA ? as[as.length - 2] : as[as.length - 1];
-    const tol = 2e-6 * Math.max(1, Math.sqrt(K / 1000));
+    const tol = matMulTolerance(as, tA);
     assert.ok(err < tol, `max error ${err} relative to the largest entry (tolerance ${tol})`);
     tf.dispose([a, b, got, want]);
   });

@@ -1,0 +1,40 @@
+// Shared by the kernel-patch tests (ops-kernels: the XNNPACK patches; native-blas: the OpenBLAS path): run an op
+// with the plain tfjs-backend-wasm kernel, seeded inputs, and the error measure and tolerance both files use.
+import assert from 'node:assert/strict';
+import { tf } from '../src/backend';
+import { originalWasmKernels } from '../src/ops/wasm-patches';
+import { Rng } from '../src/ops';
+
+/** Run f with the plain wasm kernel `name` registered instead of the patch, then put the patch back. */
+export function withPlainKernel<T>(name: string, f: () => T): T {
+  const patched = tf.getKernel(name, 'wasm')!;
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel(originalWasmKernels.get(name)!);
+  try {
+    return f();
+  } finally {
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(patched);
+  }
+}
+
+/** A seeded standard-normal tensor. */
+export function randn(shape: number[], seed: number): tf.Tensor {
+  const rng = new Rng(seed);
+  return tf.tensor(rng.normalArray(shape.reduce((a, b) => a * b, 1), 1), shape);
+}
+
+/** Largest absolute difference relative to the largest entry of `want`. */
+export function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length);
+  let scale = 0, err = 0;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+  return err / Math.max(scale, 1e-30);
+}
+
+/** Tolerance for a product summed in another order (chunks, BLAS blocking): float32 rounding grows like sqrt(K). */
+export function matMulTolerance(aShape: number[], transposeA: boolean): number {
+  const K = transposeA ? aShape[aShape.length - 2] : aShape[aShape.length - 1];
+  return 2e-6 * Math.max(1, Math.sqrt(K / 1000));
+}
