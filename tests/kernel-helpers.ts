@@ -38,3 +38,16 @@ export function matMulTolerance(aShape: number[], transposeA: boolean): number {
   const K = transposeA ? aShape[aShape.length - 2] : aShape[aShape.length - 1];
   return 2e-6 * Math.max(1, Math.sqrt(K / 1000));
 }
+
+/** Assert that `got` = op(a)·op(b) matches the plain wasm BatchMatMul within matMulTolerance. */
+export function assertMatMulMatchesPlain(got: tf.Tensor, a: tf.Tensor, b: tf.Tensor, tA: boolean, tB: boolean): void {
+  const want = withPlainKernel('BatchMatMul', () => tf.matMul(a, b, tA, tB));
+  try {
+    assert.deepEqual(got.shape, want.shape);
+    const err = maxRelErr(got.dataSync(), want.dataSync());
+    const tol = matMulTolerance(a.shape, tA);
+    assert.ok(err < tol, `max error ${err} relative to the largest entry (tolerance ${tol})`);
+  } finally {
+    want.dispose();
+  }
+}

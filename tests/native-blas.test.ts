@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { tf, loadBackend, type BackendInfo } from '../src/backend';
 import { setWasmNativeBlas, wasmNativeBlas, wasmKernelStats } from '../src/ops/wasm-patches';
 import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason, type NativeBlas } from '../src/ops/native-blas';
-import { maxRelErr, matMulTolerance, randn, withPlainKernel } from './kernel-helpers';
+import { assertMatMulMatchesPlain, maxRelErr, randn, withPlainKernel } from './kernel-helpers';
 
 let info: BackendInfo;
 let blas: NativeBlas;
@@ -66,12 +66,8 @@ for (const [as, bs, tA, tB, what] of CASES) {
     const got = tf.matMul(a, b, tA, tB);
     const stats = wasmKernelStats(false)!;
     assert.ok([...stats.keys()].some((k) => k.startsWith('native ')), `ran on the native path (cases: ${[...stats.keys()].join(', ')})`);
-    const want = withPlainKernel('BatchMatMul', () => tf.matMul(a, b, tA, tB));
-    assert.deepEqual(got.shape, want.shape);
-    const err = maxRelErr(got.dataSync(), want.dataSync());
-    const tol = matMulTolerance(as, tA);
-    assert.ok(err < tol, `max error ${err} relative to the largest entry (tolerance ${tol})`);
-    tf.dispose([a, b, got, want]);
+    assertMatMulMatchesPlain(got, a, b, tA, tB);
+    tf.dispose([a, b, got]);
   });
 }
 

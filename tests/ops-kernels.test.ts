@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/backend';
 import { originalWasmKernels, installWasmKernelPatches, wasmKernelStats } from '../src/ops/wasm-patches';
 import { Rng } from '../src/ops';
-import { maxRelErr, matMulTolerance, randn, withPlainKernel } from './kernel-helpers';
+import { assertMatMulMatchesPlain, maxRelErr, randn, withPlainKernel } from './kernel-helpers';
 
 // native BLAS off: these tests check the XNNPACK path (tests/native-blas.test.ts checks the native one)
 before(async () => { await loadBackend({ backend: 'wasm', log: false, nativeBlas: false }); });
@@ -48,12 +48,8 @@ for (const [as, bs, tA, tB, what] of CASES) {
   test(`BatchMatMul patch == plain kernel: ${what} [${as}]${tA ? '^T' : ''} x [${bs}]${tB ? '^T' : ''}`, () => {
     const a = randn(as, 1), b = randn(bs, 2);
     const got = tf.matMul(a, b, tA, tB);
-    const want = withPlainKernel('BatchMatMul', () => tf.matMul(a, b, tA, tB));
-    assert.deepEqual(got.shape, want.shape);
-    const err = maxRelErr(got.dataSync(), want.dataSync());
-    const tol = matMulTolerance(as, tA);
-    assert.ok(err < tol, `max error ${err} relative to the largest entry (tolerance ${tol})`);
-    tf.dispose([a, b, got, want]);
+    assertMatMulMatchesPlain(got, a, b, tA, tB);
+    tf.dispose([a, b, got]);
   });
 }
 
