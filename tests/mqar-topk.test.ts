@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf, loadBackend } from '../src/backend';
 import { createMixer, hasKeepWindow } from '../src/synthetic/mixers';
-import { keepWindowAt } from '../src/synthetic/train';
+import { keepWindowAt, trainMqar } from '../src/synthetic/train';
+import { generateMqarSplits } from '../src/synthetic/mqar-data';
 import { runMqarGrid, validateGrid } from '../src/synthetic/grid';
 import { parseMqarArgs } from '../src/cli/mqar';
 
@@ -81,4 +82,42 @@ test('grid and CLI: --keep-window-shrink reaches the run and its row; bad values
   assert.equal(plain[0].steps, 2, 'without a curriculum the run stops at the first evaluation past the target');
   const saved = JSON.parse(readFileSync(join(dir, 'results.jsonl'), 'utf8').trim());
   assert.equal(saved.recipe.keep_window_shrink_steps, 3);
+});
+
+test('keepWindowShrinkAtAccuracy: the window stays at L until an evaluation reaches the accuracy, then shrinks from there', async () => {
+  await loadBackend();
+  const { train, test: testSet } = generateMqarSplits({ vocabSize: 32, seqLen: 16, numKvPairs: 2, trainExamples: 128, testExamples: 64, seed: 0, randomNonQueries: false });
+  const common = { mixer: 'dmattn' as const, dModel: 16, lr: 3e-3, epochs: 2, train, test: testSet, batchSize: 16, evalEvery: 2, stopAccuracy: 1.01, seed: 1, dmattnA: -1 };
+  // the full-window run (window L = 16, no curriculum) gives the curve the trigger reads
+  const full = await trainMqar({ ...common, keepWindowSize: 16 });
+  assert.equal(full.shrink_start_step, null);
+  const threshold = full.curve.find((p) => p.step > 0 && p.accuracy > 0)?.accuracy;
+  assert.ok(threshold !== undefined, 'the full-window run never got a test example right');
+  const expected = full.curve.find((p) => p.accuracy >= threshold)!.step;
+  const before = tf.memory().numTensors;
+  const r = await trainMqar({ ...common, keepWindowSize: 2, keepWindowShrinkSteps: 2, keepWindowShrinkAtAccuracy: threshold });
+  assert.equal(tf.memory().numTensors, before, 'the triggered curriculum (or setting A = -1) leaked tensors');
+  assert.equal(r.shrink_start_step, expected);
+  // up to the trigger it is the full-window run, point for point; two steps after it the window is 2 and the run differs
+  const upTo = (c: typeof r.curve, s: number) => c.filter((p) => p.step <= s).map((p) => [p.step, p.accuracy, p.loss]);
+  assert.deepEqual(upTo(r.curve, expected), upTo(full.curve, expected));
+  const after = r.curve.find((p) => p.step >= expected + 4)!;
+  assert.notEqual(after.loss, full.curve.find((p) => p.step === after.step)!.loss, 'the run did not change after the trigger');
+  // the best accuracy counts only the final window: evaluations from step expected + 2 on
+  assert.equal(r.accuracy, Math.max(...r.curve.filter((p) => p.step >= expected + 2).map((p) => p.accuracy)));
+  // an accuracy never reached: the window stays wide, the run says so, and its accuracy is the wide model's last
+  const never = await trainMqar({ ...common, keepWindowSize: 2, keepWindowShrinkSteps: 2, keepWindowShrinkAtAccuracy: 1 });
+  assert.equal(never.shrink_start_step, null);
+  assert.deepEqual(never.curve.map((p) => p.loss), full.curve.map((p) => p.loss));
+  assert.equal(never.accuracy, never.final_accuracy);
+  // with a step start as well, whichever comes first: step 4 here, before the trigger can fire at 1.0
+  const capped = await trainMqar({ ...common, keepWindowSize: 2, keepWindowShrinkSteps: 2, keepWindowShrinkStart: 4, keepWindowShrinkAtAccuracy: 1 });
+  assert.equal(capped.shrink_start_step, 4);
+  assert.equal(tf.memory().numTensors, before, 'the curriculum runs leaked tensors');
+  await assert.rejects(trainMqar({ ...common, keepWindowSize: 2, keepWindowShrinkAtAccuracy: 0 }), /keepWindowShrinkAtAccuracy must be in \(0, 1\], got 0/);
+  const grid = { mixers: ['dmattn' as const], seqLens: [16], dModels: [16], trainExamples: 64, testExamples: 16, kvPairs: 2, vocabSize: 32 };
+  assert.throws(() => validateGrid({ ...grid, keepWindowShrinkAtAccuracy: 1.5 }), /keepWindowShrinkAtAccuracy must be in \(0, 1\], got 1.5/);
+  const base = ['--mixers', 'dmattn', '--seq-lens', '16', '--d-models', '16', '--out', 'o'];
+  assert.equal(parseMqarArgs([...base, '--keep-window-start-at', '0.9']).keepWindowShrinkAtAccuracy, 0.9);
+  assert.throws(() => parseMqarArgs([...base, '--keep-window-start-at', 'soon']), /--keep-window-start-at: expected a number, got 'soon'/);
 });

@@ -93,6 +93,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --keep-window EXPR     dmattn keep_window_size: K (the number of kv pairs, first), L (no top-k, tuned) or an expression in L
   --keep-window-shrink N dmattn: the top-k window starts at L and shrinks linearly to --keep-window over N steps
   --keep-window-start N dmattn: steps with the full window (no top-k) before the shrinking starts (default 0)
+  --keep-window-start-at ACC  dmattn: keep the full window until the test accuracy reaches ACC, then shrink
   --time-budget S        per-run time budget in seconds (training stops there, then evaluates)
   --max-steps N          per-run step budget (training stops there, then evaluates)
   --seeds LIST           run every cell once per seed (data + init), e.g. 0,1,2 (default: --seed, 0)
@@ -149,7 +150,8 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
   const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
     '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
     '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers', '--seeds', '--init', '--warmup',
-    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std', '--overwrite', '--keep-window-shrink', '--keep-window-start']);
+    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std', '--overwrite', '--keep-window-shrink', '--keep-window-start',
+    '--keep-window-start-at']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
 
   const need = <T>(v: T | undefined, flag: string): T => {
@@ -176,6 +178,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     keepWindowSize: expr(get('--keep-window')) ?? base?.keepWindowSize,
     keepWindowShrinkSteps: get('--keep-window-shrink') ? parseNum(get('--keep-window-shrink'), '--keep-window-shrink') : base?.keepWindowShrinkSteps,
     keepWindowShrinkStart: get('--keep-window-start') ? parseNum(get('--keep-window-start'), '--keep-window-start') : base?.keepWindowShrinkStart,
+    keepWindowShrinkAtAccuracy: get('--keep-window-start-at') ? parseNum(get('--keep-window-start-at'), '--keep-window-start-at') : base?.keepWindowShrinkAtAccuracy,
     numHeads: get('--heads') ? parseNum(get('--heads'), '--heads') : base?.numHeads,
     numLayers: get('--layers') ? parseNum(get('--layers'), '--layers') : base?.numLayers,
     timeBudgetSeconds: get('--time-budget') ? parseNum(get('--time-budget'), '--time-budget') : base?.timeBudgetSeconds,

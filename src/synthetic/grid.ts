@@ -45,6 +45,8 @@ export interface MqarGridOptions {
   keepWindowShrinkSteps?: number;
   /** dmattn: steps with the full window before the shrinking starts (default 0). */
   keepWindowShrinkStart?: number;
+  /** dmattn: start the shrinking at the first evaluation that reaches this accuracy with the full window (see trainMqar). */
+  keepWindowShrinkAtAccuracy?: number;
   /** Init of the residual-writing projections (default the recipe's, see trainMqar). */
   init?: MqarInit;
   /** attention / dmattn: q and k projection std (default 0.02). */
@@ -125,6 +127,9 @@ export function validateGrid(o: MqarGridOptions): void {
   if (o.keepWindowShrinkStart !== undefined && !(Number.isInteger(o.keepWindowShrinkStart) && o.keepWindowShrinkStart >= 0)) {
     throw new Error(`MQAR grid: keepWindowShrinkStart must be a non-negative integer, got ${o.keepWindowShrinkStart}`);
   }
+  if (o.keepWindowShrinkAtAccuracy !== undefined && !(o.keepWindowShrinkAtAccuracy > 0 && o.keepWindowShrinkAtAccuracy <= 1)) {
+    throw new Error(`MQAR grid: keepWindowShrinkAtAccuracy must be in (0, 1], got ${o.keepWindowShrinkAtAccuracy}`);
+  }
   if (o.evalEvery !== undefined && !(Number.isInteger(o.evalEvery) && o.evalEvery >= 1)) throw new Error(`MQAR grid: evalEvery must be a positive integer, got ${o.evalEvery}`);
   for (const lr of lrs) if (!(lr > 0)) throw new Error(`MQAR grid: learning rates must be > 0, got ${lr}`);
   for (const d of o.dModels) if (!Number.isInteger(d) || d < 2 || d % 2 !== 0) throw new Error(`MQAR grid: d_model must be an even integer >= 2, got ${d}`);
@@ -193,13 +198,17 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
             const r = await trainMqar(
               {
                 mixer, dModel: d, lr, epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
-                numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, keepWindowShrinkSteps: o.keepWindowShrinkSteps, keepWindowShrinkStart: o.keepWindowShrinkStart, init, qkStd: o.qkStd, qkNorm,
+                numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, keepWindowShrinkSteps: o.keepWindowShrinkSteps, keepWindowShrinkStart: o.keepWindowShrinkStart,
+                keepWindowShrinkAtAccuracy: o.keepWindowShrinkAtAccuracy, init, qkStd: o.qkStd, qkNorm,
                 dmattnA, dtProjStd, weightDecay, warmupFraction,
                 evalEvery: o.evalEvery, stopAccuracy, timeBudgetSeconds: o.timeBudgetSeconds, maxSteps: o.maxSteps, seed: seed + 1,
               },
               { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }), onEval: (p) => hooks.onEval?.({ ...p, seq_len: L, seed, cell, cells }) },
             );
-            sweep.push({ lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, seconds: r.seconds, loss: r.loss, stopped: r.stopped, curve: r.curve });
+            sweep.push({
+              lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, seconds: r.seconds, loss: r.loss, stopped: r.stopped, curve: r.curve,
+              ...(r.shrink_start_step !== null ? { shrink_start_step: r.shrink_start_step } : {}),
+            });
             if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, num_parameters: r.num_parameters, curve: r.curve };
             if (r.accuracy >= stopAccuracy) break;
           }
@@ -211,6 +220,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
           if (mixer === 'dmattn') Object.assign(recipe, { keep_window_size: keepWindow, qk_norm: qkNorm, A: dmattnA, dt_proj_std: dtProjStd });
           if (mixer === 'dmattn' && o.keepWindowShrinkSteps) recipe.keep_window_shrink_steps = o.keepWindowShrinkSteps;
           if (mixer === 'dmattn' && o.keepWindowShrinkStart) recipe.keep_window_shrink_start = o.keepWindowShrinkStart;
+          if (mixer === 'dmattn' && o.keepWindowShrinkAtAccuracy !== undefined) recipe.keep_window_shrink_at_accuracy = o.keepWindowShrinkAtAccuracy;
           const row: MqarCellResult = {
             mixer, seq_len: L, kv_pairs: K, vocab_size: V, d_model: d, lr: best!.lr, accuracy: best!.accuracy,
             epochs: best!.epochs, steps: best!.steps, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,

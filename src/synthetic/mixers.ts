@@ -100,7 +100,7 @@ export function createMixer(kind: MixerKind, o: MixerOptions): SequenceMixer {
     if (o.dtProjStd !== undefined && o.dtProjStd !== MODULE_STD) scaleVariable(p.get('dt_proj.weight')!, o.dtProjStd / MODULE_STD);
     if (o.dmattnA !== undefined && o.dmattnA !== 0) {
       const A = p.get('A')!;
-      A.assign(tf.fill(A.shape, o.dmattnA));
+      tf.tidy(() => A.assign(tf.fill(A.shape, o.dmattnA!))); // tidy: assign copies, the filled tensor would leak
     }
   }
   return mixer;

@@ -49,5 +49,9 @@ export interface MqarCellResult {
   recipe: Record<string, string | number | boolean>;
   /** Test accuracy vs steps of the best run (see MqarCurvePoint). */
   curve: MqarCurvePoint[];
-  sweep: Array<{ lr: number; accuracy: number; epochs: number; steps: number; seconds: number; loss: number; stopped: string; curve: MqarCurvePoint[] }>;
+  sweep: Array<{
+    lr: number; accuracy: number; epochs: number; steps: number; seconds: number; loss: number; stopped: string; curve: MqarCurvePoint[];
+    /** dmattn curriculum: the step at which the top-k window started to shrink. */
+    shrink_start_step?: number;
+  }>;
 }

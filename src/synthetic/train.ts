@@ -36,6 +36,12 @@ export interface MqarTrainOptions {
   keepWindowShrinkSteps?: number;
   /** dmattn curriculum: steps with the full window (no top-k) before the shrinking starts (default 0). */
   keepWindowShrinkStart?: number;
+  /**
+   * dmattn curriculum: keep the full window until a test evaluation reaches this accuracy, and start the shrinking
+   * there (the lookup circuit has formed; its step varies by seed and width). With keepWindowShrinkStart as well, the
+   * shrinking starts at whichever comes first. Default: no accuracy trigger.
+   */
+  keepWindowShrinkAtAccuracy?: number;
   dState?: number; // ssd, default 64
   /**
    * Init of the projections that write into the residual stream: 'scaled' = std 0.02 / sqrt(2 * layers) (GPT-2's and
@@ -85,6 +91,8 @@ export interface MqarRunResult {
   num_parameters: number;
   /** Test accuracy vs steps (every `evalEvery` steps and at every epoch end), starting at step 0. */
   curve: MqarCurvePoint[];
+  /** dmattn curriculum: the step at which the window started to shrink (null: no curriculum, or never started). */
+  shrink_start_step: number | null;
 }
 
 /** A recipe's keep window for this data: `K` = its kv pairs, `L` = its length (no top-k), or a number. */
@@ -159,8 +167,12 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   const numLayers = o.numLayers ?? 2;
   const keepWindow = o.keepWindowSize ?? keepWindowFor(R.keepWindowSize, train);
   const shrinkSteps = o.keepWindowShrinkSteps ?? 0;
-  const shrinkStart = o.keepWindowShrinkStart ?? 0;
-  if (!(Number.isInteger(shrinkStart) && shrinkStart >= 0)) throw new Error(`MQAR: keepWindowShrinkStart must be a non-negative integer, got ${shrinkStart}`);
+  const shrinkAt = o.keepWindowShrinkAtAccuracy;
+  // with an accuracy trigger the start is open (Infinity: full window) until an evaluation reaches it
+  let shrinkStart = o.keepWindowShrinkStart ?? (shrinkAt !== undefined ? Infinity : 0);
+  if (!(shrinkStart === Infinity || (Number.isInteger(shrinkStart) && shrinkStart >= 0))) throw new Error(`MQAR: keepWindowShrinkStart must be a non-negative integer, got ${shrinkStart}`);
+  if (shrinkAt !== undefined && !(shrinkAt > 0 && shrinkAt <= 1)) throw new Error(`MQAR: keepWindowShrinkAtAccuracy must be in (0, 1], got ${shrinkAt}`);
+  const curriculum = shrinkSteps > 0 || shrinkStart > 0;
   if (!(Number.isInteger(shrinkSteps) && shrinkSteps >= 0)) throw new Error(`MQAR: keepWindowShrinkSteps must be a non-negative integer, got ${shrinkSteps}`);
   const model = new MqarModel({
     mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers, numHeads: o.numHeads,
@@ -185,6 +197,9 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   let step = 0;
   let best = 0;
   let last = 0;
+  // whether the last evaluation was at the final window (only those count for the best accuracy and the early stop)
+  let lastCounted = false;
+  let anyCounted = false;
   let loss = NaN;
   let epochsRun = 0;
   let stopped: MqarRunResult['stopped'] = 'epochs';
@@ -198,7 +213,13 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
     last = evaluateMqar(model, test, o.evalBatchSize);
     // with a shrinking window only the model at its final window counts (best accuracy, early stop): an accuracy
     // reached while the window is still wide is not the top-k model's
-    if (windowFinal()) best = Math.max(best, last);
+    lastCounted = windowFinal();
+    if (lastCounted) {
+      best = Math.max(best, last);
+      anyCounted = true;
+    }
+    // the accuracy trigger: the full-window model has learned the lookup, narrow the window from the next step on
+    if (shrinkAt !== undefined && step < shrinkStart && last >= shrinkAt) shrinkStart = step;
     const point = { step, accuracy: last, loss: curveSteps > 0 ? curveLossSum / curveSteps : NaN, seconds: elapsed() };
     curve.push(point);
     hooks.onEval?.({ ...point, mixer: o.mixer, d_model: o.dModel, lr: o.lr });
@@ -227,7 +248,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
           stopped = 'steps';
           break;
         }
-        if (shrinkSteps > 0 || shrinkStart > 0) setKeepWindow(model, keepWindowAt(step, shrinkSteps, train.seqLen, keepWindow, shrinkStart));
+        if (curriculum) setKeepWindow(model, keepWindowAt(step, shrinkSteps, train.seqLen, keepWindow, shrinkStart));
         const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
         const tgt = tf.tensor1d(targets, 'int32');
         const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
@@ -239,7 +260,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
         stepsDone++;
         tf.dispose([ids, positions, tgt, value, ...Object.values(grads)]);
         if (!Number.isFinite(l)) break; // diverged: further steps cannot recover
-        if (step % evalEvery === 0 && s < stepsPerEpoch - 1 && evaluate() >= stopAt && windowFinal()) {
+        if (step % evalEvery === 0 && s < stepsPerEpoch - 1 && evaluate() >= stopAt && lastCounted) {
           stopped = 'accuracy';
           break;
         }
@@ -251,18 +272,21 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
       }
       loss = lossSum / stepsDone;
       if (stopped === 'epochs' || (stopped === 'steps' && curve[curve.length - 1].step !== step)) evaluate();
-      if (stopped === 'steps' && last >= stopAt && windowFinal()) stopped = 'accuracy';
+      if (stopped === 'steps' && last >= stopAt && lastCounted) stopped = 'accuracy';
       epochsRun = epoch;
       hooks.onEpoch?.({ mixer: o.mixer, d_model: o.dModel, lr: o.lr, epoch, epochs: o.epochs, loss, accuracy: last, seconds: elapsed() });
       await new Promise((r) => setImmediate(r)); // let a notebook / event loop breathe between epochs
       if (!Number.isFinite(loss)) break;
-      if (stopped === 'epochs' && last >= stopAt && windowFinal()) stopped = 'accuracy';
+      if (stopped === 'epochs' && last >= stopAt && lastCounted) stopped = 'accuracy';
       if (stopped === 'epochs' && (outOfTime || (o.timeBudgetSeconds !== undefined && elapsed() >= o.timeBudgetSeconds && epoch < o.epochs))) {
         stopped = 'time';
       }
     }
     // cut before the window reached its target: the last (wide-window) accuracy is all there is
-    return { accuracy: windowFinal() ? best : last, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: elapsed(), stopped, num_parameters: model.numParameters(), curve };
+    return {
+      accuracy: anyCounted ? best : last, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: elapsed(), stopped,
+      num_parameters: model.numParameters(), curve, shrink_start_step: curriculum && shrinkStart !== Infinity ? shrinkStart : null,
+    };
   } finally {
     opt.dispose();
     model.dispose();
