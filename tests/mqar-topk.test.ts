@@ -90,14 +90,14 @@ test('keepWindowShrinkAtAccuracy: the window stays at L until an evaluation reac
   const common = { mixer: 'dmattn' as const, dModel: 16, lr: 3e-3, epochs: 2, train, test: testSet, batchSize: 16, evalEvery: 2, stopAccuracy: 1.01, seed: 1, dmattnA: -1 };
   // the full-window run (window L = 16, no curriculum) gives the curve the trigger reads
   const full = await trainMqar({ ...common, keepWindowSize: 16 });
-  assert.equal(full.shrink_start_step, null);
+  assert.equal(full.curriculum, null, 'window L has nothing to narrow');
   const threshold = full.curve.find((p) => p.step > 0 && p.accuracy > 0)?.accuracy;
   assert.ok(threshold !== undefined, 'the full-window run never got a test example right');
   const expected = full.curve.find((p) => p.accuracy >= threshold)!.step;
   const before = tf.memory().numTensors;
   const r = await trainMqar({ ...common, keepWindowSize: 2, keepWindowShrinkSteps: 2, keepWindowShrinkAtAccuracy: threshold });
   assert.equal(tf.memory().numTensors, before, 'the triggered curriculum (or setting A = -1) leaked tensors');
-  assert.equal(r.shrink_start_step, expected);
+  assert.deepEqual(r.curriculum, { shrink_steps: 2, start: null, at_accuracy: threshold, started_at: expected });
   // up to the trigger it is the full-window run, point for point; two steps after it the window is 2 and the run differs
   const upTo = (c: typeof r.curve, s: number) => c.filter((p) => p.step <= s).map((p) => [p.step, p.accuracy, p.loss]);
   assert.deepEqual(upTo(r.curve, expected), upTo(full.curve, expected));
@@ -107,13 +107,19 @@ test('keepWindowShrinkAtAccuracy: the window stays at L until an evaluation reac
   assert.equal(r.accuracy, Math.max(...r.curve.filter((p) => p.step >= expected + 2).map((p) => p.accuracy)));
   // an accuracy never reached: the window stays wide, the run says so, and its accuracy is the wide model's last
   const never = await trainMqar({ ...common, keepWindowSize: 2, keepWindowShrinkSteps: 2, keepWindowShrinkAtAccuracy: 1 });
-  assert.equal(never.shrink_start_step, null);
+  assert.equal(never.curriculum?.started_at, null);
   assert.deepEqual(never.curve.map((p) => p.loss), full.curve.map((p) => p.loss));
   assert.equal(never.accuracy, never.final_accuracy);
   // with a step start as well, whichever comes first: step 4 here, before the trigger can fire at 1.0
   const capped = await trainMqar({ ...common, keepWindowSize: 2, keepWindowShrinkSteps: 2, keepWindowShrinkStart: 4, keepWindowShrinkAtAccuracy: 1 });
-  assert.equal(capped.shrink_start_step, 4);
+  assert.deepEqual(capped.curriculum, { shrink_steps: 2, start: 4, at_accuracy: 1, started_at: 4 });
   assert.equal(tf.memory().numTensors, before, 'the curriculum runs leaked tensors');
+  // nothing to narrow: attention, or DMAttn at window L, ignore the curriculum and count every evaluation
+  for (const other of [{ mixer: 'attention' as const }, { keepWindowSize: 16 }]) {
+    const x = await trainMqar({ ...common, ...other, keepWindowShrinkSteps: 2, keepWindowShrinkAtAccuracy: 1 });
+    assert.equal(x.curriculum, null);
+    assert.equal(x.accuracy, Math.max(...x.curve.map((p) => p.accuracy)));
+  }
   await assert.rejects(trainMqar({ ...common, keepWindowSize: 2, keepWindowShrinkAtAccuracy: 0 }), /keepWindowShrinkAtAccuracy must be in \(0, 1\], got 0/);
   const grid = { mixers: ['dmattn' as const], seqLens: [16], dModels: [16], trainExamples: 64, testExamples: 16, kvPairs: 2, vocabSize: 32 };
   assert.throws(() => validateGrid({ ...grid, keepWindowShrinkAtAccuracy: 1.5 }), /keepWindowShrinkAtAccuracy must be in \(0, 1\], got 1.5/);

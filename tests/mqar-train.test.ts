@@ -7,7 +7,7 @@ import { tf, loadBackend } from '../src/backend';
 import { createMixer, MIXER_KINDS } from '../src/synthetic/mixers';
 import { generateMqarSplits } from '../src/synthetic/mqar-data';
 import { trainMqar } from '../src/synthetic/train';
-import { runMqarGrid, evalLengthExpr } from '../src/synthetic/grid';
+import { runMqarGrid, evalLengthExpr, evalKeepWindow } from '../src/synthetic/grid';
 import { parseMqarArgs } from '../src/cli/mqar';
 
 test('every mixer maps [B, T, d] to [B, T, d], is causal and has finite, non-zero gradients', async () => {
@@ -98,6 +98,9 @@ test('bad settings are refused with the rule that failed', () => {
     assert.equal(evalLengthExpr('L/4', 256, 'k'), 64);
     assert.equal(evalLengthExpr('L+1', 256, 'v'), 257);
     assert.equal(evalLengthExpr('2*L', 8, 'v'), 16);
+    // DMAttn's keep window: multiples of the kv pairs K, or sizes in L
+    assert.deepEqual([evalKeepWindow('K', 64, 4), evalKeepWindow('2*K', 64, 4), evalKeepWindow('L', 64, 4), evalKeepWindow('L/2', 64, 4), evalKeepWindow(8, 64, 4)], [4, 8, 64, 32, 8]);
+    assert.throws(() => evalKeepWindow('K/2', 64, 4), /keepWindowSize: 'K\/2' is not K, n\*K \(e.g. 2\*K\), L, a number or an expression in L/);
     const p = parseMqarArgs(['--preset', 'paper', '--out', 'o']);
     assert.deepEqual(p.seqLens, [256, 512, 1024, 2048]);
     assert.deepEqual(p.dModels, [32, 64, 128, 256]);

@@ -90,7 +90,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --overwrite            replace the results.jsonl / mqar.html of an earlier grid in --out (default: refuse)
   --power-a A            power-law exponent of query placement (default 0.01)
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
-  --keep-window EXPR     dmattn keep_window_size: K (the number of kv pairs, first), L (no top-k, tuned) or an expression in L
+  --keep-window EXPR     dmattn keep_window_size: K (the number of kv pairs), 2*K, L (no top-k) or an expression in L
   --keep-window-shrink N dmattn: the top-k window starts at L and shrinks linearly to --keep-window over N steps
   --keep-window-start N dmattn: steps with the full window (no top-k) before the shrinking starts (default 0)
   --keep-window-start-at ACC  dmattn: keep the full window until the test accuracy reaches ACC, then shrink

@@ -9,12 +9,14 @@ import { join } from 'node:path';
 import { currentBackend } from '../backend';
 import { writeMqarFigure } from './figure';
 import type { LengthExpr, MqarCellResult } from './results';
+import { evalKeepWindow, evalLengthExpr } from './length-expr';
 import { isMixerKind, MIXER_KINDS, type MixerKind } from './mixers';
 import { generateMqarSplits, validateMqarOptions } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
-import { trainMqar, type MqarCurvePoint, type MqarEpochInfo, type MqarInit, type MqarTrainHooks } from './train';
+import { trainMqar, type MqarCurriculum, type MqarCurvePoint, type MqarEpochInfo, type MqarInit, type MqarTrainHooks } from './train';
 
 export type { LengthExpr } from './results';
+export { evalLengthExpr, evalKeepWindow } from './length-expr';
 
 export interface MqarGridOptions {
   /** Defaults for the training fields left unset: 'tuned' (default) or 'first' (see src/synthetic/recipe.ts). */
@@ -87,25 +89,6 @@ export interface MqarGridHooks {
   log?: (line: string) => void;
 }
 
-/** Evaluates `L/4`, `L+1`, `2*L`, `64` ... for a sequence length. */
-export function evalLengthExpr(expr: LengthExpr, L: number, field: string): number {
-  if (typeof expr === 'number') return expr;
-  const s = expr.replace(/\s+/g, '');
-  const m = /^(?:(\d+)\*)?L(?:([/*+-])(\d+))?$/.exec(s);
-  let v: number;
-  if (/^\d+$/.test(s)) v = Number(s);
-  else if (m) {
-    v = (m[1] ? Number(m[1]) : 1) * L;
-    const k = Number(m[3]);
-    if (m[2] === '/') v = v / k;
-    if (m[2] === '*') v = v * k;
-    if (m[2] === '+') v = v + k;
-    if (m[2] === '-') v = v - k;
-  } else throw new Error(`${field}: '${expr}' is not a number or an expression like L/4, L+1, 2*L`);
-  if (!Number.isInteger(v)) throw new Error(`${field}: '${expr}' gives ${v} for L=${L}, not an integer`);
-  return v;
-}
-
 /** Checks every setting up front, so a bad grid fails before hours of training. */
 export function validateGrid(o: MqarGridOptions): void {
   const R = mqarRecipe(o.recipe ?? 'tuned');
@@ -144,7 +127,7 @@ export function validateGrid(o: MqarGridOptions): void {
       vocabSize: evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize'),
       powerA: o.powerA,
     });
-    if (o.keepWindowSize !== undefined && o.keepWindowSize !== 'K' && evalLengthExpr(o.keepWindowSize, L, 'keepWindowSize') < 1) {
+    if (o.keepWindowSize !== undefined && evalKeepWindow(o.keepWindowSize, L, 1) < 1) {
       throw new Error(`MQAR grid: keepWindowSize must be >= 1, got '${o.keepWindowSize}' for L=${L}`);
     }
   }
@@ -182,7 +165,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
       const K = evalLengthExpr(o.kvPairs ?? 'L/4', L, 'kvPairs');
       const V = evalLengthExpr(o.vocabSize ?? 'L+1', L, 'vocabSize');
       const kw = o.keepWindowSize ?? R.keepWindowSize;
-      const keepWindow = kw === 'K' ? K : evalLengthExpr(kw, L, 'keepWindowSize');
+      const keepWindow = evalKeepWindow(kw, L, K);
       const t0 = Date.now();
       const { train, test } = generateMqarSplits({
         vocabSize: V, seqLen: L, numKvPairs: K, trainExamples: o.trainExamples, testExamples: o.testExamples,
@@ -193,11 +176,11 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
         for (const d of o.dModels) {
           cell++;
           const sweep: MqarCellResult['sweep'] = [];
-          let best: { lr: number; accuracy: number; epochs: number; steps: number; num_parameters: number; curve: MqarCurvePoint[] } | null = null;
+          let best: { lr: number; accuracy: number; epochs: number; steps: number; num_parameters: number; curve: MqarCurvePoint[]; curriculum: MqarCurriculum | null } | null = null;
           for (const lr of lrs) {
             const r = await trainMqar(
               {
-                mixer, dModel: d, lr, epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
+                recipe: o.recipe, mixer, dModel: d, lr, epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
                 numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, keepWindowShrinkSteps: o.keepWindowShrinkSteps, keepWindowShrinkStart: o.keepWindowShrinkStart,
                 keepWindowShrinkAtAccuracy: o.keepWindowShrinkAtAccuracy, init, qkStd: o.qkStd, qkNorm,
                 dmattnA, dtProjStd, weightDecay, warmupFraction,
@@ -207,9 +190,9 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
             );
             sweep.push({
               lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, seconds: r.seconds, loss: r.loss, stopped: r.stopped, curve: r.curve,
-              ...(r.shrink_start_step !== null ? { shrink_start_step: r.shrink_start_step } : {}),
+              ...(r.curriculum ? { shrink_start_step: r.curriculum.started_at } : {}),
             });
-            if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, num_parameters: r.num_parameters, curve: r.curve };
+            if (!best || r.accuracy > best.accuracy) best = { lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, num_parameters: r.num_parameters, curve: r.curve, curriculum: r.curriculum };
             if (r.accuracy >= stopAccuracy) break;
           }
           const recipe: MqarCellResult['recipe'] = {
@@ -218,9 +201,10 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
           };
           if (o.qkStd !== undefined && (mixer === 'attention' || mixer === 'dmattn')) recipe.qk_std = o.qkStd;
           if (mixer === 'dmattn') Object.assign(recipe, { keep_window_size: keepWindow, qk_norm: qkNorm, A: dmattnA, dt_proj_std: dtProjStd });
-          if (mixer === 'dmattn' && o.keepWindowShrinkSteps) recipe.keep_window_shrink_steps = o.keepWindowShrinkSteps;
-          if (mixer === 'dmattn' && o.keepWindowShrinkStart) recipe.keep_window_shrink_start = o.keepWindowShrinkStart;
-          if (mixer === 'dmattn' && o.keepWindowShrinkAtAccuracy !== undefined) recipe.keep_window_shrink_at_accuracy = o.keepWindowShrinkAtAccuracy;
+          const cur = best!.curriculum; // the curriculum as run (recipe defaults and options resolved by trainMqar)
+          if (cur) recipe.keep_window_shrink_steps = cur.shrink_steps;
+          if (cur?.start) recipe.keep_window_shrink_start = cur.start;
+          if (cur?.at_accuracy != null) recipe.keep_window_shrink_at_accuracy = cur.at_accuracy;
           const row: MqarCellResult = {
             mixer, seq_len: L, kv_pairs: K, vocab_size: V, d_model: d, lr: best!.lr, accuracy: best!.accuracy,
             epochs: best!.epochs, steps: best!.steps, seconds: sweep.reduce((s, x) => s + x.seconds, 0), num_parameters: best!.num_parameters,

@@ -38,6 +38,10 @@ export interface MqarRecipe {
   dmattnA: number;
   /** DMAttn: std of dt_proj. */
   dtProjStd: number;
+  /** DMAttn curriculum: steps over which the window shrinks from L to keepWindowSize (unset: no curriculum). */
+  keepWindowShrinkSteps?: number;
+  /** DMAttn curriculum: the shrinking starts at the first evaluation with this accuracy (full window until then). */
+  keepWindowShrinkAtAccuracy?: number;
 }
 
 export const MQAR_RECIPES: Record<'tuned' | 'first', MqarRecipe> = {

@@ -51,7 +51,7 @@ export interface MqarCellResult {
   curve: MqarCurvePoint[];
   sweep: Array<{
     lr: number; accuracy: number; epochs: number; steps: number; seconds: number; loss: number; stopped: string; curve: MqarCurvePoint[];
-    /** dmattn curriculum: the step at which the top-k window started to shrink. */
-    shrink_start_step?: number;
+    /** dmattn curriculum: the step at which the top-k window started to shrink (null: its accuracy trigger never fired). */
+    shrink_start_step?: number | null;
   }>;
 }

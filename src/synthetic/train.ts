@@ -10,6 +10,7 @@ import type { MqarCurvePoint, MqarInit } from './results';
 import { MqarModel } from './model';
 import { IGNORE_INDEX, type MqarData } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
+import { evalKeepWindow } from './length-expr';
 import { Xoshiro128 } from '../ops/random';
 import { installWasmMatMulFix } from './wasm-matmul';
 
@@ -75,6 +76,17 @@ export interface MqarEpochInfo {
   seconds: number;
 }
 
+/** DMAttn's shrinking-window curriculum as run: its settings and the step the shrinking started at. */
+export interface MqarCurriculum {
+  shrink_steps: number;
+  /** The step start asked for (null: only the accuracy trigger). */
+  start: number | null;
+  /** The accuracy trigger (null: only the step start). */
+  at_accuracy: number | null;
+  /** The step at which the window started to shrink (null: the trigger never fired). */
+  started_at: number | null;
+}
+
 export interface MqarRunResult {
   /** Best test accuracy over the epochs. */
   accuracy: number;
@@ -91,16 +103,8 @@ export interface MqarRunResult {
   num_parameters: number;
   /** Test accuracy vs steps (every `evalEvery` steps and at every epoch end), starting at step 0. */
   curve: MqarCurvePoint[];
-  /** dmattn curriculum: the step at which the window started to shrink (null: no curriculum, or never started). */
-  shrink_start_step: number | null;
-}
-
-/** A recipe's keep window for this data: `K` = its kv pairs, `L` = its length (no top-k), or a number. */
-function keepWindowFor(w: string | number, data: MqarData): number {
-  if (w === 'K') return data.numKvPairs;
-  if (w === 'L') return data.seqLen;
-  if (typeof w === 'number') return w;
-  throw new Error(`MQAR: recipe keepWindowSize '${w}' must be K, L or a number here (expressions in L are resolved by runMqarGrid)`);
+  /** dmattn: the top-k curriculum this run used (null: none, the window was fixed from step 0). */
+  curriculum: MqarCurriculum | null;
 }
 
 /** Std of the residual-writing projections for an init scheme. */
@@ -165,15 +169,22 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
   const seed = o.seed ?? 0;
   const R = mqarRecipe(o.recipe ?? 'tuned');
   const numLayers = o.numLayers ?? 2;
-  const keepWindow = o.keepWindowSize ?? keepWindowFor(R.keepWindowSize, train);
-  const shrinkSteps = o.keepWindowShrinkSteps ?? 0;
-  const shrinkAt = o.keepWindowShrinkAtAccuracy;
+  const keepWindow = o.keepWindowSize ?? evalKeepWindow(R.keepWindowSize, train.seqLen, train.numKvPairs);
+  // DMAttn's top-k curriculum (recipe defaults; a step start given here replaces the recipe's accuracy trigger)
+  let shrinkSteps = o.keepWindowShrinkSteps ?? R.keepWindowShrinkSteps ?? 0;
+  const shrinkAt = o.keepWindowShrinkAtAccuracy ?? (o.keepWindowShrinkStart === undefined ? R.keepWindowShrinkAtAccuracy : undefined);
   // with an accuracy trigger the start is open (Infinity: full window) until an evaluation reaches it
   let shrinkStart = o.keepWindowShrinkStart ?? (shrinkAt !== undefined ? Infinity : 0);
   if (!(shrinkStart === Infinity || (Number.isInteger(shrinkStart) && shrinkStart >= 0))) throw new Error(`MQAR: keepWindowShrinkStart must be a non-negative integer, got ${shrinkStart}`);
   if (shrinkAt !== undefined && !(shrinkAt > 0 && shrinkAt <= 1)) throw new Error(`MQAR: keepWindowShrinkAtAccuracy must be in (0, 1], got ${shrinkAt}`);
-  const curriculum = shrinkSteps > 0 || shrinkStart > 0;
   if (!(Number.isInteger(shrinkSteps) && shrinkSteps >= 0)) throw new Error(`MQAR: keepWindowShrinkSteps must be a non-negative integer, got ${shrinkSteps}`);
+  // only a DMAttn window below L has something to narrow; every other run counts every evaluation from step 0
+  const curriculum = o.mixer === 'dmattn' && keepWindow < train.seqLen && (shrinkSteps > 0 || shrinkStart > 0);
+  const askedStart = o.keepWindowShrinkStart ?? null;
+  if (!curriculum) {
+    shrinkStart = 0;
+    shrinkSteps = 0;
+  }
   const model = new MqarModel({
     mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers, numHeads: o.numHeads,
     keepWindowSize: keepWindow, dState: o.dState, seed,
@@ -219,7 +230,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
       anyCounted = true;
     }
     // the accuracy trigger: the full-window model has learned the lookup, narrow the window from the next step on
-    if (shrinkAt !== undefined && step < shrinkStart && last >= shrinkAt) shrinkStart = step;
+    if (curriculum && shrinkAt !== undefined && step < shrinkStart && last >= shrinkAt) shrinkStart = step;
     const point = { step, accuracy: last, loss: curveSteps > 0 ? curveLossSum / curveSteps : NaN, seconds: elapsed() };
     curve.push(point);
     hooks.onEval?.({ ...point, mixer: o.mixer, d_model: o.dModel, lr: o.lr });
@@ -285,7 +296,10 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
     // cut before the window reached its target: the last (wide-window) accuracy is all there is
     return {
       accuracy: anyCounted ? best : last, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: elapsed(), stopped,
-      num_parameters: model.numParameters(), curve, shrink_start_step: curriculum && shrinkStart !== Infinity ? shrinkStart : null,
+      num_parameters: model.numParameters(), curve,
+      curriculum: curriculum
+        ? { shrink_steps: shrinkSteps, start: askedStart, at_accuracy: shrinkAt ?? null, started_at: shrinkStart === Infinity ? null : shrinkStart }
+        : null,
     };
   } finally {
     opt.dispose();
