@@ -114,8 +114,11 @@ test('the grid runs every cell per seed and writes seed, recipe and curve to res
   }
   assert.deepEqual(lines[1].recipe, {
     recipe: 'tuned', init: 'plain', epochs: 1, warmup_fraction: 0.5, weight_decay: 0.1, batch_size: 32, num_layers: 2, num_heads: 1,
-    keep_window_size: 16, qk_norm: false, A: -1, dt_proj_std: MQAR_RECIPES.tuned.dtProjStd, // the tuned window is L (no top-k)
+    // the tuned window ends at 2K = 4 keys, after the full window until 0.99 and a 300-step shrink
+    keep_window_size: 4, qk_norm: false, A: -1, dt_proj_std: MQAR_RECIPES.tuned.dtProjStd, keep_window_shrink_steps: 300, keep_window_shrink_at_accuracy: 0.99,
   });
+  // 2 steps, far below 0.99: the trigger never fired, the window stayed at L, and the run says so
+  assert.equal(lines[1].sweep[0].shrink_start_step, null);
   assert.equal(lines[0].recipe.qk_norm, undefined, 'dmattn-only fields on an attention row');
   // different seeds: different data and init, so different curves
   assert.notDeepEqual(lines[0].curve.map((p: { loss: number }) => p.loss), lines[2].curve.map((p: { loss: number }) => p.loss));
@@ -157,10 +160,18 @@ test('wm mqar: recipe flags parse, bad values are refused, presets carry the rec
   }
   const cpu = parseMqarArgs(['--preset', 'cpu', '--out', 'o']);
   assert.deepEqual([cpu.seqLens, cpu.kvPairs, cpu.vocabSize, cpu.randomNonQueries, cpu.dModels, cpu.seeds, cpu.batchSize], [[64], 4, 256, false, [64, 128], [0, 1, 2], 64]);
+  // the tuned recipe: DMAttn's top-k curriculum to 2K keys; full-window: the same without top-k (the earlier tuned)
+  assert.deepEqual(MQAR_RECIPES.tuned, {
+    init: 'scaled', lrs: [1e-3], epochs: 10, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99,
+    keepWindowSize: '2*K', qkNorm: false, dmattnA: -1, dtProjStd: 0.02, keepWindowShrinkAtAccuracy: 0.99, keepWindowShrinkSteps: 300,
+  });
+  const { keepWindowShrinkAtAccuracy: _a, keepWindowShrinkSteps: _s, ...tunedFixedWindow } = MQAR_RECIPES.tuned;
+  assert.deepEqual(MQAR_RECIPES['full-window'], { ...tunedFixedWindow, keepWindowSize: 'L', dmattnA: 0 });
+  assert.equal(parseMqarArgs([...base, '--recipe', 'full-window']).recipe, 'full-window');
   const first = parseMqarArgs([...base, '--recipe', 'first']);
   assert.equal(first.recipe, 'first');
   assert.deepEqual(MQAR_RECIPES.first, { init: 'plain', lrs: [1e-3, 3e-3], epochs: 4, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, keepWindowSize: 'K', qkNorm: true, dmattnA: 0, dtProjStd: 0.02 });
-  assert.throws(() => parseMqarArgs([...base, '--recipe', 'best']), /unknown recipe 'best'; choose one of tuned, first/);
+  assert.throws(() => parseMqarArgs([...base, '--recipe', 'best']), /unknown recipe 'best'; choose one of tuned, full-window, first/);
   // without --lrs / --epochs the recipe's are used
   const bare = parseMqarArgs(['--mixers', 'attention', '--seq-lens', '64', '--d-models', '64', '--out', 'o']);
   assert.equal(bare.lrs, undefined);

@@ -78,7 +78,7 @@ test('grid and CLI: --keep-window-shrink reaches the run and its row; bad values
   const early = await runMqarGrid({ ...grid, keepWindowSize: 'K', keepWindowShrinkSteps: 3, keepWindowShrinkStart: 2, batchSize: 16, epochs: 2, evalEvery: 2, stopAccuracy: 0 });
   assert.equal(early[0].steps, 6);
   assert.equal(early[0].sweep[0].stopped, 'accuracy');
-  const plain = await runMqarGrid({ ...grid, keepWindowSize: 'K', batchSize: 16, epochs: 2, evalEvery: 2, stopAccuracy: 0 });
+  const plain = await runMqarGrid({ ...grid, recipe: 'full-window', keepWindowSize: 'K', batchSize: 16, epochs: 2, evalEvery: 2, stopAccuracy: 0 });
   assert.equal(plain[0].steps, 2, 'without a curriculum the run stops at the first evaluation past the target');
   const saved = JSON.parse(readFileSync(join(dir, 'results.jsonl'), 'utf8').trim());
   assert.equal(saved.recipe.keep_window_shrink_steps, 3);

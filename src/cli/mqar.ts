@@ -21,11 +21,12 @@ import { mqarRecipe } from '../synthetic/recipe';
 export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
   /**
    * The CPU comparison: Zoology's smoke setting (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64), the
-   * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 500 steps or at
-   * 110 s (then evaluates): attention and DMAttn reached 0.99 after 240-440 steps on every seed tried
-   * (docs/mqar-recipe.md), SSD runs into the budget. The 24 runs take at most ~48 min (110 s each plus a last evaluation; ~47 measured at load 3-6, when
-   * the budget cut most width-128 runs before their jump: on a quiet machine they need 240-320 steps of ~0.3 s);
-   * results.jsonl records why each run stopped (`stopped`) and after how many steps.
+   * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 800 steps or at
+   * 180 s (then evaluates): attention reached 0.99 after 240-340 steps and DMAttn (full window until 0.99, then
+   * shrinking to 2K keys over 300 steps) after 580-720 on every seed tried (docs/mqar-recipe.md); SSD runs into the
+   * budget. At most 24 x 180 s = 72 min; ~40-50 min expected on a quiet machine (attention ~1 min, DMAttn 2-3 min per
+   * run; the earlier 110 s / 500-step budget cut most width-128 runs on the loaded machine, and would cut every
+   * DMAttn curriculum). results.jsonl records why each run stopped (`stopped`) and after how many steps.
    */
   cpu: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
@@ -39,13 +40,13 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
     testExamples: 1_000,
     batchSize: 64,
     evalEvery: 20,
-    maxSteps: 500,
-    timeBudgetSeconds: 110,
+    maxSteps: 800,
+    timeBudgetSeconds: 180,
   },
   /**
    * The paper's figure: L 256..2048, K = L/4, d 32..256, V = L+1, random fillers, 250k / 1k examples, the lr sweep
-   * of the paper's range, 64 epochs, SSD state 128; the tuned recipe otherwise (for DMAttn with the paper's own
-   * top-K selection add `--keep-window K`).
+   * of the paper's range, 64 epochs, SSD state 128; the tuned recipe otherwise (DMAttn's window ends at 2K keys;
+   * for the paper's own top-K add `--keep-window K`, for no top-k `--recipe full-window`).
    */
   paper: {
     mixers: ['attention', 'dmattn', 'ssd', 'linear'],
@@ -76,7 +77,10 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
 };
 
 const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
-  --recipe tuned|first   training defaults: the measured recipe (tuned, default) or this project's first one
+  --recipe tuned|full-window|first
+                         training defaults: the measured recipe (tuned, default: DMAttn ends at a top-k window of
+                         2K keys), the same without top-k (full-window: DMAttn keep window L, A 0) or this project's
+                         first one
                          (first: plain init, q/k norm on, lrs 1e-3,3e-3, 4 epochs); flags below override single fields
   --mixers LIST          attention,dmattn,ssd,linear
   --seq-lens LIST        sequence lengths, e.g. 64,128
@@ -92,8 +96,10 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --d-state N            SSD state size (default 64)     --heads N   attention/dmattn heads (default 1)
   --keep-window EXPR     dmattn keep_window_size: K (the number of kv pairs), 2*K, L (no top-k) or an expression in L
   --keep-window-shrink N dmattn: the top-k window starts at L and shrinks linearly to --keep-window over N steps
-  --keep-window-start N dmattn: steps with the full window (no top-k) before the shrinking starts (default 0)
-  --keep-window-start-at ACC  dmattn: keep the full window until the test accuracy reaches ACC, then shrink
+                         (tuned: 300)
+  --keep-window-start N dmattn: steps with the full window (no top-k) before the shrinking starts (replaces the
+                         recipe's accuracy trigger)
+  --keep-window-start-at ACC  dmattn: keep the full window until the test accuracy reaches ACC, then shrink (tuned: 0.99)
   --time-budget S        per-run time budget in seconds (training stops there, then evaluates)
   --max-steps N          per-run step budget (training stops there, then evaluates)
   --seeds LIST           run every cell once per seed (data + init), e.g. 0,1,2 (default: --seed, 0)
@@ -103,7 +109,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --eval-every N         steps between points of the accuracy curve (default a quarter epoch)
   --qk-std X             attention/dmattn q and k projection std (default 0.02)
   --qk-norm on|off       dmattn q/k RMSNorm (tuned: off, first: on)
-  --dmattn-a X           dmattn initial A (default 0)
+  --dmattn-a X           dmattn initial A (tuned: -1; full-window, first: 0)
   --dt-std X             dmattn dt_proj weight std (default 0.02)`;
 
 function parseList(s: string, flag: string): number[] {

@@ -19,7 +19,7 @@ export type { LengthExpr } from './results';
 export { evalLengthExpr, evalKeepWindow } from './length-expr';
 
 export interface MqarGridOptions {
-  /** Defaults for the training fields left unset: 'tuned' (default) or 'first' (see src/synthetic/recipe.ts). */
+  /** Defaults for the training fields left unset: 'tuned' (default), 'full-window' or 'first' (see src/synthetic/recipe.ts). */
   recipe?: MqarRecipeName;
   mixers: MixerKind[];
   seqLens: number[];

@@ -2,20 +2,24 @@
  * MQAR training recipes: the defaults of `trainMqar`, `runMqarGrid` and `wm mqar`.
  *
  * `tuned` is the recipe found by measurement on a 2-core CPU in Zoology's smoke setting (V 256, L 64, K 4, zero
- * filler, 10k examples, batch 64), where attention and DMAttn reach >= 0.99 at d 64 and d 128
- * (docs/mqar-recipe.md has every attempt, seeds, steps and wall times). What matters, in order:
+ * filler, 10k examples, batch 64), where attention and DMAttn (with a top-k window of 2K keys) reach >= 0.99 at d 64
+ * and d 128 on 3 of 3 seeds (docs/mqar-recipe.md has every attempt, seeds, steps and wall times). What matters:
  *   - depth-scaled init of the projections that write into the residual stream (std 0.02 / sqrt(2 * layers), GPT-2's
  *     and Zoology's choice): with plain 0.02 every run stays on the ~0.27 plateau;
  *   - a schedule that keeps the learning rate near its peak while the lookup circuit forms: cosine over 10 epochs
- *     with early stop at 0.99 (the jump comes after 250-400 steps, before the schedule has decayed much); the same
+ *     with early stop at 0.99 (the jump comes after 200-400 steps, before the schedule has decayed much); the same
  *     lr decayed over 4 epochs stalls at d 64;
  *   - for DMAttn, no q/k RMSNorm: with it the normalised q and k turn with every Adam step of their small (0.02)
  *     weights, and d 64 stays on the plateau;
- *   - for DMAttn, keep_window_size = L (no top-k): with the authors' K the kept keys start out decided by
- *     tie-breaking (A = 0 gives every key the same mask value) and the context is mostly not among them; that
- *     variant stayed below 0.46 in 10 epochs. A top-k window learns with a curriculum (trainMqar's
- *     keepWindowShrinkStart / keepWindowShrinkSteps, `--keep-window 8 --keep-window-start 400 --keep-window-shrink 300
- *     --dmattn-a -1`): full window first, then narrowed; it holds 0.99 down to 2K keys and collapses at exactly K.
+ *   - for DMAttn, a curriculum for the top-k window: the full window (no top-k) until the test accuracy reaches
+ *     0.99, then the window shrinks linearly from L to 2K keys over 300 steps, and only accuracies at 2K count. Top-k
+ *     from the first step keeps keys chosen by tie-breaking (A = 0 gives every key the same mask value) and stays
+ *     below 0.46 in 10 epochs; a shrink over 100 steps collapsed on 2 of 3 seeds at d 128; at exactly K keys the
+ *     model collapses (layer 1's previous-token key and layer 2's K context values compete for the same slots);
+ *   - for DMAttn, A = -1 (dt_proj std 0.02): breaks the ties of the mask values and gives dt_proj a gradient, which
+ *     is proportional to A and zero at the HF init A = 0.
+ * `full-window` is the tuned recipe before the top-k curriculum: DMAttn with keep_window_size = L (no top-k, i.e.
+ * attention plus a learned per-key bias), A = 0; same for every other mixer. It reaches 0.99 in fewer steps.
  * `first` is this project's first recipe (everything plain, q/k norm on, keep window K, lr sweep 1e-3 and 3e-3 over
  * 4 epochs), kept to reproduce the plateau.
  */
@@ -30,7 +34,7 @@ export interface MqarRecipe {
   warmupFraction: number;
   weightDecay: number;
   stopAccuracy: number;
-  /** DMAttn: keys kept per query, `K` (the number of kv pairs, the authors' MQAR script), `L` (no top-k) or an expression in L. */
+  /** DMAttn: keys kept per query, `K` (the number of kv pairs, the authors' MQAR script), `2*K`, `L` (no top-k) or an expression in L. */
   keepWindowSize: LengthExpr;
   /** DMAttn: per-head q/k RMSNorm. */
   qkNorm: boolean;
@@ -44,8 +48,12 @@ export interface MqarRecipe {
   keepWindowShrinkAtAccuracy?: number;
 }
 
-export const MQAR_RECIPES: Record<'tuned' | 'first', MqarRecipe> = {
-  tuned: { init: 'scaled', lrs: [1e-3], epochs: 10, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, keepWindowSize: 'L', qkNorm: false, dmattnA: 0, dtProjStd: 0.02 },
+export const MQAR_RECIPES: Record<'tuned' | 'full-window' | 'first', MqarRecipe> = {
+  tuned: {
+    init: 'scaled', lrs: [1e-3], epochs: 10, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99,
+    keepWindowSize: '2*K', qkNorm: false, dmattnA: -1, dtProjStd: 0.02, keepWindowShrinkAtAccuracy: 0.99, keepWindowShrinkSteps: 300,
+  },
+  'full-window': { init: 'scaled', lrs: [1e-3], epochs: 10, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, keepWindowSize: 'L', qkNorm: false, dmattnA: 0, dtProjStd: 0.02 },
   first: { init: 'plain', lrs: [1e-3, 3e-3], epochs: 4, warmupFraction: 0.05, weightDecay: 0.1, stopAccuracy: 0.99, keepWindowSize: 'K', qkNorm: true, dmattnA: 0, dtProjStd: 0.02 },
 };
 

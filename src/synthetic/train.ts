@@ -29,10 +29,11 @@ export interface MqarTrainOptions {
   evalBatchSize?: number; // default 256
   numLayers?: number; // default 2
   numHeads?: number; // attention / dmattn heads, default 1
-  keepWindowSize?: number; // dmattn (recipe default: the sequence length in 'tuned', numKvPairs in 'first')
+  keepWindowSize?: number; // dmattn (recipe default: 2K in 'tuned', the sequence length in 'full-window', K in 'first')
   /**
    * dmattn curriculum: the top-k window starts at the sequence length (no top-k) and shrinks linearly to
-   * keepWindowSize over this many steps, then stays there (default 0: keepWindowSize from the first step).
+   * keepWindowSize over this many steps, then stays there (default the recipe's: 300 in 'tuned', else 0 =
+   * keepWindowSize from the first step). Only a DMAttn window below L has a curriculum.
    */
   keepWindowShrinkSteps?: number;
   /** dmattn curriculum: steps with the full window (no top-k) before the shrinking starts (default 0). */
@@ -40,7 +41,8 @@ export interface MqarTrainOptions {
   /**
    * dmattn curriculum: keep the full window until a test evaluation reaches this accuracy, and start the shrinking
    * there (the lookup circuit has formed; its step varies by seed and width). With keepWindowShrinkStart as well, the
-   * shrinking starts at whichever comes first. Default: no accuracy trigger.
+   * shrinking starts at whichever comes first. Default the recipe's (0.99 in 'tuned') unless keepWindowShrinkStart
+   * is given.
    */
   keepWindowShrinkAtAccuracy?: number;
   dState?: number; // ssd, default 64
@@ -50,7 +52,7 @@ export interface MqarTrainOptions {
    */
   init?: MqarInit;
   qkStd?: number; // attention / dmattn q and k projection std, default 0.02
-  qkNorm?: boolean; // dmattn q/k RMSNorm (recipe default: off in 'tuned', on in 'first')
+  qkNorm?: boolean; // dmattn q/k RMSNorm (recipe default: off in 'tuned' and 'full-window', on in 'first')
   dmattnA?: number; // dmattn initial A (recipe default)
   dtProjStd?: number; // dmattn dt_proj std (recipe default)
   weightDecay?: number; // recipe default 0.1
