@@ -8,7 +8,9 @@
  *     and Zoology's choice): with plain 0.02 every run stays on the ~0.27 plateau;
  *   - a schedule that keeps the learning rate near its peak while the lookup circuit forms: cosine over 10 epochs
  *     with early stop at 0.99 (the jump comes after 200-400 steps, before the schedule has decayed much); the same
- *     lr decayed over 4 epochs stalls at d 64;
+ *     lr decayed over 4 epochs stalls at d 64; in the paper-style setting (K = L/4, random filler) the plateau lasts
+ *     ~2000 steps: attention at L 32 stayed on it for 3000 steps with the 10-epoch cosine and jumped with a 20-epoch
+ *     one (`epochs: 20`; L 64 likewise with 20 epochs);
  *   - for DMAttn, no q/k RMSNorm: with it the normalised q and k turn with every Adam step of their small (0.02)
  *     weights, and d 64 stays on the plateau;
  *   - for DMAttn, a curriculum for the top-k window: the full window (no top-k) until the test accuracy reaches
