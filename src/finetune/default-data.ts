@@ -254,7 +254,8 @@ export const DEFAULT_RAMBLING_SHARE = 0.1;
 /**
  * The wrong word of a hard negative, of the kinds a model that half-knows the task picks (the kinds the four-choice
  * questions offer): copy - a colour the context does not mention; bind - another fact's colour of the context (3 in
- * 4) or an unmentioned one; arith - off by one or two; antonym - the word itself (half) or another word's opposite.
+ * 4) or an unmentioned one; arith - the three nearest wrong sums (off by one or two; 10 more for 0 and 1);
+ * antonym - the word itself (half) or another word's opposite.
  */
 function hardNegative(r: Rand, it: Item): { word: string; kind: DefaultPreference['rejectedKind'] } {
   const wrong = it.wrong.filter((w) => w !== it.gold);
