@@ -131,7 +131,10 @@ export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inp
       for (let b = 0; b < B; b++) {
         if (finished[b]) { next.push(pad); continue; }
         const row = logits.subarray(b * V, (b + 1) * V);
-        const tok = pickToken(Float32Array.from(row), seqs[b].filter((_, j) => mask[b][j] === 1), opts, rng);
+        // only the repetition penalty reads the history and changes the row (in place: copy what onLogits was given)
+        const penalized = (opts.repetitionPenalty ?? 1) !== 1;
+        const history = penalized ? seqs[b].filter((_, j) => mask[b][j] === 1) : [];
+        const tok = pickToken(penalized && opts.onLogits ? Float32Array.from(row) : row, history, opts, rng);
         next.push(tok);
         generated[b].push(tok);
         if (eosList.includes(tok)) finished[b] = true;
