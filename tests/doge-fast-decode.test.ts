@@ -5,9 +5,10 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/backend';
-import { DogeConfig, DogeForCausalLM, createDogeFastDecoder, fastDecodeUnsupported, type DogeCache } from '../src/models/doge';
+import { DogeConfig, DogeForCausalLM, createDogeFastDecoder, decodeHeadThreads, fastDecodeUnsupported, type DogeCache } from '../src/models/doge';
 import { DecodingSession, fastDecodeEnabled, type GenerateOptions } from '../src/generation';
 import { setWasmNativeBlas, wasmNativeBlas } from '../src/ops/wasm-patches';
+import type { MLP } from '../src/modules/mlp';
 import { maxAbs, maxErr, randomizeDoge } from './parity-helpers';
 
 before(async () => { await loadBackend({ log: false, workload: 'inference' }); });
@@ -133,6 +134,32 @@ test('fallbacks: no native BLAS, batch 2, dynamic RoPE past max_position_embeddi
   m.dispose();
 });
 
+test('a weight assigned during generation (onToken) is seen by the next fast step, as by the tfjs path', () => {
+  const m = model(small({ keep_window_size: 4 }), 8);
+  const w: tf.Variable | null = (m.layers[1].mlp as MLP).downW;
+  const original = tf.keep(w!.clone());
+  const run = (fastDecode: boolean) => {
+    w!.assign(original);
+    const logits: Float32Array[] = [];
+    const out = m.generate([[1, 2, 3]], {
+      maxNewTokens: 8, eosTokenId: null, fastDecode, onLogits: (l) => logits.push(Float32Array.from(l)),
+      onToken: (_, step) => { if (step === 2) tf.tidy(() => w!.assign(tf.mul(original, -2))); },
+    });
+    return { out, logits };
+  };
+  const f = run(true), p = run(false);
+  assert.deepEqual(f.out, p.out);
+  const worst = Math.max(...f.logits.map((l, i) => maxErr(l, p.logits[i]) / maxAbs(p.logits[i])));
+  assert.ok(worst < TOL, `worst ${worst}`);
+  // the change mattered: without it the steps after 2 differ
+  w!.assign(original);
+  const unchanged: Float32Array[] = [];
+  m.generate([[1, 2, 3]], { maxNewTokens: 8, eosTokenId: null, onLogits: (l) => unchanged.push(Float32Array.from(l)) });
+  assert.ok(maxErr(unchanged[5], p.logits[5]) > 1e-3);
+  original.dispose();
+  m.dispose();
+});
+
 test('WM_FAST_DECODE / fastDecode option', () => {
   assert.equal(fastDecodeEnabled(undefined, undefined), true);
   assert.equal(fastDecodeEnabled(undefined, '0'), false);
@@ -141,6 +168,14 @@ test('WM_FAST_DECODE / fastDecode option', () => {
   assert.equal(fastDecodeEnabled(false, '1'), false);
   assert.equal(fastDecodeEnabled(true, '0'), true);
   assert.throws(() => fastDecodeEnabled(undefined, 'fast'), /WM_FAST_DECODE must be 0 or 1, got 'fast'/);
+});
+
+test('WM_DECODE_THREADS: lm_head threads while decoding (auto: 2 only on an otherwise idle multi-core machine)', () => {
+  assert.equal(decodeHeadThreads('3', 2, 5), 3);
+  assert.equal(decodeHeadThreads('auto', 2, 0.9), 2);
+  assert.equal(decodeHeadThreads(undefined, 2, 2.5), 1);
+  assert.equal(decodeHeadThreads(undefined, 1, 0), 1);
+  assert.throws(() => decodeHeadThreads('two', 2, 0), /WM_DECODE_THREADS must be 'auto' or an integer from 1 to 8, got 'two'/);
 });
 
 test('live tensor count does not grow over fast generation (and is unchanged after it)', () => {

@@ -21,6 +21,7 @@
  * Used when it applies (wasm backend with the native BLAS, batch 1, no padding, supported RoPE range); `generate`'s
  * `fastDecode: false` or WM_FAST_DECODE=0 turns it off. `createDogeFastDecoder` returns null (with a reason) otherwise.
  */
+import * as os from 'node:os';
 import { tf } from '../../backend';
 import { F32_MIN } from '../../ops';
 import { torchTopkIndices } from '../../ops/torch-topk';
@@ -106,7 +107,9 @@ class DogeFastDecoder implements TokenStepper {
   private readonly vCache: Float32Array[]; // per layer [nkv, Smax, hd]
   private readonly dCache: Float32Array[]; // per layer [nm, Smax]
   private views: { layers: LayerViews[]; embed: Float32Array; norm: Float32Array; lmHead: Float32Array } | null = null;
-  private readonly qScaled: Float32Array[]; // per layer q_norm * hd^-0.5 (float32, as the tfjs path folds it)
+  /** The tensors behind `views` and their data ids then (a variable.assign gives it a new id: views taken again). */
+  private viewed: Array<{ t: tf.Tensor; id: object }> = [];
+  private qScaled: Float32Array[] = []; // per layer q_norm * hd^-0.5 (float32, as the tfjs path folds it)
   private readonly invFreq: Float32Array;
   // scratch
   private readonly h: Float32Array;
@@ -128,7 +131,7 @@ class DogeFastDecoder implements TokenStepper {
     this.H = c.hidden_size; this.nh = a0.numHeads; this.nkv = a0.numKvHeads; this.nm = a0.maskHeads; this.hd = a0.headDim;
     this.V = c.vocab_size; this.P = P; this.Smax = Math.max(maxLength, P + 1);
     const { nkv, nm, hd, Smax, H, nh } = this;
-    this.kCache = []; this.vCache = []; this.dCache = []; this.qScaled = [];
+    this.kCache = []; this.vCache = []; this.dCache = [];
     for (let i = 0; i < model.layers.length; i++) {
       const kc = new Float32Array(nkv * Smax * hd), vc = new Float32Array(nkv * Smax * hd), dc = new Float32Array(nm * Smax);
       const kh = cache[i].k.dataSync() as Float32Array, vh = cache[i].v.dataSync() as Float32Array, dh = cache[i].d.dataSync() as Float32Array;
@@ -139,9 +142,6 @@ class DogeFastDecoder implements TokenStepper {
       }
       for (let h = 0; h < nm; h++) dc.set(dh.subarray(h * P, (h + 1) * P), h * Smax);
       this.kCache.push(kc); this.vCache.push(vc); this.dCache.push(dc);
-      const qn = model.layers[i].attn.parameters().get('q_norm.weight')!.dataSync() as Float32Array;
-      const scale = 1 / Math.sqrt(hd);
-      this.qScaled.push(qn.map((w) => fr(w * scale)));
     }
     this.invFreq = Float32Array.from(model.rotary.inverseFrequencies);
     const I = c.intermediate_size;
@@ -154,17 +154,29 @@ class DogeFastDecoder implements TokenStepper {
     this.moe = moe ? { R: new Float32Array(2 * moe.K), shared: new Float32Array(H) } : null;
   }
 
+  /** OpenBLAS threads for the lm_head product (decodeHeadThreads, fixed per decoder). */
+  private readonly headThreads = decodeHeadThreads();
+
   get length(): number { return this.P; }
 
   dispose(): void {
     this.views = null;
   }
 
-  /** Heap views of every weight; taken again when the wasm heap grew (its old buffer is then detached, length 0). */
+  /**
+   * Heap views of every weight; taken again when the wasm heap grew (its old buffer is then detached, length 0) or
+   * a weight was assigned since (e.g. by an onToken callback): its data then lives elsewhere.
+   */
   private weights(): NonNullable<DogeFastDecoder['views']> {
-    if (this.views && this.views.embed.length !== 0) return this.views;
+    if (this.views && this.views.embed.length !== 0 && this.viewed.every((v) => v.t.dataId === v.id && !v.t.isDisposed)) return this.views;
     const be = tf.backend() as unknown as WasmHeapBackend;
-    const view = (t: tf.Tensor | null | undefined): Float32Array | null => (t ? be.typedArrayFromHeap(t) : null);
+    this.viewed = [];
+    const view = (t: tf.Tensor | null | undefined): Float32Array | null => {
+      if (!t) return null;
+      if (t.isDisposed) throw new Error('fast decoder: a weight of the model was disposed');
+      this.viewed.push({ t, id: t.dataId });
+      return be.typedArrayFromHeap(t);
+    };
     const need = (t: tf.Tensor | null | undefined): Float32Array => view(t)!;
     const mlpViews = (m: MLP): MlpViews => ({ gate: need(m.gateW), up: need(m.upW), down: need(m.downW), gateB: view(m.gateB), upB: view(m.upB), downB: view(m.downB) });
     const layers = this.model.layers.map((l): LayerViews => {
@@ -182,6 +194,8 @@ class DogeFastDecoder implements TokenStepper {
       };
     });
     this.views = { layers, embed: need(this.model.embed.weight), norm: need(this.model.norm.weight), lmHead: need(this.model.lmHead) };
+    const scale = 1 / Math.sqrt(this.hd);
+    this.qScaled = layers.map((l) => l.qNorm.map((w) => fr(w * scale)));
     return this.views;
   }
 
@@ -277,7 +291,16 @@ class DogeFastDecoder implements TokenStepper {
     this.P = S;
     rmsNormInto(h, w.norm, this.model.norm.eps, this.x, 0, H);
     const logits = new Float32Array(V);
-    this.blas.sgemv(w.lmHead, this.x, logits, 1, V, H, 0, 0, 0); // [V] = lm_head [V, H] x
+    // [V] = lm_head [V, H] x; a large lm_head (doge-20m: 33.5 MB, beyond the last-level cache) is memory-bound, and
+    // a second core's loads add bandwidth: it may run on this.headThreads OpenBLAS threads
+    const base = this.blas.threads;
+    const threaded = this.headThreads > 1 && V * H >= HEAD_THREADS_MIN;
+    if (threaded) this.blas.setThreads(this.headThreads);
+    try {
+      this.blas.sgemv(w.lmHead, this.x, logits, 1, V, H, 0, 0, 0);
+    } finally {
+      if (threaded) this.blas.setThreads(base);
+    }
     return logits;
   }
 
@@ -326,6 +349,23 @@ class DogeFastDecoder implements TokenStepper {
     }
     for (let i = 0; i < H; i++) out[i] = fr(shared[i] + fr(acc[i]));
   }
+}
+
+/** lm_head products of at least this many weights (8 MB) may use more than one thread. */
+const HEAD_THREADS_MIN = 2 * 1024 * 1024;
+
+/**
+ * OpenBLAS threads for a large lm_head product while decoding: WM_DECODE_THREADS=N, or 'auto' (default): 2 when
+ * the machine has 2+ cores and is otherwise idle (1-minute load average below 1.5 including this process), else 1
+ * (on a busy machine a second thread waits for a core and is slower than one).
+ */
+export function decodeHeadThreads(env = process.env.WM_DECODE_THREADS, cores = os.availableParallelism(), load = os.loadavg()[0]): number {
+  if (env !== undefined && env !== '' && env !== 'auto') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`WM_DECODE_THREADS must be 'auto' or an integer from 1 to 8, got '${env}'`);
+    return n;
+  }
+  return cores >= 2 && load < 1.5 ? 2 : 1;
 }
 
 /** y[off..off+n) = w * x / sqrt(mean(x^2) + eps) over x[off..off+n) (w indexed from 0; y may be x). */
