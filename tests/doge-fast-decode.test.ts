@@ -65,6 +65,16 @@ for (const c of CASES) {
   });
 }
 
+test("fast decoder == tfjs path with CDMoE routerLayout 'hf' (one token: the same router halves)", () => {
+  const m = new DogeForCausalLM(new DogeConfig(small({ is_moe: true, num_experts: 36, num_experts_per_tok: 4 })), { seed: 9, routerLayout: 'hf' });
+  randomizeDoge(m, 109);
+  const r = both(m, [[4, 8, 15, 16, 23, 42]], { maxNewTokens: 10, eosTokenId: null });
+  assert.equal(r.used, 1);
+  assert.deepEqual(r.fast, r.plain);
+  assert.ok(r.worst < TOL, `worst ${r.worst}`);
+  m.dispose();
+});
+
 test('fast decoder == tfjs path with seeded sampling (temperature, top-k, top-p, repetition penalty)', () => {
   const m = model(DogeConfig.preset('doge-tiny'), 4);
   const prompt = [[3, 17, 17, 99, 250, 4000, 12]];
