@@ -201,94 +201,42 @@ class DogeFastDecoder implements TokenStepper {
 
   /** y[M] = W[M, K] x (+ b), W row-major (torch Linear layout). */
   private linear(W: Float32Array, x: Float32Array, y: Float32Array, b: Float32Array | null): void {
+    const threaded = this.headThreads > 1 && y.length * x.length >= THREADS_MIN_EXP;
+    if (threaded) this.blas.setThreads(this.headThreads);
     this.blas.sgemv(W, x, y, 1, y.length, x.length, 0, 0, 0);
+    if (threaded) this.blas.setThreads(1);
     if (b) for (let i = 0; i < y.length; i++) y[i] = fr(y[i] + b[i]);
   }
 
   step(token: number): Float32Array {
-    const { H, nh, nkv, nm, hd, Smax, V } = this;
+    const { H, hd, Smax, V } = this;
     if (!Number.isInteger(token) || token < 0 || token >= V) throw new Error(`fast decoder: token id ${token} is outside the vocabulary [0, ${V})`);
     if (this.P >= Smax) throw new Error(`fast decoder: cache is full (${Smax} positions)`);
     const w = this.weights();
     const c = this.model.config;
     const eps = c.rms_norm_eps;
-    const g = nh / nkv;
-    const P = this.P, S = P + 1;
+    const P = this.P;
     const h = this.h;
     h.set(w.embed.subarray(token * H, (token + 1) * H));
     // RoPE at position P: cos, sin per frequency (same float32 angle as RotaryEmbedding.build)
     const half = hd / 2;
     const cos = new Float64Array(half), sin = new Float64Array(half);
     for (let i = 0; i < half; i++) { const a = fr(this.invFreq[i] * P); cos[i] = fr(Math.cos(a)); sin[i] = fr(Math.sin(a)); }
-    const window = c.sliding_window;
 
     for (let li = 0; li < this.model.layers.length; li++) {
       const L = w.layers[li];
       const layer = this.model.layers[li];
-      const kc = this.kCache[li], vc = this.vCache[li], dc = this.dCache[li];
-      // --- attention ---
+      // --- attention: h = input_residual * h + Attn(RMSNorm(h)) ---
       rmsNormInto(h, L.inNorm, eps, this.x, 0, H);
-      const qkv = this.qkv;
-      const qPart = qkv.subarray(0, nh * hd), kPart = qkv.subarray(nh * hd, (nh + nkv) * hd), vPart = qkv.subarray((nh + nkv) * hd);
-      this.linear(L.q, this.x, qPart, L.qB);
-      this.linear(L.k, this.x, kPart, L.kB);
-      this.linear(L.v, this.x, vPart, L.vB);
-      const qs = this.qScaled[li];
-      for (let hh = 0; hh < nh + nkv; hh++) {
-        const isQ = hh < nh;
-        const off = hh * hd;
-        rmsNormInto(qkv, isQ ? qs : L.kNorm, layer.attn.eps, qkv, off, hd);
-        // rotate_half: [x1, x2] -> [-x2, x1]; x * cos + rot(x) * sin, rounded like the tfjs kernels
-        for (let i = 0; i < half; i++) {
-          const x1 = qkv[off + i], x2 = qkv[off + half + i];
-          qkv[off + i] = fr(fr(x1 * cos[i]) + fr(x2 * fr(-sin[i])));
-          qkv[off + half + i] = fr(fr(x2 * cos[i]) + fr(x1 * sin[i]));
-        }
-      }
-      // append the new key, value and dynamic-mask entry at slot P
-      for (let cc = 0; cc < nkv; cc++) {
-        kc.set(kPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + P) * hd);
-        vc.set(vPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + P) * hd);
-      }
-      this.linear(L.dt, vPart, this.dt, L.dtB);
-      for (let m = 0; m < nm; m++) dc[m * Smax + P] = fr(Math.exp(fr(L.A[m] * softplus(this.dt[m]))));
-      // mask rows M[m, j] (j < S): d, float32 min outside the sliding window, then the keep_window top-k
-      const M = this.mask;
-      for (let m = 0; m < nm; m++) {
-        for (let j = 0; j < S; j++) M[m * S + j] = window !== null && j <= P - window ? F32_MIN : dc[m * Smax + j];
-      }
-      const keep = layer.attn.keepWindowSize;
-      if (S > keep) {
-        const idx = torchTopkIndices(M.subarray(0, nm * S), nm, S, keep);
-        const kept = new Uint8Array(nm * S);
-        for (let m = 0; m < nm; m++) for (let r = 0; r < keep; r++) kept[m * S + idx[m * keep + r]] = 1;
-        for (let i = 0; i < nm * S; i++) if (!kept[i]) M[i] = F32_MIN;
-      }
-      const sc = this.scores.subarray(0, S);
-      for (let cc = 0; cc < nkv; cc++) {
-        const Kc = kc.subarray(cc * Smax * hd, (cc * Smax + S) * hd), Vc = vc.subarray(cc * Smax * hd, (cc * Smax + S) * hd);
-        for (let i = 0; i < g; i++) {
-          const head = cc * g + i;
-          const q = qPart.subarray(head * hd, (head + 1) * hd);
-          this.blas.sgemv(Kc, q, sc, 1, S, hd, 0, 0, 0); // [S] = K_c q
-          const mrow = (nm === nkv ? cc : head) * S;
-          let mx = -Infinity;
-          for (let j = 0; j < S; j++) { const s = fr(sc[j] + M[mrow + j]); sc[j] = s; if (s > mx) mx = s; }
-          let sum = 0;
-          for (let j = 0; j < S; j++) { const e = Math.exp(sc[j] - mx); sc[j] = e; sum += e; }
-          for (let j = 0; j < S; j++) sc[j] = fr(sc[j] / sum);
-          this.blas.sgemv(Vc, sc, this.oFlat.subarray(head * hd, (head + 1) * hd), 1, hd, S, 1, 0, 0); // [hd] = V_c^T p
-        }
-      }
-      this.linear(L.o, this.oFlat, this.attnOut, L.oB);
+      this.attention(li, L, this.x, P, cos, sin, this.attnOut);
       for (let i = 0; i < H; i++) h[i] = fr(fr(L.inRes[i] * h[i]) + this.attnOut[i]);
-      // --- MLP or CDMoE ---
+      // --- MLP or CDMoE: h = post_attention_residual * h + MLP(RMSNorm(h)) ---
       rmsNormInto(h, L.postNorm, eps, this.x, 0, H);
       if (layer.mlp instanceof CDMoE) this.cdmoe(layer.mlp, L, this.x, this.mlpOut);
       else this.swiglu(L.mlp, this.x, this.mlpOut);
       for (let i = 0; i < H; i++) h[i] = fr(fr(L.postRes[i] * h[i]) + this.mlpOut[i]);
     }
-    this.P = S;
+    this.P = P + 1;
     rmsNormInto(h, w.norm, this.model.norm.eps, this.x, 0, H);
     const logits = new Float32Array(V);
     // [V] = lm_head [V, H] x; a large lm_head (doge-20m: 33.5 MB, beyond the last-level cache) is memory-bound, and
@@ -302,6 +250,72 @@ class DogeFastDecoder implements TokenStepper {
       if (threaded) this.blas.setThreads(base);
     }
     return logits;
+  }
+
+  /**
+   * out[H] = o_proj(softmax(q K^T + M) V) for the token at position P with x = RMSNorm(h): projects q, k, v, applies
+   * the q/k norms and RoPE, appends k, v and the dynamic-mask entry d to the layer's cache at slot P, then attends
+   * over the S = P + 1 cached keys.
+   */
+  private attention(li: number, L: LayerViews, x: Float32Array, P: number, cos: Float64Array, sin: Float64Array, out: Float32Array): void {
+    const { nh, nkv, nm, hd, Smax } = this;
+    const layer = this.model.layers[li];
+    const kc = this.kCache[li], vc = this.vCache[li], dc = this.dCache[li];
+    const g = nh / nkv, S = P + 1, half = hd / 2;
+    const window = this.model.config.sliding_window;
+    const qkv = this.qkv;
+    const qPart = qkv.subarray(0, nh * hd), kPart = qkv.subarray(nh * hd, (nh + nkv) * hd), vPart = qkv.subarray((nh + nkv) * hd);
+    this.linear(L.q, x, qPart, L.qB);
+    this.linear(L.k, x, kPart, L.kB);
+    this.linear(L.v, x, vPart, L.vB);
+    const qs = this.qScaled[li];
+    for (let hh = 0; hh < nh + nkv; hh++) {
+      const isQ = hh < nh;
+      const off = hh * hd;
+      rmsNormInto(qkv, isQ ? qs : L.kNorm, layer.attn.eps, qkv, off, hd);
+      // rotate_half: [x1, x2] -> [-x2, x1]; x * cos + rot(x) * sin, rounded like the tfjs kernels
+      for (let i = 0; i < half; i++) {
+        const x1 = qkv[off + i], x2 = qkv[off + half + i];
+        qkv[off + i] = fr(fr(x1 * cos[i]) + fr(x2 * fr(-sin[i])));
+        qkv[off + half + i] = fr(fr(x2 * cos[i]) + fr(x1 * sin[i]));
+      }
+    }
+    // append the new key, value and dynamic-mask entry at slot P
+    for (let cc = 0; cc < nkv; cc++) {
+      kc.set(kPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + P) * hd);
+      vc.set(vPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + P) * hd);
+    }
+    this.linear(L.dt, vPart, this.dt, L.dtB);
+    for (let m = 0; m < nm; m++) dc[m * Smax + P] = fr(Math.exp(fr(L.A[m] * softplus(this.dt[m]))));
+    // mask rows M[m, j] (j < S): d, float32 min outside the sliding window, then the keep_window top-k
+    const M = this.mask;
+    for (let m = 0; m < nm; m++) {
+      for (let j = 0; j < S; j++) M[m * S + j] = window !== null && j <= P - window ? F32_MIN : dc[m * Smax + j];
+    }
+    const keep = layer.attn.keepWindowSize;
+    if (S > keep) {
+      const idx = torchTopkIndices(M.subarray(0, nm * S), nm, S, keep);
+      const kept = new Uint8Array(nm * S);
+      for (let m = 0; m < nm; m++) for (let r = 0; r < keep; r++) kept[m * S + idx[m * keep + r]] = 1;
+      for (let i = 0; i < nm * S; i++) if (!kept[i]) M[i] = F32_MIN;
+    }
+    const sc = this.scores.subarray(0, S);
+    for (let cc = 0; cc < nkv; cc++) {
+      const Kc = kc.subarray(cc * Smax * hd, (cc * Smax + S) * hd), Vc = vc.subarray(cc * Smax * hd, (cc * Smax + S) * hd);
+      for (let i = 0; i < g; i++) {
+        const head = cc * g + i;
+        const q = qPart.subarray(head * hd, (head + 1) * hd);
+        this.blas.sgemv(Kc, q, sc, 1, S, hd, 0, 0, 0); // [S] = K_c q
+        const mrow = (nm === nkv ? cc : head) * S;
+        let mx = -Infinity;
+        for (let j = 0; j < S; j++) { const s = fr(sc[j] + M[mrow + j]); sc[j] = s; if (s > mx) mx = s; }
+        let sum = 0;
+        for (let j = 0; j < S; j++) { const e = Math.exp(sc[j] - mx); sc[j] = e; sum += e; }
+        for (let j = 0; j < S; j++) sc[j] = fr(sc[j] / sum);
+        this.blas.sgemv(Vc, sc, this.oFlat.subarray(head * hd, (head + 1) * hd), 1, hd, S, 1, 0, 0); // [hd] = V_c^T p
+      }
+    }
+    this.linear(L.o, this.oFlat, out, L.oB);
   }
 
   /** out[H] = down(silu(gate x) * up x). */
@@ -353,6 +367,7 @@ class DogeFastDecoder implements TokenStepper {
 
 /** lm_head products of at least this many weights (8 MB) may use more than one thread. */
 const HEAD_THREADS_MIN = 2 * 1024 * 1024;
+const THREADS_MIN_EXP = Number(process.env.WM_DT_MIN_EXP ?? 1e12);
 
 /**
  * OpenBLAS threads for a large lm_head product while decoding: WM_DECODE_THREADS=N, or 'auto' (default): 2 when
