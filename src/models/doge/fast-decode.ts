@@ -201,10 +201,7 @@ class DogeFastDecoder implements TokenStepper {
 
   /** y[M] = W[M, K] x (+ b), W row-major (torch Linear layout). */
   private linear(W: Float32Array, x: Float32Array, y: Float32Array, b: Float32Array | null): void {
-    const threaded = this.headThreads > 1 && y.length * x.length >= THREADS_MIN_EXP;
-    if (threaded) this.blas.setThreads(this.headThreads);
     this.blas.sgemv(W, x, y, 1, y.length, x.length, 0, 0, 0);
-    if (threaded) this.blas.setThreads(1);
     if (b) for (let i = 0; i < y.length; i++) y[i] = fr(y[i] + b[i]);
   }
 
@@ -367,7 +364,6 @@ class DogeFastDecoder implements TokenStepper {
 
 /** lm_head products of at least this many weights (8 MB) may use more than one thread. */
 const HEAD_THREADS_MIN = 2 * 1024 * 1024;
-const THREADS_MIN_EXP = Number(process.env.WM_DT_MIN_EXP ?? 1e12);
 
 /**
  * OpenBLAS threads for a large lm_head product while decoding: WM_DECODE_THREADS=N, or 'auto' (default): 2 when
