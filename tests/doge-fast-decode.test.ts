@@ -5,7 +5,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/backend';
-import { DogeConfig, DogeForCausalLM, createDogeFastDecoder, decodeHeadThreads, fastDecodeUnsupported, type DogeCache } from '../src/models/doge';
+import { DogeConfig, DogeForCausalLM, createDogeFastDecoder, decodeHeadThreads, fastDecodeUnsupported, runningOtherTasks, type DogeCache } from '../src/models/doge';
 import { DecodingSession, fastDecodeEnabled, type GenerateOptions } from '../src/generation';
 import { setWasmNativeBlas, wasmNativeBlas } from '../src/ops/wasm-patches';
 import type { MLP } from '../src/modules/mlp';
@@ -180,12 +180,17 @@ test('WM_FAST_DECODE / fastDecode option', () => {
   assert.throws(() => fastDecodeEnabled(undefined, 'fast'), /WM_FAST_DECODE must be 0 or 1, got 'fast'/);
 });
 
-test('WM_DECODE_THREADS: lm_head threads while decoding (auto: 2 only on an otherwise idle multi-core machine)', () => {
+test('WM_DECODE_THREADS: lm_head threads while decoding (auto: 2 only when no other task runs on a multi-core machine)', () => {
   assert.equal(decodeHeadThreads('3', 2, 5), 3);
-  assert.equal(decodeHeadThreads('auto', 2, 0.9), 2);
-  assert.equal(decodeHeadThreads(undefined, 2, 2.5), 1);
+  assert.equal(decodeHeadThreads('auto', 2, 0), 2);
+  assert.equal(decodeHeadThreads(undefined, 2, 1), 1);
+  assert.equal(decodeHeadThreads(undefined, 4, 2), 2);
   assert.equal(decodeHeadThreads(undefined, 1, 0), 1);
   assert.throws(() => decodeHeadThreads('two', 2, 0), /WM_DECODE_THREADS must be 'auto' or an integer from 1 to 8, got 'two'/);
+  assert.equal(runningOtherTasks('2.58 2.96 3.37 3/109 2476\n'), 2);
+  assert.equal(runningOtherTasks('0.10 0.20 0.30 1/95 100'), 0);
+  assert.throws(() => runningOtherTasks('garbage'), /cannot read the running\/total field in 'garbage'/);
+  assert.ok(runningOtherTasks() >= 0);
 });
 
 test('live tensor count does not grow over fast generation (and is unchanged after it)', () => {

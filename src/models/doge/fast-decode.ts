@@ -21,6 +21,7 @@
  * Used when it applies (wasm backend with the native BLAS, batch 1, no padding, supported RoPE range); `generate`'s
  * `fastDecode: false` or WM_FAST_DECODE=0 turns it off. `createDogeFastDecoder` returns null (with a reason) otherwise.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { tf } from '../../backend';
 import { F32_MIN } from '../../ops';
@@ -367,16 +368,31 @@ const HEAD_THREADS_MIN = 2 * 1024 * 1024;
 
 /**
  * OpenBLAS threads for a large lm_head product while decoding: WM_DECODE_THREADS=N, or 'auto' (default): 2 when
- * the machine has 2+ cores and is otherwise idle (1-minute load average below 1.5 including this process), else 1
- * (on a busy machine a second thread waits for a core and is slower than one).
+ * the machine has 2+ cores and no other task is running right now, else 1 (on a busy machine a second thread waits
+ * for a core and is slower than one). `othersRunning`: runnable tasks besides this one (runningOtherTasks()).
  */
-export function decodeHeadThreads(env = process.env.WM_DECODE_THREADS, cores = os.availableParallelism(), load = os.loadavg()[0]): number {
+export function decodeHeadThreads(env = process.env.WM_DECODE_THREADS, cores = os.availableParallelism(), othersRunning = runningOtherTasks()): number {
   if (env !== undefined && env !== '' && env !== 'auto') {
     const n = Number(env);
     if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`WM_DECODE_THREADS must be 'auto' or an integer from 1 to 8, got '${env}'`);
     return n;
   }
-  return cores >= 2 && load < 1.5 ? 2 : 1;
+  return cores >= 2 && othersRunning <= cores - 2 ? 2 : 1;
+}
+
+/**
+ * Runnable tasks other than the reading one, now: the 4th field of /proc/loadavg ("running/total") minus 1. The
+ * 1-minute load average would lag: right after a training run it still counts that run's threads. Elsewhere (no
+ * /proc) the load average rounded, minus this process.
+ */
+export function runningOtherTasks(loadavgText?: string): number {
+  let text = loadavgText;
+  if (text === undefined) {
+    try { text = fs.readFileSync('/proc/loadavg', 'utf8'); } catch { return Math.max(0, Math.round(os.loadavg()[0]) - 1); }
+  }
+  const m = /^\S+ \S+ \S+ (\d+)\/\d+/.exec(text);
+  if (!m) throw new Error(`/proc/loadavg: cannot read the running/total field in '${text.trim()}'`);
+  return Math.max(0, Number(m[1]) - 1);
 }
 
 /** y[off..off+n) = w * x / sqrt(mean(x^2) + eps) over x[off..off+n) (w indexed from 0; y may be x). */
