@@ -86,3 +86,34 @@ test('dpo loss types: loss_type in the recipe is checked; label_smoothing with h
   assert.equal(loadFinetuneConfig('configs/doge-tiny-dpo.yaml', 'dpo', {}).dpo.loss_type, 'sigmoid');
   assert.throws(() => loadFinetuneConfig('configs/doge-tiny-dpo.yaml', 'dpo', { 'loss-type': 'robust' }), /doge-tiny-dpo.yaml: 'dpo.loss_type' 'robust' is not supported/);
 });
+
+test('dpo rpo_alpha: adds alpha times the chosen completions\' token-mean NLL to every loss type; 0 is plain DPO', async () => {
+  await loadBackend({ backend: 'cpu', log: false });
+  const policy = constantModel(wPolicy);
+  const reference = constantModel(wRef);
+  const beta = 0.5;
+  const alpha = 0.7;
+  // by hand: -(sum of chosen token log-probs) / (number of chosen tokens), summed log-probs for every loss type
+  const nll = -pairs.reduce((a, p) => a + seqLogp(wPolicy, p.chosen, false), 0) / pairs.reduce((n, p) => n + p.chosen.length, 0);
+  assert.ok(nll > 0.1, `the example's NLL is not tiny: ${nll}`);
+  for (const lossType of ['sigmoid', 'hinge', 'ipo'] as const) {
+    const plain = dpoLoss(policy, reference, pairs, { beta, padId: 0, lossType });
+    const zero = dpoLoss(policy, reference, pairs, { beta, padId: 0, lossType, rpoAlpha: 0 });
+    const rpo = dpoLoss(policy, reference, pairs, { beta, padId: 0, lossType, rpoAlpha: alpha });
+    const [p, z, r] = [plain, zero, rpo].map((x) => { const v = x.loss.dataSync()[0]!; x.loss.dispose(); return v; });
+    assert.ok(Math.abs(z - p) < 1e-7, `${lossType}: rpoAlpha 0 = plain DPO`);
+    assert.ok(Math.abs(r - (p + alpha * nll)) < 1e-5, `${lossType}: ${r} vs ${p} + ${alpha} * ${nll}`);
+    assert.ok(Math.abs(rpo.metrics.loss - (plain.metrics.loss + alpha * nll)) < 1e-5, `${lossType}: the logged loss carries the RPO term`);
+    assert.equal(rpo.metrics['rewards/margins'], plain.metrics['rewards/margins'], 'rewards are unchanged');
+  }
+  // with gradient accumulation (numPairsInStep = 2 micro-batches' pairs) the term is weighted like its pairs
+  const half = dpoLoss(policy, reference, pairs, { beta, padId: 0, rpoAlpha: alpha, numPairsInStep: 2 * pairs.length });
+  const full = dpoLoss(policy, reference, pairs, { beta, padId: 0, rpoAlpha: alpha });
+  const [h, f] = [half, full].map((x) => { const v = x.loss.dataSync()[0]!; x.loss.dispose(); return v; });
+  assert.ok(Math.abs(h - f / 2) < 1e-6, `accumulated: ${h} vs ${f} / 2`);
+  assert.throws(() => dpoLoss(policy, reference, pairs, { beta, padId: 0, rpoAlpha: -1 }), /rpo_alpha must be >= 0, got -1/);
+  const base = { model: { init_from: 'x' }, data: { train: 'embedded:prefs' }, training: { output_dir: 'runs/x' } };
+  assert.equal(parseFinetuneConfig({ ...base, dpo: { rpo_alpha: 0.5 } }, 'dpo').dpo.rpo_alpha, 0.5);
+  assert.equal(parseFinetuneConfig(base, 'dpo').dpo.rpo_alpha, 0);
+  assert.throws(() => parseFinetuneConfig({ ...base, dpo: { rpo_alpha: -0.1 } }, 'dpo'), /'dpo.rpo_alpha' must be a number >= 0, got -0.1/);
+});

@@ -7,7 +7,7 @@
  *             dataset (hub `org/name`) with train_split / eval_split / subdir; tokenizer_dir (default: init_from);
  *             limits max_train_rows / max_eval_rows / eval_rows
  *   sft:      seq_len, packing (document | wrapped | padding), loss_on (assistant | all)
- *   dpo:      beta, label_smoothing, loss_type, reference (copy | precompute), reference_model, max_length,
+ *   dpo:      beta, label_smoothing, loss_type, rpo_alpha, reference (copy | precompute), reference_model, max_length,
  *             max_prompt_length, max_completion_length, long_prompts (error | truncate)
  *   training: the pre-training Trainer's section (AdamW, schedule incl. cosine_with_min_lr, clipping, eval/save steps)
  *
@@ -42,6 +42,8 @@ export interface DpoSection {
   beta: number;
   label_smoothing: number;
   loss_type: DpoLossType;
+  /** TRL's rpo_alpha: weight of the chosen completions' token-mean NLL added to the DPO loss (0 = off). */
+  rpo_alpha: number;
   reference: 'copy' | 'precompute';
   /** Reference checkpoint folder (default: model.init_from, the policy's start). */
   reference_model: string | null;
@@ -68,7 +70,7 @@ export const FINETUNE_DATA_DEFAULTS: FinetuneData = {
 };
 export const SFT_DEFAULTS: SftSection = { seq_len: 2048, packing: 'document', loss_on: 'assistant' };
 export const DPO_DEFAULTS: DpoSection = {
-  beta: 0.5, label_smoothing: 0, loss_type: 'sigmoid', reference: 'copy', reference_model: null,
+  beta: 0.5, label_smoothing: 0, loss_type: 'sigmoid', rpo_alpha: 0, reference: 'copy', reference_model: null,
   max_length: 1024, max_prompt_length: 512, max_completion_length: null, long_prompts: 'error',
 };
 
@@ -111,6 +113,7 @@ export function parseFinetuneConfig(raw: unknown, kind: 'sft' | 'dpo', source = 
   if (!(typeof dpo.label_smoothing === 'number' && dpo.label_smoothing >= 0 && dpo.label_smoothing < 0.5)) throw new Error(`${source}: 'dpo.label_smoothing' must be in [0, 0.5)`);
   if (!DPO_LOSS_TYPES.includes(dpo.loss_type)) throw new Error(`${source}: 'dpo.loss_type' '${dpo.loss_type}' is not supported (supported: ${DPO_LOSS_TYPES.join(', ')})`);
   if (dpo.label_smoothing > 0 && dpo.loss_type !== 'sigmoid') throw new Error(`${source}: 'dpo.label_smoothing' applies to loss_type sigmoid only, not '${dpo.loss_type}'`);
+  if (!(typeof dpo.rpo_alpha === 'number' && dpo.rpo_alpha >= 0)) throw new Error(`${source}: 'dpo.rpo_alpha' must be a number >= 0, got ${JSON.stringify(dpo.rpo_alpha)}`);
   if (dpo.reference !== 'copy' && dpo.reference !== 'precompute') throw new Error(`${source}: 'dpo.reference' must be 'copy' or 'precompute'`);
   if (dpo.long_prompts !== 'error' && dpo.long_prompts !== 'truncate') throw new Error(`${source}: 'dpo.long_prompts' must be 'error' or 'truncate'`);
   for (const k of ['max_length', 'max_prompt_length', 'max_completion_length'] as const) posInt(source, `dpo.${k}`, dpo[k]);

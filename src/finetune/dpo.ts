@@ -9,6 +9,9 @@
  *     ipo        (Delta - 1 / (2 beta))^2, every log pi and log ref averaged over the completion's tokens
  *                instead of summed (TRL divides all_logps by the completion length for ipo only)   (IPO, eq. 17)
  *   rewards      = beta (log pi - log ref) for chosen and rejected (with ipo's averaged log-probs)
+ *   + rpo_alpha * NLL   TRL's RPO term (rpo_alpha > 0): the chosen completions' token-mean negative log-likelihood,
+ *                added to the pair mean; it keeps the chosen answers likely while the margin grows (DPO alone lets
+ *                both log-probs fall, and the shared tokens after the answer word drift)
  *
  * Chosen and rejected sequences go through the model in one batch (all chosen rows, then all rejected rows, right-
  * padded). The reference model runs outside the gradient tape, or its log-probs are precomputed once
@@ -195,6 +198,8 @@ export interface DpoLossOptions {
   referenceLogps?: { chosen: number[]; rejected: number[] };
   /** Divide the summed pair losses by this (pairs of the whole optimizer step); default the number of pairs. */
   numPairsInStep?: number;
+  /** TRL's rpo_alpha: add rpoAlpha times the chosen completions' token-mean NLL (default 0 = plain DPO). */
+  rpoAlpha?: number;
 }
 
 /** TRL's logged metric names (spec 2.5). */
@@ -246,6 +251,8 @@ export function dpoLoss(policy: LogitModel, reference: LogitModel | null, pairs:
   const eps = opts.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps < 0.5)) throw new Error(`dpo: label_smoothing must be in [0, 0.5), got ${eps}`);
   if (eps > 0 && lossType !== 'sigmoid') throw new Error(`dpo: label_smoothing (${eps}) applies to loss_type sigmoid only, not '${lossType}'`);
+  const rpoAlpha = opts.rpoAlpha ?? 0;
+  if (!(rpoAlpha >= 0)) throw new Error(`dpo: rpo_alpha must be >= 0, got ${opts.rpoAlpha}`);
   if (!pairs.length) throw new Error('dpo: no pairs');
   const P = pairs.length;
   const seqs = pairSequences(pairs);
@@ -272,6 +279,8 @@ export function dpoLoss(policy: LogitModel, reference: LogitModel | null, pairs:
   const scale = lossType === 'ipo' ? lengths.map((n) => 1 / n) : lengths.map(() => 1);
   refC = refC.map((x, i) => x * scale[i]!);
   refR = refR.map((x, i) => x * scale[P + i]!);
+  const chosenTokens = pairs.reduce((n, p) => n + p.chosen.length, 0);
+  let chosenLogpSum = 0; // summed (unscaled) chosen log-probs, for the logged RPO term
   let pol: number[] = [];
   let stats: CompletionLogps['stats'];
   const loss = tf.tidy(() => {
@@ -279,12 +288,16 @@ export function dpoLoss(policy: LogitModel, reference: LogitModel | null, pairs:
     stats = lp.stats;
     const logps = tf.mul(lp.logps, tf.tensor1d(scale)); // [2P] summed, or averaged for ipo
     pol = Array.from(logps.dataSync());
+    chosenLogpSum = pol.slice(0, P).reduce((a, x, i) => a + x / scale[i]!, 0);
     const c = tf.slice(logps, [0], [P]);
     const r = tf.slice(logps, [P], [P]);
     const refDiff = tf.tensor1d(refC.map((x, i) => x - refR[i]!));
     const delta = tf.sub(tf.sub(c, r), refDiff); // Delta, [P]
     const perPair = dpoPairLoss(delta, lossType, beta, eps);
-    return tf.div(tf.sum(perPair), divisor) as tf.Scalar;
+    if (rpoAlpha === 0) return tf.div(tf.sum(perPair), divisor) as tf.Scalar;
+    // RPO: the chosen sequences' summed log-probs (unscaled) over their tokens = token-mean NLL; weighted like P pairs
+    const nll = tf.div(tf.neg(tf.sum(tf.slice(lp.logps, [0], [P]))), chosenTokens);
+    return tf.div(tf.add(tf.sum(perPair), tf.mul(rpoAlpha * P, nll)), divisor) as tf.Scalar;
   });
   const polC = pol.slice(0, P);
   const polR = pol.slice(P);
@@ -294,7 +307,7 @@ export function dpoLoss(policy: LogitModel, reference: LogitModel | null, pairs:
   const s = stats!;
   const sum = (xs: number[], from: number, to: number): number => xs.slice(from, to).reduce((a, b) => a + b, 0);
   // rc - rr = beta * Delta
-  const lossHost = mean(rc.map((c, i) => dpoPairLossValue((c - rr[i]!) / beta, lossType, beta, eps)));
+  const lossHost = mean(rc.map((c, i) => dpoPairLossValue((c - rr[i]!) / beta, lossType, beta, eps))) + rpoAlpha * (-chosenLogpSum / chosenTokens);
   const metrics: DpoMetrics = {
     loss: lossHost,
     'rewards/chosen': mean(rc),

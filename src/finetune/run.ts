@@ -353,6 +353,8 @@ export interface DpoHookOptions {
   labelSmoothing: number;
   /** 'sigmoid' (default), 'hinge' or 'ipo'. */
   lossType?: DpoLossType;
+  /** TRL's rpo_alpha (0 or unset = off). */
+  rpoAlpha?: number;
   padId: number;
   evalBatchSize: number;
   /** Precomputed reference log-probs of the train / eval pairs (then `reference` may be null). */
@@ -366,7 +368,7 @@ export function dpoEvaluate(policy: DogeForCausalLM, reference: DogeForCausalLM 
   for (let i = 0; i < pairs.length; i += o.evalBatchSize) {
     const part = pairs.slice(i, i + o.evalBatchSize);
     const ref = o.refEval ? { chosen: o.refEval.chosen.slice(i, i + o.evalBatchSize), rejected: o.refEval.rejected.slice(i, i + o.evalBatchSize) } : undefined;
-    const r = dpoLoss(policy, reference, part, { beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.lossType, padId: o.padId, referenceLogps: ref });
+    const r = dpoLoss(policy, reference, part, { beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.lossType, rpoAlpha: o.rpoAlpha, padId: o.padId, referenceLogps: ref });
     r.loss.dispose();
     mean.add(r.metrics, part.length);
   }
@@ -383,7 +385,7 @@ export function dpoLossHook(policy: DogeForCausalLM, reference: DogeForCausalLM 
       const idx = b as number[];
       const pairs = idx.map((i) => train[i]!);
       const ref = o.refTrain ? { chosen: idx.map((i) => o.refTrain!.chosen[i]!), rejected: idx.map((i) => o.refTrain!.rejected[i]!) } : undefined;
-      const r = dpoLoss(policy, reference, pairs, { beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.lossType, padId: o.padId, referenceLogps: ref, numPairsInStep: numItems });
+      const r = dpoLoss(policy, reference, pairs, { beta: o.beta, labelSmoothing: o.labelSmoothing, lossType: o.lossType, rpoAlpha: o.rpoAlpha, padId: o.padId, referenceLogps: ref, numPairsInStep: numItems });
       stepMean.add(r.metrics, pairs.length);
       return r.loss;
     },
@@ -440,7 +442,7 @@ export async function runDpo(config: FinetuneConfig, opts: FinetuneRunOptions = 
       log,
       onStep: opts.onStep,
       trainLoader: (position) => new IndexLoader(train.length, t.per_device_train_batch_size, t.seed, (position as number | undefined) ?? 0),
-      lossHook: dpoLossHook(policy, reference, train, evalPairs, { beta: d.beta, labelSmoothing: d.label_smoothing, lossType: d.loss_type, padId, evalBatchSize: t.per_device_eval_batch_size, refTrain, refEval }),
+      lossHook: dpoLossHook(policy, reference, train, evalPairs, { beta: d.beta, labelSmoothing: d.label_smoothing, lossType: d.loss_type, rpoAlpha: d.rpo_alpha, padId, evalBatchSize: t.per_device_eval_batch_size, refTrain, refEval }),
       runId,
       checkpointExtras: extras,
     }));
