@@ -37,8 +37,9 @@ pnpm -s build
 parts=()
 for p in ${PRESETS//,/ }; do
   node dist/cli/wm.js bench --only train --presets "$p" --json "$OUT/ours-$p-train.json" ${EXTRA[@]+"${EXTRA[@]}"}
-  # decoding with the thread count `wm generate` uses by default (1: many small ops; DECODE_THREADS to change)
-  WM_WASM_THREADS="${DECODE_THREADS:-1}" node dist/cli/wm.js bench --only decode --presets "$p" --json "$OUT/ours-$p-decode.json"
+  # decoding with the thread count `wm generate` uses by default (1: many small ops; DECODE_THREADS to change);
+  # the big lm_head products on as many OpenBLAS threads as PyTorch gets (WM_DECODE_THREADS, instead of `auto`)
+  WM_DECODE_THREADS="${WM_DECODE_THREADS:-$WM_WASM_THREADS}" WM_WASM_THREADS="${DECODE_THREADS:-1}" node dist/cli/wm.js bench --only decode --presets "$p" --json "$OUT/ours-$p-decode.json"
   parts+=("$OUT/ours-$p-train.json" "$OUT/ours-$p-decode.json")
 done
 node -e "

@@ -9,20 +9,13 @@ import { tf, loadBackend } from '../src/backend';
 import { parseSafetensorsHeader, encodeSafetensors } from '../src/io/safetensors';
 import { DogeConfig, DogeForCausalLM, type DogeCache } from '../src/models/doge';
 import { Rng } from '../src/ops';
+import { randomizeDoge } from './parity-helpers';
 
 before(async () => { await loadBackend({ log: false }); });
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'wm-doge-'));
 
-function randomize(model: DogeForCausalLM, seed: number): void {
-  const rng = new Rng(seed);
-  for (const [name, v] of model.parameters()) {
-    const vals = new Float32Array(v.size);
-    const isNorm = name.endsWith('norm.weight') || name.endsWith('residual');
-    for (let i = 0; i < v.size; i++) vals[i] = isNorm ? 1 + 0.2 * rng.normal() : name.endsWith('.A') ? -0.5 + 0.5 * rng.normal() : 0.15 * rng.normal();
-    v.assign(tf.tensor(vals, v.shape));
-  }
-}
+const randomize = randomizeDoge;
 
 function smallConfig(over: Record<string, unknown> = {}): DogeConfig {
   return new DogeConfig({

@@ -34,6 +34,8 @@ interface BenchModel {
   parameters(): Map<string, tf.Variable>;
   numParameters(): number;
   generate(ids: tf.Tensor, options: { maxNewTokens: number; doSample: boolean; eosTokenId: null }): number[][];
+  /** Doge: the one-token decoder generate uses after the prompt when it applies (null otherwise). */
+  fastDecoder?(cache: never, maxLength: number): unknown;
   dispose(): void;
 }
 
@@ -212,20 +214,33 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
   const model = c.make();
   const prompt = randomIds(1, 32, c.vocab, 2);
   const newTokens = 128;
+  // which decoder generate ran after the prompt: the model's fast one-token decoder, or model.forward per token
+  let decoder = 'tfjs';
+  if (model.fastDecoder) {
+    const own = model.fastDecoder.bind(model);
+    model.fastDecoder = (cache: never, maxLength: number) => { const s = own(cache, maxLength); if (s) decoder = 'fast'; return s; };
+  }
+  const cpu: number[] = [];
   const gen = (): number => {
-    const t0 = now();
+    const t0 = now(), c0 = process.cpuUsage();
     // no end-of-sequence token: always exactly newTokens steps
     const [row] = model.generate(prompt, { maxNewTokens: newTokens, doSample: false, eosTokenId: null });
     if (row.length !== 32 + newTokens) throw new Error(`decode bench: generated ${row.length - 32} tokens, expected ${newTokens}`);
+    const u = process.cpuUsage(c0);
+    cpu.push((u.user + u.system) / 1000);
     return now() - t0;
   };
   gen(); // warm-up
+  cpu.length = 0;
   const ms = median([gen(), gen(), gen()]);
   prompt.dispose();
   model.dispose();
   return {
-    bench: 'decode', preset: c.preset, backend, threads, prompt: 32, new_tokens: newTokens,
-    tokens_per_s: round(newTokens / (ms / 1000)), wasm_heap_mb: round(wasmHeapMb()), rss_mb: round(rssMb()),
+    bench: 'decode', preset: c.preset, backend, threads, prompt: 32, new_tokens: newTokens, decoder,
+    tokens_per_s: round(newTokens / (ms / 1000)), ms_per_token: round(ms / newTokens, 3),
+    // process CPU time (all threads) per generated token: less inflated than wall time on a busy machine
+    cpu_ms_per_token: round(median(cpu) / newTokens, 3),
+    wasm_heap_mb: round(wasmHeapMb()), rss_mb: round(rssMb()),
   };
 }
 
@@ -244,8 +259,8 @@ function summary(records: Record<string, unknown>[]): string {
   }
   const dec = records.filter((r) => r.bench === 'decode');
   if (dec.length) {
-    lines.push('decode         tok/s (prompt 32, 128 new tokens, greedy, KV cache)');
-    for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${r.tokens_per_s}`);
+    lines.push('decode         tok/s   ms/token  CPU ms/token  decoder   (prompt 32, 128 new tokens, greedy, KV cache)');
+    for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${String(r.tokens_per_s).padStart(5)}   ${String(r.ms_per_token).padStart(8)}  ${String(r.cpu_ms_per_token).padStart(12)}  ${r.decoder}`);
   }
   return lines.join('\n');
 }

@@ -20,6 +20,29 @@ export interface GenerateOptions extends SamplingOptions {
   onLogits?: (logits: Float32Array, step: number) => void;
   /** false = recompute the whole sequence at every step (reference for testing the cache). */
   useCache?: boolean;
+  /**
+   * Let the model's one-token decoder run the steps after the prompt when it has one and it applies (DogeForCausalLM:
+   * batch 1 on wasm with the native BLAS, src/models/doge/fast-decode.ts). Default: on unless WM_FAST_DECODE=0;
+   * false = every step through `model.forward` (the reference path).
+   */
+  fastDecode?: boolean;
+}
+
+/** A model-specific decoder that continues from a prefilled cache one token at a time (no tensors). */
+export interface TokenStepper {
+  /** Feed the next token; returns its logits [vocab] (a new array). */
+  step(token: number): Float32Array;
+  /** Positions held so far (prompt + fed tokens). */
+  readonly length: number;
+  dispose(): void;
+}
+
+/** Whether `generate` may use a model's fast decoder: the option, else WM_FAST_DECODE (0/false/off = no). */
+export function fastDecodeEnabled(option: boolean | undefined, env = process.env.WM_FAST_DECODE): boolean {
+  if (option !== undefined) return option;
+  if (env === undefined || env === '' || env === '1' || env === 'true' || env === 'on' || env === 'auto') return true;
+  if (env === '0' || env === 'false' || env === 'off') return false;
+  throw new Error(`WM_FAST_DECODE must be 0 or 1, got '${env}'`);
 }
 
 /** A decoding cache: per-layer tensors plus the count of cached positions and their key mask. */
@@ -38,6 +61,8 @@ export interface GenerativeModel<C extends DecodingCache = DecodingCache> {
     inputIds: number[][]; attentionMask?: number[][]; positionIds?: number[][];
     cache?: C; useCache?: boolean; logitsToKeep?: number;
   }): { logits: tf.Tensor; cache?: C };
+  /** Optional one-token decoder continuing from `cache` (not taken over; the caller frees it), or null when it does not apply. */
+  fastDecoder?(cache: C, maxLength: number): TokenStepper | null;
 }
 
 /** Free every tensor of a decoding cache. */
@@ -70,33 +95,46 @@ export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inp
   const V = c.vocab_size;
 
   let cache: C | undefined;
+  let stepper = null as TokenStepper | null; // set after the prompt when the model's fast decoder applies
   const dispose = disposeDecodingCache;
   const maskPositions = padded && model.positionsFollowMask !== false;
+  const fast = useCache && B === 1 && maxNew > 1 && !!model.fastDecoder && fastDecodeEnabled(opts.fastDecode);
+  /** One step through model.forward: the whole sequence first (or always without the cache), then the last token. */
+  const forwardStep = (step: number): Float32Array => {
+    const first = step === 0 || !useCache;
+    const ids = first ? seqs : seqs.map((r) => [r[r.length - 1]]);
+    const pos = first ? mask.map(positionsOf) : mask.map((m) => [positionsOf(m)[m.length - 1]]);
+    const out = model.forward({
+      inputIds: ids,
+      attentionMask: padded ? mask : undefined,
+      positionIds: maskPositions ? pos : undefined,
+      cache: useCache && !first ? cache : undefined,
+      useCache,
+      logitsToKeep: 1,
+    });
+    const logits = Float32Array.from(out.logits.dataSync() as Float32Array); // [B, 1, V]
+    out.logits.dispose();
+    if (useCache) { dispose(cache); cache = out.cache; } else dispose(out.cache);
+    // after the prompt: the model's one-token decoder takes over from the cache, which is then no longer needed
+    if (fast && step === 0 && cache) {
+      stepper = model.fastDecoder!(cache, L0 + maxNew);
+      if (stepper) { dispose(cache); cache = undefined; }
+    }
+    return logits;
+  };
   try {
     for (let step = 0; step < maxNew; step++) {
-      let logits: Float32Array;
-      const first = step === 0 || !useCache;
-      const ids = first ? seqs : seqs.map((r) => [r[r.length - 1]]);
-      const pos = first ? mask.map(positionsOf) : mask.map((m) => [positionsOf(m)[m.length - 1]]);
-      const out = model.forward({
-        inputIds: ids,
-        attentionMask: padded ? mask : undefined,
-        positionIds: maskPositions ? pos : undefined,
-        cache: useCache && !first ? cache : undefined,
-        useCache,
-        logitsToKeep: 1,
-      });
-      logits = out.logits.dataSync() as Float32Array; // [B, 1, V]
-      logits = Float32Array.from(logits);
-      out.logits.dispose();
-      if (useCache) { dispose(cache); cache = out.cache; } else dispose(out.cache);
+      const logits = stepper ? stepper.step(seqs[0][seqs[0].length - 1]) : forwardStep(step); // [B * V]
       opts.onLogits?.(logits, step);
 
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
         if (finished[b]) { next.push(pad); continue; }
         const row = logits.subarray(b * V, (b + 1) * V);
-        const tok = pickToken(Float32Array.from(row), seqs[b].filter((_, j) => mask[b][j] === 1), opts, rng);
+        // only the repetition penalty reads the history and changes the row (in place: copy what onLogits was given)
+        const penalized = (opts.repetitionPenalty ?? 1) !== 1;
+        const history = penalized ? seqs[b].filter((_, j) => mask[b][j] === 1) : [];
+        const tok = pickToken(penalized && opts.onLogits ? Float32Array.from(row) : row, history, opts, rng);
         next.push(tok);
         generated[b].push(tok);
         if (eosList.includes(tok)) finished[b] = true;
@@ -107,6 +145,7 @@ export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inp
     }
   } finally {
     dispose(cache);
+    stepper?.dispose();
   }
   return prompts.map((r, b) => [...r, ...generated[b]]);
 }

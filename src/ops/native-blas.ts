@@ -24,6 +24,8 @@ export interface NativeBlas {
   sgemv(a: Float32Array, x: Float32Array, y: Float32Array, batch: number, M: number, K: number, trans: number,
     strideA: number, strideX: number): void;
   setThreads(n: number): void;
+  /** The thread count last given to setThreads (1 until then). */
+  readonly threads: number;
   /** Which library loaded, and its build configuration (e.g. "OpenBLAS 0.3.21 ... Haswell MAX_THREADS=64"). */
   lib: string;
   config: string;
@@ -78,7 +80,12 @@ export function loadNativeBlas(): NativeBlas | null {
     unavailableReason = `no OpenBLAS/MKL found (${r.reason.slice(0, 300)})`;
     return null;
   }
-  loaded = { sgemm: addon.sgemm, sgemv: addon.sgemv, setThreads: addon.setThreads, lib: r.lib, config: r.config };
+  let threads = 1;
+  loaded = {
+    sgemm: addon.sgemm, sgemv: addon.sgemv, lib: r.lib, config: r.config,
+    setThreads: (n: number) => { threads = n; addon.setThreads(n); },
+    get threads() { return threads; },
+  };
   return loaded;
 }
 

@@ -22,7 +22,8 @@ import { Embedding } from '../../modules/embedding';
 import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
 import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { DogeConfig } from './config';
-import { generate, type GenerateOptions } from '../../generation/generate';
+import { generate, type GenerateOptions, type TokenStepper } from '../../generation/generate';
+import { createDogeFastDecoder } from './fast-decode';
 
 export interface DogeModelOptions {
   /** Seed of the weight initialisation (default 0). */
@@ -232,6 +233,15 @@ export class DogeForCausalLM extends Module {
   /** Greedy / sampled generation with the KV cache; returns prompt + new tokens per row. See src/generation. */
   generate(inputIds: number[][] | tf.Tensor, options: GenerateOptions = {}): number[][] {
     return generate<DogeCache>(this, inputIds, options);
+  }
+
+  /**
+   * The one-token decoder `generate` uses after the prompt (src/models/doge/fast-decode.ts: Float32Arrays and native
+   * sgemv, same math), continuing from `cache` (copied; the caller still owns it) for up to `maxLength` positions;
+   * null when it does not apply (not wasm + native BLAS, batch > 1, padding, dynamic RoPE past its range).
+   */
+  fastDecoder(cache: DogeCache, maxLength: number): TokenStepper | null {
+    return createDogeFastDecoder(this, cache, maxLength).stepper;
   }
 
   /** Write config.json + model.safetensors (HF names, F32) atomically. */
