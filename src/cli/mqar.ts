@@ -1,7 +1,7 @@
 /**
  * `wm mqar`: the MQAR comparison of the paper (Dynamic Mask Attention vs plain attention vs SSD).
  *
- *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU grid: smoke setting, 4 mixers, d 64/128, 3 seeds (<= ~48 min)
+ *   wm mqar --preset cpu --out runs/mqar-cpu            # CPU grid: smoke setting, 4 mixers, d 64/128, 3 seeds (~34 min measured; <= 72 min by its budgets)
  *   wm mqar --preset paper --out runs/mqar-paper        # the paper's grid, for a GPU (WM_BACKEND=tensorflow-gpu)
  *   wm mqar --mixers attention,dmattn,ssd --seq-lens 64,128 --kv-pairs L/4 --d-models 32,64,128 \
  *           --lrs 1e-3,3e-3 --epochs 8 --train-examples 4000 --test-examples 500 --out DIR
