@@ -22,6 +22,6 @@ for (const r of ours.records) {
   const theirs = t ? (r.bench === 'train' ? t.tokens_per_s : t.decode_tokens_per_s) : undefined;
   const shape = r.bench === 'train' ? ` ${r.batch}×${r.seq_len}` : '';
   const ratio = theirs ? `${(r.tokens_per_s / theirs).toFixed(2)}×` : 'n/a';
-  lines.push(`| ${r.bench} ${r.preset}${shape} | ${fmt(r.tokens_per_s)} tok/s (${r.threads ?? ours.threads}) | ${theirs ? `${fmt(theirs)} tok/s` : 'n/a'} | ${ratio} |`);
+  lines.push(`| ${r.bench} ${r.preset}${shape} | ${fmt(r.tokens_per_s)} tok/s (${r.threads ?? ours.threads}${r.lm_head_threads ? `, lm_head ${r.lm_head_threads}` : ''}) | ${theirs ? `${fmt(theirs)} tok/s` : 'n/a'} | ${ratio} |`);
 }
 console.log(lines.join('\n'));

@@ -24,7 +24,7 @@ import * as fs from 'node:fs';
 import { loadBackend, tf } from '../backend';
 import { buildModelConfig, createCausalLM } from '../models/auto';
 import { CheemsConfig } from '../models/cheems';
-import { DogeConfig } from '../models/doge';
+import { DogeConfig, decodeHeadThreads } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
 
@@ -216,9 +216,14 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
   const newTokens = 128;
   // which decoder generate ran after the prompt: the model's fast one-token decoder, or model.forward per token
   let decoder = 'tfjs';
+  let headThreads = 0; // the fast decoder's lm_head OpenBLAS threads, read when it is created (as it does)
   if (model.fastDecoder) {
     const own = model.fastDecoder.bind(model);
-    model.fastDecoder = (cache: never, maxLength: number) => { const s = own(cache, maxLength); if (s) decoder = 'fast'; return s; };
+    model.fastDecoder = (cache: never, maxLength: number) => {
+      const s = own(cache, maxLength);
+      if (s) { decoder = 'fast'; headThreads = decodeHeadThreads(); }
+      return s;
+    };
   }
   const cpu: number[] = [];
   const gen = (): number => {
@@ -237,6 +242,8 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
   model.dispose();
   return {
     bench: 'decode', preset: c.preset, backend, threads, prompt: 32, new_tokens: newTokens, decoder,
+    // the fast decoder's lm_head product runs on this many OpenBLAS threads (WM_DECODE_THREADS, auto)
+    ...(decoder === 'fast' ? { lm_head_threads: headThreads } : {}),
     tokens_per_s: round(newTokens / (ms / 1000)), ms_per_token: round(ms / newTokens, 3),
     // process CPU time (all threads) per generated token: less inflated than wall time on a busy machine
     cpu_ms_per_token: round(median(cpu) / newTokens, 3),
