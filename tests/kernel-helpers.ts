@@ -51,3 +51,25 @@ export function assertMatMulMatchesPlain(got: tf.Tensor, a: tf.Tensor, b: tf.Ten
     want.dispose();
   }
 }
+
+/** [a shape, b shape, transposeA, transposeB, what it is] */
+export type MatMulCase = [number[], number[], boolean, boolean, string];
+
+/** The products a Doge / Cheems training step and decoding make, checked against the plain kernel by both files. */
+export const MODEL_MATMUL_CASES: MatMulCase[] = [
+  [[96, 48], [48, 80], false, false, 'plain 2-D'],
+  [[96, 48], [80, 48], false, true, 'x W^T (linear layer)'],
+  [[96, 48], [96, 80], true, false, 'weight gradient x^T dy'],
+  [[48, 96], [80, 48], true, true, 'both transposed'],
+  [[2100, 40], [2100, 300], true, false, 'weight gradient over many tokens (ragged last chunk when chunked)'],
+  [[20, 9000], [9000, 24], false, false, 'very long shared axis (lm_head input gradient)'],
+  [[6, 70, 32], [6, 50, 32], false, true, 'attention scores q K^T per batch entry'],
+  [[6, 70, 50], [6, 50, 32], false, false, 'attention output p V per batch entry'],
+  [[6, 70, 50], [6, 70, 32], true, false, 'attention gradient dS^T q'],
+  [[6, 32, 70], [6, 50, 32], true, true, 'batched, both transposed'],
+  [[4, 3, 70, 32], [32, 60], false, false, 'batch folded into rows (shared B)'],
+  [[4, 70, 32], [60, 32], false, true, 'batch folded into rows, transposed shared B'],
+  [[1, 70, 32], [5, 32, 60], false, false, 'shared A, batched B (broadcast)'],
+  [[5, 32, 70], [1, 32, 60], true, false, 'transposed A, shared B (broadcast)'],
+  [[1, 1, 64], [1, 64, 64], false, false, 'decoding-sized product'],
+];

@@ -3,7 +3,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { CheemsConfig, CheemsForCausalLM } from '../src/models/cheems';
+import { CheemsConfig, CheemsForCausalLM, type CheemsCache } from '../src/models/cheems';
 import { forwardValues } from '../src/models/values';
 import { DecodingSession } from '../src/generation';
 
@@ -40,7 +40,7 @@ test('DecodingSession: token-by-token logits equal one pass, the cache is read a
   const model = new CheemsForCausalLM(CheemsConfig.preset('cheems-tiny', { vocab_size: 40, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, max_position_embeddings: 32 }), { seed: 2 });
   const prompt = [5, 7, 11, 13, 17, 19, 23];
   const full = (forwardValues(model, { inputIds: [prompt] }, { only: ['logits'] }).logits as number[][][])[0];
-  const session = new DecodingSession(model);
+  const session = new DecodingSession<CheemsCache>(model);
   assert.throws(() => session.readCache(() => tf.scalar(0)), /no cache yet/);
   let worst = 0;
   for (let t = 0; t < prompt.length; t++) {

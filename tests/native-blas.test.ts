@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { tf, loadBackend, type BackendInfo } from '../src/backend';
 import { setWasmNativeBlas, wasmNativeBlas, wasmKernelStats } from '../src/ops/wasm-patches';
 import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason, type NativeBlas } from '../src/ops/native-blas';
-import { assertMatMulMatchesPlain, maxRelErr, randn, withPlainKernel } from './kernel-helpers';
+import { assertMatMulMatchesPlain, maxRelErr, MODEL_MATMUL_CASES, randn, withPlainKernel, type MatMulCase } from './kernel-helpers';
 
 let info: BackendInfo;
 let blas: NativeBlas;
@@ -30,24 +30,11 @@ test('the addon is built, loads OpenBLAS, and loadBackend reports wasm+openblas'
   assert.equal(wasmNativeBlas(), blas);
 });
 
-// [a shape, b shape, transposeA, transposeB, what it is]
-const CASES: [number[], number[], boolean, boolean, string][] = [
-  [[96, 48], [48, 80], false, false, 'plain 2-D'],
-  [[96, 48], [80, 48], false, true, 'x W^T (linear layer)'],
-  [[96, 48], [96, 80], true, false, 'weight gradient x^T dy'],
-  [[48, 96], [80, 48], true, true, 'both transposed'],
-  [[2100, 40], [2100, 300], true, false, 'weight gradient over many tokens'],
-  [[20, 9000], [9000, 24], false, false, 'very long shared axis (lm_head input gradient)'],
-  [[6, 70, 32], [6, 50, 32], false, true, 'attention scores q K^T per batch entry'],
-  [[6, 70, 50], [6, 50, 32], false, false, 'attention output p V'],
-  [[6, 70, 50], [6, 70, 32], true, false, 'attention gradient dS^T q'],
-  [[6, 32, 70], [6, 50, 32], true, true, 'batched, both transposed'],
+// the model's products (kernel-helpers.ts), then the shapes the native path treats specially (rank 4, one-row and
+// one-column products on sgemv, tiny products)
+const CASES: MatMulCase[] = [
+  ...MODEL_MATMUL_CASES,
   [[2, 3, 70, 32], [2, 3, 50, 32], false, true, 'rank-4 batch [batch, heads, seq, dim]'],
-  [[4, 3, 70, 32], [32, 60], false, false, 'batch folded into rows (shared B)'],
-  [[4, 70, 32], [60, 32], false, true, 'batch folded into rows, transposed shared B'],
-  [[1, 70, 32], [5, 32, 60], false, false, 'shared A, batched B (broadcast)'],
-  [[5, 32, 70], [1, 32, 60], true, false, 'transposed A, shared B (broadcast, not folded)'],
-  [[1, 1, 64], [1, 64, 64], false, false, 'decoding-sized product'],
   [[1, 256], [1000, 256], false, true, 'decoding lm_head row x W^T (GEMV shape)'],
   [[1, 3], [3, 1], false, false, 'tiny product'],
   [[1, 256], [256, 300], false, false, 'one row, plain B (sgemv transposed)'],

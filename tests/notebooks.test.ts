@@ -68,7 +68,7 @@ for (const file of notebooks) {
     assert.deepEqual(outputs.filter((o) => o.output_type === 'error'), []);
     // tslab sends no execute_input, so execution_count stays null; nbconvert stops at the first failing cell,
     // and the last code cell of every notebook prints, so output there means every cell ran.
-    const code = r.notebook.cells.filter((c) => c.cell_type === 'code');
+    const code = r.notebook.cells.filter((c: { cell_type: string }) => c.cell_type === 'code');
     assert.ok(code.length > 0);
     const lastCell = r.notebook.cells.lastIndexOf(code[code.length - 1]);
     assert.ok(outputs.some((o) => o.cell === lastCell), `the last code cell of ${name} produced no output`);

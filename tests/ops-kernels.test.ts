@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/backend';
 import { originalWasmKernels, installWasmKernelPatches, wasmKernelStats } from '../src/ops/wasm-patches';
 import { Rng } from '../src/ops';
-import { assertMatMulMatchesPlain, maxRelErr, randn, withPlainKernel } from './kernel-helpers';
+import { assertMatMulMatchesPlain, maxRelErr, MODEL_MATMUL_CASES, randn, withPlainKernel, type MatMulCase } from './kernel-helpers';
 
 // native BLAS off: these tests check the XNNPACK path (tests/native-blas.test.ts checks the native one)
 before(async () => { await loadBackend({ backend: 'wasm', log: false, nativeBlas: false }); });
@@ -23,25 +23,12 @@ test('the patches are installed on wasm and the originals are kept', () => {
   assert.equal(tf.getKernel('BatchMatMul', 'cpu')!.kernelName, 'BatchMatMul');
 });
 
-// [a shape, b shape, transposeA, transposeB, what it is]
-const CASES: [number[], number[], boolean, boolean, string][] = [
-  [[96, 48], [48, 80], false, false, 'plain 2-D (left to XNNPACK)'],
-  [[96, 48], [80, 48], false, true, 'x W^T'],
-  [[96, 48], [96, 80], true, false, 'weight gradient x^T dy'],
-  [[48, 96], [80, 48], true, true, 'both transposed'],
-  [[2100, 40], [2100, 300], true, false, 'weight gradient over many tokens (chunked shared axis, ragged last chunk)'],
+// the model's products (kernel-helpers.ts; plain 2-D products with a short shared axis and decoding-sized ones are
+// left to XNNPACK / the plain kernel by the patch), then shapes that exercise the patch's chunking of long shared axes
+const CASES: MatMulCase[] = [
+  ...MODEL_MATMUL_CASES,
   [[64, 1100], [300, 1100], false, true, 'long shared axis with transposed B'],
   [[40, 2100], [2100, 300], false, false, 'plain with long shared axis (left to XNNPACK)'],
-  [[20, 9000], [9000, 24], false, false, 'plain with a very long shared axis (chunked: lm_head input gradient)'],
-  [[6, 70, 32], [6, 50, 32], false, true, 'attention scores q K^T per batch entry'],
-  [[6, 70, 50], [6, 50, 32], false, false, 'attention output p V per batch entry'],
-  [[6, 70, 50], [6, 70, 32], true, false, 'attention gradient dS^T q (swapped orientation)'],
-  [[6, 32, 70], [6, 50, 32], true, true, 'batched, both transposed'],
-  [[4, 3, 70, 32], [32, 60], false, false, 'batch folded into rows (shared B)'],
-  [[4, 70, 32], [60, 32], false, true, 'batch folded into rows, transposed shared B'],
-  [[1, 70, 32], [5, 32, 60], false, false, 'shared A, batched B'],
-  [[5, 32, 70], [1, 32, 60], true, false, 'transposed A, shared B'],
-  [[1, 1, 64], [1, 64, 64], false, false, 'decoding-sized product (left to the plain kernel)'],
 ];
 
 for (const [as, bs, tA, tB, what] of CASES) {
