@@ -22,9 +22,9 @@ function fakeDebian(): { bin: string; log: string } {
   return { bin, log };
 }
 
-test('package.json: pnpm test runs the system-deps step, builds the native addon, then builds and tests', () => {
+test('package.json: pnpm test runs the system-deps step, builds the native addon, then builds, type-checks tests and scripts, and tests', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  assert.match(pkg.scripts.test, /^bash scripts\/install-system-deps\.sh && node scripts\/build-native\.mjs && pnpm build && node scripts\/run-tests\.mjs$/);
+  assert.match(pkg.scripts.test, /^bash scripts\/install-system-deps\.sh && node scripts\/build-native\.mjs && pnpm build && tsc -p tsconfig\.tests\.json && node scripts\/run-tests\.mjs$/);
 });
 
 test('as root the missing packages are installed with apt-get', () => {
