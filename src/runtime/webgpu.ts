@@ -352,9 +352,33 @@ type BackendInternals = tfCore.KernelBackend & {
   convertAndCacheOnCPU(id: object, v: unknown): unknown;
 };
 
+/**
+ * tfjs' webgpu Softmax starts each row's running max at -3.402823e+38, which is larger than float32's lowest value
+ * (-3.4028235e+38). A row whose entries are all float32-min (a padding query, masked everywhere with the float32
+ * min bias like torch's masked_fill) then gets max -3.402823e+38, every exp() underflows to 0, and 0 / 0 = NaN where
+ * torch and wasm give a uniform row. Start the max at the row's first entry instead (same program otherwise; a
+ * separate shader key so the pipeline cache keeps them apart). Refuses to run if the shader text changed.
+ */
+const SOFTMAX_MAX_INIT = 'var threadMax = -3.402823e+38f;';
+function fixSoftmaxOfMaskedRows(b: tfCore.KernelBackend): void {
+  type Program = { shaderKey: string; getUserCode(): string };
+  const target = b as unknown as { runWebGPUProgram(p: Program, ...rest: unknown[]): unknown };
+  const run = target.runWebGPUProgram.bind(target);
+  target.runWebGPUProgram = (program: Program, ...rest: unknown[]) => {
+    if (program.shaderKey === 'softmax') {
+      const code = program.getUserCode();
+      if (!code.includes(SOFTMAX_MAX_INIT)) throw new Error(`webgpu: tfjs' softmax shader changed (no '${SOFTMAX_MAX_INIT}'); src/runtime/webgpu.ts fixSoftmaxOfMaskedRows needs updating`);
+      program.shaderKey = 'softmax-wm';
+      program.getUserCode = () => code.replace(SOFTMAX_MAX_INIT, 'var threadMax = getLogits(row, 0);');
+    }
+    return run(program, ...rest);
+  };
+}
+
 /** Adds the device-error guard to reads, and a synchronous read that works in Node (see the file comment). */
 function guardBackend(backend: tfCore.KernelBackend, st: WebGpuState, tf: Tf): tfCore.KernelBackend {
   const b = backend as BackendInternals;
+  fixSoftmaxOfMaskedRows(b);
   const read = b.read.bind(b);
   const check = () => {
     if (st.problem) throw st.problem;
