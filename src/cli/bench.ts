@@ -27,6 +27,31 @@ import { CheemsConfig } from '../models/cheems';
 import { DogeConfig, decodeHeadThreads } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
+import { webGpuDispatches } from '../runtime/webgpu';
+
+/**
+ * Kernels run while `f` runs: `kernels` counts tfjs kernel calls (every backend), `dispatches` the GPU programs the
+ * webgpu backend submitted for them (0 elsewhere; reshapes and small CPU-side ops dispatch nothing). On a GPU the
+ * step time divided by the dispatches says whether a step is dispatch-bound (a few µs each) or compute-bound.
+ */
+function countKernels<T>(f: () => T): { result: T; kernels: number; dispatches: number } {
+  const engine = tf.engine() as unknown as { runKernelFunc: (...a: unknown[]) => unknown };
+  const own = Object.prototype.hasOwnProperty.call(engine, 'runKernelFunc');
+  const orig = engine.runKernelFunc;
+  let kernels = 0;
+  engine.runKernelFunc = function (this: unknown, ...a: unknown[]) {
+    kernels++;
+    return orig.apply(this, a);
+  };
+  const d0 = webGpuDispatches();
+  try {
+    const result = f();
+    return { result, kernels, dispatches: webGpuDispatches() - d0 };
+  } finally {
+    if (own) engine.runKernelFunc = orig;
+    else delete (engine as { runKernelFunc?: unknown }).runKernelFunc;
+  }
+}
 
 /** What the bench needs of a model (DogeForCausalLM and CheemsForCausalLM have it). */
 interface BenchModel {
@@ -182,6 +207,7 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
     for (const ids of micro) tf.tidy(() => lossOf(ids)().dataSync());
     fwd.push(now() - s);
   }
+  const counted = countKernels(fullStep);
   const fb = median(parts.map((p) => p.fb));
   const forward = median(fwd);
   const backward = Math.max(fb - forward, 1e-9);
@@ -203,10 +229,20 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
     wasm_heap_mb: round(wasmHeapMb()),
     rss_mb: round(rssMb()),
     params: model.numParameters(),
+    ...kernelFields(counted, stepMs),
   };
   for (const ids of micro) ids.dispose();
   opt.dispose();
   model.dispose();
+  return out;
+}
+
+/** kernels_per_step (tfjs kernels), gpu_dispatches_per_step (webgpu) and the step's wall time per kernel in µs. */
+function kernelFields(c: { kernels: number; dispatches: number }, ms: number, per = 'step', units = 1): Record<string, number | null> {
+  const out: Record<string, number | null> = { [`kernels_per_${per}`]: round(c.kernels / units) };
+  if (c.dispatches) out[`gpu_dispatches_per_${per}`] = round(c.dispatches / units);
+  const n = (c.dispatches || c.kernels) / units;
+  out.us_per_kernel = n > 0 ? round((ms * 1000) / n, 2) : null; // null: the host decoder ran no tfjs kernels
   return out;
 }
 
@@ -238,6 +274,8 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
   gen(); // warm-up
   cpu.length = 0;
   const ms = median([gen(), gen(), gen()]);
+  const cpuMs = median(cpu);
+  const counted = countKernels(gen); // kernels of a whole generation (prompt + 128 tokens), reported per token
   prompt.dispose();
   model.dispose();
   return {
@@ -246,8 +284,9 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
     ...(decoder === 'fast' ? { lm_head_threads: headThreads } : {}),
     tokens_per_s: round(newTokens / (ms / 1000)), ms_per_token: round(ms / newTokens, 3),
     // process CPU time (all threads) per generated token: less inflated than wall time on a busy machine
-    cpu_ms_per_token: round(median(cpu) / newTokens, 3),
+    cpu_ms_per_token: round(cpuMs / newTokens, 3),
     wasm_heap_mb: round(wasmHeapMb()), rss_mb: round(rssMb()),
+    ...kernelFields(counted, ms / newTokens, 'token', newTokens),
   };
 }
 
@@ -261,13 +300,15 @@ function summary(records: Record<string, unknown>[]): string {
       lines.push(`${String(r.preset).padEnd(14)} ${`${r.batch}x${r.seq_len}`.padEnd(6)} ${String(r.tokens_per_s).padStart(6)}  `
         + `${String(r.step_ms).padStart(7)} = ${r.forward_ms} + ${r.backward_ms} + ${r.clip_ms} + ${r.optimizer_ms}`.padEnd(38)
         + (r.gflops === null ? '     – (not counted)' : `${String(r.gflops).padStart(6)} (${r.forward_gflops}/${r.backward_gflops})`).padEnd(20)
-        + `${String(r.step_cpu_ms).padStart(10)}   ${r.wasm_heap_mb} / ${r.rss_mb}`);
+        + `${String(r.step_cpu_ms).padStart(10)}   ${r.wasm_heap_mb} / ${r.rss_mb}`
+        + `   kernels/step ${r.gpu_dispatches_per_step ?? r.kernels_per_step}, ${r.us_per_kernel} µs/kernel`);
     }
   }
   const dec = records.filter((r) => r.bench === 'decode');
   if (dec.length) {
     lines.push('decode         tok/s   ms/token  CPU ms/token  decoder   (prompt 32, 128 new tokens, greedy, KV cache)');
-    for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${String(r.tokens_per_s).padStart(5)}   ${String(r.ms_per_token).padStart(8)}  ${String(r.cpu_ms_per_token).padStart(12)}  ${r.decoder}`);
+    for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${String(r.tokens_per_s).padStart(5)}   ${String(r.ms_per_token).padStart(8)}  ${String(r.cpu_ms_per_token).padStart(12)}  ${r.decoder}`
+      + `   kernels/token ${r.gpu_dispatches_per_token ?? r.kernels_per_token}, ${r.us_per_kernel} µs/kernel`);
   }
   return lines.join('\n');
 }

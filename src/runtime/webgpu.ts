@@ -353,6 +353,12 @@ type BackendInternals = tfCore.KernelBackend & {
   convertAndCacheOnCPU(id: object, v: unknown): unknown;
 };
 
+/** GPU programs dispatched so far (every tfjs webgpu kernel that ran on the device; `wm bench` reports per step). */
+let dispatches = 0;
+export function webGpuDispatches(): number {
+  return dispatches;
+}
+
 /**
  * tfjs' webgpu Softmax starts each row's running max at -3.402823e+38, which is larger than float32's lowest value
  * (-3.4028235e+38). A row whose entries are all float32-min (a padding query, masked everywhere with the float32
@@ -366,6 +372,7 @@ function fixSoftmaxOfMaskedRows(b: tfCore.KernelBackend): void {
   const target = b as unknown as { runWebGPUProgram(p: Program, ...rest: unknown[]): unknown };
   const run = target.runWebGPUProgram.bind(target);
   target.runWebGPUProgram = (program: Program, ...rest: unknown[]) => {
+    dispatches++;
     if (program.shaderKey === 'softmax') {
       const code = program.getUserCode();
       if (!code.includes(SOFTMAX_MAX_INIT)) throw new Error(`webgpu: tfjs' softmax shader changed (no '${SOFTMAX_MAX_INIT}'); src/runtime/webgpu.ts fixSoftmaxOfMaskedRows needs updating`);
