@@ -246,10 +246,9 @@ function kernelFields(c: { kernels: number; dispatches: number }, ms: number, pe
   return out;
 }
 
-function benchDecode(c: BenchCase, backend: string, threads: number): Record<string, unknown> {
+function benchDecode(c: BenchCase, backend: string, threads: number, newTokens: number): Record<string, unknown> {
   const model = c.make();
   const prompt = randomIds(1, 32, c.vocab, 2);
-  const newTokens = 128;
   // which decoder generate ran after the prompt: the model's fast one-token decoder, or model.forward per token
   let decoder = 'tfjs';
   let headThreads = 0; // the fast decoder's lm_head OpenBLAS threads, read when it is created (as it does)
@@ -275,7 +274,7 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
   cpu.length = 0;
   const ms = median([gen(), gen(), gen()]);
   const cpuMs = median(cpu);
-  const counted = countKernels(gen); // kernels of a whole generation (prompt + 128 tokens), reported per token
+  const counted = countKernels(gen); // kernels of a whole generation (prompt + new tokens), reported per token
   prompt.dispose();
   model.dispose();
   return {
@@ -306,7 +305,7 @@ function summary(records: Record<string, unknown>[]): string {
   }
   const dec = records.filter((r) => r.bench === 'decode');
   if (dec.length) {
-    lines.push('decode         tok/s   ms/token  CPU ms/token  decoder   (prompt 32, 128 new tokens, greedy, KV cache)');
+    lines.push('decode         tok/s   ms/token  CPU ms/token  decoder   (prompt 32, --new-tokens (128), greedy, KV cache)');
     for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${String(r.tokens_per_s).padStart(5)}   ${String(r.ms_per_token).padStart(8)}  ${String(r.cpu_ms_per_token).padStart(12)}  ${r.decoder}`
       + `   kernels/token ${r.gpu_dispatches_per_token ?? r.kernels_per_token}, ${r.us_per_kernel} µs/kernel`);
   }
@@ -318,14 +317,21 @@ export async function run(argv: string[]): Promise<void> {
   let presets: string[] | undefined;
   let steps = 5;
   let jsonFile: string | undefined;
+  // smaller shapes than the table's (scripts/gpu-check.sh --smoke on a software adapter); the records say which ran
+  const shape: { batch?: number; seqLen?: number; newTokens?: number } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--only') only = argv[++i];
     else if (a === '--presets') presets = argv[++i].split(',');
     else if (a === '--steps') steps = Number(argv[++i]);
     else if (a === '--json') jsonFile = argv[++i];
+    else if (a === '--batch' || a === '--seq-len' || a === '--new-tokens') {
+      const v = Number(argv[++i]);
+      if (!(Number.isInteger(v) && v >= 1)) throw new Error(`${a} must be a positive integer, got '${argv[i]}'`);
+      shape[a === '--batch' ? 'batch' : a === '--seq-len' ? 'seqLen' : 'newTokens'] = v;
+    }
     else if (a === '--help' || a === '-h') {
-      console.log(`usage: wm bench [--only train|decode] [--presets ${CASES.map((c) => c.preset).join(',')}] [--steps N] [--json FILE]`);
+      console.log(`usage: wm bench [--only train|decode] [--presets ${CASES.map((c) => c.preset).join(',')}] [--steps N] [--json FILE] [--batch N] [--seq-len N] [--new-tokens N]`);
       return;
     } else throw new Error(`wm bench: unknown argument '${a}'`);
   }
@@ -343,12 +349,13 @@ export async function run(argv: string[]): Promise<void> {
   const threads = backend === 'wasm' ? (require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number }).getThreadsCount() : 0;
   const records: Record<string, unknown>[] = [];
   const emit = (r: Record<string, unknown>): void => { r.matmul = matmul; records.push(r); console.log(JSON.stringify(r)); };
-  const selected = CASES.filter((c) => !presets || presets.includes(c.preset));
+  const selected = CASES.filter((c) => !presets || presets.includes(c.preset))
+    .map((c) => (c.train && (shape.batch || shape.seqLen) ? { ...c, train: { batch: shape.batch ?? c.train.batch, seqLen: shape.seqLen ?? c.train.seqLen, micro: 1 } } : c));
   if (only !== 'decode') {
     for (const c of selected) if (c.train) emit(benchTrain(c, backend, threads, c.train.batch * c.train.seqLen > 2048 ? Math.max(2, Math.ceil(steps / 2)) : steps));
   }
   if (only !== 'train') {
-    for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads));
+    for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads, shape.newTokens ?? 128));
   }
   console.error(summary(records));
   if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ backend: matmul && matmul !== 'xnnpack' ? `${backend}+${matmul}` : backend, matmul, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
