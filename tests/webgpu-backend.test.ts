@@ -137,3 +137,48 @@ test('a short Doge training run on webgpu follows wasm (losses within 1e-3 relat
     await tf.setBackend('wasm');
   }
 });
+
+test('a training run that loses its device stops with the reason and its last checkpoint; metrics are saved', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-webgpu-lost-'));
+  const r = node(`
+    const { tf } = require('./src/backend');
+    const { startWebGpu, webGpuDevice } = require('./src/runtime/webgpu');
+    const { registerTopKGradient } = require('./src/ops/gradients');
+    const { Trainer, TRAINING_DEFAULTS } = require('./src/train');
+    const { StandInLM, syntheticRows, RowLoader } = require('./tests/train-standin');
+    (async () => {
+      await startWebGpu(tf, { allowSoftware: true });
+      registerTopKGradient(tf);
+      await tf.setBackend('webgpu');
+      const rows = syntheticRows(16, 8, 16);
+      const model = new StandInLM(16, 8);
+      const args = { ...structuredClone(TRAINING_DEFAULTS), output_dir: ${JSON.stringify(out)}, max_steps: 6, per_device_train_batch_size: 2, logging_steps: 1, eval_steps: 0, save_steps: 2 };
+      const trainer = new Trainer({ model, args, seqLen: 8, writePlot: false, log: () => {},
+        trainLoader: (pos) => new RowLoader(rows, 2, 1, pos ?? 0),
+        onStep: (s) => { if (s.step === 3) webGpuDevice().destroy(); } });
+      try { await trainer.train(); console.log('FINISHED'); } catch (e) { console.log('THREW ' + e.message); process.exitCode = 1; }
+    })();`);
+  assert.equal(r.status, 1, r.out);
+  assert.doesNotMatch(r.out, /FINISHED/);
+  assert.match(r.out, /^THREW WebGPU device lost \(destroyed: .*\).*; training stopped at step 4 of 6, metrics and plot are saved, the last checkpoint is .*checkpoint-2 \(continue with --resume\)$/m);
+  const rows = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => 'loss' in x);
+  assert.deepEqual(rows.map((x) => x.step), [1, 2, 3]);
+  assert.ok(fs.existsSync(path.join(out, 'checkpoint-2', 'model.safetensors')));
+  fs.rmSync(out, { recursive: true, force: true });
+});
+
+test('clear errors: no hardware adapter (automatic choice), no adapter at all, Dawn that cannot load', async () => {
+  const { vulkanProblem } = await import('../src/runtime/webgpu');
+  const start = (allowSoftware: boolean, env: Record<string, string> = {}, pre = '') => node(`${pre}
+    const { tf } = require('./src/backend');
+    const { startWebGpu } = require('./src/runtime/webgpu');
+    startWebGpu(tf, { allowSoftware: ${allowSoftware} }).then(() => console.log('STARTED'), (e) => console.log('THREW ' + e.message));`, env).out;
+  if (vulkanProblem()) {
+    // this machine has no GPU driver: the automatic choice refuses the software adapter and says how to get a GPU
+    assert.match(start(false), /^THREW no hardware WebGPU adapter \(GPU: no Vulkan (loader|driver) .*apt-get install libvulkan1.*NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics\)\); a software adapter is never picked automatically: WM_BACKEND=webgpu forces it$/m);
+    // and without a working EGL the forced software adapter names Mesa's packages
+    assert.match(start(true, { EGL_PLATFORM: 'no-such-platform' }), /^THREW no WebGPU adapter: GPU: .*; software: Dawn found no OpenGL adapter through EGL \(Mesa's llvmpipe\); fix: .*apt-get install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri \(scripts\/install-system-deps.sh installs them\)$/m);
+  }
+  const hideDawn = `const M = require('node:module'); const r = M._resolveFilename; M._resolveFilename = function (req, ...a) { if (/^webgpu(\\/|$)/.test(req)) throw new Error('Cannot find module ' + req); return r.call(this, req, ...a); };`;
+  assert.match(start(true, {}, hideDawn), /^THREW Dawn cannot load: the npm package 'webgpu' \(Dawn's Node build\) is not installed; run `pnpm install` in wonderful-matrices \(it is a dependency\)$/m);
+});
