@@ -63,7 +63,7 @@ export WM_BACKEND=webgpu
 cd "$HERE"
 if [ "$SMOKE" = 1 ]; then N=256; BENCH=(--steps 1 --batch 1 --seq-len 16 --new-tokens 4); TO=300; else N=4096; BENCH=(--steps 3); TO=100; fi
 
-adapter="$(timeout 120 "$NODE" dist/cli/gpu-probe.js "$N" 2> "$HERE/gpu-probe.log")"
+adapter="$(timeout 120 "$NODE" dist/cli/wm.js gpu-probe "$N" 2> "$HERE/gpu-probe.log")"
 rc=$?
 printf '%s\n' "$adapter" | grep '^{' | tee -a "$OUT"
 [ $rc -eq 0 ] || emit "{\"check\":\"error\",\"stage\":\"gpu-probe\",\"rc\":$rc,\"log\":\"$(esc "$(tail -c 600 "$HERE/gpu-probe.log")")\"}"

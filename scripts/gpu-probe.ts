@@ -1,11 +1,12 @@
 // Prints the WebGPU adapter and a square fp32 matmul's speed as JSON lines (scripts/gpu-check.sh runs it from the
-// GPU bundle). Usage: node gpu-probe.js [N] (default 4096). The product of all-ones matrices is checked (every
+// GPU bundle as `wm gpu-probe N`). Usage: node --import tsx scripts/gpu-probe.ts [N] (default 4096). The product of all-ones matrices is checked (every
 // entry = N) so a device that returns zeros cannot report a speed.
 import { tf, loadBackend } from '../src/backend';
 import { webGpuAdapter } from '../src/runtime/webgpu';
 
-async function main(): Promise<void> {
-  const n = Number(process.argv[2] ?? 4096);
+export async function run(argv: string[]): Promise<void> {
+  const n = Number(argv[0] ?? 4096);
+  if (!(Number.isInteger(n) && n >= 16)) throw new Error(`gpu-probe: N must be an integer >= 16, got '${argv[0]}'`);
   const info = await loadBackend({ backend: process.env.WM_BACKEND || 'webgpu' });
   console.log(JSON.stringify({ check: 'adapter', backend: info.name, reason: info.reason, ...webGpuAdapter() }));
   const ones = tf.ones([n, n]);
@@ -25,7 +26,9 @@ async function main(): Promise<void> {
   console.log(JSON.stringify({ check: 'matmul', backend: info.name, n, dtype: 'float32', reps, ms_per_matmul: +(s * 1000 / reps).toFixed(3), tflops: +((2 * n ** 3 * reps) / s / 1e12).toFixed(3) }));
 }
 
-main().catch((e: unknown) => {
-  console.log(JSON.stringify({ check: 'error', stage: 'gpu-probe', message: e instanceof Error ? e.message : String(e) }));
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  run(process.argv.slice(2)).catch((e: unknown) => {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exitCode = 1;
+  });
+}
