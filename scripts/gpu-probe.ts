@@ -1,7 +1,7 @@
 // Prints the WebGPU adapter and a square fp32 matmul's speed as JSON lines (scripts/gpu-check.sh runs it from the
 // GPU bundle as `wm gpu-probe N`). Usage: node --import tsx scripts/gpu-probe.ts [N] (default 4096). The product of all-ones matrices is checked (every
 // entry = N) so a device that returns zeros cannot report a speed.
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { webGpuAdapter } from '../src/runtime/webgpu';
 
 export async function run(argv: string[]): Promise<void> {

@@ -1,8 +1,8 @@
 // Spot check (issue 21): generation, eval scoring, perplexity, a DPO loss, Cheems loss and generation, an MQAR epoch on wasm and
 // on webgpu (WM_BACKEND=webgpu: the software adapter where there is no GPU), values side by side.
 // Run: node --import tsx scripts/webgpu-spot-check.ts
-import { tf, loadBackend } from '../src/backend';
-import { registerTopKGradient } from '../src/ops/gradients';
+import { tf, loadBackend } from '../src/runtime/backend';
+import { registerTopKGradient } from '../src/runtime/gradients';
 import { startWebGpu } from '../src/runtime/webgpu';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { CheemsForCausalLM } from '../src/models/cheems';

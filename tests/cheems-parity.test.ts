@@ -2,7 +2,7 @@
 // contract, tests/fixtures/cheems/): logits, loss, hidden states, final SSD states, dynamic masks, CDMoE expert sets,
 // every parameter gradient, greedy generation (cached and uncached) and its per-step logits.
 import { test, before } from 'node:test';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { CHEEMS_CASES, checkCheemsFixture, checkCheemsGenerate, cheemsHasGenerate } from './parity-cases';
 
 before(async () => { await loadBackend({ log: false }); });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf } from '../src/backend';
+import { tf } from '../src/runtime/backend';
 import { loadSafetensors } from '../src/io/safetensors';
 import { maxAbs, maxErr } from './parity-helpers';
 import { DogeForCausalLM } from '../src/models/doge';

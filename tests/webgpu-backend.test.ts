@@ -3,12 +3,11 @@
 // flat tensor and GPU-buffer counts, and a process that exits by itself.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { tf, loadBackend } from '../src/backend';
-import { registerTopKGradient } from '../src/ops/gradients';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { startWebGpu, webGpuAdapter, describeAdapter } from '../src/runtime/webgpu';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { Trainer, TRAINING_DEFAULTS } from '../src/train';
@@ -16,21 +15,16 @@ import { RowLoader, syntheticRows } from './train-standin';
 
 const ROOT = path.join(__dirname, '..');
 
-/** Runs `code` in a fresh Node process (tsx) and returns its stdout; the test fails if it does not exit in 60 s. */
+/** Runs `code` in a fresh Node process (tsx): its stdout then stderr, and exit status; fails if it does not exit in 60 s. */
 function node(code: string, env: Record<string, string> = {}): { out: string; status: number } {
-  try {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', code], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
-    return { out, status: 0 };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; status?: number; signal?: string };
-    assert.notEqual(err.signal, 'SIGTERM', `child process did not exit in 60 s: ${err.stderr}`);
-    return { out: `${err.stdout ?? ''}${err.stderr ?? ''}`, status: err.status ?? -1 };
-  }
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  assert.notEqual(r.signal, 'SIGTERM', `child process did not exit in 60 s: ${r.stderr}`);
+  return { out: `${r.stdout}${r.stderr}`, status: r.status ?? -1 };
 }
 
 /** 8 (and 20) GPU-resident inputs of 4096 elements: tfjs runs AddN on the GPU only for tensors already there. */
 const ADDN_SCRIPT = (limits: string, n: number) => `
-  const { tf } = require('./src/backend');
+  const { tf } = require('./src/runtime/backend');
   const { startWebGpu } = require('./src/runtime/webgpu');
   (async () => {
     await startWebGpu(tf, { allowSoftware: true, limits: '${limits}' });
@@ -39,9 +33,11 @@ const ADDN_SCRIPT = (limits: string, n: number) => `
     try { console.log('SUM ' + tf.addN(xs).dataSync()[4095]); } catch (e) { console.log('THREW ' + e.message.split('\\n')[0]); }
   })();`;
 
-test('webgpu starts on this machine with WM_BACKEND=webgpu alone and names the adapter', async () => {
+test('webgpu starts on this machine with WM_BACKEND=webgpu alone and names the adapter in the backend line', async () => {
+  const r = node(`require('./src/runtime/backend').loadBackend().then((i) => console.log('NAME ' + i.name + ' ' + i.tfjsBackend))`, { WM_BACKEND: 'webgpu' });
+  assert.match(r.out, /^NAME webgpu webgpu$/m);
+  assert.match(r.out, /\[wonderful-matrices\] backend: webgpu \(.*(software adapter \(CPU, slower than wasm; opengl, compatibility mode\)|hardware adapter via ).*; forced by WM_BACKEND\/option\)/);
   const s = await startWebGpu(tf, { allowSoftware: true });
-  registerTopKGradient(tf);
   assert.equal(webGpuAdapter(), s);
   const line = describeAdapter(s);
   assert.match(line, s.software ? /software adapter \(CPU, slower than wasm; opengl, compatibility mode\)/ : /hardware adapter via /);
@@ -64,7 +60,7 @@ test("with WebGPU's default limits (what tfjs requests on its own) addN of 8 thr
 
 test('a lost device is a thrown error at the next read, never zeros, and the process still exits', () => {
   const r = node(`
-    const { tf } = require('./src/backend');
+    const { tf } = require('./src/runtime/backend');
     const { startWebGpu, webGpuDevice } = require('./src/runtime/webgpu');
     (async () => {
       await startWebGpu(tf, { allowSoftware: true });
@@ -83,9 +79,8 @@ test('a lost device is a thrown error at the next read, never zeros, and the pro
 test('a script on webgpu exits by itself once its work is done (no handle keeps Node alive)', () => {
   const t0 = Date.now();
   const r = node(`
-    const { tf } = require('./src/backend');
-    const { startWebGpu } = require('./src/runtime/webgpu');
-    startWebGpu(tf, { allowSoftware: true }).then(async () => { await tf.setBackend('webgpu'); console.log('DONE ' + (await tf.matMul(tf.ones([64, 64]), tf.ones([64, 64])).data())[0]); });`);
+    const { tf, loadBackend } = require('./src/runtime/backend');
+    loadBackend({ backend: 'webgpu', log: false }).then(async () => { console.log('DONE ' + (await tf.matMul(tf.ones([64, 64]), tf.ones([64, 64])).data())[0]); });`);
   assert.equal(r.status, 0, r.out);
   assert.match(r.out, /^DONE 64$/m);
   assert.ok(Date.now() - t0 < 30_000);
@@ -122,8 +117,7 @@ async function trainDoge(): Promise<{ losses: number[]; tensors: number[]; gpuBy
 test('a short Doge training run on webgpu follows wasm (losses within 1e-3 relative), with flat tensor and GPU-buffer counts', async () => {
   await loadBackend({ backend: 'wasm', log: false });
   const wasm = await trainDoge();
-  await startWebGpu(tf, { allowSoftware: true });
-  await tf.setBackend('webgpu');
+  await loadBackend({ backend: 'webgpu', log: false });
   try {
     const gpu = await trainDoge();
     console.log(`wasm   losses ${wasm.losses.map((l) => l.toFixed(5)).join(' ')}`);
@@ -141,15 +135,12 @@ test('a short Doge training run on webgpu follows wasm (losses within 1e-3 relat
 test('a training run that loses its device stops with the reason and its last checkpoint; metrics are saved', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-webgpu-lost-'));
   const r = node(`
-    const { tf } = require('./src/backend');
-    const { startWebGpu, webGpuDevice } = require('./src/runtime/webgpu');
-    const { registerTopKGradient } = require('./src/ops/gradients');
+    const { loadBackend } = require('./src/runtime/backend');
+    const { webGpuDevice } = require('./src/runtime/webgpu');
     const { Trainer, TRAINING_DEFAULTS } = require('./src/train');
     const { StandInLM, syntheticRows, RowLoader } = require('./tests/train-standin');
     (async () => {
-      await startWebGpu(tf, { allowSoftware: true });
-      registerTopKGradient(tf);
-      await tf.setBackend('webgpu');
+      await loadBackend({ backend: 'webgpu', log: false });
       const rows = syntheticRows(16, 8, 16);
       const model = new StandInLM(16, 8);
       const args = { ...structuredClone(TRAINING_DEFAULTS), output_dir: ${JSON.stringify(out)}, max_steps: 6, per_device_train_batch_size: 2, logging_steps: 1, eval_steps: 0, save_steps: 2 };
@@ -170,7 +161,7 @@ test('a training run that loses its device stops with the reason and its last ch
 test('clear errors: no hardware adapter (automatic choice), no adapter at all, Dawn that cannot load', async () => {
   const { vulkanProblem } = await import('../src/runtime/webgpu');
   const start = (allowSoftware: boolean, env: Record<string, string> = {}, pre = '') => node(`${pre}
-    const { tf } = require('./src/backend');
+    const { tf } = require('./src/runtime/backend');
     const { startWebGpu } = require('./src/runtime/webgpu');
     startWebGpu(tf, { allowSoftware: ${allowSoftware} }).then(() => console.log('STARTED'), (e) => console.log('THREW ' + e.message));`, env).out;
   if (vulkanProblem()) {

@@ -1,15 +1,11 @@
 // The parity fixtures (tests/parity-cases.ts) on the webgpu backend. Without a GPU this runs on Mesa's software
 // adapter (WM_BACKEND=webgpu forces it); the assertions are the same as on wasm (1e-4 relative).
 import { test, before } from 'node:test';
-import { tf } from '../src/backend';
-import { registerTopKGradient } from '../src/ops/gradients';
-import { startWebGpu } from '../src/runtime/webgpu';
+import { loadBackend } from '../src/runtime/backend';
 import { CHEEMS_CASES, DOGE_CASES, checkCheemsFixture, checkCheemsGenerate, checkDogeFixture, checkDogeGenerate, cheemsHasGenerate, dogeHasGenerate } from './parity-cases';
 
 before(async () => {
-  await startWebGpu(tf, { allowSoftware: true });
-  registerTopKGradient(tf);
-  await tf.setBackend('webgpu');
+  await loadBackend({ backend: 'webgpu', log: false });
 });
 
 for (const name of DOGE_CASES) {

@@ -3,21 +3,27 @@
  *
  * Order of preference (first that loads wins):
  *   1. `tensorflow` from `@tensorflow/tfjs-node-gpu`  (CUDA, libtensorflow)
- *   2. `tensorflow` from `@tensorflow/tfjs-node`      (native CPU, libtensorflow)
- *   3. `wasm`       from `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD; the default on plain machines)
- *   4. `cpu`        from `@tensorflow/tfjs-backend-cpu`  (pure JS, slowest, always there)
+ *   2. `webgpu`     from `@tensorflow/tfjs-backend-webgpu` on Dawn (`webgpu` package), a hardware adapter only
+ *                   (a GPU through Vulkan; see webgpu.ts)
+ *   3. `tensorflow` from `@tensorflow/tfjs-node`      (native CPU, libtensorflow)
+ *   4. `wasm`       from `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD; the default on plain machines)
+ *   5. `cpu`        from `@tensorflow/tfjs-backend-cpu`  (pure JS, slowest, always there)
  *
  * The native packages are optional dependencies: their install script downloads libtensorflow, which fails
  * without network. `WM_BACKEND=<name>` (or `loadBackend({ backend })`) forces one and fails loudly when it
- * cannot load. Names: `tensorflow-gpu`, `tensorflow` (= tfjs-node), `wasm`, `cpu`.
+ * cannot load. Names: `tensorflow-gpu`, `webgpu`, `tensorflow` (= tfjs-node), `wasm`, `cpu`. A forced `webgpu`
+ * also accepts a software adapter (Mesa's llvmpipe on a machine without a GPU), which the automatic choice never takes.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../tf';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { disableWasmThreads, prepareWasmThreads, unrefWasmWorkers, wasmThreadsCount } from './wasm-threads';
-import { installWasmKernelPatches, setWasmNativeBlas } from './ops/wasm-patches';
-import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason } from './ops/native-blas';
-import { registerTopKGradient } from './ops/gradients';
+import { installWasmKernelPatches, setWasmNativeBlas } from './wasm-patches';
+import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason } from './native-blas';
+import { registerTopKGradient } from './gradients';
+import { registerHostDecoder, unregisterHostDecoder } from './host-decoders';
+import { createDogeHostDecoder, type HostDecodable } from './doge-host-decoder';
+import { describeAdapter, startWebGpu, webGpuAdapter, type WebGpuAdapterSummary } from './webgpu';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -34,7 +40,7 @@ function registerGradients(): boolean {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const req = require;
   try {
-    req(path.join(__dirname, '..', 'vendor', 'tfjs-gradients.cjs'));
+    req(path.join(__dirname, '..', '..', 'vendor', 'tfjs-gradients.cjs'));
     return true;
   } catch {
     try {
@@ -55,8 +61,8 @@ export function assertGradientsAvailable(): void {
   }
 }
 
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
 export interface BackendInfo {
   /** Our name for it (`tensorflow-gpu` and `tensorflow` both register tfjs backend `tensorflow`). */
@@ -66,10 +72,12 @@ export interface BackendInfo {
   /** Why this one: forced, or which better ones failed and how. */
   reason: string;
   /**
-   * What runs the wasm backend's matrix products: 'openblas'/'mkl' (native BLAS, src/ops/native-blas.ts) or
+   * What runs the wasm backend's matrix products: 'openblas'/'mkl' (native BLAS, src/runtime/native-blas.ts) or
    * 'xnnpack'. Absent for other backends. The log line names it as `wasm+openblas`.
    */
   matmul?: 'openblas' | 'mkl' | 'xnnpack';
+  /** The WebGPU adapter (webgpu only): vendor, architecture, description, software or hardware. */
+  adapter?: WebGpuAdapterSummary;
 }
 
 let current: BackendInfo | undefined;
@@ -147,6 +155,7 @@ let backendNotes: string[] = [];
 
 /** The native BLAS choice for the wasm backend's products, made once the backend runs (see native-blas.ts). */
 function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'openblas' | 'mkl' | 'xnnpack' {
+  unregisterHostDecoder('doge');
   if (setting === 'off') {
     setWasmNativeBlas(null);
     backendNotes.push('matmuls on XNNPACK (native BLAS off: WM_NATIVE_BLAS=0/option)');
@@ -162,22 +171,26 @@ function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'ope
   // Same thread count as XNNPACK's for this workload (training: idle cores; decoding: 1).
   blas.setThreads(threads);
   setWasmNativeBlas(blas);
+  // the host decoders run their products on it (generate asks for one after the prompt)
+  registerHostDecoder('doge', (model, cache, maxLength) => createDogeHostDecoder(model as HostDecodable, cache, maxLength));
   const kind = /openblas/i.test(blas.config) ? 'openblas' : 'mkl';
   backendNotes.push(`matmuls on ${blas.config.split(' ').slice(0, 2).join(' ')} (${blas.lib}, ${threads} thread${threads > 1 ? 's' : ''}; WM_NATIVE_BLAS=0 turns it off)`);
   return kind;
 }
 
-async function tryBackend(name: BackendName): Promise<void> {
+async function tryBackend(name: BackendName, forced: boolean): Promise<void> {
   if (name === 'tensorflow-gpu') requireNative('@tensorflow/tfjs-node-gpu');
   if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
-  registerTopKGradient(tf); // a gradient tfjs-core lacks (src/ops/gradients.ts)
-  if (name === 'wasm') installWasmKernelPatches(tf); // faster wasm kernels, same results (src/ops/wasm-patches.ts)
+  // a GPU adapter (automatic choice) or any adapter, software included (forced); names its adapter in the log line
+  if (name === 'webgpu') backendNotes.push(describeAdapter(await startWebGpu(tf, { allowSoftware: forced })));
+  registerTopKGradient(tf); // a gradient tfjs-core lacks (gradients.ts)
+  if (name === 'wasm') installWasmKernelPatches(tf); // faster wasm kernels, same results (wasm-patches.ts)
   if (name !== 'wasm' || wasmThreads <= 1) {
     await setBackendOrThrow(name === 'tensorflow-gpu' ? 'tensorflow' : name);
     if (name === 'wasm') backendNotes.push(`1 XNNPACK thread (${wasmThreadsWhy}; WM_WASM_THREADS=N sets it)`);
     return;
   }
-  // Threaded XNNPACK (src/wasm-threads.ts); if it cannot start, the single-threaded build still can.
+  // Threaded XNNPACK (wasm-threads.ts); if it cannot start, the single-threaded build still can.
   const restore = prepareWasmThreads(tf, wasmThreads);
   try {
     await setBackendOrThrow('wasm');
@@ -204,7 +217,7 @@ export interface LoadBackendOptions {
   log?: boolean;
   /**
    * Threads for the wasm backend's XNNPACK kernels: a number (1 = single-threaded) or 'auto' (see `workload`).
-   * Default: `WM_WASM_THREADS`, else 'auto'. See src/wasm-threads.ts.
+   * Default: `WM_WASM_THREADS`, else 'auto'. See src/runtime/wasm-threads.ts.
    */
   wasmThreads?: number | 'auto';
   /**
@@ -262,7 +275,7 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
       throw new Error(`WM_BACKEND/backend '${forced}' is not a backend; choose one of ${BACKEND_NAMES.join(', ')}`);
     }
     try {
-      await tryBackend(forced as BackendName);
+      await tryBackend(forced as BackendName, true);
     } catch (e) {
       throw new Error(`backend '${forced}' was forced but cannot load: ${firstLine(e)}`);
     }
@@ -271,7 +284,7 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
     const failures: string[] = [];
     for (const name of BACKEND_NAMES) {
       try {
-        await tryBackend(name);
+        await tryBackend(name, false);
         const why = failures.length ? `best that loaded; ${failures.join('; ')}` : 'best available';
         current = { name, tfjsBackend: tf.getBackend(), reason: why };
         break;
@@ -290,6 +303,8 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
     }
   }
   if (current.name === 'wasm' && backendNotes.length) current.reason += `; ${backendNotes.join('; ')}`;
+  if (current.name === 'webgpu' && backendNotes.length) current.reason = `${backendNotes.join('; ')}; ${current.reason}`;
+  if (current.name === 'webgpu') current.adapter = webGpuAdapter();
   if (log) console.error(`[wonderful-matrices] backend: ${backendLabel(current)} (${current.reason})`);
   return current;
 }
