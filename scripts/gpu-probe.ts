@@ -26,7 +26,8 @@ export async function run(argv: string[]): Promise<void> {
   console.log(JSON.stringify({ check: 'matmul', backend: info.name, n, dtype: 'float32', reps, ms_per_matmul: +(s * 1000 / reps).toFixed(3), tflops: +((2 * n ** 3 * reps) / s / 1e12).toFixed(3) }));
 }
 
-if (require.main === module) {
+// run directly (tsx); inside the GPU bundle the bundle's entry calls run()
+if (/gpu-probe\.ts$/.test(process.argv[1] ?? '')) {
   run(process.argv.slice(2)).catch((e: unknown) => {
     console.error(e instanceof Error ? e.message : String(e));
     process.exitCode = 1;
