@@ -1,5 +1,6 @@
 /**
- * One TensorFlow.js engine for the whole library, and the choice of the backend it runs on.
+ * The choice of the backend the library's one TensorFlow.js engine (src/tf.ts) runs on, and its bootstrap: tfjs
+ * gradients, kernel patches, wasm threads, the native BLAS and the host decoders that need it.
  *
  * Order of preference (first that loads wins):
  *   1. `tensorflow` from `@tensorflow/tfjs-node-gpu`  (CUDA, libtensorflow)
