@@ -230,7 +230,7 @@ function isSoftware(info: GPUAdapterInfo): boolean {
 export function describeAdapter(s: WebGpuAdapterSummary): string {
   const name = [s.vendor, s.architecture, s.device, s.description].filter((x, i, a) => x && a.indexOf(x) === i).join(', ');
   const kind = s.software ? `software adapter (CPU, slower than wasm; ${s.dawnBackend}, ${s.featureLevel} mode)` : `hardware adapter via ${s.dawnBackend}`;
-  return `${name || 'unnamed adapter'}; ${kind}; maxStorageBuffersPerShaderStage ${s.maxStorageBuffersPerShaderStage}`;
+  return `${name || 'unnamed adapter'}: ${kind}`;
 }
 
 /** The running device and its guard (one per process). */
