@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { backendLabel, loadBackend } from '../backend';
 import { loadFinetuneConfig, runDpo, runSft } from '../finetune';
 import { formatDuration } from '../train/progress';
-import { defineCommand, parseCommandArgs, str, UsageError } from './args';
+import { defineCommand, flag, parseCommandArgs, str, UsageError } from './args';
+import { printSummary } from './summary';
 
 function usage(kind: 'sft' | 'dpo'): string {
   return `usage: wm ${kind} --config FILE|NAME [options]
@@ -19,6 +20,7 @@ function usage(kind: 'sft' | 'dpo'): string {
   --config FILE|NAME  YAML recipe (sections model, data, ${kind}, training) or a shipped one:
                       doge-tiny-${kind}, doge-20m-${kind}, doge-60m-${kind}, doge-160m-${kind}, doge-320m-${kind}
   --resume [DIR]      continue from DIR or from the newest checkpoint of the output folder's run
+  --overwrite-output-dir  train in a non-empty folder no training run created (its files are left where they are)
   --<key> VALUE       override a config key, e.g. --max-steps 50 --output-dir runs/x --init-from runs/doge-tiny/final
                       (qualified keys work too: --${kind}.${kind === 'sft' ? 'packing wrapped' : 'beta 0.1'})
 `;
@@ -27,7 +29,7 @@ function usage(kind: 'sft' | 'dpo'): string {
 const specFor = (kind: 'sft' | 'dpo') => defineCommand({
   name: `wm ${kind}`,
   usage: usage(kind),
-  options: { config: { type: 'string' }, resume: { type: 'string', optionalValue: true } },
+  options: { config: { type: 'string' }, resume: { type: 'string', optionalValue: true }, 'overwrite-output-dir': { type: 'boolean' } },
   // any other --key VALUE overrides a config key (checked by loadFinetuneConfig, with "did you mean")
   passThrough: true,
 });
@@ -35,6 +37,7 @@ const specFor = (kind: 'sft' | 'dpo') => defineCommand({
 export interface FinetuneArgs {
   config?: string;
   resume?: string | true;
+  overwriteOutputDir?: true;
   overrides: Record<string, string>;
 }
 
@@ -47,6 +50,7 @@ export function parseFinetuneArgs(argv: string[], kind: 'sft' | 'dpo'): Finetune
   if (config !== undefined) out.config = config;
   const resume = a.values.resume;
   if (resume !== undefined) out.resume = resume === true ? true : String(resume);
+  if (flag(a, 'overwrite-output-dir')) out.overwriteOutputDir = true;
   return out;
 }
 
@@ -94,6 +98,8 @@ export async function runFinetuneCli(kind: 'sft' | 'dpo', argv: string[]): Promi
     const run = kind === 'sft' ? runSft : runDpo;
     const r = await run(config, {
       resume: args.resume === undefined ? undefined : args.resume === true ? 'latest' : args.resume,
+      overwriteOutputDir: args.overwriteOutputDir,
+      summary: true,
       onTrainer: (trainer) => { stop = () => trainer.requestStop(); },
     });
     const ev = r.lastEval as Record<string, number> | undefined;
@@ -102,6 +108,15 @@ export async function runFinetuneCli(kind: 'sft' | 'dpo', argv: string[]): Promi
     console.error(`${r.stopped ? 'stopped' : 'done'} at step ${r.steps}: ${lossText}${evText}; ${formatDuration(r.seconds)} in total`);
     const out = config.training.output_dir;
     console.error(`checkpoint: ${r.checkpoint}${r.finalDir ? `; model: ${r.finalDir}` : ' (continue with --resume)'}; metrics: ${path.join(out, 'metrics.jsonl')}, plot: ${path.join(out, 'loss.html')}`);
+    if (r.finalDir) {
+      const dpoNext = `wm dpo --config doge-tiny-dpo --init-from ${r.finalDir} --output-dir ${out.replace(/-sft$/, '')}-dpo   (preference tuning of this model)`;
+      const evalNext = `wm eval --model ${config.model.init_from} --model ${r.finalDir} --tasks embedded_chat   (compare with the start)`;
+      printSummary({
+        what: kind === 'sft' ? 'fine-tuned (SFT)' : 'preference-tuned (DPO)', finalDir: r.finalDir,
+        before: r.evalBefore?.eval_loss, after: ev?.eval_loss, sample: r.sample,
+        next: kind === 'sft' ? [dpoNext, evalNext] : [evalNext, `wm generate --model ${r.finalDir} --prompt "..."`],
+      });
+    }
     if (r.stopped && stoppedBy) process.exitCode = SIGNAL_EXIT[stoppedBy] ?? 1;
   } finally {
     process.off('SIGINT', onSignal);
