@@ -76,17 +76,18 @@ test('wm sft / wm dpo --init-from <a Cheems checkpoint> (used to fail: "DogeConf
   assert.equal(JSON.parse(fs.readFileSync(path.join(dpoOut, 'final', 'config.json'), 'utf8')).model_type, 'cheems');
 });
 
-test('DPO precompute: reference log-probs only for the pairs the run uses (in the chunks an all-pairs precompute uses)', async () => {
+test('DPO precompute: reference log-probs only for the micro-batches the run uses, equal to the copied reference\'s', async () => {
   const lines: string[] = [];
-  // 48 pairs, 2 steps of 2 pairs: 4 pairs used -> at most 4 chunks of 4 computed
+  // 48 pairs, 2 steps of 2 pairs: 4 pairs used
   await runDpo(config('dpo', path.join(root, 'dpo-lazy'), {}, { max_steps: 2 }), { log: (l) => lines.push(l) });
-  const m = /reference log-probs of the (\d+) of (\d+) training pairs this run uses/.exec(lines.join('\n'));
-  assert.ok(m, lines.join('\n'));
-  assert.ok(Number(m[1]) <= 16 && Number(m[2]) > 16, `computed ${m[1]} of ${m[2]}`);
-  // the used set is what the loader will hand out
-  const used = new IndexLoader(10, 3, 7).itemsBetween(0, 6);
-  const l = new IndexLoader(10, 3, 7);
-  assert.deepEqual([...used].sort(), [...l.next(), ...l.next()].sort());
+  assert.match(lines.join('\n'), /dpo: reference log-probs of the 4 training pairs this run uses \(2 micro-batches of 4\d pairs\) and the 8 eval pairs/);
+  await runDpo(config('dpo', path.join(root, 'dpo-copy'), { dpo: { max_length: 192, max_prompt_length: 128, reference: 'copy' } }, { max_steps: 2 }), quiet);
+  const strip = (d: string) => (readMetrics(path.join(root, d, 'metrics.jsonl')) as unknown as Record<string, number>[]).map(({ tokens_per_s: _a, elapsed_s: _b, ...r }) => r);
+  assert.deepEqual(strip('dpo-lazy'), strip('dpo-copy'), 'precompute = copy, bit for bit');
+  // the batches are those the loader will hand out
+  const l = new IndexLoader(10, 3, 7, 3);
+  const planned = l.batchesUntil(9);
+  assert.deepEqual(planned, [{ position: 3, items: l.next() }, { position: 6, items: l.next() }]);
 });
 
 test('--max-steps 1 trains one step in SFT (one rule: a warmup given as a ratio always leaves a step at the full rate)', async () => {

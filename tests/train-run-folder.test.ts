@@ -78,3 +78,14 @@ test('previous-runs/ keeps the last N runs (training.keep_previous_runs, default
   assert.match(notes.join(''), /previous-runs\/ keeps the last 2 runs \(--keep-previous-runs N, 0 = all\); removed the oldest: \S+/);
   assert.deepEqual(prunePreviousRuns(out, 0), [], '0 keeps all');
 });
+
+test('--max-steps 1 trains in pretrain too (one rule with SFT: ratio warmup/decay always leave a step at the full rate)', async () => {
+  const { parsePretrainConfig, scheduleSpec, lrMultiplier } = await import('../src/train');
+  // doge-tiny's schedule: WSD, warmup_ratio 0.1, decay_ratio 0.1 (was refused: "warmup (1) + decay (1) steps exceed training.max_steps (1)")
+  const c = parsePretrainConfig({ training: { max_steps: 1, lr_scheduler_type: 'warmup_stable_decay', warmup_ratio: 0.1, lr_scheduler_kwargs: { decay_ratio: 0.1 } } });
+  assert.equal(lrMultiplier(scheduleSpec(c.training), 0), 1);
+  const ten = parsePretrainConfig({ training: { max_steps: 10, warmup_ratio: 0.1 } }).training;
+  assert.deepEqual([scheduleSpec(ten).warmupSteps, scheduleSpec(ten).decaySteps], [1, 1], 'longer runs keep their schedule');
+  assert.throws(() => parsePretrainConfig({ training: { max_steps: 4, warmup_steps: 2, lr_scheduler_kwargs: { num_decay_steps: 3 } } }),
+    /warmup \(2\) \+ decay \(3\) steps exceed training\.max_steps \(4\); use --max-steps 5 or more, or give the decay as a ratio/);
+});

@@ -2,9 +2,10 @@
  * Direct Preference Optimization as a `FinetuneMethod`: rows -> (prompt, chosen, rejected) token ids -> the seed's
  * truncation; a micro-batch is a list of pairs; the loss is dpoLoss over the pairs of the step against a frozen
  * reference: a copy of the start checkpoint run beside the policy (`reference: copy`), or its log-probs computed once
- * (`reference: precompute`) for the pairs this run will use only (the chunks of the training pairs the loader reaches
- * between the start and max_steps, and the eval pairs), after which the reference is freed. Eval: the DPO loss and
- * TRL's rewards on held-out pairs (`eval_rewards/...`).
+ * (`reference: precompute`) for what this run will use only: the micro-batches the loader hands out between this
+ * session's start and max_steps (each as the batch the policy sees, so the values equal `copy`'s bit for bit and a
+ * resumed run computes the same ones), and the eval pairs; the reference is freed before the first step. Eval: the
+ * DPO loss and TRL's rewards on held-out pairs (`eval_rewards/...`).
  */
 import type { ChatMessage, WmTokenizer } from '../data/tokenizer';
 import type { LossHook } from '../train/trainer';
@@ -129,7 +130,8 @@ export interface DpoBatch {
 /** Where the reference comes from while a run trains: the model (copy) or log-probs computed before the first step. */
 export interface DpoReference {
   model: (LogitModel & { dispose(): void }) | null;
-  train?: { chosen: number[]; rejected: number[] };
+  /** Precomputed: reference log-probs of each training micro-batch, by its loader position. */
+  train?: Map<number, { chosen: number[]; rejected: number[] }>;
   eval?: { chosen: number[]; rejected: number[] };
 }
 
@@ -152,27 +154,6 @@ export function dpoLossHook(policy: LogitModel, reference: DpoReference, evalPai
   };
 }
 
-/**
- * Reference log-probs of the pairs in `used`, computed in the fixed chunks `referenceLogps` uses for the whole list
- * (chunk k = pairs [k bs, (k + 1) bs)), so every value equals the one an all-pairs precompute gives, whichever run
- * computes it (a resumed run computes the chunks it still needs). Others stay NaN.
- */
-export function referenceLogpsOf(reference: LogitModel, pairs: DpoPair[], used: Set<number>, o: { padId: number; batchSize: number }): { values: { chosen: number[]; rejected: number[] }; computed: number } {
-  const values = { chosen: new Array<number>(pairs.length).fill(NaN), rejected: new Array<number>(pairs.length).fill(NaN) };
-  let computed = 0;
-  for (let k = 0; k * o.batchSize < pairs.length; k++) {
-    const lo = k * o.batchSize;
-    const hi = Math.min(pairs.length, lo + o.batchSize);
-    let needed = false;
-    for (let i = lo; i < hi && !needed; i++) needed = used.has(i);
-    if (!needed) continue;
-    const r = referenceLogps(reference, pairs.slice(lo, hi), { padId: o.padId, batchSize: o.batchSize });
-    for (let i = lo; i < hi; i++) { values.chosen[i] = r.chosen[i - lo]!; values.rejected[i] = r.rejected[i - lo]!; }
-    computed += hi - lo;
-  }
-  return { values, computed };
-}
-
 export const DPO: FinetuneMethod<DpoPair, DpoBatch> = {
   kind: 'dpo',
   buildItems: (tok, rows, config, what) => {
@@ -191,22 +172,21 @@ export const DPO: FinetuneMethod<DpoPair, DpoBatch> = {
     const bs = t.per_device_eval_batch_size;
     const hook = dpoLossHook(policy, reference, evalPairs, { beta: d.beta, labelSmoothing: d.label_smoothing, lossType: d.loss_type, rpoAlpha: d.rpo_alpha, padId, evalBatchSize: bs });
     return {
-      batch: (idx) => ({
-        pairs: idx.map((i) => train[i]!),
-        ref: reference.train ? { chosen: idx.map((i) => refValue(reference.train!.chosen, i)), rejected: idx.map((i) => refValue(reference.train!.rejected, i)) } : undefined,
-      }),
+      batch: (idx, position) => ({ pairs: idx.map((i) => train[i]!), ref: reference.train ? precomputedAt(reference.train, position) : undefined }),
       hook,
       describe: () => `dpo: ${train.length} training pairs, ${evalPairs.length} eval pairs; loss ${d.loss_type}, beta ${d.beta}, reference ${d.reference} (${refDir}); ` +
         `${t.max_steps} steps of ${t.per_device_train_batch_size} x ${t.gradient_accumulation_steps} pairs`,
-      beforeTraining: (used) => {
+      beforeTraining: (loader, end) => {
         if (d.reference !== 'precompute' || !reference.model) return;
         const t1 = performance.now();
-        const tr = referenceLogpsOf(reference.model, train, used, { padId, batchSize: bs });
-        reference.train = tr.values;
+        const batches = loader.batchesUntil(end);
+        reference.train = new Map(batches.map((b) => [b.position, referenceLogps(reference.model!, b.items.map((i) => train[i]!), { padId, batchSize: b.items.length })]));
         reference.eval = referenceLogps(reference.model, evalPairs, { padId, batchSize: bs });
         reference.model.dispose();
         reference.model = null;
-        log(`dpo: reference log-probs of the ${tr.computed} of ${train.length} training pairs this run uses and the ${evalPairs.length} eval pairs, in ${((performance.now() - t1) / 1000).toFixed(1)}s; reference model freed`);
+        const pairs = batches.reduce((n, b) => n + b.items.length, 0);
+        log(`dpo: reference log-probs of the ${pairs} training pairs this run uses (${batches.length} micro-batches of ${train.length} pairs) and the ${evalPairs.length} eval pairs, ` +
+          `in ${((performance.now() - t1) / 1000).toFixed(1)}s; reference model freed`);
       },
       samplePrompt: () => evalPairs[0]?.prompt,
       dispose: () => { reference.model?.dispose(); reference.model = null; },
@@ -214,10 +194,10 @@ export const DPO: FinetuneMethod<DpoPair, DpoBatch> = {
   },
 };
 
-function refValue(values: number[], i: number): number {
-  const v = values[i]!;
-  if (Number.isNaN(v)) throw new Error(`dpo: no reference log-prob for training pair ${i} (it was not among the pairs this run was expected to use)`);
-  return v;
+function precomputedAt(train: Map<number, { chosen: number[]; rejected: number[] }>, position: number): { chosen: number[]; rejected: number[] } {
+  const r = train.get(position);
+  if (!r) throw new Error(`dpo: no precomputed reference log-probs for the micro-batch at loader position ${position} (past max_steps?)`);
+  return r;
 }
 
 /** The frozen reference: any registered causal LM with the policy's vocabulary. */

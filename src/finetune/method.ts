@@ -35,14 +35,14 @@ export interface MethodContext<I> {
 }
 
 export interface MethodRun<I, B> {
-  /** A micro-batch from indices into the training items (built once, on the host). */
-  batch(indices: number[]): B;
+  /** A micro-batch from indices into the training items (built once, on the host); `position`: the loader's, before it. */
+  batch(indices: number[], position: number): B;
   /** Loss, token and item counts, step metrics and the held-out evaluation. */
   hook: LossHook<B>;
   /** One line about the run, logged before training. */
   describe(): string;
-  /** Called before the first step with the loader positions the run will consume (DPO computes its reference then). */
-  beforeTraining?(used: Set<number>): void;
+  /** Called before the first step with the loader that will feed the run and the position where it will stop. */
+  beforeTraining?(loader: IndexLoader, end: number): void;
   /** Token ids of a prompt from the held-out items, for the summary's sample. */
   samplePrompt?(): number[] | undefined;
   dispose(): void;
@@ -68,20 +68,23 @@ export class IndexLoader implements BatchSource<number[]> {
     if (e !== this.epoch) { this.perm = permutation(this.n, this.seed, e); this.epoch = e; }
     return this.perm[position % this.n]!;
   }
-  /** The items of positions [from, to) without moving the loader (what a run from `from` to `to` will use). */
-  itemsBetween(from: number, to: number): Set<number> {
-    const probe = new IndexLoader(this.n, this.batchSize, this.seed);
-    const out = new Set<number>();
-    for (let p = from; p < to && out.size < this.n; p++) out.add(probe.at(p));
+  /** The micro-batches of positions [position, end) as `{ position, items }`, without moving the loader (what the run will use). */
+  batchesUntil(end: number): { position: number; items: number[] }[] {
+    const probe = new IndexLoader(this.n, this.batchSize, this.seed, this.position);
+    const out: { position: number; items: number[] }[] = [];
+    while (probe.position < end) out.push({ position: probe.position, items: probe.next() });
     return out;
   }
 }
 
 /** The batches of a method over an IndexLoader: positions and resume are the index loader's. */
 export class MethodLoader<B> implements BatchSource<B> {
-  constructor(readonly indices: IndexLoader, private readonly make: (indices: number[]) => B) {}
+  constructor(readonly indices: IndexLoader, private readonly make: (indices: number[], position: number) => B) {}
   get position(): number { return this.indices.position; }
-  next(): B { return this.make(this.indices.next()); }
+  next(): B {
+    const position = this.indices.position;
+    return this.make(this.indices.next(), position);
+  }
 }
 
 /** Any registered causal LM from a checkpoint folder, checked against the tokenizer (errors name the folder). */

@@ -141,7 +141,7 @@ export async function runFinetune<I extends object, B>(method: FinetuneMethod<I,
     claim = claimRunFolder(t.output_dir, { command: `wm ${method.kind}`, resume: !!opts.resume, overwrite: opts.overwriteOutputDir, keepPreviousRuns: t.keep_previous_runs, log });
     const extras = modelFolderExtras(tok);
     const section = method.kind === 'sft' ? { sft: config.sft } : { dpo: config.dpo };
-    let start = 0;
+    let loader: MethodLoader<B> | undefined;
     const trainer = new Trainer<B>({
       model,
       args: t,
@@ -150,8 +150,8 @@ export async function runFinetune<I extends object, B>(method: FinetuneMethod<I,
       log,
       onStep: opts.onStep,
       trainLoader: (position) => {
-        start = (position as number | undefined) ?? 0;
-        return new MethodLoader(new IndexLoader(train.items.length, t.per_device_train_batch_size, t.seed, start), run!.batch);
+        loader = new MethodLoader(new IndexLoader(train.items.length, t.per_device_train_batch_size, t.seed, (position as number | undefined) ?? 0), run!.batch);
+        return loader;
       },
       lossHook: run.hook,
       runId: claim.runId,
@@ -161,9 +161,8 @@ export async function runFinetune<I extends object, B>(method: FinetuneMethod<I,
     const { result, finalDir } = await trainAndSave(trainer, {
       resume: opts.resume, model, extras, onTrainer: opts.onTrainer,
       beforeTraining: () => {
-        // the items the loader hands out from where this session starts to max_steps
-        const perStep = t.per_device_train_batch_size * t.gradient_accumulation_steps;
-        run!.beforeTraining?.(new IndexLoader(train.items.length, t.per_device_train_batch_size, t.seed).itemsBetween(start, t.max_steps * perStep));
+        // the loader this session trains from (after a resume: at the saved position) and where max_steps ends it
+        run!.beforeTraining?.(loader!.indices, t.max_steps * t.per_device_train_batch_size * t.gradient_accumulation_steps);
         if (opts.summary && !opts.resume) evalBefore = run!.hook.evaluate?.();
       },
     });
