@@ -4,7 +4,6 @@
  * Pre-trains any registered model (Doge, Cheems, ...) through `runPretrain` (src/train/pretrain.ts, the way
  * SmallDoge's `pt.py` does with HF Trainer), then prints a few sampled continuations and what to do next.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backendLabel, loadBackend } from '../backend';
 import { registeredModels } from '../models/registry';
@@ -12,7 +11,7 @@ import { loadPretrainConfig, PretrainConfig } from '../train/config';
 import { runPretrain } from '../train/pretrain';
 import { formatDuration } from '../train/progress';
 import { defineCommand, flag, parseCommandArgs, str, UsageError } from './args';
-import { printSummary } from './summary';
+import { printSummary, resolveRecipe, shippedRecipeNames, SHIPPED_CONFIGS_DIR, withStopSignals } from './training';
 
 export { modelConfigFrom, checkDataAgainstModel } from '../train/pretrain';
 
@@ -59,25 +58,19 @@ export function parseArgs(argv: string[]): Args {
   return { config: out.config, resume: out.resume, prepareDefault: out.prepareDefault, ...(flag(a, 'overwrite-output-dir') ? { overwriteOutputDir: true } : {}), overrides: out.overrides } as Args;
 }
 
-/** The folder of the recipes shipped with the package (configs/ next to dist/ and src/). */
-export const SHIPPED_CONFIGS_DIR = path.join(__dirname, '..', '..', 'configs');
+export { SHIPPED_CONFIGS_DIR };
 
 /**
  * `--config` accepts a file or the name of a shipped recipe (`doge-tiny`, `doge-tiny.yaml`,
  * `configs/doge-tiny.yaml` from any folder): a path that exists wins, then the package's configs/.
  */
 export function resolveConfigPath(config: string): string {
-  if (fs.existsSync(config)) return config;
-  const base = path.basename(config).replace(/\.ya?ml$/, '');
-  const shipped = path.join(SHIPPED_CONFIGS_DIR, `${base}.yaml`);
-  if (/^[\w.-]+$/.test(base) && fs.existsSync(shipped)) return shipped;
-  throw new UsageError(`wm pretrain: config file not found: ${config}; give a YAML file or ${shippedRecipes()}`);
+  return resolveRecipe(config, 'wm pretrain', shippedRecipes());
 }
 
 /** "a shipped recipe name (doge-tiny, ...; in <dir>)", for messages. */
 function shippedRecipes(): string {
-  const names = fs.existsSync(SHIPPED_CONFIGS_DIR) ? fs.readdirSync(SHIPPED_CONFIGS_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.replace(/\.yaml$/, '')).filter((n) => !/-(sft|dpo)$/.test(n)).sort() : [];
-  return `a shipped recipe name (${names.join(', ')}; in ${SHIPPED_CONFIGS_DIR})`;
+  return `a shipped recipe name (${shippedRecipeNames((n) => !/-(sft|dpo)$/.test(n)).join(', ')}; in ${SHIPPED_CONFIGS_DIR})`;
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -96,42 +89,18 @@ export async function run(argv: string[]): Promise<void> {
   await runCommand(args, config);
 }
 
-/** Exit codes after a run stopped by a signal (128 + signal number), so `wm pretrain ... && next` stops too. */
-const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
-
 async function runCommand(args: Args, config: PretrainConfig): Promise<void> {
   const backend = await loadBackend();
   const t = config.training;
   console.error(`pretrain: ${config.model.preset ?? 'custom'} (${registeredModels().map((m) => m.modelType).join(' / ')} registered) on ${backendLabel(backend)} -> ${t.output_dir}`);
-  // Ctrl-C and SIGTERM (docker stop, Slurm, Kubernetes, timeout): checkpoint after the current step, then exit
-  // 130 / 143. A second signal quits at once.
-  let stoppedBy: string | undefined;
-  let stop: (() => void) | undefined;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stoppedBy === undefined && stop) {
-      stoppedBy = signal;
-      console.error(`\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: saving a checkpoint after this step (${signal === 'SIGINT' ? 'press again' : 'signal again'} to quit without saving)`);
-      stop();
-    } else {
-      process.exit(SIGNAL_EXIT[signal] ?? 1);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let r;
-  try {
-    r = await runPretrain(config, {
-      prepareDefault: args.prepareDefault,
-      resume: args.resume === undefined ? undefined : args.resume === true ? 'latest' : args.resume,
-      overwriteOutputDir: args.overwriteOutputDir,
-      summary: true,
-      log: (line) => console.error(line),
-      onTrainer: (trainer) => { stop = () => trainer.requestStop(); },
-    });
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  const r = await withStopSignals((onTrainer) => runPretrain(config, {
+    prepareDefault: args.prepareDefault,
+    resume: args.resume === undefined ? undefined : args.resume === true ? 'latest' : args.resume,
+    overwriteOutputDir: args.overwriteOutputDir,
+    summary: true,
+    log: (line) => console.error(line),
+    onTrainer,
+  }));
   const evalText = r.lastEval ? `, eval loss ${r.lastEval.eval_loss.toFixed(4)} (perplexity ${r.lastEval.eval_perplexity.toFixed(2)})` : '';
   const lossText = Number.isFinite(r.lastLoss) ? `train loss ${r.lastLoss.toFixed(4)}` : 'no training steps in this session';
   console.error(`${r.stopped ? 'stopped' : 'done'} at step ${r.steps}: ${lossText}${evalText}; ${formatDuration(r.seconds)} in total`);
@@ -152,5 +121,4 @@ async function runCommand(args: Args, config: PretrainConfig): Promise<void> {
       ],
     });
   }
-  if (r.stopped && stoppedBy) process.exitCode = SIGNAL_EXIT[stoppedBy] ?? 1;
 }
