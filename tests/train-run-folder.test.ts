@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { writePackedSplit, writeDatasetDict } from '../src/data';
 import { run } from '../src/cli/pretrain';
 import { prunePreviousRuns, resumeChanges } from '../src/train';

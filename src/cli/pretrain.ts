@@ -5,7 +5,7 @@
  * SmallDoge's `pt.py` does with HF Trainer), then prints a few sampled continuations and what to do next.
  */
 import * as path from 'node:path';
-import { backendLabel, loadBackend } from '../backend';
+import { backendLabel, loadBackend } from '../runtime/backend';
 import { registeredModels } from '../models/registry';
 import { loadPretrainConfig, PretrainConfig } from '../train/config';
 import { runPretrain } from '../train/pretrain';

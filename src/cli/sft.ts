@@ -7,7 +7,7 @@
  * progress line, metrics.jsonl, loss.html). `wm dpo` (./dpo.ts) shares this file's argument handling.
  */
 import * as path from 'node:path';
-import { backendLabel, loadBackend } from '../backend';
+import { backendLabel, loadBackend } from '../runtime/backend';
 import { loadFinetuneConfig, runDpo, runSft } from '../finetune';
 import { formatDuration } from '../train/progress';
 import { defineCommand, flag, parseCommandArgs, str, UsageError } from './args';

@@ -10,7 +10,7 @@
  * Registering has no import side effect: the built-in models (Doge, Cheems) are registered the first time the
  * registry is read (`ensureBuiltins`), and another model registers with one explicit `registerModel` call.
  */
-import type { tf } from '../backend';
+import type { tf } from '../tf';
 import type { LoadStateOptions, LoadStateResult } from '../modules/module';
 import type { GenerateOptions } from '../generation/generate';
 import type { CausalLMInput } from './causal-lm';
