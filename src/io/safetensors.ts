@@ -9,6 +9,7 @@
  * int32 (I64/U32 values outside the int32 range are an error, not a silent wrap).
  */
 import * as fs from 'node:fs';
+import { writeFileAtomic } from './atomic';
 import * as path from 'node:path';
 import { tf } from '../backend';
 
@@ -309,15 +310,5 @@ export function encodeSafetensors(tensors: NamedTensors, metadata: Record<string
 /** Write a `.safetensors` file atomically (temporary file in the same folder, then rename). */
 export function saveSafetensors(file: string, tensors: NamedTensors, metadata: Record<string, string> = { format: 'pt' }): void {
   const bytes = encodeSafetensors(tensors, metadata);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  // fsync before the rename: after a power loss the file is the old one or the complete new one, never a hole.
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, bytes);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, bytes); // fsync'd temp + rename: the old file or the complete new one, never a hole
 }
