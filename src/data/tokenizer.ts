@@ -89,6 +89,62 @@ function tokenString(v: unknown): string | undefined {
   return undefined;
 }
 
+/** Model types of tokenizer.json that `@huggingface/tokenizers` implements. */
+const MODEL_TYPES = ['BPE', 'WordPiece', 'WordLevel', 'Unigram'];
+
+const describe = (v: unknown): string => (Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)?.slice(0, 40)}`);
+
+/**
+ * Check the structure and ranges of a tokenizer.json before the library reads it (the library accepts a string
+ * vocabulary and encodes every text to [], takes negative ids and merges of unknown tokens, and an added token
+ * with id 1e9 makes a vocabulary of 1e9+1). Errors name the file and the field.
+ */
+export function validateTokenizerJson(j: unknown, file: string): void {
+  const fail = (field: string, msg: string): never => { throw new Error(`loadTokenizer: ${file}: ${field} ${msg}`); };
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) fail('the top level', `must be an object, got ${describe(j)}`);
+  const t = j as Json;
+  const model = t.model as Json;
+  if (model === null || typeof model !== 'object' || Array.isArray(model)) return fail('model', `must be an object, got ${describe(model)}`);
+  if (typeof model.type !== 'string' || !MODEL_TYPES.includes(model.type)) fail('model.type', `${JSON.stringify(model.type)} is not a model type this library reads (${MODEL_TYPES.join(', ')})`);
+  const ids: { field: string; id: unknown }[] = [];
+  const tokens = new Set<string>();
+  if (model.type === 'Unigram') {
+    if (!Array.isArray(model.vocab)) fail('model.vocab', `of a Unigram model must be an array of [piece, score] pairs, got ${describe(model.vocab)}`);
+    (model.vocab as unknown[]).forEach((e, i) => {
+      if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'number' || !Number.isFinite(e[1])) fail(`model.vocab[${i}]`, `must be a [piece, score] pair, got ${JSON.stringify(e)?.slice(0, 60)}`);
+      tokens.add((e as [string, number])[0]);
+    });
+  } else {
+    const v = model.vocab;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) fail('model.vocab', `of a ${model.type} model must be an object of token -> id, got ${describe(v)}`);
+    for (const [tok, id] of Object.entries(v as Json)) { ids.push({ field: `model.vocab[${JSON.stringify(tok)}]`, id }); tokens.add(tok); }
+  }
+  if (model.type === 'BPE' && model.merges !== undefined) {
+    if (!Array.isArray(model.merges)) fail('model.merges', `must be an array, got ${describe(model.merges)}`);
+    (model.merges as unknown[]).forEach((m, i) => {
+      const pair = typeof m === 'string' ? m.split(' ') : m;
+      if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((x) => typeof x === 'string')) return fail(`model.merges[${i}]`, `must be "a b" or ["a", "b"], got ${JSON.stringify(m)?.slice(0, 60)}`);
+      for (const part of [pair[0], pair[1], pair[0] + pair[1]]) {
+        if (!tokens.has(part)) fail(`model.merges[${i}]`, `${JSON.stringify(m)} uses ${JSON.stringify(part)}, which is not in model.vocab`);
+      }
+    });
+  }
+  const added = t.added_tokens ?? [];
+  if (!Array.isArray(added)) fail('added_tokens', `must be an array, got ${describe(added)}`);
+  (added as unknown[]).forEach((a, i) => {
+    const e = a as Json;
+    if (e === null || typeof e !== 'object' || typeof e.content !== 'string' || e.content === '') fail(`added_tokens[${i}]`, `must be an object with a non-empty string content, got ${JSON.stringify(a)?.slice(0, 60)}`);
+    ids.push({ field: `added_tokens[${i}].id`, id: e.id });
+  });
+  // ids: integers from 0, no further beyond the number of entries than a sane gap (the embedding has max id + 1 rows)
+  const entries = tokens.size + (added as unknown[]).length;
+  const limit = 2 * entries + 1024;
+  for (const { field, id } of ids) {
+    if (!Number.isInteger(id) || (id as number) < 0) fail(field, `must be a non-negative integer id, got ${JSON.stringify(id)}`);
+    if ((id as number) >= limit) fail(field, `= ${id} is far beyond the ${entries} vocabulary entries (ids must stay below ${limit}); the file is corrupt`);
+  }
+}
+
 /** Pieces cached by the fast path before the cache is cleared (bounded memory). */
 const PIECE_CACHE_LIMIT = 500_000;
 
@@ -174,6 +230,7 @@ export class WmTokenizer {
     this.dir = dir;
     this.tokenizerJson = tokenizerJson;
     this.config = config;
+    validateTokenizerJson(tokenizerJson, path.join(dir, 'tokenizer.json'));
     try {
       this.hf = new Tokenizer(tokenizerJson, config);
     } catch (e) {

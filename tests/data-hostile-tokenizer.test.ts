@@ -1,0 +1,62 @@
+// Hostile tokenizer folders (issue #20 items 7, 8): a broken tokenizer.json is refused on load naming the field;
+// a chat template is rendered within bounds and every template error names tokenizer_config.json.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadTokenizer, trainTokenizer } from '../src/data';
+
+let root: string;
+let good: Record<string, unknown>;
+let goodConfig: Record<string, unknown>;
+
+before(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-hostile-tok-'));
+  await trainTokenizer({ texts: ['the cat sat on the mat', 'a dog and a cat'], vocabSize: 275, outDir: path.join(root, 'good'), log: false });
+  good = JSON.parse(fs.readFileSync(path.join(root, 'good', 'tokenizer.json'), 'utf8'));
+  goodConfig = JSON.parse(fs.readFileSync(path.join(root, 'good', 'tokenizer_config.json'), 'utf8'));
+});
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+let n = 0;
+/** A tokenizer folder with a changed copy of the good tokenizer.json (and optionally tokenizer_config.json). */
+function folder(change: (j: any) => void, config?: (c: any) => void): string {
+  const d = path.join(root, `t${n++}`);
+  fs.mkdirSync(d);
+  const j = structuredClone(good);
+  change(j);
+  fs.writeFileSync(path.join(d, 'tokenizer.json'), JSON.stringify(j));
+  const c = structuredClone(goodConfig);
+  config?.(c);
+  fs.writeFileSync(path.join(d, 'tokenizer_config.json'), JSON.stringify(c));
+  return d;
+}
+
+test('a broken tokenizer.json is refused on load, naming the file and the field (item 8)', async () => {
+  const ok = await loadTokenizer(folder(() => {}));
+  assert.ok(ok.vocabSize > 256);
+  const cases: [(j: any) => void, RegExp][] = [
+    [(j) => { j.model.vocab = 'abc'; }, /tokenizer\.json: model\.vocab of a BPE model must be an object of token -> id, got string "abc"/],
+    [(j) => { j.model.vocab = ['a']; }, /model\.vocab of a BPE model must be an object of token -> id, got an array/],
+    [(j) => { j.model.type = 'Magic'; }, /tokenizer\.json: model\.type "Magic" is not a model type this library reads \(BPE, WordPiece, WordLevel, Unigram\)/],
+    [(j) => { delete j.model.type; }, /model\.type undefined is not a model type/],
+    [(j) => { j.model = null; }, /tokenizer\.json: model must be an object, got null/],
+    [(j) => { j.model.vocab.the = -3; }, /tokenizer\.json: model\.vocab\["the"\] must be a non-negative integer id, got -3/],
+    [(j) => { j.model.vocab.the = 1.5; }, /model\.vocab\["the"\] must be a non-negative integer id, got 1\.5/],
+    [(j) => { j.model.vocab.the = '7'; }, /model\.vocab\["the"\] must be a non-negative integer id, got "7"/],
+    [(j) => { j.model.merges.push('zzq xxw'); }, /tokenizer\.json: model\.merges\[\d+\] "zzq xxw" uses "zzq", which is not in model\.vocab/],
+    [(j) => { j.model.merges[0] = 7; }, /model\.merges\[0\] must be "a b" or \["a", "b"\], got 7/],
+    [(j) => { j.model.merges = {}; }, /model\.merges must be an array, got an object/],
+    [(j) => { j.added_tokens[0].id = 1e9; }, /tokenizer\.json: added_tokens\[0\]\.id = 1000000000 is far beyond the \d+ vocabulary entries \(ids must stay below \d+\); the file is corrupt/],
+    [(j) => { j.added_tokens[0].id = -1; }, /added_tokens\[0\]\.id must be a non-negative integer id, got -1/],
+    [(j) => { j.added_tokens = { a: 1 }; }, /added_tokens must be an array, got an object/],
+    [(j) => { j.added_tokens[1] = { id: 3 }; }, /added_tokens\[1\] must be an object with a non-empty string content/],
+    [(j) => { j.model = { type: 'Unigram', vocab: [['a', 0], ['b']] }; }, /model\.vocab\[1\] must be a \[piece, score\] pair, got \["b"\]/],
+  ];
+  for (const [change, re] of cases) {
+    const t0 = Date.now();
+    await assert.rejects(loadTokenizer(folder(change)), re, String(change));
+    assert.ok(Date.now() - t0 < 5000, `${change} is refused at once`);
+  }
+});
