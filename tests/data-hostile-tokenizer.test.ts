@@ -60,3 +60,30 @@ test('a broken tokenizer.json is refused on load, naming the file and the field 
     assert.ok(Date.now() - t0 < 5000, `${change} is refused at once`);
   }
 });
+
+test('chat templates render within bounds; every template error names tokenizer_config.json (item 7)', async () => {
+  const withTemplate = (t: string) => folder(() => {}, (c) => { c.chat_template = t; });
+  const msgs = [{ role: 'user', content: 'hi' }];
+  const where = /applyChatTemplate: .*tokenizer_config\.json chat_template/;
+  const bombs: [string, RegExp][] = [
+    ['{% for a in range(1000000000) %}x{% endfor %}', /failed to render: range\(0, 1000000000, 1\) has 1000000000 elements, over the limit of 100000/],
+    ['{% for a in range(3000) %}{% for b in range(3000) %}{% for c in range(3000) %}x{% endfor %}{% endfor %}{% endfor %}', /failed to render: rendering took more than 200000 steps/],
+    ["{% set ns = namespace(s='abcd') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}", /failed to render: the template built a string of \d+ characters, over the limit of 1000\d+/],
+    ['{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}', /failed to render: /],
+    ['{{ "x" | indent(2000000000) }}', /failed to render: /],
+    ['{% for m in messages %}{{ m.content', /does not parse: /],
+    ["{{ raise_exception('roles must alternate') }}", /failed to render: roles must alternate/],
+  ];
+  for (const [t, re] of bombs) {
+    const tok = await loadTokenizer(withTemplate(t));
+    const t0 = Date.now();
+    assert.throws(() => tok.applyChatTemplate(msgs), (e: Error) => where.test(e.message) && re.test(e.message), t);
+    assert.ok(Date.now() - t0 < 20000, `${t} stops in time (${Date.now() - t0} ms)`);
+  }
+  // a normal template renders as the library renders it, with its globals (strftime_now, namespace, loop)
+  const { Template } = await import('@huggingface/jinja');
+  const normal = "{{ bos_token }}{% for m in messages %}{{ loop.index }}<{{ m.role }}>{{ m.content | trim }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}{{ strftime_now('%Y') }}{{ range(3) | join(',') }}";
+  const tok = await loadTokenizer(withTemplate(normal));
+  const items = { messages: [...msgs, { role: 'assistant', content: ' yo ' }], add_generation_prompt: true, bos_token: tok.bosToken ?? '', eos_token: tok.eosToken ?? '', pad_token: tok.padToken ?? '' };
+  assert.equal(tok.applyChatTemplate(items.messages, { addGenerationPrompt: true }), new Template(normal).render(items));
+});

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { Template } from '@huggingface/jinja';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { GPT2_PATTERN } from './bytelevel';
 
 export interface ChatMessage {
@@ -143,6 +143,70 @@ export function validateTokenizerJson(j: unknown, file: string): void {
     if (!Number.isInteger(id) || (id as number) < 0) fail(field, `must be a non-negative integer id, got ${JSON.stringify(id)}`);
     if ((id as number) >= limit) fail(field, `= ${id} is far beyond the ${entries} vocabulary entries (ids must stay below ${limit}); the file is corrupt`);
   }
+}
+
+/**
+ * Bounds of one chat-template rendering. The jinja sandbox keeps a template from reaching the system but not from
+ * looping: `{% for a in range(1000000000) %}` builds a 10^9-element array (V8 aborts the process) and three nested
+ * range(3000) loops run for hours. A normal template takes a few dozen steps per message.
+ */
+export const CHAT_TEMPLATE_LIMITS = {
+  /** Evaluated expressions and statements (ChatML takes ~15 per message; 200k are ~0.2-1 s of work). */
+  steps: 200_000,
+  /** Wall time, for steps that are each slow (a filter over a long string in a loop). */
+  seconds: 10,
+  /** Elements of one range(). */
+  rangeItems: 100_000,
+  /** Characters of any string the template builds, beyond 4x the characters of the messages. */
+  chars: 1_000_000,
+};
+
+/** Python's range() with at most CHAT_TEMPLATE_LIMITS.rangeItems elements. */
+function boundedRange(start: number, stop?: number, step = 1): number[] {
+  if (stop === undefined) [start, stop] = [0, start];
+  if (step === 0) throw new Error('range() step must not be zero');
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  if (!(n <= CHAT_TEMPLATE_LIMITS.rangeItems)) throw new Error(`range(${start}, ${stop}, ${step}) has ${n} elements, over the limit of ${CHAT_TEMPLATE_LIMITS.rangeItems}`);
+  return Array.from({ length: n }, (_, i) => start + i * step);
+}
+
+let strftimeTemplate: Template | undefined;
+/** The library's own strftime_now (a global of its Template.render, not exported). */
+function strftimeNow(format: string): string {
+  strftimeTemplate ??= new Template('{{ strftime_now(f) }}');
+  return strftimeTemplate.render({ f: format });
+}
+
+type Evaluate = (node: unknown, scope: unknown) => { value?: unknown };
+
+/**
+ * Template.render with bounds: the library's globals (range bounded), and an interpreter whose every evaluation
+ * counts a step and whose string and array results are size-checked (patched on this instance only).
+ */
+function renderBounded(template: Template, items: Record<string, unknown>, inputChars: number): string {
+  const env = new Environment();
+  const globals: Record<string, unknown> = {
+    false: false, true: true, none: null, False: false, True: true, None: null,
+    raise_exception: (message: unknown) => { throw new Error(String(message)); },
+    range: boundedRange, strftime_now: strftimeNow,
+  };
+  for (const [k, v] of Object.entries({ ...globals, ...items })) env.set(k, v);
+  const interpreter = new Interpreter(env);
+  const self = interpreter as unknown as { evaluate: Evaluate };
+  const evaluate = self.evaluate.bind(interpreter);
+  const maxChars = CHAT_TEMPLATE_LIMITS.chars + 4 * inputChars;
+  let steps = 0;
+  const deadline = Date.now() + CHAT_TEMPLATE_LIMITS.seconds * 1000;
+  self.evaluate = (node, scope) => {
+    if (++steps > CHAT_TEMPLATE_LIMITS.steps) throw new Error(`rendering took more than ${CHAT_TEMPLATE_LIMITS.steps} steps (a loop that does not end in time)`);
+    if (steps % 64 === 0 && Date.now() > deadline) throw new Error(`rendering took more than ${CHAT_TEMPLATE_LIMITS.seconds} s`);
+    const r = evaluate(node, scope);
+    const v = r?.value;
+    if (typeof v === 'string' && v.length > maxChars) throw new Error(`the template built a string of ${v.length} characters, over the limit of ${maxChars}`);
+    if (Array.isArray(v) && v.length > CHAT_TEMPLATE_LIMITS.rangeItems) throw new Error(`the template built a list of ${v.length} items, over the limit of ${CHAT_TEMPLATE_LIMITS.rangeItems}`);
+    return r;
+  };
+  return interpreter.run(template.parsed).value as string;
 }
 
 /** Pieces cached by the fast path before the cache is cleared (bounded memory). */
@@ -328,14 +392,19 @@ export class WmTokenizer {
         throw new Error(`applyChatTemplate: message ${i} must have string 'role' and 'content', got ${JSON.stringify(m)}`);
       }
     }
-    this.compiledTemplate ??= new Template(this.chatTemplate);
-    return this.compiledTemplate.render({
-      messages,
-      add_generation_prompt: opts.addGenerationPrompt ?? false,
-      bos_token: this.bosToken ?? '',
-      eos_token: this.eosToken ?? '',
-      pad_token: this.padToken ?? '',
-    });
+    const where = `${path.join(this.dir, 'tokenizer_config.json')} chat_template`;
+    try {
+      this.compiledTemplate ??= new Template(this.chatTemplate);
+    } catch (e) {
+      throw new Error(`applyChatTemplate: ${where} does not parse: ${(e as Error).message}`);
+    }
+    try {
+      const items = { messages, add_generation_prompt: opts.addGenerationPrompt ?? false, bos_token: this.bosToken ?? '', eos_token: this.eosToken ?? '', pad_token: this.padToken ?? '' };
+      return renderBounded(this.compiledTemplate, items, messages.reduce((a, m) => a + m.content.length + m.role.length, 0));
+    } catch (e) {
+      // RangeError covers a recursion that overflows the stack and a string past V8's limit
+      throw new Error(`applyChatTemplate: ${where} failed to render: ${(e as Error).message}`);
+    }
   }
 
   /** Token ids of a chat (the rendered template carries its own special tokens). */
