@@ -88,11 +88,16 @@ const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o,
  * after the last tensor); `__metadata__` is a flat string-to-string map.
  */
 export function parseSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): SafetensorsHeader {
-  if (bytes.byteLength < 8) throw new SafetensorsError(file, `not a safetensors file: only ${bytes.byteLength} bytes (need an 8-byte header length)`);
+  return parseHeaderPrefix(bytes, bytes.byteLength, file);
+}
+
+/** parseSafetensorsHeader on the first bytes of a file of `fileSize` bytes (at least 8 + the header length of them). */
+function parseHeaderPrefix(bytes: Uint8Array, fileSize: number, file: string): SafetensorsHeader {
+  if (fileSize < 8) throw new SafetensorsError(file, `not a safetensors file: only ${fileSize} bytes (need an 8-byte header length)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.byteLength - 8) {
-    throw new SafetensorsError(file, `header length ${headerLength} at byte 0 exceeds the file size ${bytes.byteLength} (truncated or not safetensors)`);
+  if (headerLength > fileSize - 8) {
+    throw new SafetensorsError(file, `header length ${headerLength} at byte 0 exceeds the file size ${fileSize} (truncated or not safetensors)`);
   }
   if (headerLength > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${headerLength} at byte 0 is over the format's limit of ${MAX_HEADER_BYTES} bytes`);
   let raw: Record<string, unknown>;
@@ -107,7 +112,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): Sa
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError(file, 'header is not a JSON object');
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.byteLength - dataStart;
+  const dataLength = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, TensorInfo>();
   for (const [name, entry] of Object.entries(raw)) {
@@ -140,7 +145,7 @@ export function parseSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): Sa
       throw new SafetensorsError(file, `tensor '${name}' [${shape}] ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
     }
     if (end > dataLength) {
-      throw new SafetensorsError(file, `tensor '${name}' ends at byte ${dataStart + end} but the file has ${bytes.byteLength} bytes (truncated)`);
+      throw new SafetensorsError(file, `tensor '${name}' ends at byte ${dataStart + end} but the file has ${fileSize} bytes (truncated)`);
     }
     tensors.set(name, { dtype, shape, dataOffsets: [begin, end] });
   }
@@ -157,6 +162,30 @@ export function parseSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): Sa
   }
   if (at !== dataLength) throw new SafetensorsError(file, `the tensors cover ${at} of the ${dataLength} data bytes: ${dataLength - at} bytes after the last tensor (data byte ${at}) belong to none`);
   return { tensors, metadata, dataStart };
+}
+
+/**
+ * The header of a `.safetensors` file, reading only its first 8 + N bytes (the checks that need the data section use
+ * the file's size): what a caller compares with a config before allocating anything.
+ */
+export function readSafetensorsHeader(file: string): SafetensorsHeader {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new SafetensorsError(file, `cannot be opened: ${(e as Error).message}`);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const prefix = Buffer.alloc(Math.min(8, size));
+    fs.readSync(fd, prefix, 0, prefix.length, 0);
+    const n = prefix.length === 8 ? Number(prefix.readBigUInt64LE(0)) : 0;
+    const head = Buffer.alloc(8 + Math.min(n, Math.max(0, size - 8), MAX_HEADER_BYTES + 1));
+    fs.readSync(fd, head, 0, head.length, 0);
+    return parseHeaderPrefix(new Uint8Array(head.buffer, head.byteOffset, head.byteLength), size, file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** bfloat16 -> float32: the 16 bits are the high half of a float32. */
