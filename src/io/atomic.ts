@@ -30,6 +30,6 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, options
     fs.rmSync(tmp, { force: true });
     const err = e as NodeJS.ErrnoException;
     const hint = err.code === 'ENOSPC' ? ' (disk full; the previous version of the file, if any, is unchanged)' : '';
-    throw Object.assign(new Error(`writing ${file} failed: ${err.code ?? ''}${err.code ? ' ' : ''}${err.message}${hint}`), { code: err.code, cause: e });
+    throw Object.assign(new Error(`writing ${file} failed: ${err.message}${hint}`), { code: err.code, cause: e });
   }
 }
