@@ -126,3 +126,28 @@ test('wm data default / pretrain --prepare-default: a tokenizer or files it did 
   fs.writeFileSync(path.join(other, 'notes.txt'), 'x');
   await assert.rejects(prepareDefaultCorpus({ outDir: other, vocabSize: 300, seqLen: 32, log: false }), /default-notes is not empty \(1 entries, e\.g\. 'notes\.txt'\) and was not written by wm data default/);
 });
+
+test('two prepares into one folder: the one that loses the race says so instead of a raw ENOTEMPTY, the winner\'s output kept (issue #20 item 12)', async () => {
+  const opts = { inputs: [docs], tokenizer: tokDir, seqLen: 16, testExamples: 2, log: false };
+  const out = path.join(dir, 'race');
+  // the other run finishes first: its output appears just before this run's final rename
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const realFs = require('node:fs') as typeof fs;
+  const rename = realFs.renameSync;
+  realFs.renameSync = ((from: fs.PathLike, to: fs.PathLike) => {
+    if (path.resolve(String(to)) === path.resolve(out) && !fs.existsSync(out)) {
+      fs.mkdirSync(path.join(out, 'train'), { recursive: true });
+      fs.writeFileSync(path.join(out, 'train', 'theirs'), 'x');
+      fs.writeFileSync(path.join(out, 'dataset_dict.json'), '{"splits":["train"]}');
+    }
+    return rename(from, to);
+  }) as typeof fs.renameSync;
+  try {
+    await assert.rejects(prepareDataset({ ...opts, outDir: out }), (e: Error) => e.message === `wm data prepare: ${out} was written by another run while this one worked (two prepares into one folder); ` +
+      'the other output is kept and this one is discarded. Run one prepare per folder, or run again with --overwrite to replace it');
+  } finally {
+    realFs.renameSync = rename;
+  }
+  assert.equal(fs.readFileSync(path.join(out, 'train', 'theirs'), 'utf8'), 'x');
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('race.tmp')), [], 'no temporary left');
+});
