@@ -11,7 +11,7 @@ import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { brownCorpusDocuments, trainTokenizer } from '../src/data';
 import { defaultModelNames, run as evalCli } from '../src/cli/eval';
 import { perplexity, scoreContinuations, type EvalModel } from '../src/eval';
-import { batchRows, DEFAULT_MAX_BATCH_LOGITS } from '../src/eval/loglikelihood';
+import { batchRows, DEFAULT_MAX_BATCH_ATTENTION, DEFAULT_MAX_BATCH_LOGITS } from '../src/eval/loglikelihood';
 import { writeFileAtomic } from '../src/io/atomic';
 
 let root: string;
@@ -96,12 +96,17 @@ test('each task\'s results are saved as it finishes: a later task\'s failure kee
   assert.equal(all.length, 2);
 });
 
-test('perplexity batches stay within a logits budget (item 2: 4 rows x 2048 x 32768 logits were 4.3 GB with the defaults)', () => {
+test('perplexity batches stay within a logits and an attention budget (item 2: 4 rows of 2048 tokens crashed wasm with the defaults)', () => {
   // the default plan: one 2048-token window of a 32768-id model per forward, 16 of 64 tokens
   assert.equal(DEFAULT_MAX_BATCH_LOGITS, 2 ** 25);
-  assert.equal(batchRows({}, 2048, 32768, 50), 1);
-  assert.equal(batchRows({}, 64, 32768, 50), 16);
-  assert.equal(batchRows({}, 16, 300, 50), 32, 'small models keep --batch-size 32');
+  assert.equal(batchRows({}, 2048, { vocab_size: 32768 }, 50), 1);
+  assert.equal(batchRows({}, 64, { vocab_size: 32768 }, 50), 16);
+  assert.equal(batchRows({}, 16, { vocab_size: 300 }, 50), 32, 'small models keep --batch-size 32');
+  // doge-tiny (vocab 4096, 4 layers x 4 heads): one 2048-token window per forward (4 crashed wasm), 16 of 512
+  const dogeTiny = { vocab_size: 4096, num_attention_heads: 4, num_hidden_layers: 4 };
+  assert.equal(DEFAULT_MAX_BATCH_ATTENTION, 2 ** 26);
+  assert.equal(batchRows({}, 2048, dogeTiny, 50), 1);
+  assert.equal(batchRows({}, 512, dogeTiny, 50), 16);
   // a stand-in model that records each forward's [B, T] and returns zero logits (uniform distribution)
   const V = 1024;
   const budget = 2 ** 20;

@@ -61,21 +61,38 @@ export interface ScoreOptions {
    * three more copies: 4.3 GB, past wasm's 4 GB). A single row always runs.
    */
   maxBatchLogits?: number;
+  /**
+   * And at this many attention scores (rows x heads x layers x length^2; default 2^26): the forward keeps each
+   * layer's [B, heads, T, T] scores and their intermediates, about 1.5 GB per 2048-token row of doge-tiny (4 layers
+   * x 4 heads) on wasm, whose memory ends at 4 GB ("memory access out of bounds" at 4 rows).
+   */
+  maxBatchAttention?: number;
   /** Called after every batch with (requests done, total). */
   onProgress?: (done: number, total: number) => void;
   /** Read a context shared by several requests once, with the KV cache (default true; see the header). */
   shareContext?: boolean;
 }
 
-/** Default of ScoreOptions.maxBatchLogits. */
+/** Defaults of ScoreOptions.maxBatchLogits and maxBatchAttention. */
 export const DEFAULT_MAX_BATCH_LOGITS = 2 ** 25;
+export const DEFAULT_MAX_BATCH_ATTENTION = 2 ** 26;
+
+/** What the batch budgets read of a model config (heads and layers are optional: no attention budget without). */
+export interface BatchModelSizes {
+  vocab_size: number;
+  num_attention_heads?: number;
+  num_hidden_layers?: number;
+}
 
 /** Rows of at most T tokens that fit the batch budgets (at least one). */
-export function batchRows(options: ScoreOptions, T: number, V: number, left: number): number {
+export function batchRows(options: ScoreOptions, T: number, c: BatchModelSizes, left: number): number {
   const batchSize = options.batchSize ?? 32;
   const maxTokens = options.maxBatchTokens ?? 8192;
   const maxLogits = options.maxBatchLogits ?? DEFAULT_MAX_BATCH_LOGITS;
-  return Math.max(1, Math.min(batchSize, Math.floor(maxTokens / T), Math.floor(maxLogits / (T * V)), left));
+  const maxScores = options.maxBatchAttention ?? DEFAULT_MAX_BATCH_ATTENTION;
+  const scoresPerRow = (c.num_attention_heads ?? 0) * (c.num_hidden_layers ?? 0) * T * T;
+  const byScores = scoresPerRow > 0 ? Math.floor(maxScores / scoresPerRow) : Infinity;
+  return Math.max(1, Math.min(batchSize, Math.floor(maxTokens / T), Math.floor(maxLogits / (T * c.vocab_size)), byScores, left));
 }
 
 /** Positions of log-softmax computed at once: keeps the [N, V] intermediates near 2^23 floats (32 MB). */
@@ -143,7 +160,7 @@ export function scoreContinuations(model: EvalModel, requests: ContinuationReque
       shared.sort((a, b) => requests[b[0]].context.length - requests[a[0]].context.length || a[0] - b[0]);
       for (let start = 0; start < shared.length;) {
         const Tc = requests[shared[start][0]].context.length;
-        const rows = batchRows(options, Tc, V, shared.length - start);
+        const rows = batchRows(options, Tc, model.config, shared.length - start);
         const batch = shared.slice(start, start + rows);
         scoreSharedBatch(model, requests, batch, pad).forEach((s, i) => { out[i] = s; });
         start += rows;
@@ -159,7 +176,7 @@ export function scoreContinuations(model: EvalModel, requests: ContinuationReque
   const order = rest.sort((a, b) => inputs[b].ids.length - inputs[a].ids.length || a - b);
   for (let start = 0; start < order.length;) {
     const T = inputs[order[start]].ids.length; // the longest row of this batch
-    const rows = batchRows(options, T, V, order.length - start);
+    const rows = batchRows(options, T, model.config, order.length - start);
     const batch = order.slice(start, start + rows);
     scoreBatch(model, batch.map((i) => ({ input: inputs[i], continuation: requests[i].continuation })), T, pad)
       .forEach((s, k) => { out[batch[k]] = s; });
@@ -341,7 +358,7 @@ export function singleTokenScores(
   const order = requests.map((_, i) => i).sort((x, y) => Math.min(requests[y].context.length, maxLength) - Math.min(requests[x].context.length, maxLength) || x - y);
   for (let s = 0; s < order.length;) {
     const T0 = Math.min(requests[order[s]].context.length, maxLength);
-    const batch = order.slice(s, s + batchRows({ ...options, batchSize }, T0, V, order.length - s));
+    const batch = order.slice(s, s + batchRows({ ...options, batchSize }, T0, model.config, order.length - s));
     const ctx = batch.map((i) => requests[i].context.slice(-maxLength));
     const T = ctx[0].length;
     const ids = ctx.map((r) => [...r, ...new Array(T - r.length).fill(pad)]);
