@@ -83,6 +83,15 @@ export class Conversation {
   }
 }
 
+/**
+ * Reply text as printed: control characters (a model can emit ESC sequences or carriage returns) are dropped;
+ * piped output keeps one reply per line, so newlines become spaces there.
+ */
+export function terminalSafe(text: string, tty: boolean): string {
+  const visible = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  return tty ? visible : visible.replace(/\n/g, ' ');
+}
+
 /** Write the conversation to `file` (never through a symlink). */
 function saveConversation(file: string, model: TalkModel, conv: Conversation): string {
   const target = path.resolve(file);
@@ -160,7 +169,7 @@ async function chatLoop(model: TalkModel, conv: Conversation, generation: Return
     const r = await model.reply(prompt.ids, true, {
       generation: { ...generation, maxNewTokens: prompt.maxNew },
       signal: replying.signal,
-      onText: (piece) => process.stdout.write(tty ? piece : piece.replace(/[\r\n]/g, ' ')),
+      onText: (piece) => process.stdout.write(terminalSafe(piece, tty)),
     });
     replying = undefined;
     process.stdout.write('\n');

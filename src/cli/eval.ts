@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBackend } from '../backend';
 import { loadCausalLM } from '../models/auto';
+import { resolveModelDir } from '../io/model-dir';
 import type { RouterLayout } from '../modules/cdmoe';
 import { loadTokenizer, readRecords } from '../data';
 import { evaluatePerplexity, evaluateTasks, formatResultsTable, type EvalResult } from '../eval/run';
@@ -153,8 +154,9 @@ export async function run(argv: string[]): Promise<void> {
   const texts = args.ppl.length ? await heldOutTexts(args.ppl, args.pplLimit) : [];
   fs.mkdirSync(args.out, { recursive: true });
   const all: EvalResult[] = [];
-  for (const [i, dir] of args.models.entries()) {
-    const name = args.names[i] ?? path.basename(path.resolve(dir));
+  for (const [i, given] of args.models.entries()) {
+    const dir = resolveModelDir(given); // a run folder stands for its final/ model
+    const name = args.names[i] ?? path.basename(path.resolve(given));
     const tok = await loadTokenizer(args.tokenizer ?? dir);
     // Doge or Cheems, by config.json's model_type (--router-layout applies to Doge MoE only)
     const model = loadCausalLM(dir, { routerLayout: args.routerLayout });
