@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import OpenAI from 'openai';
-import { loadBackend } from '../src/backend';
+import { loadBackend, tf } from '../src/backend';
 import { TalkModel } from '../src/serve/talk-model';
 import { startServer, type RunningServer } from '../src/serve/server';
 import { tinyChatModels, type TinyModels } from './talk-helpers';
@@ -205,6 +205,21 @@ test('a client that disconnects mid-stream stops its generation; the server goes
   assert.ok(done < 64, `stopped after ${done} of 64 tokens`);
   const r = await client.chat.completions.create({ model: 'doge', messages: MESSAGES, max_tokens: 5 });
   assert.equal(r.usage!.completion_tokens, 5);
+});
+
+test('no tensor is left behind by finished, stopped and refused requests', async () => {
+  const before = tf.memory().numTensors;
+  for (const model of ['doge', 'cheems']) {
+    await client.chat.completions.create({ model, messages: MESSAGES, max_tokens: 6 });
+    await client.chat.completions.create({ model, messages: MESSAGES, max_tokens: 30, temperature: 0, stop: ['e'] });
+    const ac = new AbortController();
+    try {
+      for await (const c of await client.chat.completions.create({ model, messages: MESSAGES, max_tokens: 40, stream: true }, { signal: ac.signal })) if (c.choices[0]?.delta?.content) ac.abort();
+    } catch { /* aborted */ }
+    await failure(client.chat.completions.create({ model, messages: [] }));
+  }
+  await new Promise((r) => setTimeout(r, 200)); // the aborted generations end after their current token
+  assert.equal(tf.memory().numTensors, before);
 });
 
 test('wm serve: SIGTERM lets the running request finish, then exits 0', { timeout: 60_000 }, async () => {
