@@ -8,7 +8,7 @@
  *   (defaults: runs/doge-tiny/final, runs/doge-tiny-sft/final, runs/doge-tiny-dpo/final)
  */
 import { parseArgs } from 'node:util';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { loadFinetuneConfig } from '../src/finetune';
 import { chatMetrics } from '../src/speedrun/chat-metrics';
 

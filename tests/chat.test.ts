@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { loadCausalLM } from '../src/models/auto';
 import { loadTokenizer } from '../src/data';
 import { endOfTurnId } from '../src/finetune/chat';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { TalkModel } from '../src/serve/talk-model';
 import { startServer } from '../src/serve/server';
 import { tinyChatModels } from './talk-helpers';

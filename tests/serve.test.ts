@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import OpenAI from 'openai';
-import { loadBackend, tf } from '../src/backend';
+import { loadBackend, tf } from '../src/runtime/backend';
 import { TalkModel } from '../src/serve/talk-model';
 import { startServer, type RunningServer } from '../src/serve/server';
 import { tinyChatModels, type TinyModels } from './talk-helpers';

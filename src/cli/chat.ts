@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { loadBackend } from '../backend';
+import { loadBackend } from '../runtime/backend';
 import type { ChatMessage } from '../data/tokenizer';
 import type { RouterLayout } from '../modules/cdmoe';
 import { describeModelConfig } from '../models/auto';

@@ -5,7 +5,7 @@
  * unless --host says otherwise; SIGINT / SIGTERM let running requests finish (up to --shutdown-grace seconds),
  * cancel the rest and exit. A model folder without a chat template answers /v1/completions only.
  */
-import { loadBackend } from '../backend';
+import { loadBackend } from '../runtime/backend';
 import type { RouterLayout } from '../modules/cdmoe';
 import { TalkModel } from '../serve/talk-model';
 import { startServer } from '../serve/server';

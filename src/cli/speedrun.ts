@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { backendLabel, loadBackend } from '../backend';
+import { backendLabel, loadBackend } from '../runtime/backend';
 import { prepareDataset, prepareDefaultCorpus, readRecords, trainTokenizer, loadTokenizer } from '../data';
 import { loadFinetuneConfig } from '../finetune/config';
 import { runCheckpoints } from '../io/model-dir';
