@@ -26,6 +26,7 @@ export const USAGE = `usage: wm speedrun [--preset smoke|cpu|gpu] [--output-dir 
   --preset NAME      smoke: a few steps of every stage (about 3-5 minutes on 2 cores: proves the path)
                      cpu:   the shipped doge-tiny recipes as they are (about 15-25 minutes on 2 cores)
                      gpu:   the doge-20m recipes (a GPU and the hub datasets of configs/doge-20m-*.yaml)
+                     micro: seconds, a 1-layer model on a few documents (what the tests run)
                      (default smoke)
   --output-dir DIR   where the stages and the report go (default runs/speedrun-<preset>)
 
