@@ -32,7 +32,7 @@ export interface SpeedrunPreset {
 export const SPEEDRUN_PRESETS: Record<string, SpeedrunPreset> = {
   smoke: {
     name: 'smoke',
-    summary: 'a few steps of each stage on doge-tiny: proves the path (about 3-5 minutes on 2 cores)',
+    summary: 'a few steps of each stage on doge-tiny: proves the path',
     corpus: { kind: 'brown', vocabSize: 4096, seqLen: 128 },
     pretrain: { config: 'doge-tiny', overrides: { 'max-steps': '30', 'eval-steps': '15', 'eval-batches': '2', 'save-steps': '15', 'logging-steps': '5', 'sample-new-tokens': '16' } },
     sft: { config: 'doge-tiny-sft', overrides: { 'max-steps': '30', 'eval-steps': '15', 'save-steps': '15', 'logging-steps': '5', 'max-train-rows': '600', 'max-eval-rows': '50' } },
