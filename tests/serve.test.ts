@@ -171,6 +171,7 @@ test('401 without the API key, 413 for a large body, 429 when the model queue is
     assert.equal(ok.choices.length, 1);
     // the page needs no key (it asks for one); the API does
     assert.equal((await fetch(`${s.url}/`)).status, 200);
+    await assert.rejects(startServer([models[0]!], { port: s.port }), { message: `port ${s.port} on 127.0.0.1 is in use; give another --port (0 = any free port)` });
   } finally {
     await s.close(0);
   }

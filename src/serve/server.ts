@@ -221,7 +221,9 @@ export function startServer(models: TalkModel[], opts: ServeOptions = {}): Promi
   };
 
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE'
+      ? new Error(`port ${opts.port ?? 8000} on ${opts.host ?? '127.0.0.1'} is in use; give another --port (0 = any free port)`)
+      : e));
     server.listen(opts.port ?? 8000, opts.host ?? '127.0.0.1', () => {
       const a = server.address() as { port: number; address: string };
       const host = a.address.includes(':') ? `[${a.address}]` : a.address;
