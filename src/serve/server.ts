@@ -130,7 +130,13 @@ export function startServer(models: TalkModel[], opts: ServeOptions = {}): Promi
     const m = byId.get(r.model);
     if (!m) throw new ApiError(404, `The model '${r.model}' does not exist; this server has ${[...byId.keys()].join(', ')}.`, 'model', 'model_not_found');
     if (kind === 'chat' && !m.hasChatTemplate) throw new ApiError(400, `The model '${m.id}' has no chat template, so it answers /v1/completions only: ${m.noTemplateMessage()}.`, 'model', 'no_chat_template');
-    const prompt = 'messages' in r ? m.chatPrompt(r.messages) : m.textPrompt(r.prompt);
+    let prompt: number[];
+    try {
+      prompt = 'messages' in r ? m.chatPrompt(r.messages) : m.textPrompt(r.prompt);
+    } catch (e) {
+      // the chat template itself may refuse a conversation (raise_exception on a role order it does not know)
+      throw new ApiError(400, `The chat template of '${m.id}' cannot render these messages: ${(e as Error).message}`, kind === 'chat' ? 'messages' : 'prompt', 'invalid_value');
+    }
     if (prompt.length >= m.contextLength) {
       const param = kind === 'chat' ? 'messages' : 'prompt';
       throw new ApiError(400, `This model's maximum context length is ${m.contextLength} tokens, but the ${param} is ${prompt.length} tokens; shorten it (the server does not cut history).`, param, 'context_length_exceeded');
