@@ -36,7 +36,7 @@ test('speedrun micro: stages, report card, rerun skips, an interrupted stage res
     assert.match(md, /- [✓✗] SFT lowers the held-out assistant loss \(\d\.\d{3} -> \d\.\d{3}\)/);
     assert.match(md, /- backend wasm/);
     assert.match(md, /- CPU .+, \d+ cores/);
-    assert.match(md, /- wonderful-matrices 0\.1\.0, git commit [0-9a-f]{7}/);
+    assert.match(md, /- wonderful-matrices 0\.1\.0, git commit [0-9a-f]{7}.*, Node v[\d.]+; started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/);
     const html = fs.readFileSync(report.html, 'utf8');
     assert.equal((html.match(/class="wm-plot"/g) ?? []).length, 3, 'pretrain, sft and dpo curves');
     assert.match(html, /DPO: loss and rewards/);

@@ -61,7 +61,7 @@ function packageRoot(): string {
   return path.join(__dirname, '..', '..');
 }
 
-function machineInfo(backend: string): MachineInfo {
+function gitCommit(): string {
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -70,6 +70,11 @@ function machineInfo(backend: string): MachineInfo {
   } catch {
     // not a git checkout (installed package)
   }
+  return commit;
+}
+
+function machineInfo(backend: string): MachineInfo {
+  const commit = gitCommit();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const version = (require(path.join(packageRoot(), 'package.json')) as { version: string }).version;
   return { backend, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, version, commit, node: process.version, load: os.loadavg().map((l) => l.toFixed(2)).join(' ') };
@@ -92,6 +97,7 @@ export async function runSpeedrun(preset: SpeedrunPreset, out: string, log: (lin
     state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as SpeedrunState;
     if (state.preset !== preset.name) throw new Error(`wm speedrun: ${out} holds a '${state.preset}' speedrun; give --preset ${state.preset} to continue it, or another --output-dir`);
   }
+  state.started ??= { date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), commit: gitCommit() };
   const save = () => fs.writeFileSync(stateFile, JSON.stringify(state, null, 2) + '\n');
   const backend = await loadBackend({ log: false });
   const dir = (s: string) => path.join(out, s);

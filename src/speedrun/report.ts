@@ -24,6 +24,8 @@ export interface StageRecord {
 
 export interface SpeedrunState {
   preset: string;
+  /** When and at which commit the first stage started (a resumed run may end at another commit). */
+  started?: { date: string; commit: string };
   stages: Partial<Record<StageName, StageRecord>>;
 }
 
@@ -143,7 +145,8 @@ export function writeReport(input: ReportInput): { md: string; html: string } {
   const machineLines = [
     `backend ${mc.backend}`,
     `CPU ${mc.cpu}, ${mc.cores} cores (load average ${mc.load} at the end)`,
-    `wonderful-matrices ${mc.version}, git commit ${mc.commit}, Node ${mc.node}`,
+    `wonderful-matrices ${mc.version}, git commit ${mc.commit}${input.state.started && input.state.started.commit !== mc.commit ? ` (the run started at ${input.state.started.commit})` : ''}, Node ${mc.node}` +
+      (input.state.started ? `; started ${input.state.started.date}` : ''),
   ];
   const stageFolders = ['data', 'pretrain', 'sft', 'dpo', 'eval'].map((d) => `\`${d}/\``).join(', ');
   const md = [
