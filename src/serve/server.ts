@@ -147,7 +147,8 @@ export function startServer(models: TalkModel[], opts: ServeOptions = {}): Promi
     const id = newId(kind === 'chat' ? 'chatcmpl' : 'cmpl');
     const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
     const t0 = performance.now();
-    const sse = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+    const sse = (data: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`); };
+    res.on('error', () => abort.abort()); // a write racing a disconnect: the generation stops, the server goes on
     const chunk = (choice: Record<string, unknown>) => ({ id, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: Math.floor(Date.now() / 1000), model: m.id, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });
     running.add(abort);
     const reply: Reply = await queues.get(m.id)!.run(async () => {
@@ -212,7 +213,8 @@ export function startServer(models: TalkModel[], opts: ServeOptions = {}): Promi
       sendJson(res, err.status, err.toJSON());
     });
   });
-  server.requestTimeout = 0; // long generations are bounded by max_tokens, not by a socket timer
+  // Node's own bounds stay: a request (headers and body) must arrive within requestTimeout (300 s), headers within
+  // headersTimeout (60 s); a response is bounded by max_tokens (capped) and the context.
 
   const close = async (graceMs = 10_000): Promise<void> => {
     closing = true;
