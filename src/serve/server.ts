@@ -112,6 +112,7 @@ export function startServer(models: TalkModel[], opts: ServeOptions = {}): Promi
   const cap = opts.maxTokensCap ?? 1024;
   const queues = new Map(models.map((m) => [m.id, new ModelQueue(opts.maxQueue ?? 16)]));
   const log = opts.log ?? (() => {});
+  /** The requests waiting or running (SIGTERM cancels what is left after the grace period). */
   const running = new Set<AbortController>();
   let closing = false;
   const created = Math.floor(Date.now() / 1000);
@@ -152,19 +153,16 @@ export function startServer(models: TalkModel[], opts: ServeOptions = {}): Promi
     const chunk = (choice: Record<string, unknown>) => ({ id, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: Math.floor(Date.now() / 1000), model: m.id, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });
     running.add(abort);
     const reply: Reply = await queues.get(m.id)!.run(async () => {
+      // a client that left while waiting: nothing to compute
       if (abort.signal.aborted) return { text: '', promptTokens: prompt.length, completionTokens: 0, finish: 'aborted', seconds: 0 } as Reply;
-      try {
-        if (r.stream) {
-          res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
-          if (kind === 'chat') sse(chunk({ delta: { role: 'assistant', content: '' } }));
-        }
-        return await m.reply(prompt, kind === 'chat', {
-          generation, stop: r.stop, signal: abort.signal,
-          onText: r.stream ? (piece) => sse(chunk(kind === 'chat' ? { delta: { content: piece } } : { text: piece })) : undefined,
-        });
-      } finally {
-        running.delete(abort);
+      if (r.stream) {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+        if (kind === 'chat') sse(chunk({ delta: { role: 'assistant', content: '' } }));
       }
+      return m.reply(prompt, kind === 'chat', {
+        generation, stop: r.stop, signal: abort.signal,
+        onText: r.stream ? (piece) => sse(chunk(kind === 'chat' ? { delta: { content: piece } } : { text: piece })) : undefined,
+      });
     }).finally(() => running.delete(abort));
     const usage = { prompt_tokens: reply.promptTokens, completion_tokens: reply.completionTokens, total_tokens: reply.promptTokens + reply.completionTokens };
     const seconds = (performance.now() - t0) / 1000;
