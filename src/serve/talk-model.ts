@@ -4,7 +4,8 @@
  * text out piece by piece (UTF-8 safe), stop strings, an AbortSignal, token counts and timing.
  */
 import * as path from 'node:path';
-import { loadCausalLM, type CausalLMModel } from '../models/auto';
+import { loadCausalLM } from '../models/auto';
+import type { CausalLMModel } from '../models/registry';
 import type { RouterLayout } from '../modules/cdmoe';
 import { IncrementalDecoder, loadTokenizer, type ChatMessage, type WmTokenizer } from '../data/tokenizer';
 import { generationOptionsFrom, readGenerationConfig } from '../generation/generation-config';

@@ -9,7 +9,8 @@ import { loadTokenizer } from '../data/tokenizer';
 import { DogeForCausalLM } from '../models/doge/model';
 import { defaultChats } from '../finetune/default-data';
 import { readFinetuneRows } from '../finetune/rows';
-import { buildDpoPairs, buildSftRows, dpoEvaluate, sftEvalLoss } from '../finetune/run';
+import { buildSftRows, sftEvalLoss } from '../finetune/sft-method';
+import { buildDpoPairs, dpoEvaluate } from '../finetune/dpo-method';
 import { stopRate } from '../finetune/chat';
 import type { FinetuneConfig } from '../finetune/config';
 
