@@ -93,9 +93,10 @@ test('a folder without a chat template is refused with the fix; a run folder sta
   assert.equal(ok.out, (await firstReply(dirs.doge, 'hello there', 6)) + '\n');
 });
 
-const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 
-test('terminal: prompt, streamed reply, Ctrl-C stops a reply without leaving, /exit leaves (tmux)', { skip: !hasTmux && 'tmux is not installed', timeout: 90_000 }, async () => {
+test('terminal: prompt, streamed reply, Ctrl-C stops a reply without leaving, /exit leaves (tmux)', { timeout: 90_000 }, async () => {
+  // tmux comes with scripts/install-system-deps.sh (pnpm test runs it first).
+  assert.equal(spawnSync('tmux', ['-V']).status, 0, 'tmux is not installed: run scripts/install-system-deps.sh');
   const big = await tinyChatModels('wm-chat-tty-', 4096);
   const session = `wm-chat-test-${process.pid}`;
   const tmux = (...a: string[]) => spawnSync('tmux', a, { encoding: 'utf8' });
