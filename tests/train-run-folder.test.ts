@@ -89,3 +89,18 @@ test('--max-steps 1 trains in pretrain too (one rule with SFT: ratio warmup/deca
   assert.throws(() => parsePretrainConfig({ training: { max_steps: 4, warmup_steps: 2, lr_scheduler_kwargs: { num_decay_steps: 3 } } }),
     /warmup \(2\) \+ decay \(3\) steps exceed training\.max_steps \(4\); use --max-steps 5 or more, or give the decay as a ratio/);
 });
+
+test('runPretrain (the library call behind wm pretrain): the model, final/, the loss before and after', async () => {
+  const { loadPretrainConfig, runPretrain } = await import('../src/train');
+  const lines: string[] = [];
+  const r = await runPretrain(loadPretrainConfig(cfg, { 'output-dir': path.join(root, 'api'), 'max-steps': '4', 'eval-steps': '4' }), { summary: true, keepModel: true, log: (l) => lines.push(l) });
+  try {
+    assert.equal(r.steps, 4);
+    assert.ok(r.evalBefore && r.lastEval && r.lastEval.eval_loss < r.evalBefore.eval_loss, `held-out loss ${r.evalBefore?.eval_loss} -> ${r.lastEval?.eval_loss}`);
+    assert.ok(fs.existsSync(path.join(r.finalDir!, 'model.safetensors')));
+    assert.equal(r.model!.config.vocab_size, 64);
+    assert.match(lines.join('\n'), /model: custom \(0\.00M parameters, Doge, 1 layers, hidden 16\)/);
+  } finally {
+    r.model?.dispose();
+  }
+});

@@ -49,7 +49,11 @@ export const PRETRAIN_SPEC = defineCommand({
 
 export function parseArgs(argv: string[]): Args {
   const a = parseCommandArgs(PRETRAIN_SPEC, argv);
-  if (a.help) throw Object.assign(new Error(USAGE), { usage: true });
+  if (a.help) {
+    // the models a config's `model.preset` / `model_type` can name (src/models/registry.ts)
+    const models = registeredModels().map((m) => `  ${m.modelType.padEnd(8)} ${m.description}; presets ${m.presets.join(', ')}`).join('\n');
+    throw Object.assign(new Error(`${USAGE}\nmodels:\n${models}\n`), { usage: true });
+  }
   const out: Args = { prepareDefault: flag(a, 'prepare-default'), overrides: a.rest };
   const config = str(a, 'config');
   if (config !== undefined) out.config = config;

@@ -84,7 +84,7 @@ export async function runFinetuneCli(kind: 'sft' | 'dpo', argv: string[]): Promi
   console.error(`checkpoint: ${r.checkpoint}${r.finalDir ? `; model: ${r.finalDir}` : ' (continue with --resume)'}; metrics: ${path.join(out, 'metrics.jsonl')}, plot: ${path.join(out, 'loss.html')}`);
   if (r.finalDir) {
     const dpoNext = `wm dpo --config doge-tiny-dpo --init-from ${r.finalDir} --output-dir ${out.replace(/-sft$/, '')}-dpo   (preference tuning of this model)`;
-    const evalNext = `wm eval --model ${config.model.init_from} --model ${r.finalDir} --tasks embedded_chat   (compare with the start)`;
+    const evalNext = `wm eval --model ${config.model.init_from} --model ${r.finalDir} --name start --name ${kind} --tasks embedded_chat   (compare with the start)`;
     printSummary({
       what: kind === 'sft' ? 'fine-tuned (SFT)' : 'preference-tuned (DPO)', finalDir: r.finalDir,
       before: r.evalBefore?.eval_loss, after: ev?.eval_loss, sample: r.sample,

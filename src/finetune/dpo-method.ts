@@ -103,13 +103,12 @@ export interface DpoHookOptions {
   rpoAlpha?: number;
   padId: number;
   evalBatchSize: number;
-  /** Precomputed reference log-probs of the train / eval pairs (then `reference` may be null). */
-  refTrain?: { chosen: number[]; rejected: number[] };
+  /** Precomputed reference log-probs of the eval pairs (then `reference` may be null). */
   refEval?: { chosen: number[]; rejected: number[] };
 }
 
 /** Metrics of a model on pairs, in batches, without gradients (eval). */
-export function dpoEvaluate(policy: LogitModel, reference: LogitModel | null, pairs: DpoPair[], o: Omit<DpoHookOptions, 'refTrain'>, prefix = 'eval_'): Record<string, number> {
+export function dpoEvaluate(policy: LogitModel, reference: LogitModel | null, pairs: DpoPair[], o: DpoHookOptions, prefix = 'eval_'): Record<string, number> {
   const mean = new MetricMean();
   for (let i = 0; i < pairs.length; i += o.evalBatchSize) {
     const part = pairs.slice(i, i + o.evalBatchSize);
@@ -136,7 +135,7 @@ export interface DpoReference {
 }
 
 /** The DPO loss hook of the Trainer (reference read at call time: it may be precomputed after the hook is made). */
-export function dpoLossHook(policy: LogitModel, reference: DpoReference, evalPairs: DpoPair[], o: Omit<DpoHookOptions, 'refTrain' | 'refEval'>): LossHook<DpoBatch> {
+export function dpoLossHook(policy: LogitModel, reference: DpoReference, evalPairs: DpoPair[], o: Omit<DpoHookOptions, 'refEval'>): LossHook<DpoBatch> {
   const stepMean = new MetricMean();
   return {
     items: (b) => b.pairs.length,

@@ -20,3 +20,5 @@ export { formatProgress, formatDuration } from './progress';
 export { Trainer, NonFiniteLossError, dropoutSeedFor, batchToTensor, loadParametersExact } from './trainer';
 export type { CausalLM, TokenDataset, BatchSource, LossHook, TokenBatch, TrainerControl, TrainerOptions, StepResult, TrainResult } from './trainer';
 export * from './run-folder';
+export { runPretrain, trainAndSave, modelConfigFrom, checkDataAgainstModel } from './pretrain';
+export type { PretrainRunOptions, PretrainRunResult } from './pretrain';
