@@ -10,6 +10,7 @@ export * from './models/doge';
 export * from './models/cheems';
 export * from './models/auto';
 export * from './models/values';
+export * from './models/shipped';
 export * from './generation';
 export * from './data';
 export * from './train';

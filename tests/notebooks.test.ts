@@ -11,6 +11,8 @@ import { executeNotebook, listNotebooks, outputsOf, prepareKernel, renderHtml, R
 // @ts-expect-error plain ESM helper without types
 import { inspectPlots } from '../scripts/browser.mjs';
 // @ts-expect-error plain ESM helper without types
+import { checkProse } from '../scripts/notebook-prose.mjs';
+// @ts-expect-error plain ESM helper without types
 import { linkSelf } from '../scripts/link-self.mjs';
 
 type Output = { cell: number; output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown> };
@@ -77,6 +79,8 @@ for (const file of notebooks) {
     assert.equal(outputs.filter((o) => o.data && PLOTLY in o.data).length, exp.plots, `plotly outputs of ${name}`);
     const printed = outputs.map(text).join('');
     for (const re of exp.stdout) assert.match(printed, re, `${name} printed output`);
+    // numbers the prose marks with <!--out: LABEL--> agree with what was printed (scripts/notebook-prose.mjs)
+    assert.deepEqual(checkProse(r.notebook), [], `${name}: prose vs output`);
   });
 }
 

@@ -1,5 +1,6 @@
 // Public API of src/data: corpora, tokenizers, packed datasets and the batch loader.
 export * from './brown';
+export * from './stories';
 export * from './bytelevel';
 export * from './bpe-trainer';
 export * from './tokenizer';
