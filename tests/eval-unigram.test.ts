@@ -12,6 +12,7 @@ test('unigram baseline: add-one smoothed training frequencies, first token of ea
   assert.ok(Math.abs(b.loss - 1.5 * Math.LN2) < 1e-12, String(b.loss));
   assert.ok(Math.abs(b.perplexity - 2 ** 1.5) < 1e-9);
   assert.ok(Math.abs(b.uniformLoss - Math.log(4)) < 1e-12);
+  assert.equal(unigramBaseline([[0, 0, 0, 1]], [[3, 0, 1]], 4).loss, b.loss); // plain arrays of rows work too
 });
 
 test('unigram baseline names a token id outside the vocabulary', () => {

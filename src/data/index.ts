@@ -16,3 +16,4 @@ export { permutation as dataPermutation } from '../ops/random';
 export { Progress as DataProgress } from './progress';
 export * from './out-folder';
 export * from './input-bytes';
+export * from './model-folder';

@@ -136,3 +136,15 @@ export function* storyCorpusDocuments(count = 20000, seed = 0): Generator<string
   const r = dataRng(seed, 0x57031e5);
   for (let i = 0; i < count; i++) yield generateStory(r);
 }
+
+/** The words of the story corpus, lower-cased (to spot made-up words in what a model writes). */
+export function storyVocabulary(): Set<string> {
+  const words = new Set<string>();
+  for (const text of storyCorpusDocuments(5000)) for (const w of storyWords(text)) words.add(w);
+  return words;
+}
+
+/** The words of a text as storyVocabulary counts them (letters and apostrophes, lower-cased). */
+export function storyWords(text: string): string[] {
+  return (text.toLowerCase().match(/[a-z]+(?:'[a-z]+)?/g) ?? []);
+}

@@ -21,11 +21,17 @@ export interface UnigramBaseline {
   evalTokens: number;
 }
 
+function asRows(x: TokenRows | ArrayLike<number>[]): TokenRows {
+  return Array.isArray(x) ? { numRows: x.length, row: (i: number) => x[i]! } : (x as TokenRows);
+}
+
 /**
  * The loss of the unigram model on `evalRows`. Like the trainer's loss, the first token of each row is not
  * predicted (it has no context), so the numbers compare directly with `eval_loss`.
  */
-export function unigramBaseline(trainRows: TokenRows, evalRows: TokenRows, vocabSize: number): UnigramBaseline {
+export function unigramBaseline(train: TokenRows | ArrayLike<number>[], evalSet: TokenRows | ArrayLike<number>[], vocabSize: number): UnigramBaseline {
+  const trainRows = asRows(train);
+  const evalRows = asRows(evalSet);
   const counts = new Float64Array(vocabSize).fill(1); // add-one: a token never seen in training is not infinitely surprising
   let trainTokens = 0;
   for (let i = 0; i < trainRows.numRows; i++) {

@@ -9,3 +9,4 @@ export * from './rows';
 export * from './config';
 export * from './run';
 export * from './chat';
+export * from './walkthrough';
