@@ -2,7 +2,7 @@
  * Model folders shipped inside the package (assets/<name>/: config.json, model.safetensors, tokenizer files).
  *
  * `doge-stories`: a 1.43M-parameter Doge trained by the project's own `wm pretrain` on the embedded story corpus
- * (configs/doge-stories.yaml has the three commands that reproduce it; scripts/ship-model.mjs stores it as F16).
+ * (configs/doge-stories.yaml has the commands that reproduce it; scripts/ship-model.mjs stores it as F16).
  * The notebooks load it to show a model that has learned something.
  */
 import * as fs from 'node:fs';
