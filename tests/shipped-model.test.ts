@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { DogeForCausalLM } from '../src/models/doge';
 import { shippedModelDir } from '../src/models/shipped';
 import { loadTokenizer } from '../src/data/tokenizer';
