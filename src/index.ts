@@ -11,6 +11,7 @@ export * from './models/cheems';
 export * from './models/auto';
 export * from './models/registry';
 export * from './models/values';
+export * from './models/shipped';
 export * from './generation';
 export * from './data';
 export * from './train';

@@ -11,6 +11,8 @@ import { executeNotebook, listNotebooks, outputsOf, prepareKernel, renderHtml, R
 // @ts-expect-error plain ESM helper without types
 import { inspectPlots } from '../scripts/browser.mjs';
 // @ts-expect-error plain ESM helper without types
+import { checkProse } from '../scripts/notebook-prose.mjs';
+// @ts-expect-error plain ESM helper without types
 import { linkSelf } from '../scripts/link-self.mjs';
 
 type Output = { cell: number; output_type: string; name?: string; text?: string | string[]; data?: Record<string, unknown> };
@@ -25,8 +27,8 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '2-data': { plots: 1, stdout: [/<\|im_start\|>user/, /train rows/] },
   '3-dmattn-cdmoe': { plots: 5, stdout: [/experts/] },
   '4-mqar': { plots: 3, stdout: [/accuracy/, /past 0.5 at step/] },
-  '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
-  '6-usage': { plots: 0, stdout: [/generated/] },
+  '5-pretrain': { plots: 2, stdout: [/unigram loss/, /perplexity/, /saved/, /doge-stories on 64 held-out stories/] },
+  '6-usage': { plots: 0, stdout: [/generated/, /words are not in the corpus/] },
   '7-finetune': { plots: 2, stdout: [/SFT: \d+ steps/, /rewards\/accuracies/, /saved for notebook 8/] },
   '8-evaluate': { plots: 1, stdout: [/perplexity/, /embedded_chat: acc/, /embedded: acc/, /standard errors/, /requests\/s/, /saved runs\/notebooks\/eval/] },
   '9-cheems': { plots: 3, stdout: [/layers sssA/, /max abs difference/, /positions \+ 100/, /eval loss/, /generated/] },
@@ -77,6 +79,8 @@ for (const file of notebooks) {
     assert.equal(outputs.filter((o) => o.data && PLOTLY in o.data).length, exp.plots, `plotly outputs of ${name}`);
     const printed = outputs.map(text).join('');
     for (const re of exp.stdout) assert.match(printed, re, `${name} printed output`);
+    // numbers the prose marks with <!--out: LABEL--> agree with what was printed (scripts/notebook-prose.mjs)
+    assert.deepEqual(checkProse(r.notebook), [], `${name}: prose vs output`);
   });
 }
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadBackend, tf } from '../src/runtime/backend';
-import { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors } from '../src/io/safetensors';
+import { decodeSafetensors, encodeSafetensors, f32ToF16Bits, loadSafetensors, saveSafetensors } from '../src/io/safetensors';
 
 test('reads the dense fixture with HF names and shapes', async () => {
   await loadBackend({ log: false });
@@ -92,6 +92,24 @@ test('NaN or Inf weights are refused on load, naming the tensor, the element and
   model.dispose();
   good.dispose();
   bad.dispose();
+});
+
+test('F16 export: exact halves survive, others round to nearest even, subnormals kept, overflow names the tensor', async () => {
+  await loadBackend({ log: false });
+  // exact: 1, -2, 0.5, 65504 (largest), 2^-24 (smallest subnormal), 0
+  assert.deepEqual([1, -2, 0.5, 65504, 2 ** -24, 0].map((x) => f32ToF16Bits(x, 'x')), [0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x0000]);
+  // 1 + 2^-11 lies halfway between 1 and 1 + 2^-10: ties go to the even mantissa (1); 1 + 3*2^-11 goes up to 1 + 2^-9
+  assert.equal(f32ToF16Bits(1 + 2 ** -11, 'x'), 0x3c00);
+  assert.equal(f32ToF16Bits(1 + 3 * 2 ** -11, 'x'), 0x3c02);
+  assert.equal(f32ToF16Bits(3 * 2 ** -25, 'x'), 0x0002); // 1.5 subnormal units: tie -> even (2)
+  assert.equal(f32ToF16Bits(2 ** -26, 'x'), 0x0000); // below half the smallest subnormal
+  const w = tf.tensor1d([0.1, -3.14159, 1e-5, 1000]);
+  const { tensors } = decodeSafetensors(encodeSafetensors({ w }, { format: 'pt' }, { floatDtype: 'F16' }), 'mem');
+  const back = tensors.get('w')!.dataSync();
+  [0.1, -3.14159, 1e-5, 1000].forEach((x, i) => assert.ok(Math.abs(back[i]! - x) <= Math.max(Math.abs(x) * 2 ** -11, 2 ** -25), `${x} -> ${back[i]}`));
+  const big = tf.tensor1d([1, 70000]);
+  assert.throws(() => encodeSafetensors({ big }, { format: 'pt' }, { floatDtype: 'F16' }), /tensor 'big' element 1: 70000 does not fit in F16/);
+  for (const t of [w, big, ...tensors.values()]) t.dispose();
 });
 
 /** A safetensors buffer from a raw header text and a data section of `dataBytes` zero bytes. */

@@ -1,176 +1,49 @@
+// What each notebook figure must show (the builders in src/viz), checked on the figure JSON: the panels it has,
+// the axis each quantity is on, that a raw curve and its smoothed curve share a colour, that titles fit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  PLOTLY_MIME,
-  attentionMapsFigure,
-  dynamicMaskFigure,
-  ema,
-  expertCounts,
-  expertUsageFigure,
-  figureHtml,
-  heatmapFigure,
-  heatmapGridFigure,
-  inTslab,
-  keepWindow,
-  liveLossPlot,
-  lossCurveFigure,
-  mimeBundle,
-  mqarFigure,
-  productKeyRetrieval,
-  show,
-  toRows,
-  topKIndices,
-  writeFigureHtml,
-  diagramSvg,
-  DIAGRAMS,
-} from '../src/viz';
+import { dpoCurvesFigure, evalComparisonFigure, type PlotlyTrace } from '../src/viz';
 
-test('topKIndices: descending, ties by lower index', () => {
-  assert.deepEqual(topKIndices([0.1, 0.9, 0.5, 0.9], 3), [1, 3, 2]);
-  assert.throws(() => topKIndices([1], 0), /k must be a positive integer, got 0/);
+const rows = Array.from({ length: 40 }, (_, i) => ({ step: i + 1, loss: 0.7 - 0.01 * i, 'rewards/margins': i % 7 === 0 ? 12 : 0.1 * i, 'rewards/accuracies': Math.min(1, 0.5 + 0.02 * i) }));
+
+test('nb 7 DPO figure: three panels on their own axes, accuracy on [0, 1], raw and smoothed in one colour, reference lines', () => {
+  const fig = dpoCurvesFigure(rows, { title: 'DPO: loss, reward margin, reward accuracy' });
+  const axesOf = (name: string) => fig.data.filter((t) => String(t.name).startsWith(name)).map((t) => t.yaxis);
+  assert.deepEqual(axesOf('loss'), ['y', 'y']);
+  assert.deepEqual(axesOf('rewards/margins'), ['y2', 'y2']);
+  assert.deepEqual(axesOf('rewards/accuracies'), ['y3', 'y3']);
+  assert.deepEqual((fig.layout.yaxis3 as { range: number[] }).range, [0, 1.02]);
+  for (const key of ['loss', 'rewards/margins', 'rewards/accuracies']) {
+    const [raw, smooth] = fig.data.filter((t) => String(t.name).startsWith(key)) as (PlotlyTrace & { line: { color: string } })[];
+    assert.equal(raw!.line.color.slice(0, 7), smooth!.line.color, `${key}: raw and smoothed share a colour`);
+    assert.ok(raw!.line.color.length === 9, `${key}: the raw curve is faint (alpha)`);
+  }
+  const refs = fig.data.filter((t) => (t as { line?: { dash?: string } }).line?.dash === 'dash').map((t) => (t.y as number[])[0]);
+  assert.deepEqual(refs, [Math.LN2, 0, 0.5]);
+  assert.equal((fig.layout.annotations as unknown[]).length, 3, 'one title per panel');
+  assert.throws(() => dpoCurvesFigure([{ ...rows[0]!, loss: NaN }]), /step 1 has loss = NaN/);
 });
 
-test('keepWindow masks all but the keep_window_size largest, keeps short rows whole', () => {
-  assert.deepEqual(keepWindow([3, 1, 2, 5], 2), [3, -Infinity, -Infinity, 5]);
-  assert.deepEqual(keepWindow([3, 1], 4), [3, 1]);
-});
-
-test('productKeyRetrieval: product keys, k x k grid, top-k experts, softmax weights', () => {
-  // num_keys = 4 (16 experts), top_k = 2; x half = [0.1, 0.5, 0.2, 0.9], y half = [0.3, 0.1, 0.8, 0.2]
-  const r = productKeyRetrieval([0.1, 0.5, 0.2, 0.9, 0.3, 0.1, 0.8, 0.2], 4, 2);
-  assert.deepEqual(r.topX, [3, 1]);
-  assert.deepEqual(r.topY, [2, 0]);
-  assert.deepEqual(r.gridExperts, [[14, 12], [6, 4]]);
-  // candidate scores: x3+y2 = 1.7, x3+y0 = 1.2, x1+y2 = 1.3, x1+y0 = 0.8
-  r.gridScores.flat().forEach((v, i) => assert.ok(Math.abs(v - [1.7, 1.2, 1.3, 0.8][i]) < 1e-12));
-  assert.deepEqual(r.experts, [14, 6]);
-  const w0 = 1 / (1 + Math.exp(1.3 - 1.7));
-  assert.ok(Math.abs(r.weights[0] - w0) < 1e-12 && Math.abs(r.weights[0] + r.weights[1] - 1) < 1e-12);
-  assert.throws(() => productKeyRetrieval([1, 2, 3], 4, 2), /expected 2 \* numKeys = 8 router logits, got 3/);
-  assert.throws(() => productKeyRetrieval(new Array(8).fill(0), 4, 17), /topK 17 exceeds the 16 experts/);
-  // top_k larger than num_keys: k per half is capped at num_keys, the grid is then complete
-  const big = productKeyRetrieval([0, 1, 0, 1], 2, 3);
-  assert.deepEqual(big.experts, [3, 2, 1]); // ties (2 and 1 both score 1) keep grid order
-});
-
-test('expertCounts counts ids and rejects ids outside the expert range', () => {
-  assert.deepEqual(expertCounts(new Int32Array([0, 3, 3, 1]), 4), [1, 1, 0, 2]);
-  assert.throws(() => expertCounts([0, 4], 4), /expert id 4 at 1 is outside \[0, 4\)/);
-});
-
-test('ema with bias correction starts at the first value', () => {
-  const s = ema([2, 2, 2], 0.9);
-  s.forEach((v) => assert.ok(Math.abs(v - 2) < 1e-12));
-  assert.throws(() => ema([1], 1), /weight must be in \[0, 1\), got 1/);
-});
-
-test('heatmaps: -Infinity becomes a gap, rows are checked, grids share one colour scale', () => {
-  const f = heatmapFigure([[0, -Infinity], [1, 2]], { title: 'masked' });
-  assert.deepEqual(f.data[0].z, [[0, null], [1, 2]]);
-  assert.deepEqual(f.layout.title, { text: 'masked' });
-  assert.throws(() => heatmapFigure([[1, 2], [3]]), /heatmapFigure z: row 1 has 1 columns, row 0 has 2/);
-  const g = heatmapGridFigure([[[0, 1]], [[5, -Infinity]]], { titles: ['a', 'b'] });
-  assert.equal(g.data.length, 2);
-  assert.deepEqual(g.data.map((t) => [t.zmin, t.zmax, t.xaxis, t.yaxis]), [[0, 5, 'x', 'y'], [0, 5, 'x2', 'y2']]);
-  assert.ok('xaxis2' in g.layout && 'yaxis2' in g.layout);
-  assert.deepEqual(toRows([1, 2, 3, 4, 5, 6], 2, 3), [[1, 2, 3], [4, 5, 6]]);
-  assert.throws(() => toRows([1, 2, 3], 2, 2), /3 values cannot be shaped \[2, 2\]/);
-});
-
-test('dynamic mask, attention maps, expert usage, MQAR and loss figures have the expected traces', () => {
-  const mask = [[0.5, 2, 1, 3], [1, 1, 4, 0]];
-  const dm = dynamicMaskFigure(mask, { keepWindowSize: 2 });
-  assert.equal(dm.data.length, 2);
-  assert.deepEqual(dm.data[1].z, [[null, 2, null, 3], [1, null, 4, null]]);
-  const am = attentionMapsFigure([[[1, 0], [0.5, 0.5]], [[1, 0], [0, 1]]], ['no mask', 'mask']);
-  assert.equal(am.data.length, 2);
-  const eu = expertUsageFigure([3, 0, 1, 0]);
-  assert.deepEqual((eu.layout.title as { text: string }).text, 'CDMoE expert usage: 2/4 experts used, 4 selections');
-  assert.deepEqual(eu.data[1].y, [3, 1, 0, 0]);
-  const mq = mqarFigure([
-    { mixer: 'attention', seqLen: 64, dModel: 32, accuracy: 0.5 },
-    { mixer: 'attention', seqLen: 64, dModel: 16, accuracy: 0.25 },
-    { mixer: 'ssd', seqLen: 64, dModel: 16, accuracy: 0.1 },
-    { mixer: 'ssd', seqLen: 128, dModel: 16, accuracy: 0.05 },
+test('nb 8 evaluation figure: score, perplexity (log) and bits per byte on separate panels; no word perplexity; legend beside the panels', () => {
+  const results = ['base', 'sft'].flatMap((model, i) => [
+    { task: 'embedded_chat', metric: 'acc', value: 0.25 + 0.1 * i, stderr: 0.014, model },
+    { task: 'ppl_brown', metric: 'ppl', value: 700 * (1 + 5 * i), stderr: null, model },
+    { task: 'ppl_chats', metric: 'ppl', value: 30 / (1 + i), stderr: null, model },
+    { task: 'ppl_brown', metric: 'bits_per_byte', value: 2.5 + i, stderr: null, model },
+    { task: 'ppl_brown', metric: 'word_perplexity', value: 5000, stderr: null, model },
   ]);
-  assert.equal(mq.data.length, 3);
-  assert.deepEqual(mq.data[0].x, [16, 32]); // sorted by width
-  assert.deepEqual(mq.data[2].xaxis, 'x2');
-  assert.deepEqual((mq.layout.yaxis as { range: number[] }).range, [0, 1.05]);
-  assert.equal((mq.layout.yaxis as { autorange: boolean }).autorange, false);
-  assert.throws(() => mqarFigure([]), /no results given/);
-  const lc = lossCurveFigure([{ name: 'train', x: [0, 1], y: [2, 1] }], { smooth: 0.5 });
-  assert.deepEqual(lc.data.map((t) => t.name), ['train', 'train (smoothed)']);
-});
-
-test('figureHtml escapes </script> inside data; the bundle carries plotly JSON, HTML and text', () => {
-  const f = heatmapFigure([[1]], { title: '</script><b>x' });
-  const html = figureHtml(f, { id: 'p1' });
-  assert.equal(html.match(/<\/script>/g)?.length, 1); // only the element's own end tag
-  assert.ok(html.includes('\\u003c/script>'));
-  const b = mimeBundle(f);
-  assert.deepEqual(Object.keys(b), [PLOTLY_MIME, 'text/html', 'text/plain']);
-  assert.equal(b['text/plain'], '<plotly figure: 1 trace(s), "</script><b>x">');
-});
-
-test('outside tslab, show() and liveLossPlot.close() write standalone pages with plotly.js inlined', () => {
-  assert.equal(inTslab(), false);
-  const dir = mkdtempSync(join(tmpdir(), 'wm-viz-'));
-  const file = show(heatmapFigure([[1, 2]]), { file: join(dir, 'a.html'), log: false });
-  assert.equal(file, join(dir, 'a.html'));
-  const page = readFileSync(file!, 'utf8');
-  assert.ok(page.startsWith('<!DOCTYPE html>'));
-  assert.ok(page.includes('window.Plotly = Plotly')); // the inlined bundle, no CDN
-  assert.ok(!/src="https?:/.test(page));
-  const live = liveLossPlot();
-  for (let i = 0; i < 3; i++) live.push(i, 3 - i);
-  live.push(2, 2.5, 'validation');
-  assert.deepEqual(live.series.map((s) => [s.name, s.y.length]), [['train', 3], ['validation', 1]]);
-  const out = live.close({ file: join(dir, 'loss.html'), log: false });
-  assert.equal(out, join(dir, 'loss.html'));
-  const two = writeFigureHtml([heatmapFigure([[1]]), heatmapFigure([[2]])], join(dir, 'two.html'));
-  assert.equal(readFileSync(two, 'utf8').match(/class="wm-plot"/g)?.length, 2);
-});
-
-test('every architecture diagram is a well-formed SVG with a title', () => {
-  for (const name of DIAGRAMS) {
-    const svg = diagramSvg(name);
-    assert.match(svg, /<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/, name);
-    assert.match(svg, /<title>[^<]+<\/title>/, name);
-    assert.ok(svg.trimEnd().endsWith('</svg>'), name);
-  }
-  assert.throws(() => diagramSvg('nope' as never), /unknown diagram 'nope'/);
-});
-
-test('inside tslab, show() sends the plotly.js loader once, then MIME bundles; liveFigure updates one display', () => {
-  // Stand-in for the kernel's module: show() finds tslab's jupyter.js in require.cache, as in a real kernel.
-  const sent: { data: Record<string, unknown>; transient: Record<string, unknown>; update: boolean }[] = [];
-  const key = join(tmpdir(), 'fake', 'node_modules', 'tslab', 'dist', 'jupyter.js');
-  const fake = { exports: { lastWriteDisplayData: (d: { data: Record<string, unknown>; transient: Record<string, unknown> }, update: boolean) => sent.push({ ...d, update }) } };
-  require.cache[key] = fake as unknown as NodeJS.Module;
-  try {
-    assert.equal(inTslab(), true);
-    assert.equal(show(heatmapFigure([[1]])), undefined);
-    show(heatmapFigure([[2]]));
-    assert.equal(sent.length, 3);
-    assert.deepEqual(Object.keys(sent[0].data), ['text/html', 'text/plain']); // the loader
-    assert.ok((sent[0].data['text/html'] as string).includes('window.Plotly = Plotly'));
-    assert.deepEqual(Object.keys(sent[1].data), [PLOTLY_MIME, 'text/html', 'text/plain']);
-    assert.deepEqual((sent[2].data[PLOTLY_MIME] as { data: { z: number[][] }[] }).data[0].z, [[2]]);
-    const live = liveLossPlot({ minIntervalMs: 0 });
-    live.push(0, 2);
-    live.push(1, 1);
-    assert.equal(live.close(), undefined);
-    const updates = sent.slice(3);
-    assert.equal(updates.length, 3);
-    const ids = new Set(updates.map((u) => u.transient.display_id));
-    assert.equal(ids.size, 1); // one output, redrawn in place
-    assert.deepEqual(updates.map((u) => u.update), [false, true, true]);
-  } finally {
-    delete require.cache[key];
-  }
-  assert.equal(inTslab(), false);
+  const fig = evalComparisonFigure(results, { title: 'base vs sft' });
+  const panelOf = (metricTask: string) => [...new Set(fig.data.filter((t) => (t.x as string[]).includes(metricTask)).map((t) => t.yaxis))];
+  assert.deepEqual(panelOf('embedded_chat'), ['y']);
+  const ppl = fig.data.filter((t) => t.yaxis === 'y2');
+  assert.deepEqual(ppl[0]!.x, ['ppl_brown', 'ppl_chats']);
+  assert.equal((fig.layout.yaxis2 as { type: string }).type, 'log');
+  const bpb = fig.data.filter((t) => t.yaxis === 'y3');
+  assert.deepEqual(bpb.map((t) => t.y), [[2.5], [3.5]]);
+  assert.notEqual((fig.layout.yaxis3 as { type?: string }).type, 'log');
+  assert.equal(fig.data.some((t) => t.yaxis === 'y4'), false, 'word_perplexity is left out by default');
+  const legend = fig.layout.legend as { x: number; xanchor: string };
+  assert.ok(legend.x >= 1 && legend.xanchor === 'left', 'the legend is outside the plotting area');
+  assert.deepEqual(fig.data.filter((t) => t.showlegend).map((t) => t.name), ['base', 'sft'], 'one legend entry per model');
+  assert.ok(evalComparisonFigure(results, { wordPerplexity: true }).data.some((t) => t.yaxis === 'y4'));
 });

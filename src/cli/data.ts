@@ -19,7 +19,7 @@ const USAGE = `usage:
       --out must be a new or empty folder, or one an earlier 'wm data prepare' wrote (then --overwrite replaces
       the files its manifest lists, and nothing else).
       --split picks the split of hub datasets and of DatasetDict folders (--dataset-split: hub only).
-      PATH is a text/JSONL/Parquet/Arrow file, a glob, a folder, a datasets folder, or 'brown' (embedded).
+      PATH is a text/JSONL/Parquet/Arrow file, a glob, a folder, a datasets folder, or 'brown' / 'stories' (embedded).
       @RATIO mixes inputs by ratio (the reference mixes four corpora 7:2:0.5:0.5).
   wm data default --out DIR [--vocab-size 4096] [--seq-len 256] [--test-examples M] [--seed S]
   wm data download --dataset org/name [--split train] [--revision main] [--cache DIR] [--max-files K]

@@ -1,5 +1,6 @@
 // Public API of src/data: corpora, tokenizers, packed datasets and the batch loader.
 export * from './brown';
+export * from './stories';
 export * from './bytelevel';
 export * from './bpe-trainer';
 export * from './tokenizer';
@@ -15,3 +16,4 @@ export { permutation as dataPermutation } from '../ops/random';
 export { Progress as DataProgress } from './progress';
 export * from './out-folder';
 export * from './input-bytes';
+export * from './model-folder';

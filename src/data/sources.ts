@@ -6,7 +6,7 @@
  *   - `{ inputIds }`              an already tokenized row (an `input_ids` column, used when there is no
  *                                 text column and no text column was asked for explicitly).
  *
- * Inputs: `brown` (the embedded corpus), plain text files (UTF-8; `.gz`/`.zst` read transparently, binary refused) (one document per file; very large files one
+ * Inputs: `brown` (the embedded corpus), `stories` (generated short stories, src/data/stories.ts), plain text files (UTF-8; `.gz`/`.zst` read transparently, binary refused) (one document per file; very large files one
  * document per blank-line separated paragraph), JSONL (`text` or `prompt`/`text` per line), Parquet
  * (hub shards, any compression hyparquet-compressors reads: snappy, zstd, gzip, brotli, lz4), Arrow IPC
  * streams/files, `datasets` folders written by `save_to_disk` (a split, or a DatasetDict's split), folders
@@ -20,6 +20,7 @@ import { compressors } from 'hyparquet-compressors';
 import { Type } from 'apache-arrow';
 import { datasetDictSplits, datasetShardFiles, isIntListType, isStringType, listColumnRows, readArrowBatches } from './arrow';
 import { brownCorpusDocuments } from './brown';
+import { storyCorpusDocuments } from './stories';
 import { readTextLines, readWholeText, sniffCompression, withoutCompressionSuffix } from './input-bytes';
 import type { ChatMessage } from './tokenizer';
 
@@ -365,10 +366,14 @@ export function resolveInputFiles(input: string, o: SourceOptions = {}): string[
   return data;
 }
 
-/** Records of one input (`brown`, a file, glob or folder), in order. */
+/** Records of one input (`brown`, `stories`, a file, glob or folder), in order. */
 export async function* readRecords(input: string, o: SourceOptions = {}): AsyncGenerator<DataRecord> {
   if (input === 'brown' || input === 'embedded:brown') {
     for (const text of brownCorpusDocuments()) yield { text };
+    return;
+  }
+  if (input === 'stories' || input === 'embedded:stories') {
+    for (const text of storyCorpusDocuments()) yield { text };
     return;
   }
   for (const file of o.files ?? resolveInputFiles(input, o)) {

@@ -7,3 +7,4 @@ export * from './generative';
 export * from './tasks';
 export * from './datasets';
 export * from './run';
+export * from './unigram';

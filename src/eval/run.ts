@@ -250,7 +250,9 @@ export function evaluatePerplexity(
 }
 
 /** A plain-text table: one row per (task, metric), one value column per model. */
-export function formatResultsTable(results: EvalResult[]): string {
+export function formatResultsTable(results: EvalResult[], options: { wordPerplexity?: boolean } = {}): string {
+  // word_perplexity is a third scale next to ppl and bits_per_byte; results.json keeps it, the table only on request
+  if (!options.wordPerplexity) results = results.filter((r) => r.metric !== 'word_perplexity');
   const models = [...new Set(results.map((r) => r.model))];
   const keys = [...new Set(results.map((r) => `${r.task}\u0000${r.metric}`))];
   const header = ['task', 'metric', 'n', 'shots', ...models];

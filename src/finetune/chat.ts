@@ -59,11 +59,12 @@ export function chatReply(model: DogeForCausalLM, tok: WmTokenizer, messages: Ch
 }
 
 /** Share of greedy replies (single-turn prompts) that end with end-of-turn within maxNewTokens, and their mean length. */
-export function stopRate(model: DogeForCausalLM, tok: WmTokenizer, prompts: ChatMessage[][], opts: { maxNewTokens?: number; batchSize?: number } = {}): { rate: number; meanNewTokens: number; n: number } {
+export function stopRate(model: DogeForCausalLM, tok: WmTokenizer, prompts: ChatMessage[][], opts: { maxNewTokens?: number; batchSize?: number } = {}): { rate: number; meanNewTokens: number; n: number; replies: string[] } {
   const eot = endOfTurnId(tok);
   const bs = opts.batchSize ?? 16;
   let stopped = 0;
   let tokens = 0;
+  const replies: string[] = [];
   for (let i = 0; i < prompts.length; i += bs) {
     const ids = prompts.slice(i, i + bs).map((m) => tok.encode(tok.applyChatTemplate(m, { addGenerationPrompt: true })));
     const rows = model.generate(ids, { maxNewTokens: opts.maxNewTokens ?? 32, eosTokenId: [eot], padTokenId: tok.padTokenId ?? 0 });
@@ -71,7 +72,8 @@ export function stopRate(model: DogeForCausalLM, tok: WmTokenizer, prompts: Chat
       const gen = r.slice(ids[k]!.length); // prompt + new tokens (up to and including end-of-turn)
       if (gen.at(-1) === eot) stopped++;
       tokens += gen.length;
+      replies.push(tok.decode(gen.at(-1) === eot ? gen.slice(0, -1) : gen, { skipSpecialTokens: true }));
     });
   }
-  return { rate: stopped / prompts.length, meanNewTokens: tokens / prompts.length, n: prompts.length };
+  return { rate: stopped / prompts.length, meanNewTokens: tokens / prompts.length, n: prompts.length, replies };
 }

@@ -12,3 +12,4 @@ export * from './sft-method';
 export * from './dpo-method';
 export * from './run';
 export * from './chat';
+export * from './walkthrough';

@@ -304,11 +304,50 @@ export function loadSafetensors(file: string, options: DecodeSafetensorsOptions 
 
 export type NamedTensors = Map<string, tf.Tensor> | Record<string, tf.Tensor>;
 
+export interface EncodeSafetensorsOptions {
+  /** How float32 tensors are stored: F32 (default) or F16 (half the bytes; rounded to nearest even, for shipping). */
+  floatDtype?: 'F32' | 'F16';
+}
+
+/** float32 -> IEEE half bits, rounding to nearest even (subnormals kept); a value beyond ±65504 is an error. */
+export function f32ToF16Bits(x: number, what: string): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  const frac = u & 0x7fffff;
+  if (exp === 0xff || Math.abs(x) > 65504) throw new Error(`${what}: ${x} does not fit in F16 (largest finite value 65504)`);
+  const e = exp - 127 + 15;
+  if (e <= 0) {
+    // subnormal half (or zero): the value is frac' * 2^-24
+    if (e < -10) return sign;
+    const m = frac | 0x800000; // implicit leading 1
+    const shift = 14 - e; // 24-bit mantissa -> (10 + e)-bit
+    let h = m >>> shift;
+    const rem = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (frac >>> 13);
+  const rem = frac & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is the correct rounding
+  if ((h & 0x7fff) >= 0x7c00) throw new Error(`${what}: ${x} rounds beyond the F16 range`);
+  return sign | h;
+}
+
+function toF16Bytes(values: Float32Array, name: string): Uint8Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = f32ToF16Bits(values[i]!, `tensor '${name}' element ${i}`);
+  return new Uint8Array(out.buffer);
+}
+
 /**
- * Encode tensors as safetensors: float32 as F32, int32 as I32, bool as BOOL. Tensors are written in sorted
- * name order (as the Python library does) with 8-byte aligned offsets.
+ * Encode tensors as safetensors: float32 as F32 (or F16 with `floatDtype`), int32 as I32, bool as BOOL. Tensors
+ * are written in sorted name order (as the Python library does) with 8-byte aligned offsets.
  */
-export function encodeSafetensors(tensors: NamedTensors, metadata: Record<string, string> = { format: 'pt' }): Uint8Array {
+export function encodeSafetensors(tensors: NamedTensors, metadata: Record<string, string> = { format: 'pt' }, options: EncodeSafetensorsOptions = {}): Uint8Array {
   const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const header: Record<string, unknown> = { __metadata__: metadata };
   const chunks: Uint8Array[] = [];
@@ -316,7 +355,8 @@ export function encodeSafetensors(tensors: NamedTensors, metadata: Record<string
   for (const [name, t] of entries) {
     let bytes: Uint8Array;
     let dtype: SafetensorsDtype;
-    if (t.dtype === 'float32') { dtype = 'F32'; bytes = new Uint8Array(Float32Array.from(t.dataSync() as Float32Array).buffer); }
+    if (t.dtype === 'float32' && options.floatDtype === 'F16') { dtype = 'F16'; bytes = toF16Bytes(t.dataSync() as Float32Array, name); }
+    else if (t.dtype === 'float32') { dtype = 'F32'; bytes = new Uint8Array(Float32Array.from(t.dataSync() as Float32Array).buffer); }
     else if (t.dtype === 'int32') { dtype = 'I32'; bytes = new Uint8Array(Int32Array.from(t.dataSync() as Int32Array).buffer); }
     else if (t.dtype === 'bool') { dtype = 'BOOL'; bytes = Uint8Array.from(t.dataSync() as Uint8Array); }
     else throw new Error(`saveSafetensors: tensor '${name}' has dtype ${t.dtype}, which safetensors export does not support`);
@@ -337,7 +377,7 @@ export function encodeSafetensors(tensors: NamedTensors, metadata: Record<string
 }
 
 /** Write a `.safetensors` file atomically (temporary file in the same folder, then rename). */
-export function saveSafetensors(file: string, tensors: NamedTensors, metadata: Record<string, string> = { format: 'pt' }): void {
-  const bytes = encodeSafetensors(tensors, metadata);
+export function saveSafetensors(file: string, tensors: NamedTensors, metadata: Record<string, string> = { format: 'pt' }, options: EncodeSafetensorsOptions = {}): void {
+  const bytes = encodeSafetensors(tensors, metadata, options);
   writeFileAtomic(file, bytes); // fsync'd temp + rename: the old file or the complete new one, never a hole
 }

@@ -1,7 +1,9 @@
 /**
  * Benchmark results of several models side by side (e.g. base vs SFT vs DPO): one group of bars per
- * (task, metric), one colour per model, error bars = standard error. Scores in [0, 1] share one panel; perplexities
- * and bits per byte (lower is better, other scales) get a second, log-scale panel when present.
+ * (task, metric), one colour per model, error bars = standard error. Each scale gets its own panel: scores in
+ * [0, 1]; perplexity (lower is better, log axis: held-out sets differ by orders of magnitude); bits per byte (lower
+ * is better, linear). `word_perplexity` (a third scale, rarely needed) is left out unless asked for. The legend sits
+ * to the right of the panels, clear of the tick labels.
  */
 import { baseLayout, gridAxes, title, type Figure, type PlotlyTrace } from './figure';
 
@@ -18,42 +20,53 @@ const PALETTE = ['#4c72b0', '#dd8452', '#55a868', '#c44e52', '#8172b3', '#937860
 /** Lower-is-better metrics on their own scale: perplexities and bits per byte. */
 const LOWER_BETTER = new Set(['ppl', 'word_perplexity', 'bits_per_byte']);
 
-export function evalComparisonFigure(results: EvalPoint[], options: { title?: string; height?: number } = {}): Figure {
+/** The panels, in order: which metrics each holds, its title, and its y axis. */
+const PANELS: { metrics: (m: string) => boolean; title: string; axis: Record<string, unknown> }[] = [
+  { metrics: (m) => !LOWER_BETTER.has(m), title: 'score (higher is better)', axis: {} },
+  { metrics: (m) => m === 'ppl', title: 'perplexity (log axis, lower is better)', axis: { type: 'log' } },
+  { metrics: (m) => m === 'bits_per_byte', title: 'bits per byte (lower is better)', axis: { rangemode: 'tozero' } },
+  { metrics: (m) => m === 'word_perplexity', title: 'word perplexity (log axis)', axis: { type: 'log' } },
+];
+
+export function evalComparisonFigure(results: EvalPoint[], options: { title?: string; height?: number; wordPerplexity?: boolean } = {}): Figure {
   if (results.length === 0) throw new Error('evalComparisonFigure: no results given');
   for (const r of results) {
     if (!Number.isFinite(r.value)) throw new Error(`evalComparisonFigure: ${r.model} ${r.task} ${r.metric} is not a number (${r.value})`);
   }
-  const models = [...new Set(results.map((r) => r.model))];
-  const isPpl = (r: EvalPoint) => LOWER_BETTER.has(r.metric);
-  const panels = [results.filter((r) => !isPpl(r)), results.filter(isPpl)].filter((p) => p.length > 0);
-  const grid = gridAxes(panels.length, panels.length, {
-    titles: panels.map((p) => (isPpl(p[0]) ? 'perplexity, bits per byte (lower is better)' : 'score (higher is better)')),
-    gap: 0.08,
-  });
+  const shown = options.wordPerplexity ? results : results.filter((r) => r.metric !== 'word_perplexity');
+  if (shown.length === 0) throw new Error('evalComparisonFigure: only word_perplexity rows given (pass wordPerplexity: true to show them)');
+  const models = [...new Set(shown.map((r) => r.model))];
+  const panels = PANELS.map((p) => ({ ...p, rows: shown.filter((r) => p.metrics(r.metric)) })).filter((p) => p.rows.length > 0);
+  const grid = gridAxes(panels.length, panels.length, { titles: panels.map((p) => p.title), gap: 0.07 });
   const axes = grid.axes as Record<string, Record<string, unknown>>;
   const data: PlotlyTrace[] = [];
-  panels.forEach((rows, panel) => {
+  const inLegend = new Set<string>();
+  panels.forEach(({ rows, axis }, panel) => {
     const k = panel === 0 ? '' : String(panel + 1);
-    const ppl = isPpl(rows[0]);
-    Object.assign(axes[`yaxis${k}`], ppl ? { type: 'log' } : { range: [0, Math.min(1.05, Math.max(...rows.map((r) => r.value + (r.stderr ?? 0))) * 1.15 + 0.02)], autorange: false });
+    const scores = !LOWER_BETTER.has(rows[0].metric);
+    Object.assign(axes[`yaxis${k}`], scores ? { range: [0, Math.min(1.05, Math.max(...rows.map((r) => r.value + (r.stderr ?? 0))) * 1.15 + 0.02)], autorange: false } : axis);
     Object.assign(axes[`xaxis${k}`], { type: 'category' });
-    const keys = [...new Set(rows.map((r) => `${r.task} ${r.metric}`))];
+    // one panel per metric scale: the category is the task, plus the metric where a panel holds several
+    const several = new Set(rows.map((r) => r.metric)).size > 1;
+    const label = (r: EvalPoint) => (several ? `${r.task} ${r.metric}` : r.task);
+    const keys = [...new Set(rows.map(label))];
     models.forEach((model, m) => {
-      const mine = keys.map((key) => rows.find((r) => `${r.task} ${r.metric}` === key && r.model === model));
+      const mine = keys.map((key) => rows.find((r) => label(r) === key && r.model === model));
       if (mine.every((r) => r === undefined)) return;
       data.push({
         type: 'bar',
         name: model,
         legendgroup: model,
-        showlegend: panel === 0 || !panels[0].some((r) => r.model === model),
+        showlegend: !inLegend.has(model),
         marker: { color: PALETTE[m % PALETTE.length] },
         x: keys,
         y: mine.map((r) => (r ? r.value : null)),
-        error_y: { type: 'data', array: mine.map((r) => (r && r.stderr !== null ? r.stderr : 0)), visible: !ppl },
+        error_y: { type: 'data', array: mine.map((r) => (r && r.stderr !== null ? r.stderr : 0)), visible: scores },
         hovertemplate: `${model}<br>%{x}: %{y:.4f}<extra></extra>`,
         xaxis: grid.ids[panel].x,
         yaxis: grid.ids[panel].y,
       });
+      inLegend.add(model);
     });
   });
   const layout = {
@@ -61,7 +74,7 @@ export function evalComparisonFigure(results: EvalPoint[], options: { title?: st
     ...axes,
     annotations: grid.annotations,
     barmode: 'group',
-    legend: { orientation: 'h', y: -0.25, title: title('model') },
+    legend: { orientation: 'v', x: 1.02, xanchor: 'left', y: 1, yanchor: 'top', title: title('model') },
   };
   return { data, layout };
 }
