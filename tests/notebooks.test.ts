@@ -24,7 +24,7 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '1-quickstart': { plots: 0, stdout: [/backend: /, /parameters/] },
   '2-data': { plots: 1, stdout: [/<\|im_start\|>user/, /train rows/] },
   '3-dmattn-cdmoe': { plots: 5, stdout: [/experts/] },
-  '4-mqar': { plots: 3, stdout: [/accuracy/, /past 0.5 at step/] },
+  '4-mqar': { plots: 5, stdout: [/accuracy/, /past 0.5 at step/, /layer 2: at \d of \d queries/, /d 64: here/] },
   '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
   '6-usage': { plots: 0, stdout: [/generated/] },
   '7-finetune': { plots: 2, stdout: [/SFT: \d+ steps/, /rewards\/accuracies/, /saved for notebook 8/] },

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -19,6 +19,11 @@ import {
   lossCurveFigure,
   mimeBundle,
   mqarFigure,
+  mqarSeedsFigure,
+  summarizeMqar,
+  formatMqarSummary,
+  MQAR_PAPER_RESULTS,
+  readMqarRuns,
   productKeyRetrieval,
   show,
   toRows,
@@ -173,4 +178,79 @@ test('inside tslab, show() sends the plotly.js loader once, then MIME bundles; l
     delete require.cache[key];
   }
   assert.equal(inTslab(), false);
+});
+
+test('lossCurveFigure: a raw series and its smoothed line share one colour (raw faint, smoothed bold)', () => {
+  const lc = lossCurveFigure([{ name: 'a', x: [0, 1, 2], y: [3, 2, 1] }, { name: 'b', x: [0, 1, 2], y: [3, 2.5, 2] }], { smooth: 0.6 });
+  const colors = lc.data.map((t) => (t.line as { color: string }).color);
+  assert.equal(colors[0], colors[1]);
+  assert.equal(colors[2], colors[3]);
+  assert.notEqual(colors[0], colors[2]);
+  assert.ok((lc.data[0].opacity as number) < 1 && lc.data[1].opacity === undefined);
+  assert.ok((lc.data[1].line as { width: number }).width > (lc.data[0].line as { width: number }).width);
+  assert.deepEqual(lc.data.map((t) => t.legendgroup), ['a', 'a', 'b', 'b']);
+});
+
+test('mqarSeedsFigure: a visible mean marker per mixer and width, one dot per seed, the paper as hollow markers', () => {
+  const pts = [];
+  for (const mixer of ['attention', 'dmattn', 'linear']) for (const dModel of [64, 128]) for (const seed of [0, 1, 2]) {
+    pts.push({ mixer, seqLen: 64, dModel, seed, accuracy: 0.99 }); // every mixer at the same accuracy: none may hide another
+  }
+  const paper = [{ mixer: 'attention', seqLen: 256, dModel: 64, accuracy: 0.68 }, { mixer: 'dmattn', seqLen: 256, dModel: 128, accuracy: 1 }];
+  const f = mqarSeedsFigure(pts, { paper, paperLabel: 'paper' });
+  const means = f.data.filter((t) => String(t.name).endsWith('(mean)'));
+  assert.deepEqual(means.map((t) => t.name), ['attention (mean)', 'dmattn (mean)', 'linear (mean)']);
+  // each mixer's markers sit at their own x positions (no mixer drawn on top of another), widths side by side
+  const xs = means.flatMap((t) => t.x as number[]);
+  assert.equal(new Set(xs.map((x) => x.toFixed(6))).size, 6);
+  for (const t of means) {
+    assert.equal((t.x as number[]).length, 2);
+    assert.ok((t.marker as { size: number }).size >= 10);
+    assert.equal(t.visible, undefined);
+  }
+  const seeds = f.data.filter((t) => String(t.name).endsWith('(one seed)'));
+  assert.equal(seeds.length, 3);
+  seeds.forEach((t) => assert.equal((t.y as number[]).length, 6));
+  const hollow = f.data.filter((t) => String(t.name).endsWith('(paper)'));
+  assert.deepEqual(hollow.map((t) => [t.name, t.y]), [['attention (paper)', [0.68]], ['dmattn (paper)', [1]]]);
+  hollow.forEach((t) => assert.match((t.marker as { symbol: string }).symbol, /-open$/));
+  // the paper's marker sits at the x of its mixer and width
+  assert.deepEqual(hollow[1].x, [(means[1].x as number[])[1]]);
+  const ax = f.layout.xaxis as { ticktext: string[]; tickvals: number[] };
+  assert.deepEqual(ax.ticktext.slice(0, 2), ['attention<br>d 64', 'attention<br>d 128']);
+  assert.throws(() => mqarSeedsFigure([]), /no results given/);
+});
+
+test('summarizeMqar and formatMqarSummary: mean, worst-best, solved per mixer and width, the paper beside it', () => {
+  const pts = [0.995, 0.5, 0.992].map((accuracy, seed) => ({ mixer: 'ssd', seqLen: 64, dModel: 64, seed, accuracy }));
+  const cells = summarizeMqar(pts, { paper: [{ mixer: 'ssd', seqLen: 256, dModel: 64, accuracy: 0.55 }] });
+  assert.equal(cells.length, 1);
+  assert.ok(Math.abs(cells[0].mean - (0.995 + 0.5 + 0.992) / 3) < 1e-12);
+  assert.equal(cells[0].solved, 2);
+  assert.equal(cells[0].paper, 0.55);
+  const text = formatMqarSummary(cells);
+  assert.match(text, /^mixer +d 64: here \| paper$/m);
+  assert.match(text, /^ssd +0\.829 \[0\.500-0\.995\] 2\/3 \| 0\.55$/m);
+});
+
+test('MQAR_PAPER_RESULTS: 4 lengths x 4 widths x 4 mixers; the paper figure draws a distinct symbol per mixer', () => {
+  assert.equal(MQAR_PAPER_RESULTS.length, 64);
+  assert.equal(MQAR_PAPER_RESULTS.find((p) => p.seqLen === 1024 && p.dModel === 128 && p.mixer === 'attention')?.accuracy, 0.61);
+  const f = mqarFigure(MQAR_PAPER_RESULTS.slice());
+  assert.equal(f.data.length, 16); // 4 panels x 4 mixers
+  const symbols = new Set(f.data.slice(0, 4).map((t) => (t.marker as { symbol: string }).symbol));
+  assert.equal(symbols.size, 4);
+});
+
+test('readMqarRuns reads the shipped runs and names the line of a bad row', () => {
+  const runs = readMqarRuns();
+  assert.equal(runs.filter((r) => r.grid === 'cpu').length, 24);
+  assert.deepEqual([...new Set(runs.filter((r) => r.grid === 'cpu').map((r) => r.mixer))].sort(), ['attention', 'dmattn', 'linear', 'ssd']);
+  assert.ok(runs.every((r) => r.curve.length > 0 && r.curve[0].step === 0));
+  const dir = mkdtempSync(join(tmpdir(), 'wm-mqar-'));
+  const bad = join(dir, 'bad.jsonl');
+  writeFileSync(bad, `${JSON.stringify(runs[0])}\n{"mixer": "ssd"\n`);
+  assert.throws(() => readMqarRuns(bad), /bad\.jsonl line 2 is not JSON/);
+  writeFileSync(bad, `${JSON.stringify({ ...runs[0], accuracy: 'high' })}\n`);
+  assert.throws(() => readMqarRuns(bad), /line 1: 'accuracy' must be a number/);
 });
