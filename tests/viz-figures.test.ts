@@ -20,6 +20,7 @@ import {
   mimeBundle,
   mqarFigure,
   mqarSeedsFigure,
+  maskEffectFigure,
   summarizeMqar,
   formatMqarSummary,
   MQAR_PAPER_RESULTS,
@@ -253,4 +254,22 @@ test('readMqarRuns reads the shipped runs and names the line of a bad row', () =
   assert.throws(() => readMqarRuns(bad), /bad\.jsonl line 2 is not JSON/);
   writeFileSync(bad, `${JSON.stringify({ ...runs[0], accuracy: 'high' })}\n`);
   assert.throws(() => readMqarRuns(bad), /line 1: 'accuracy' must be a number/);
+});
+
+test('maskEffectFigure: one bar of d per key above the difference map, on one key axis, colours symmetric around 0', () => {
+  const f = maskEffectFigure([0.9, 0.1, 0.5], [[0, -Infinity, -Infinity], [0.2, -0.2, -Infinity], [0.1, -0.15, 0.05]], { tokens: ['0:a', '1:b', '2:c'] });
+  const [bars, map] = f.data;
+  assert.equal(bars.type, 'bar');
+  assert.deepEqual(bars.x, ['0:a', '1:b', '2:c']);
+  assert.deepEqual(bars.y, [0.9, 0.1, 0.5]);
+  assert.equal(map.type, 'heatmap');
+  assert.deepEqual(map.x, bars.x);
+  assert.deepEqual((map.z as unknown[][])[0], [0, null, null]); // masked (future) keys are gaps
+  assert.equal(map.zmin, -0.2);
+  assert.equal(map.zmax, 0.2);
+  assert.equal((f.layout.xaxis2 as { matches: string }).matches, 'x');
+  const scale = map.colorscale as [number, string][];
+  assert.equal(scale[0][1], '#2166ac'); // negative (loses weight) blue, positive red
+  assert.equal(scale[2][1], '#b2182b');
+  assert.throws(() => maskEffectFigure([1, 2], [[0, 0, 0]]), /2 mask values but 3 key columns/);
 });
