@@ -3,7 +3,7 @@
 // counts, norm_topk_prob; plus a directional finite-difference check of the gradients.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DynamicMaskAttention, CDMoE, Rng, F32_MIN } from '../src/modules';
 
 before(async () => { await loadBackend({ log: false }); });

@@ -11,7 +11,7 @@
  *   }
  *   session.dispose();
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { disposeDecodingCache, type DecodingCache, type GenerativeModel } from './generate';
 
 export class DecodingSession<C extends DecodingCache = DecodingCache> {
