@@ -2,7 +2,7 @@
 // and a Cheems forward with outputAttentions returns that matrix for SSD layers next to the attention probabilities.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { ssdChunkScan, ssdMatrixForm } from '../src/modules/ssd-mixer';
 import { CheemsConfig, CheemsForCausalLM } from '../src/models/cheems';
 

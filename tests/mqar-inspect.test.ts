@@ -2,7 +2,7 @@
 // that hands the trained model to the caller before it is freed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { createMixer } from '../src/synthetic/mixers';
 import { MqarModel } from '../src/synthetic/model';
 import { generateMqarSplits } from '../src/synthetic/mqar-data';

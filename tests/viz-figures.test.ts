@@ -21,6 +21,8 @@ import {
   mqarFigure,
   mqarSeedsFigure,
   maskEffectFigure,
+  impulseResponseFigure,
+  ssdDualityFigure,
   summarizeMqar,
   formatMqarSummary,
   MQAR_PAPER_RESULTS,
@@ -272,4 +274,20 @@ test('maskEffectFigure: one bar of d per key above the difference map, on one ke
   assert.equal(scale[0][1], '#2166ac'); // negative (loses weight) blue, positive red
   assert.equal(scale[2][1], '#b2182b');
   assert.throws(() => maskEffectFigure([1, 2], [[0, 0, 0]]), /2 mask values but 3 key columns/);
+});
+
+test('impulseResponseFigure: one line per head on a log axis; ssdDualityFigure: SSD matrix (signed) beside attention (0..1)', () => {
+  const f = impulseResponseFigure([[1, 0.5, 0.25], [1, 0.1, 0]]);
+  assert.deepEqual(f.data.map((t) => t.name), ['head 0', 'head 1']);
+  assert.equal((f.layout.yaxis as { type: string }).type, 'log');
+  assert.deepEqual(f.data[1].y, [1, 0.1, null]); // below the floor: a gap, not a flat line at the floor
+  assert.notEqual((f.data[0].line as { color: string }).color, (f.data[1].line as { color: string }).color);
+  const d = ssdDualityFigure([[2, 0], [-1, 0.5]], [[1, 0], [0.3, 0.7]], { tokens: ['0:a', '1:b'] });
+  assert.equal(d.data.length, 2);
+  assert.deepEqual([d.data[0].zmin, d.data[0].zmax], [-2, 2]);
+  assert.deepEqual([d.data[1].zmin, d.data[1].zmax], [0, 1]);
+  assert.deepEqual(d.data[0].z, [[2, null], [-1, 0.5]]); // the upper triangle is blank in both
+  assert.deepEqual(d.data[1].z, [[1, null], [0.3, 0.7]]);
+  assert.deepEqual([d.data[0].xaxis, d.data[1].xaxis], ['x', 'x2']);
+  assert.throws(() => ssdDualityFigure([[1]], [[1, 0], [0, 1]]), /1 SSD rows but 2 attention rows/);
 });

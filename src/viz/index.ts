@@ -7,3 +7,4 @@ export * from './training';
 export * from './mqar';
 export * from './diagrams';
 export * from './eval';
+export * from './ssd';
