@@ -23,7 +23,7 @@ const text = (o: Output) => (Array.isArray(o.text) ? o.text.join('') : (o.text ?
 const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '1-quickstart': { plots: 0, stdout: [/backend: /, /parameters/] },
   '2-data': { plots: 1, stdout: [/<\|im_start\|>user/, /train rows/] },
-  '3-dmattn-cdmoe': { plots: 5, stdout: [/experts/, /from scratch vs DynamicMaskAttention.attentionProbs: max abs difference/, /the same experts in the same order/, /correlation of d and the change/] },
+  '3-dmattn-cdmoe': { plots: 6, stdout: [/experts/, /learned A: layer 0/, /from scratch vs DynamicMaskAttention.attentionProbs: max abs difference/, /the same experts in the same order/, /correlation of d and the change/] },
   '4-mqar': { plots: 5, stdout: [/accuracy/, /past 0.5 at step/, /layer 2: at \d of \d queries/, /d 64: here/] },
   '5-pretrain': { plots: 1, stdout: [/perplexity/, /saved/] },
   '6-usage': { plots: 0, stdout: [/generated/] },
