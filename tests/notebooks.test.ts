@@ -25,13 +25,13 @@ const text = (o: Output) => (Array.isArray(o.text) ? o.text.join('') : (o.text ?
 const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '1-quickstart': { plots: 0, stdout: [/backend: /, /parameters/] },
   '2-data': { plots: 1, stdout: [/<\|im_start\|>user/, /train rows/] },
-  '3-dmattn-cdmoe': { plots: 5, stdout: [/experts/] },
-  '4-mqar': { plots: 3, stdout: [/accuracy/, /past 0.5 at step/] },
+  '3-dmattn-cdmoe': { plots: 6, stdout: [/experts/, /learned A: layer 0/, /from scratch vs DynamicMaskAttention.attentionProbs: max abs difference/, /the same experts in the same order/, /correlation of d and the change/] },
+  '4-mqar': { plots: 5, stdout: [/accuracy/, /past 0.5 at step/, /layer 2: at \d of \d queries/, /d 64: here/] },
   '5-pretrain': { plots: 2, stdout: [/unigram loss/, /perplexity/, /saved/, /doge-stories on 64 held-out stories/] },
   '6-usage': { plots: 0, stdout: [/generated/, /words are not in the corpus/] },
   '7-finetune': { plots: 2, stdout: [/SFT: \d+ steps/, /rewards\/accuracies/, /saved for notebook 8/] },
   '8-evaluate': { plots: 1, stdout: [/perplexity/, /embedded_chat: acc/, /embedded: acc/, /standard errors/, /requests\/s/, /saved runs\/notebooks\/eval/] },
-  '9-cheems': { plots: 3, stdout: [/layers sssA/, /max abs difference/, /positions \+ 100/, /eval loss/, /generated/] },
+  '9-cheems': { plots: 4, stdout: [/layers sssA/, /one step from scratch vs ssdStep/, /max abs difference/, /slowest to forget: head/, /positions \+ 100/, /eval loss/, /generated/, /share of a row's absolute weight/, /SFT of cheems-tiny: \d+ steps/] },
 };
 
 const OUT = join(ROOT, 'out', 'notebooks-test');

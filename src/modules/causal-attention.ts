@@ -60,23 +60,40 @@ export class CausalAttention extends Module {
       const [B, T, d] = x.shape;
       const nh = this.numHeads;
       const hd = this.headDim;
-      const { cos, sinSigned } = this.rope.tables(0, B, T); // [1, T, 1, hd], cached by the rope module
-      const qkv = linear(x, this.w.qkv); // [B, T, 3d]
-      // RoPE on q and k together (q heads then k heads): x cos + [x2, x1] [-sin, sin] = x cos + rotate_half(x) sin
-      const qkRaw = tf.reshape(sliceLast(qkv, 0, 2 * d), [B, T, 2 * nh, hd]);
-      const swapped = tf.reshape(tf.matMul(tf.reshape(qkRaw, [-1, hd]), this.swap), [B, T, 2 * nh, hd]);
-      const qk = tf.add(tf.mul(qkRaw, cos), tf.mul(swapped, sinSigned));
-      // heads to the batch axis: [B*nh, T, hd]
-      const toBatch = (t: tf.Tensor) => tf.reshape(permute(t, [0, 2, 1, 3]), [B * nh, T, hd]);
-      const q = toBatch(sliceAxis(qk, 2, 0, nh));
-      const k = toBatch(sliceAxis(qk, 2, nh, nh));
-      const v = toBatch(tf.reshape(sliceLast(qkv, 2 * d, d), [B, T, nh, hd]));
-      // bmm: the library's batched matmul (fast on wasm, where tf.matMul over a batch is slow)
-      const scores = tf.add(tf.mul(bmm(q, k, false, true), 1 / Math.sqrt(hd)), this.mask(T)); // [B*nh, T, T]
-      const o = bmm(tf.softmax(scores), v); // [B*nh, T, hd]
+      const { probs, v } = this.attend(x);
+      const o = bmm(probs, v); // [B*nh, T, hd]
       const merged = tf.reshape(permute(tf.reshape(o, [B, nh, T, hd]), [0, 2, 1, 3]), [B, T, d]);
       return linear(merged, this.w.out) as tf.Tensor3D;
     });
+  }
+
+  /** The attention probabilities of x: [batch, heads, query, key] (row t: how much query t reads from each key). */
+  attentionProbs(x: tf.Tensor3D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [B, T] = x.shape;
+      return tf.reshape(this.attend(x).probs, [B, this.numHeads, T, T]) as tf.Tensor4D;
+    });
+  }
+
+  /** softmax(q kᵀ / sqrt(hd) + causal mask) [B*nh, T, T] and the values v [B*nh, T, hd] (call inside a tidy). */
+  private attend(x: tf.Tensor3D): { probs: tf.Tensor3D; v: tf.Tensor3D } {
+    const [B, T, d] = x.shape;
+    const nh = this.numHeads;
+    const hd = this.headDim;
+    const { cos, sinSigned } = this.rope.tables(0, B, T); // [1, T, 1, hd], cached by the rope module
+    const qkv = linear(x, this.w.qkv); // [B, T, 3d]
+    // RoPE on q and k together (q heads then k heads): x cos + [x2, x1] [-sin, sin] = x cos + rotate_half(x) sin
+    const qkRaw = tf.reshape(sliceLast(qkv, 0, 2 * d), [B, T, 2 * nh, hd]);
+    const swapped = tf.reshape(tf.matMul(tf.reshape(qkRaw, [-1, hd]), this.swap), [B, T, 2 * nh, hd]);
+    const qk = tf.add(tf.mul(qkRaw, cos), tf.mul(swapped, sinSigned));
+    // heads to the batch axis: [B*nh, T, hd]
+    const toBatch = (t: tf.Tensor) => tf.reshape(permute(t, [0, 2, 1, 3]), [B * nh, T, hd]) as tf.Tensor3D;
+    const q = toBatch(sliceAxis(qk, 2, 0, nh));
+    const k = toBatch(sliceAxis(qk, 2, nh, nh));
+    const v = toBatch(tf.reshape(sliceLast(qkv, 2 * d, d), [B, T, nh, hd]));
+    // bmm: the library's batched matmul (fast on wasm, where tf.matMul over a batch is slow)
+    const scores = tf.add(tf.mul(bmm(q, k, false, true), 1 / Math.sqrt(hd)), this.mask(T)); // [B*nh, T, T]
+    return { probs: tf.softmax(scores) as tf.Tensor3D, v };
   }
 
   private mask(T: number): tf.Tensor2D {

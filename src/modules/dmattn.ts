@@ -174,17 +174,28 @@ export class DynamicMaskAttention extends Module {
 
   /** Standalone call: causal self-attention over x [B, T, H] (optional padding mask [B, T], positions) -> [B, T, H]. */
   apply(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; positionIds?: ArrayLike<number>; training?: boolean; dropoutSeed?: number } = {}): tf.Tensor {
+    return tf.tidy(() => this.standalone(x, opts, false).out);
+  }
+
+  /** Standalone: the attention probabilities [B, nh, T, T] of x [B, T, H] (with the dynamic mask, causal mask and top-k). */
+  attentionProbs(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; positionIds?: ArrayLike<number> } = {}): tf.Tensor4D {
+    return tf.tidy(() => this.standalone(x, opts, true).probs as tf.Tensor4D);
+  }
+
+  /** Standalone: the dynamic mask d [B, mask heads, T] of x [B, T, H] (one value per key, from its value vector). */
+  dynamicMaskOf(x: tf.Tensor): tf.Tensor3D {
+    return tf.tidy(() => this.standalone(x, {}, true).dynamicMask as tf.Tensor3D);
+  }
+
+  private standalone(x: tf.Tensor, opts: { attentionMask?: tf.Tensor; positionIds?: ArrayLike<number>; training?: boolean; dropoutSeed?: number }, outputAttentions: boolean): AttnResult {
     const [B, T] = x.shape;
-    return tf.tidy(() => {
-      // positionIds: row-major [B * T] positions for RoPE (default 0..T-1 in every row); owned tables die with the tidy
-      const tables = this.rope ? this.rope.tables(opts.positionIds ?? 0, B, T) : null;
-      const maskHost = opts.attentionMask ? opts.attentionMask.dataSync() : null;
-      const maskBias = buildMaskBias(B, T, 0, maskHost, null);
-      const r = this.forward(x, {
-        cos: tables?.cos ?? null, sinSigned: tables?.sinSigned ?? null, maskBias,
-        training: opts.training, dropoutSeed: opts.dropoutSeed,
-      });
-      return r.out;
+    // positionIds: row-major [B * T] positions for RoPE (default 0..T-1 in every row); owned tables die with the caller's tidy
+    const tables = this.rope ? this.rope.tables(opts.positionIds ?? 0, B, T) : null;
+    const maskHost = opts.attentionMask ? opts.attentionMask.dataSync() : null;
+    const maskBias = buildMaskBias(B, T, 0, maskHost, null);
+    return this.forward(x, {
+      cos: tables?.cos ?? null, sinSigned: tables?.sinSigned ?? null, maskBias,
+      training: opts.training, dropoutSeed: opts.dropoutSeed, outputAttentions,
     });
   }
 

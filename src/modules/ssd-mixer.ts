@@ -39,6 +39,25 @@ function cumsumLast(x: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * The SSD as one matrix per head, its "dual" attention-like form over the whole sequence (zero starting state):
+ *   L[t, s] = exp(A_h Σ_{r=s+1..t} dt_r) for s <= t, else 0        how much of token s's write is left at t
+ *   M[t, s] = (C_t · B_s) L[t, s] dt_s                             y_t = Σ_s M[t, s] x_s, i.e. y = (L ∘ C Bᵀ)(dt ∘ x)
+ * dt [b, T, h] (after softplus), A [h], B and C [b, T, h, n] -> L and M [b, h, T, T]. Quadratic in T: for looking
+ * at (the chunked scan computes the same outputs in linear time).
+ */
+export function ssdMatrixForm(dt: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor): { L: tf.Tensor4D; M: tf.Tensor4D } {
+  return tf.tidy(() => {
+    const [b, T, h] = dt.shape as [number, number, number];
+    const a = permute(tf.mul(dt, A), [0, 2, 1]); // log-decay per step [b, h, T]
+    const Acs = cumsumLast(a); // inclusive cumulative log-decay [b, h, T]
+    const L = tf.exp(tf.add(tf.sub(tf.expandDims(Acs, -1), tf.expandDims(Acs, -2)), causalLogMask(T, T, 0))); // [b, h, T, T]
+    const CB = tf.matMul(permute(C, [0, 2, 1, 3]), permute(B, [0, 2, 1, 3]), false, true); // C_t · B_s [b, h, T, T]
+    const M = tf.mul(tf.mul(CB, L), tf.reshape(permute(dt, [0, 2, 1]), [b, h, 1, T]));
+    return { L: L as tf.Tensor4D, M: M as tf.Tensor4D };
+  });
+}
+
+/**
  * Chunked SSD scan (what mamba_chunk_scan_combined computes), per-head B/C, optional starting state.
  * x [b, T, h, p], dt [b, T, h] (after softplus), A [h], B and C [b, T, h, n], state0 [b, h, p, n] or null
  * -> y [b, T, h, p] and the state after the last token [b, h, p, n]. Any chunk size gives the same function:
@@ -208,6 +227,20 @@ export class SSDMixer extends Module {
     }
     const y = tf.reshape(r.y, [B, T, nh * hd]);
     return { out: linearT(y, weightT([this.outW]), this.outB), state: r.state };
+  }
+
+  /**
+   * The layer's SSD as matrices over u [B, T, H] (positions from ctx's RoPE tables, zero starting state): the decay L
+   * and the token-mixing matrix M = L ∘ C Bᵀ ∘ dt per head (see ssdMatrixForm), [B, nh, T, T] each.
+   */
+  matrixForm(u: tf.Tensor, ctx: Pick<SSDMixerContext, 'cos' | 'sinSigned'> | null = null): { L: tf.Tensor4D; M: tf.Tensor4D } {
+    return tf.tidy(() => {
+      const [B, T] = u.shape;
+      const t = ctx ?? (this.rope ? this.rope.tables(0, B, T) : { cos: null, sinSigned: null });
+      const { C, Bm, dt } = this.project(u);
+      const rope = (z: tf.Tensor) => (t.cos && t.sinSigned ? applyRope(z, t.cos, t.sinSigned) : z);
+      return ssdMatrixForm(dt, this.A, rope(Bm), rope(C));
+    });
   }
 
   /** One matmul for c_proj, b_proj, x_proj and dt_proj; dt = softplus. Shapes [B, T, nh, hd] and [B, T, nh]. */

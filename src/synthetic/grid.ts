@@ -11,6 +11,7 @@ import { writeMqarFigure } from './figure';
 import type { LengthExpr, MqarCellResult } from './results';
 import { evalKeepWindow, evalLengthExpr } from './length-expr';
 import { isMixerKind, MIXER_KINDS, type MixerKind } from './mixers';
+import type { MqarModel } from './model';
 import { generateMqarSplits, validateMqarOptions } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
 import { trainMqar, type MqarCurriculum, type MqarCurvePoint, type MqarEpochInfo, type MqarInit, type MqarTrainHooks } from './train';
@@ -86,6 +87,8 @@ export interface MqarGridHooks {
   onEpoch?: (e: MqarEpochInfo & { seq_len: number; cell: number; cells: number }) => void;
   onEval?: (p: Parameters<NonNullable<MqarTrainHooks['onEval']>>[0] & { seq_len: number; seed: number; cell: number; cells: number }) => void;
   onCell?: (r: MqarCellResult, cell: number, cells: number) => void;
+  /** After each training run (every learning rate of a cell), before its model is disposed. */
+  onTrained?: (model: MqarModel, run: { mixer: MixerKind; seq_len: number; d_model: number; seed: number; lr: number }) => void;
   log?: (line: string) => void;
 }
 
@@ -186,7 +189,8 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
                 dmattnA, dtProjStd, weightDecay, warmupFraction,
                 evalEvery: o.evalEvery, stopAccuracy, timeBudgetSeconds: o.timeBudgetSeconds, maxSteps: o.maxSteps, seed: seed + 1,
               },
-              { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }), onEval: (p) => hooks.onEval?.({ ...p, seq_len: L, seed, cell, cells }) },
+              { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }), onEval: (p) => hooks.onEval?.({ ...p, seq_len: L, seed, cell, cells }),
+                onTrained: hooks.onTrained && ((model) => hooks.onTrained!(model, { mixer, seq_len: L, d_model: d, seed, lr })) },
             );
             sweep.push({
               lr, accuracy: r.accuracy, epochs: r.epochs, steps: r.steps, seconds: r.seconds, loss: r.loss, stopped: r.stopped, curve: r.curve,

@@ -19,6 +19,10 @@ export type MixerKind = (typeof MIXER_KINDS)[number];
 /** A token mixer: [batch, seq, dModel] -> [batch, seq, dModel], a Module (its own trainable variables). */
 export interface SequenceMixer extends Module {
   apply(x: tf.Tensor3D): tf.Tensor3D;
+  /** Attention mixers only: the attention probabilities [batch, heads, query, key] of x. */
+  attentionProbs?(x: tf.Tensor3D): tf.Tensor4D;
+  /** DMAttn only: the dynamic mask d [batch, mask heads, key] of x. */
+  dynamicMask?(x: tf.Tensor3D): tf.Tensor3D;
 }
 
 /** DMAttn behind the mixer interface (its parameters under its own names). */
@@ -29,6 +33,12 @@ class DMAttnMixer extends Module implements SequenceMixer {
   }
   apply(x: tf.Tensor3D): tf.Tensor3D {
     return this.attn.apply(x) as tf.Tensor3D;
+  }
+  attentionProbs(x: tf.Tensor3D): tf.Tensor4D {
+    return this.attn.attentionProbs(x);
+  }
+  dynamicMask(x: tf.Tensor3D): tf.Tensor3D {
+    return this.attn.dynamicMaskOf(x);
   }
   /** Keys kept per query from the next step on (the shrinking-window curriculum of trainMqar). */
   setKeepWindowSize(n: number): void {

@@ -43,6 +43,35 @@ export class MqarModel extends Module {
   }
 
   /**
+   * What each attention layer reads for one sequence: per layer [heads][query][key] probabilities (the input of layer
+   * i is the residual stream after layers 0..i-1, as in logitsAt). Throws for mixers without attention (ssd, linear).
+   */
+  attentionMaps(ids: ArrayLike<number>): number[][][][] {
+    return this.perLayer(ids, 'attentionProbs', (t) => (t.arraySync() as number[][][][])[0]);
+  }
+
+  /** DMAttn only: each layer's dynamic mask d for one sequence, [layer][mask head][key]. */
+  dynamicMasks(ids: ArrayLike<number>): number[][][] {
+    return this.perLayer(ids, 'dynamicMask', (t) => (t.arraySync() as number[][][])[0]);
+  }
+
+  private perLayer<R>(ids: ArrayLike<number>, what: 'attentionProbs' | 'dynamicMask', read: (t: tf.Tensor) => R): R[] {
+    const T = ids.length;
+    const d = this.options.dModel;
+    const out: R[] = [];
+    tf.tidy(() => {
+      let h = tf.reshape(gatherRows(this.embed as tf.Tensor2D, tf.tensor1d(Array.from(ids), 'int32')), [1, T, d]) as tf.Tensor3D;
+      this.mixers.forEach((m, i) => {
+        if (!m[what]) throw new Error(`MqarModel: the ${this.options.mixer} mixer has no ${what}`);
+        const x = rmsNorm(h, this.norms[i], 1e-6) as tf.Tensor3D;
+        out.push(read(what === 'attentionProbs' ? m.attentionProbs!(x) : m.dynamicMask!(x)));
+        h = tf.add(h, m.apply(x)) as tf.Tensor3D;
+      });
+    });
+    return out;
+  }
+
+  /**
    * inputIds int32 [B, T]; positions: flat indices b*T + t of the rows to score -> logits [positions.length, V].
    */
   logitsAt(inputIds: tf.Tensor2D, positions: tf.Tensor1D): tf.Tensor2D {

@@ -161,6 +161,8 @@ export interface MqarTrainHooks {
   onEpoch?: (e: MqarEpochInfo) => void;
   /** Called after every point of the accuracy curve (progress between epochs). */
   onEval?: (p: MqarCurvePoint & { mixer: MixerKind; d_model: number; lr: number }) => void;
+  /** Called once training ends, before the model is disposed (inspect it here, e.g. its attention maps). */
+  onTrained?: (model: MqarModel) => void;
 }
 
 export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {}): Promise<MqarRunResult> {
@@ -293,6 +295,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
         stopped = 'time';
       }
     }
+    hooks.onTrained?.(model);
     // cut before the window reached its target: the last (wide-window) accuracy is all there is
     return {
       accuracy: anyCounted ? best : last, final_accuracy: last, epochs: epochsRun, steps: step, loss, seconds: elapsed(), stopped,

@@ -11,7 +11,7 @@
  * are the chosen experts, weighted by softmax over their scores. A dense shared MLP runs for every token.
  */
 import { barFigure, heatmapGridFigure, lineFigure } from './basic';
-import { baseLayout, checkMatrix, gridAxes, title, type Figure, type Matrix } from './figure';
+import { baseLayout, checkMatrix, finiteOrNull, gridAxes, title, type Figure, type Matrix } from './figure';
 
 /** Indices of the k largest values (ties: lower index first), in descending order of value. */
 export function topKIndices(values: ArrayLike<number>, k: number): number[] {
@@ -230,5 +230,41 @@ export function expertUsageFigure(counts: ArrayLike<number>, options: { title?: 
     ...axes,
     annotations: grid.annotations,
   };
+  return { data, layout };
+}
+
+/**
+ * What the dynamic mask changes, for one head: on top the mask value d of every key (one bar per key), below the
+ * attention with the mask minus the attention without it ([query, key]; red = the key gains weight, blue = loses),
+ * on one key axis, so the columns that gain line up with the tall bars. The colour scale is symmetric around 0.
+ */
+export function maskEffectFigure(d: ArrayLike<number>, diff: Matrix, options: { tokens?: string[]; title?: string } = {}): Figure {
+  checkMatrix(diff, 'maskEffectFigure diff');
+  if (diff[0].length !== d.length) throw new Error(`maskEffectFigure: ${d.length} mask values but ${diff[0].length} key columns`);
+  const keys = options.tokens ?? Array.from({ length: d.length }, (_, j) => String(j));
+  if (keys.length !== d.length) throw new Error(`maskEffectFigure: ${keys.length} token labels for ${d.length} keys`);
+  let big = 0;
+  for (const row of diff) for (const v of row) if (Number.isFinite(v)) big = Math.max(big, Math.abs(v));
+  big = big || 1;
+  const layout = {
+    ...baseLayout({ title: options.title ?? 'What the dynamic mask changes', height: 560 + (options.tokens ? 60 : 0) }),
+    xaxis: { anchor: 'y', domain: [0, 0.9], automargin: true, title: title('key'), tickangle: options.tokens ? -60 : 0 },
+    xaxis2: { anchor: 'y2', domain: [0, 0.9], matches: 'x', showticklabels: false },
+    yaxis: { anchor: 'x', domain: [0, 0.68], autorange: 'reversed', automargin: true, title: title('query') },
+    yaxis2: { anchor: 'x2', domain: [0.76, 1], automargin: true, title: title('d'), rangemode: 'tozero' },
+    showlegend: false,
+  };
+  const data = [
+    {
+      type: 'bar', x: keys, y: Array.from(d), xaxis: 'x2', yaxis: 'y2', marker: { color: '#4c72b0' },
+      hovertemplate: 'key %{x}: d = %{y:.3f}<extra></extra>',
+    },
+    {
+      type: 'heatmap', x: keys, y: options.tokens ?? Array.from({ length: diff.length }, (_, t) => String(t)), z: finiteOrNull(diff),
+      colorscale: [[0, '#2166ac'], [0.5, '#f7f7f7'], [1, '#b2182b']], zmin: -big, zmax: big, hoverongaps: false, // blue = loses, red = gains
+      colorbar: { title: title('Δ prob'), len: 0.68, y: 0, yanchor: 'bottom' },
+      hovertemplate: 'query %{y}, key %{x}: %{z:+.3f}<extra></extra>',
+    },
+  ];
   return { data, layout };
 }

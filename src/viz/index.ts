@@ -8,3 +8,4 @@ export * from './mqar';
 export * from './diagrams';
 export * from './eval';
 export * from './finetune';
+export * from './ssd';

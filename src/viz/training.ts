@@ -29,14 +29,20 @@ export function ema(values: ArrayLike<number>, weight: number): number[] {
   return out;
 }
 
-/** Loss against step for one or more runs (e.g. train and validation). */
+/** Plotly's default colours: series i of a loss figure gets COLORS[i], its smoothed line the same colour. */
+const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+/**
+ * Loss against step for one or more runs (e.g. train and validation). With `smooth`, each series also gets its
+ * moving average in the same colour: the raw values thin and faint, the smoothed line bold, one legend group per run.
+ */
 export function lossCurveFigure(series: Series[], options: LossCurveOptions = {}): Figure {
   const all: Series[] = [];
   for (const s of series) {
     all.push(s);
     if (options.smooth) all.push({ name: `${s.name} (smoothed)`, x: s.x, y: ema(s.y, options.smooth) });
   }
-  return lineFigure(all, {
+  const fig = lineFigure(all, {
     title: options.title ?? 'loss',
     xTitle: 'step',
     yTitle: options.yTitle ?? 'loss',
@@ -44,6 +50,14 @@ export function lossCurveFigure(series: Series[], options: LossCurveOptions = {}
     height: options.height,
     markers: options.markers,
   });
+  const per = options.smooth ? 2 : 1;
+  fig.data.forEach((trace, i) => {
+    const color = COLORS[Math.floor(i / per) % COLORS.length];
+    const smoothed = per === 2 && i % 2 === 1;
+    Object.assign(trace, { legendgroup: series[Math.floor(i / per)].name, line: { color, width: smoothed ? 2.5 : per === 2 ? 1 : 2 } });
+    if (per === 2 && !smoothed) Object.assign(trace, { opacity: 0.4, marker: { color, size: 4 } });
+  });
+  return fig;
 }
 
 export interface LiveLossPlot {

@@ -67,6 +67,14 @@ export interface CheemsForwardOutput {
   dynamicMasks?: Array<tf.Tensor | null>;
   /** Per layer: [B, nh, hd, hd] for SSD layers, null for attention layers. */
   ssdStates?: Array<tf.Tensor | null>;
+  /**
+   * outputAttentions without a cache or padding, per layer [B, nh, T, T]: the matrix each head mixes the tokens with.
+   * Attention layers: the attention probabilities. SSD layers: M = L ∘ C Bᵀ ∘ dt, the SSD written as attention
+   * (y = M x per head; the state space duality).
+   */
+  attentions?: tf.Tensor[];
+  /** With `attentions`, one entry per SSD layer (in layer order): the decay L [B, nh, T, T], L[t, s] = exp(A Σ dt). */
+  ssdDecays?: tf.Tensor[];
   /** CDMoE only, per layer: int32 [B*T, heads, experts per head], descending score. */
   expertIds?: tf.Tensor[];
   cache?: CheemsCache;
@@ -90,6 +98,9 @@ interface CheemsLayerRecord {
   dynamicMask: tf.Tensor | null;
   ssdState: tf.Tensor | null;
   expertIds?: tf.Tensor;
+  /** outputAttentions without a cache: the matrix the layer mixes tokens with [B, nh, T, T] (and, SSD, its decay L). */
+  mixing?: tf.Tensor;
+  ssdDecay?: tf.Tensor;
 }
 
 export class CheemsDecoderLayer extends Module {
@@ -137,6 +148,12 @@ export class CheemsDecoderLayer extends Module {
       });
       mixed = r.out;
       record = { cache: { state: r.state }, ssdState: r.state, dynamicMask: null };
+      if (ctx.outputAttentions && !cache && !ctx.segments && !ctx.keep) {
+        // the same layer in its quadratic form: y = (L ∘ C Bᵀ)(dt ∘ x), the SSD side of the duality
+        const m = this.mixer.matrixForm(x, { cos: ctx.cos, sinSigned: ctx.sinSigned });
+        record.mixing = m.M;
+        record.ssdDecay = m.L;
+      }
     } else {
       const a = this.mixer.forward(x, {
         cos: ctx.cos, sinSigned: ctx.sinSigned, maskBias: ctx.maskBias, cache: cache as LayerCache | undefined,
@@ -144,6 +161,7 @@ export class CheemsDecoderLayer extends Module {
       });
       mixed = a.out;
       record = { cache: a.cache, ssdState: null, dynamicMask: ctx.outputAttentions ? a.cache.d : null };
+      if (ctx.outputAttentions && !cache) record.mixing = a.probs;
     }
     h = tf.add(this.postSequenceResidual.apply(h), this.dropout(mixed, ctx));
     // state transformation: per token
@@ -242,6 +260,10 @@ export class CheemsForCausalLM extends Module {
         out.dynamicMasks = records.map((r) => r.dynamicMask);
         out.ssdStates = records.map((r) => r.ssdState);
         if (c.is_moe) out.expertIds = records.map((r) => r.expertIds!);
+        if (records.every((r) => r.mixing)) {
+          out.attentions = records.map((r) => r.mixing!);
+          out.ssdDecays = records.filter((r) => r.ssdDecay).map((r) => r.ssdDecay!);
+        }
       }
       if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: P + T, mask };
       if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
