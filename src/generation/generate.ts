@@ -21,6 +21,13 @@ export interface GenerateOptions extends SamplingOptions {
   /** false = recompute the whole sequence at every step (reference for testing the cache). */
   useCache?: boolean;
   /**
+   * 'bounded' (default): the attention layers keep at most keep_window_size keys per kv head once the context is
+   * longer (constant memory and time per token; exact, ties broken toward the later key, see
+   * src/modules/dmattn-cache.ts); 'full': every key (teaching, tests). Models or configs where the bound is not exact
+   * keep the full cache and say so once. The one-token fast decoder (below) keeps its own full cache for now.
+   */
+  cache?: 'bounded' | 'full';
+  /**
    * Let the model's one-token decoder run the steps after the prompt when it has one and it applies (DogeForCausalLM:
    * batch 1 on wasm with the native BLAS, src/models/doge/fast-decode.ts). Default: on unless WM_FAST_DECODE=0;
    * false = every step through `model.forward` (the reference path).
@@ -59,7 +66,7 @@ export interface GenerativeModel<C extends DecodingCache = DecodingCache> {
   readonly positionsFollowMask?: boolean;
   forward(input: {
     inputIds: number[][]; attentionMask?: number[][]; positionIds?: number[][];
-    cache?: C; useCache?: boolean; logitsToKeep?: number;
+    cache?: C; useCache?: boolean; logitsToKeep?: number; cacheMode?: 'full' | 'bounded';
   }): { logits: tf.Tensor; cache?: C };
   /** Optional one-token decoder continuing from `cache` (not taken over; the caller frees it), or null when it does not apply. */
   fastDecoder?(cache: C, maxLength: number): TokenStepper | null;
@@ -99,6 +106,9 @@ export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inp
   const dispose = disposeDecodingCache;
   const maskPositions = padded && model.positionsFollowMask !== false;
   const fast = useCache && B === 1 && maxNew > 1 && !!model.fastDecoder && fastDecodeEnabled(opts.fastDecode);
+  if (opts.cache !== undefined && opts.cache !== 'bounded' && opts.cache !== 'full') throw new Error(`generate: cache must be 'bounded' or 'full', got '${opts.cache}'`);
+  // the fast decoder continues from a full cache (it keeps its own)
+  const cacheMode = fast ? 'full' : opts.cache ?? 'bounded';
   /** One step through model.forward: the whole sequence first (or always without the cache), then the last token. */
   const forwardStep = (step: number): Float32Array => {
     const first = step === 0 || !useCache;
@@ -111,6 +121,7 @@ export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inp
       cache: useCache && !first ? cache : undefined,
       useCache,
       logitsToKeep: 1,
+      cacheMode,
     });
     const logits = Float32Array.from(out.logits.dataSync() as Float32Array); // [B, 1, V]
     out.logits.dispose();

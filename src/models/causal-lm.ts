@@ -180,3 +180,47 @@ export function finishCall(h: tf.Tensor, lmHead: tf.Tensor, input: CausalLMInput
   const targets = input.labels !== undefined ? shiftedTargets(input.labels, call.B, call.T, call.docs, call.P) : null;
   return lmHeadAndLoss(h, lmHead, input, targets);
 }
+
+/** How a forward call keeps its decoding cache (both models). */
+export interface CacheModeInput {
+  /**
+   * For a new cache: 'full' (default) keeps every key; 'bounded' keeps at most keep_window_size keys per kv head and
+   * attention layer (src/modules/dmattn-cache.ts), exact under the 'recent' tie rule. A given cache keeps its mode.
+   */
+  cacheMode?: 'full' | 'bounded';
+  /** Top-k tie rule without a bounded cache: 'torch' (default, HF on CPU) or 'recent' (what a bounded cache uses). */
+  topkTies?: 'torch' | 'recent';
+}
+
+const warned = new Set<string>();
+/** console.warn a message once per process. */
+export function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  console.warn(message);
+}
+
+/**
+ * Whether this call keeps a bounded cache: a given cache keeps its mode; a new one is bounded when asked for and
+ * exact (`obstacle` null), else full with one warning naming the reason; `nothingToBound` (no window at all: every key
+ * stays visible, as the seed's Cheems) keeps the full cache without a warning.
+ */
+export function boundedCacheFor(
+  input: CacheModeInput & { useCache?: boolean }, cache: { bounded?: boolean } | null, obstacle: string | null, nothingToBound = false,
+): boolean {
+  if (cache) return !!cache.bounded;
+  if (!input.useCache || input.cacheMode !== 'bounded' || nothingToBound) return false;
+  if (obstacle) {
+    warnOnce(`bounded decoding cache: not exact with ${obstacle}; keeping the full cache`);
+    return false;
+  }
+  return true;
+}
+
+/** The key mask of the T new tokens, row-major [B, T], from the key mask [B, P + T] (null when nothing is padded). */
+export function newKeyMask(mask: Int32Array | null, B: number, T: number, P: number): Int32Array | null {
+  if (!mask) return null;
+  const out = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) out[b * T + t] = mask[b * (P + T) + P + t];
+  return out;
+}

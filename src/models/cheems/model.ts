@@ -21,7 +21,7 @@ import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } f
 import { CDMoE } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import { SSDMixer } from '../../modules/ssd-mixer';
-import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
+import { boundedCacheFor, finishCall, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput } from '../causal-lm';
 import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { generate, type GenerateOptions } from '../../generation/generate';
 import { CheemsConfig } from './config';
@@ -43,11 +43,13 @@ export interface CheemsCache {
   layers: Array<SSDLayerCache | LayerCache>;
   /** Number of positions seen (P). */
   length: number;
-  /** Row-major [B, P] key mask (1 = real token) or null when nothing is padded. */
+  /** Row-major [B, P] key mask (1 = real token) or null when nothing is padded (a bounded cache folds it into d). */
   mask: Int32Array | null;
+  /** Attention layers keep at most keep_window_size keys per kv head (src/modules/dmattn-cache.ts). */
+  bounded?: boolean;
 }
 
-export interface CheemsForwardInput extends CausalLMInput {
+export interface CheemsForwardInput extends CausalLMInput, CacheModeInput {
   /** Return per-layer hidden states (outputs of each decoder layer, before the final norm). */
   outputHiddenStates?: boolean;
   /** Return dynamic masks (attention layers), final SSD states (SSD layers) and selected experts (CDMoE). */
@@ -83,6 +85,8 @@ interface CheemsLayerContext {
   training: boolean;
   seed: { next: number };
   outputAttentions: boolean;
+  ties: 'torch' | 'recent';
+  bounded?: { start: number; newMask: Int32Array | null };
 }
 
 interface CheemsLayerRecord {
@@ -110,7 +114,8 @@ export class CheemsDecoderLayer extends Module {
       ? this.module('ssd', new SSDMixer({ hiddenSize: H, numHeads: c.num_attention_heads, bias: c.hidden_bias, chunkSize: c.ssd_chunk_size }, init))
       : this.module('attn', new DynamicMaskAttention({
         hiddenSize: H, numHeads: c.num_attention_heads, numKvHeads: c.num_key_value_heads, attentionBias: c.hidden_bias,
-        attentionDropout: c.attention_dropout, qkNorm: false, keepWindowSize: null, dynamicMaskHeads: 'query', aInit: 'ones',
+        attentionDropout: c.attention_dropout, qkNorm: false, keepWindowSize: c.keep_window_size, dynamicMaskHeads: 'query', aInit: 'ones',
+        dynamicMaskBias: c.dynamic_mask_bias, dynamicMaskSelect: c.dynamic_mask_select, dynamicMaskType: c.dynamic_mask_type,
       }, init));
     this.postSequenceResidual = this.module('post_sequence_residual', new Scale(init, H));
     this.preStateNorm = this.module('pre_state_layernorm', new RMSNorm(init, H, c.rms_norm_eps));
@@ -141,6 +146,7 @@ export class CheemsDecoderLayer extends Module {
       const a = this.mixer.forward(x, {
         cos: ctx.cos, sinSigned: ctx.sinSigned, maskBias: ctx.maskBias, cache: cache as LayerCache | undefined,
         training: ctx.training, dropoutSeed: ctx.seed.next++, outputAttentions: ctx.outputAttentions,
+        ties: ctx.ties, bounded: ctx.bounded,
       });
       mixed = a.out;
       record = { cache: a.cache, ssdState: null, dynamicMask: ctx.outputAttentions ? a.cache.d : null };
@@ -218,9 +224,14 @@ export class CheemsForCausalLM extends Module {
       const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
       const { B, T, P, mask, docs, rope } = call;
       const cache = input.cache ?? null;
+      const hasAttn = c.layersType.includes('attn');
+      const bounded = boundedCacheFor(input, cache, this.boundedCacheObstacle(docs !== null), !hasAttn || c.keep_window_size === null);
+      const newMask = bounded ? newKeyMask(mask, B, T, P) : null;
       const ctx: CheemsLayerContext = {
         cos: rope.cos, sinSigned: rope.sinSigned,
-        maskBias: c.layersType.includes('attn') ? buildMaskBias(B, T, P, mask, null, docs) : null,
+        // a bounded cache: the mask of the new keys only (its cached slots are all visible, see dmattn-cache.ts)
+        maskBias: !hasAttn ? null : bounded ? buildMaskBias(B, T, 0, newMask, null) : buildMaskBias(B, T, P, mask, null, docs),
+        ties: bounded ? 'recent' : input.topkTies ?? 'torch', bounded: bounded ? { start: P, newMask } : undefined,
         keep: newTokenMask(mask, B, T, P), segments: docs ? documentStarts(docs, B, T, P) : null,
         chunkSize: input.ssdChunkSize ?? c.ssd_chunk_size, training: !!input.training, seed: { next: input.dropoutSeed ?? 0 },
         outputAttentions: !!input.outputAttentions,
@@ -242,10 +253,21 @@ export class CheemsForCausalLM extends Module {
         out.ssdStates = records.map((r) => r.ssdState);
         if (c.is_moe) out.expertIds = records.map((r) => r.expertIds!);
       }
-      if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: P + T, mask };
+      if (input.useCache || cache) {
+        // the SSD layers read the key mask only through `keep` (new tokens), so a bounded cache needs none
+        out.cache = { layers: records.map((r) => r.cache), length: P + T, mask: bounded ? null : mask };
+        if (bounded) out.cache.bounded = true;
+      }
       if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
       return out as unknown as tf.TensorContainer;
     }) as unknown as CheemsForwardOutput;
+  }
+
+  /** Why a bounded decoding cache would not be exact for this model's attention layers (null: it is). */
+  boundedCacheObstacle(packed = false): string | null {
+    if (packed) return 'documentIds (packed rows)';
+    const attn = this.layers.find((l) => l.kind === 'attn');
+    return attn ? (attn.mixer as DynamicMaskAttention).boundedCacheObstacle() : null;
   }
 
   /** Greedy / sampled generation with SSD states and KV caches; returns prompt + new tokens per row. See src/generation. */
