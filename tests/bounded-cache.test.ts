@@ -89,7 +89,7 @@ test('every d tied (A = 0, repeated tokens): bounded = full cache with the recen
   console.log(`ties everywhere: bounded vs full (recent) ${e.toExponential(2)}; vs full with torch's order ${eTorch.toExponential(2)} (a different rule)`);
   assert.ok(e < 1e-5);
   assert.ok(eTorch > 1e-3, 'the tie rule matters here');
-  const session = new DecodingSession(m);
+  const session = new DecodingSession<DogeCache>(m);
   for (const t of tokens.slice(0, 30)) session.step([[t]]);
   const keys = session.cachedKeys(0)!;
   assert.deepEqual(keys.shape, [1, 2, 6]);
@@ -134,7 +134,7 @@ test('left padding, batch 2: bounded = full cache at every step (distinct tokens
   const g = m.generate(prompts, { maxNewTokens: 30, eosTokenId: null, fastDecode: false });
   assert.deepEqual(g.map((r) => r.length), [37, 33]);
   // memory: tensors and bytes flat once the window is full
-  const session = new DecodingSession(m);
+  const session = new DecodingSession<DogeCache>(m);
   const bytes: number[] = [], counts: number[] = [];
   for (let i = 0; i < 40; i++) { session.step([[(i * 7) % 400]]); bytes.push(session.cacheBytes()); counts.push(tf.memory().numTensors); }
   assert.ok(bytes.slice(10).every((b) => b === bytes[10]), `cache bytes ${bytes}`);
@@ -185,7 +185,7 @@ test('DMA config fields: defaults are HF and stay out of config.json; window_siz
   assert.equal('dynamic_mask_type' in j, false);
   assert.equal('window_size' in j, false);
   assert.equal('dynamic_mask_bias' in new DogeConfig({}).toJSON(), false);
-  assert.throws(() => new DogeConfig({ dynamic_mask_type: 'sigmoid' }), /DogeConfig: dynamic_mask_type must be 'topk' or 'relu', got "sigmoid"/);
+  assert.throws(() => new DogeConfig({ dynamic_mask_type: 'sigmoid' as never }), /DogeConfig: dynamic_mask_type must be 'topk' or 'relu', got "sigmoid"/);
   assert.throws(() => new DogeConfig({ window_size: 8, keep_window_size: 16 }), /DogeConfig: window_size \(8\) is another name of keep_window_size \(16\)/);
   assert.throws(() => new CheemsConfig({ keep_window_size: 0 }), /CheemsConfig: keep_window_size must be an integer >= 1 or null, got 0/);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-dma-'));
@@ -201,4 +201,39 @@ test('DMA config fields: defaults are HF and stay out of config.json; window_siz
   assert.equal(cb.config.dynamic_mask_bias, 'linear');
   for (const x of [m, back, cm, cb]) x.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('long inputs at inference: chunked through the cache = one pass (logits, loss; Doge and Cheems); too long is a clear error', async () => {
+  const { INFERENCE_MEMORY } = await import('../src/models/causal-lm');
+  const saved = { ...INFERENCE_MEMORY };
+  const d = new DogeForCausalLM(dogeSmall({ keep_window_size: 16 }), { seed: 6 });
+  randomizeDoge(d, 15);
+  const cm = new CheemsForCausalLM(CheemsConfig.preset('cheems-tiny', { vocab_size: 400, hidden_size: 32, intermediate_size: 40, ssd_chunk_size: 8, keep_window_size: 12 }), { seed: 6 });
+  randomizeDoge(cm, 15);
+  const ids = [distinctTokens(150, 400, 9), distinctTokens(150, 400, 10)];
+  const mask = [new Array(150).fill(1), [0, 0, 0, ...new Array(147).fill(1)]];
+  // no loss target read at a padding position (position t predicts labels[t + 1])
+  const labels = ids.map((r, b) => r.map((t, j) => (j > 0 && mask[b][j - 1] ? t : -100)));
+  // padding query rows see no key: one pass averages all T keys there, a chunk the keys it holds; compare real rows
+  const real = (l: tf.Tensor) => tf.tidy(() => tf.concat([tf.slice(l, [0, 0, 0], [1, 150, -1]), tf.slice(l, [1, 3, 0], [1, 147, -1])], 1).dataSync());
+  try {
+    for (const m of [d, cm] as Model[]) {
+      const one = m.forward({ inputIds: ids, attentionMask: mask, labels });
+      INFERENCE_MEMORY.chunkBytes = 64 * 1024; // forces chunks of ~16-40 rows
+      const chunked = m.forward({ inputIds: ids, attentionMask: mask, labels });
+      INFERENCE_MEMORY.chunkBytes = saved.chunkBytes;
+      const e = maxErr(real(one.logits), real(chunked.logits)) / maxAbs(real(one.logits));
+      const le = Math.abs(one.loss!.dataSync()[0] - chunked.loss!.dataSync()[0]);
+      console.log(`${m.constructor.name}: chunked vs one pass logits ${e.toExponential(2)}, loss ${le.toExponential(2)}`);
+      assert.ok(e < 1e-5 && le < 1e-5);
+      tf.dispose([one.logits, one.loss!, chunked.logits, chunked.loss!]);
+    }
+    INFERENCE_MEMORY.linearBytes = 512 * 1024;
+    INFERENCE_MEMORY.chunkBytes = 64 * 1024;
+    assert.throws(() => d.forward({ inputIds: [distinctTokens(400, 400, 1)] }),
+      /^Error: forward: batch 1 x 400 tokens needs about 0\.8 MB \(logits 0\.6 MB, hidden states 0\.1 MB, KV cache 0\.1 MB\), more than the 0\.5 MB an inference forward may hold; pass lossOnly or logitsToKeep, a bounded cache, or a shorter input$/);
+  } finally {
+    Object.assign(INFERENCE_MEMORY, saved);
+  }
+  d.dispose(); cm.dispose();
 });

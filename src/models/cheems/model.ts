@@ -21,7 +21,10 @@ import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } f
 import { CDMoE } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import { SSDMixer } from '../../modules/ssd-mixer';
-import { boundedCacheFor, finishCall, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput } from '../causal-lm';
+import {
+  boundedCacheFor, checkLinearMemory, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
+} from '../causal-lm';
+import { isRecordingGradients } from '../../ops';
 import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { generate, type GenerateOptions } from '../../generation/generate';
 import { CheemsConfig } from './config';
@@ -58,6 +61,8 @@ export interface CheemsForwardInput extends CausalLMInput, CacheModeInput {
   useCache?: boolean;
   /** Override config.ssd_chunk_size for this call (the function does not depend on it). */
   ssdChunkSize?: number;
+  /** Internal (the chunked inference forward): return the final-norm hidden states [B, T, H] as `logits`. */
+  hiddenOnly?: boolean;
 }
 
 export interface CheemsForwardOutput {
@@ -217,9 +222,32 @@ export class CheemsForCausalLM extends Module {
     return variableGradsByName(this.parameters(), lossFn);
   }
 
-  /** Causal-LM forward pass (HF causal loss; with a cache it continues every SSD state and KV cache). */
+  /**
+   * Causal-LM forward pass (HF causal loss; with a cache it continues every SSD state and KV cache). Without gradients
+   * each layer's buffers are freed after the layer, and a long input runs in chunks through the cache (../causal-lm.ts).
+   */
   forward(input: CheemsForwardInput): CheemsForwardOutput {
     const c = this.config;
+    const chunk = this.inferenceChunkOf(input);
+    if (chunk) {
+      return tf.tidy(() => {
+        const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
+        const { B, T, P } = call;
+        const kept = input.logitsToKeep ? Math.min(T, input.logitsToKeep) : T;
+        const attnLayers = c.layersType.filter((k) => k === 'attn').length;
+        const full = !(input.cache?.bounded || (input.useCache && input.cacheMode === 'bounded' && c.keep_window_size !== null));
+        checkLinearMemory(B, T, [
+          ['logits', input.lossOnly ? 0 : 4 * B * kept * c.vocab_size], ['hidden states', 2 * 4 * B * T * c.hidden_size],
+          ['KV cache', full ? 4 * B * (P + T) * attnLayers * (2 * c.num_key_value_heads * c.headDim + c.num_attention_heads) : 0],
+        ]);
+        if (call.rope.owned) { call.rope.cos.dispose(); call.rope.sinSigned.dispose(); }
+        const out = forwardInChunks(input, call, chunk, this.lmHead, (part) => {
+          const o = this.forward({ ...part, ssdChunkSize: input.ssdChunkSize, hiddenOnly: true });
+          return { h: o.logits, cache: o.cache! };
+        }, disposeCheemsCache);
+        return out as unknown as tf.TensorContainer;
+      }) as unknown as CheemsForwardOutput;
+    }
     return tf.tidy(() => {
       const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
       const { B, T, P, mask, docs, rope } = call;
@@ -240,11 +268,21 @@ export class CheemsForCausalLM extends Module {
       let h = this.model.embed.apply(call.ids); // [B, T, H]
       const records: CheemsLayerRecord[] = [];
       const hidden: tf.Tensor[] = [];
+      // without gradients a layer's buffers ([heads, T, S] scores and masks, SSD chunks) die with the layer
+      const layerTidy = !isRecordingGradients();
       for (let i = 0; i < this.layers.length; i++) {
-        const r = this.layers[i].forward(h, ctx, cache?.layers[i]);
+        const run = () => this.layers[i].forward(h, ctx, cache?.layers[i]);
+        const r = layerTidy ? (tf.tidy(() => run() as unknown as tf.TensorContainer) as unknown as ReturnType<typeof run>) : run();
         h = r.h;
         records.push(r.record);
         if (input.outputHiddenStates) hidden.push(h);
+      }
+      if (input.hiddenOnly) {
+        const out: CheemsForwardOutput = { logits: this.model.finalNorm.apply(h) };
+        if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
+        out.cache = { layers: records.map((r) => r.cache), length: P + T, mask: ctx.bounded ? null : mask };
+        if (ctx.bounded) out.cache.bounded = true;
+        return out as unknown as tf.TensorContainer;
       }
       const out: CheemsForwardOutput = finishCall(this.model.finalNorm.apply(h), this.lmHead, input, call);
       if (input.outputHiddenStates) out.hiddenStates = hidden;
@@ -261,6 +299,17 @@ export class CheemsForCausalLM extends Module {
       if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
       return out as unknown as tf.TensorContainer;
     }) as unknown as CheemsForwardOutput;
+  }
+
+  /** Query rows per chunk of an inference forward over a long input, or null for one pass (see ../causal-lm.ts). */
+  private inferenceChunkOf(input: CheemsForwardInput): number | null {
+    const c = this.config;
+    if (input.training || input.hiddenOnly || input.outputAttentions || input.outputHiddenStates || input.documentIds !== undefined || isRecordingGradients()) return null;
+    if (!c.layersType.includes('attn')) return null;
+    const shape = input.inputIds instanceof tf.Tensor ? input.inputIds.shape : [input.inputIds.length, input.inputIds[0]?.length ?? 0];
+    const bounded = !!input.cache?.bounded || (!!input.useCache && input.cacheMode === 'bounded' && c.keep_window_size !== null && !this.boundedCacheObstacle());
+    const g = c.num_attention_heads / c.num_key_value_heads;
+    return inferenceChunk(shape[0]!, shape[1]!, input.cache?.length ?? 0, 8 * c.num_attention_heads, bounded ? g * c.keep_window_size! : Infinity);
   }
 
   /** Why a bounded decoding cache would not be exact for this model's attention layers (null: it is). */

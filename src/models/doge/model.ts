@@ -19,7 +19,10 @@ import { MLP } from '../../modules/mlp';
 import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } from '../../modules/dmattn';
 import { CDMoE, cdmoeAuxLoss, type RouterLayout } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
-import { boundedCacheFor, finishCall, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput } from '../causal-lm';
+import {
+  boundedCacheFor, checkLinearMemory, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
+} from '../causal-lm';
+import { isRecordingGradients } from '../../ops';
 import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { DogeConfig } from './config';
 import { generate, type GenerateOptions, type TokenStepper } from '../../generation/generate';
@@ -52,6 +55,8 @@ export interface ForwardInput extends CausalLMInput, CacheModeInput {
   cache?: DogeCache | null;
   /** Return a cache (for generation). */
   useCache?: boolean;
+  /** Internal (the chunked inference forward): return the final-norm hidden states [B, T, H] as `logits`. */
+  hiddenOnly?: boolean;
 }
 
 export interface ForwardOutput {
@@ -202,9 +207,31 @@ export class DogeForCausalLM extends Module {
     return variableGradsByName(this.parameters(), lossFn);
   }
 
-  /** Causal-LM forward pass (HF DogeForCausalLM.forward). */
+  /**
+   * Causal-LM forward pass (HF DogeForCausalLM.forward). Without gradients each layer's attention buffers are freed
+   * after the layer, and a long input runs in chunks through the cache (see inferenceChunk in ../causal-lm.ts).
+   */
   forward(input: ForwardInput): ForwardOutput {
     const c = this.config;
+    const chunk = this.inferenceChunkOf(input);
+    if (chunk) {
+      return tf.tidy(() => {
+        const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
+        const { B, T, P } = call;
+        const kept = input.logitsToKeep ? Math.min(T, input.logitsToKeep) : T;
+        const full = !(input.cache?.bounded || (input.useCache && input.cacheMode === 'bounded'));
+        checkLinearMemory(B, T, [
+          ['logits', input.lossOnly ? 0 : 4 * B * kept * c.vocab_size], ['hidden states', 2 * 4 * B * T * c.hidden_size],
+          ['KV cache', full ? 4 * B * (P + T) * c.num_hidden_layers * c.num_key_value_heads * (2 * c.headDim + 1) : 0],
+        ]);
+        if (call.rope.owned) { call.rope.cos.dispose(); call.rope.sinSigned.dispose(); }
+        const out = forwardInChunks(input, call, chunk, this.lmHead, (part) => {
+          const o = this.forward({ ...part, hiddenOnly: true });
+          return { h: o.logits, cache: o.cache! };
+        }, disposeCache);
+        return out as unknown as tf.TensorContainer;
+      }) as unknown as ForwardOutput;
+    }
     return tf.tidy(() => {
       const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
       const { B, T, P, mask, docs, rope } = call;
@@ -223,10 +250,20 @@ export class DogeForCausalLM extends Module {
 
       let h = this.embed.apply(call.ids); // [B, T, H]
       const records: LayerRecord[] = [];
+      // without gradients a layer's buffers ([heads, T, S] scores and masks) die with the layer
+      const layerTidy = !isRecordingGradients();
       for (let i = 0; i < this.layers.length; i++) {
-        const r = this.layers[i].forward(h, ctx, cache?.layers[i]);
+        const run = () => this.layers[i].forward(h, ctx, cache?.layers[i]);
+        const r = layerTidy ? (tf.tidy(() => run() as unknown as tf.TensorContainer) as unknown as ReturnType<typeof run>) : run();
         h = r.h;
         records.push(r.record);
+      }
+      if (input.hiddenOnly) {
+        const out: ForwardOutput = { logits: this.norm.apply(h) };
+        if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
+        out.cache = { layers: records.map((r) => r.cache), length: P + T, mask: ctx.bounded ? null : mask };
+        if (ctx.bounded) out.cache.bounded = true;
+        return out as unknown as tf.TensorContainer;
       }
       const out: ForwardOutput = finishCall(this.norm.apply(h), this.lmHead, input, call);
       if (out.loss && wantAux) {
@@ -242,6 +279,15 @@ export class DogeForCausalLM extends Module {
       if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
       return out as unknown as tf.TensorContainer;
     }) as unknown as ForwardOutput;
+  }
+
+  /** Query rows per chunk of an inference forward over a long input, or null for one pass (see ../causal-lm.ts). */
+  private inferenceChunkOf(input: ForwardInput): number | null {
+    if (input.training || input.hiddenOnly || input.outputAttentions || input.documentIds !== undefined || isRecordingGradients()) return null;
+    const shape = input.inputIds instanceof tf.Tensor ? input.inputIds.shape : [input.inputIds.length, input.inputIds[0]?.length ?? 0];
+    const c = this.config;
+    const bounded = !!input.cache?.bounded || (!!input.useCache && input.cacheMode === 'bounded' && !this.boundedCacheObstacle());
+    return inferenceChunk(shape[0]!, shape[1]!, input.cache?.length ?? 0, 3 * c.num_attention_heads + 5 * c.num_key_value_heads, bounded ? c.keep_window_size : Infinity);
   }
 
   /** Why a bounded decoding cache would not be exact for this model (null: it is). */
