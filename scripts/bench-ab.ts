@@ -1,5 +1,5 @@
 /**
- * In-process A/B of the wasm kernel patches (src/ops/wasm-patches.ts) on whole training steps: steps alternate
+ * In-process A/B of the wasm kernel patches (src/runtime/wasm-patches.ts) on whole training steps: steps alternate
  * between the plain tfjs-backend-wasm kernels and the patched ones, so both see the same machine load.
  *
  *   npx tsx scripts/bench-ab.ts [--presets doge-tiny,...] [--kernels BatchMatMul,GatherV2] [--rounds 5]
@@ -10,12 +10,12 @@
  * minimum and median step time, as CPU time of the process (robust to other jobs when WM_WASM_THREADS=1) and wall
  * time, and the ratio plain / patched.
  *
- * `--baseline xnnpack` instead compares the native BLAS path of BatchMatMul (arm "patched", src/ops/native-blas.ts)
+ * `--baseline xnnpack` instead compares the native BLAS path of BatchMatMul (arm "patched", src/runtime/native-blas.ts)
  * with the XNNPACK path of the same patch (arm "plain"); every other patch stays on in both arms.
  */
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { originalWasmKernels, setWasmNativeBlas, wasmNativeBlas } from '../src/ops/wasm-patches';
+import { originalWasmKernels, setWasmNativeBlas, wasmNativeBlas } from '../src/runtime/wasm-patches';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);

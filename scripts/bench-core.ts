@@ -6,7 +6,7 @@
  * Usage: npx tsx scripts/bench-core.ts [--steps N] [--only tiny|20m] [--no-decode] [--profile]
  * Timings are noisy on a shared 2-core machine: compare ratios.
  */
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 
 function arg(name: string, def: string): string {

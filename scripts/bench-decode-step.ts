@@ -4,11 +4,11 @@
  *   WM_WASM_THREADS=1 npx tsx scripts/bench-decode-step.ts [--presets doge-20m,doge-tiny] [--tokens 128] [--top 12]
  *
  * Per preset: CPU ms per token of `generate` (prompt 32, process.cpuUsage, so a busy machine inflates it less than
- * wall time), with the fast decoder (src/models/doge/fast-decode.ts) and without it (WM_FAST_DECODE=0 path), then a
+ * wall time), with the fast decoder (src/runtime/doge-host-decoder.ts) and without it (WM_FAST_DECODE=0 path), then a
  * tf.profile of one cached step of the plain tfjs path: number of kernels, their summed CPU time, and the rest
  * (JS outside kernels: engine bookkeeping, tensor creation, the host-side logits copy).
  */
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 
 function arg(name: string, def: string): string {

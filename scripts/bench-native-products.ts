@@ -5,8 +5,8 @@
  *
  *   WM_WASM_THREADS=1 npx tsx scripts/bench-native-products.ts
  */
-import { tf, loadBackend } from '../src/backend';
-import { setWasmNativeBlas, wasmNativeBlas } from '../src/ops/wasm-patches';
+import { tf, loadBackend } from '../src/runtime/backend';
+import { setWasmNativeBlas, wasmNativeBlas } from '../src/runtime/wasm-patches';
 
 const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 

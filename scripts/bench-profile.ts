@@ -10,9 +10,9 @@
  * compare shares and ratios within one run, not absolute numbers.
  */
 import * as fs from 'node:fs';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { wasmKernelStats, type MatMulStat } from '../src/ops/wasm-patches';
+import { wasmKernelStats, type MatMulStat } from '../src/runtime/wasm-patches';
 
 interface KernelStat { ms: number; calls: number; flops: number }
 type Profile = Map<string, KernelStat>;

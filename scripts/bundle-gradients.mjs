@@ -1,5 +1,5 @@
 // Bundles tfjs-core's gradient registrations (and the chained tensor methods) into one CommonJS file,
-// vendor/tfjs-gradients.cjs, loaded by src/backend.ts.
+// vendor/tfjs-gradients.cjs, loaded by src/runtime/backend.ts.
 //
 // Why: @tensorflow/tfjs-core's CommonJS entry (dist/tf-core.node.js) registers no gradients; the union package
 // @tensorflow/tfjs does it from a bundle of its own. The side-effect module that registers them

@@ -7,7 +7,7 @@
  *   (defaults: runs/doge-tiny/final, runs/doge-tiny-sft/final, runs/doge-tiny-dpo/final)
  */
 import { parseArgs } from 'node:util';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { loadTokenizer } from '../src/data';
 import { DogeForCausalLM } from '../src/models/doge/model';
 import { buildDpoPairs, buildSftRows, defaultChats, dpoEvaluate, loadFinetuneConfig, readFinetuneRows, sftEvalLoss, stopRate } from '../src/finetune';

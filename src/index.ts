@@ -3,7 +3,7 @@
  *
  *   import { tf, loadBackend, DogeConfig, DogeForCausalLM } from 'wonderful-matrices';
  */
-export * from './backend';
+export * from './runtime';
 export * from './io/safetensors';
 export * from './modules';
 export * from './models/doge';
@@ -16,4 +16,5 @@ export * from './train';
 export * from './finetune';
 export * from './eval';
 export * from './synthetic';
+export { MQAR_PRESETS, parseMqarArgs } from './cli/mqar';
 export * from './viz';

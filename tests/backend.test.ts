@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadBackend, tf } from '../src/backend';
+import { loadBackend, tf } from '../src/runtime/backend';
 
 test('loadBackend picks a backend and names it', async () => {
   const info = await loadBackend({ log: false });
@@ -15,8 +15,8 @@ test('an unknown forced backend is refused with the valid names', async () => {
 test('WM_WASM_THREADS=2 runs XNNPACK on 2 threads with the same results as 1 thread, and the process exits by itself', async () => {
   const { execFileSync } = await import('node:child_process');
   const script = `
-    const { loadBackend, tf } = require('./src/backend');
-    const { wasmThreadsCount } = require('./src/wasm-threads');
+    const { loadBackend, tf } = require('./src/runtime/backend');
+    const { wasmThreadsCount } = require('./src/runtime/wasm-threads');
     loadBackend({ backend: 'wasm', log: false }).then(() => {
       const a = tf.tensor2d(Array.from({ length: 64 * 48 }, (_, i) => Math.sin(i)), [64, 48]);
       const b = tf.tensor2d(Array.from({ length: 48 * 80 }, (_, i) => Math.cos(i)), [48, 80]);
@@ -39,7 +39,7 @@ test('a bad WM_WASM_THREADS value is refused with the rule', async () => {
 });
 
 test('an impossible wasm thread count is refused', async () => {
-  const { prepareWasmThreads } = await import('../src/wasm-threads');
+  const { prepareWasmThreads } = await import('../src/runtime/wasm-threads');
   assert.throws(() => prepareWasmThreads(tf, 0), /wasm threads must be an integer from 1 to 8 \(the backend pre-creates 8 workers\), got 0/);
 });
 
@@ -62,7 +62,7 @@ test('many processes starting the threaded backend at once all start (worker scr
   const bad = results.filter((r) => r.code !== 0 || r.out !== 'ok');
   assert.deepEqual(bad, [], `${bad.length} of ${results.length} starts failed`);
   // The cache holds content-addressed scripts only: each file's name is the hash of its content.
-  const { wasmThreadsCacheDir } = await import('../src/wasm-threads');
+  const { wasmThreadsCacheDir } = await import('../src/runtime/wasm-threads');
   const dir = wasmThreadsCacheDir();
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.js'));
   assert.ok(files.length >= 2);
@@ -73,7 +73,7 @@ test('many processes starting the threaded backend at once all start (worker scr
 });
 
 test('auto wasm threads per workload: decoding single-threaded, training threaded only on idle cores', async () => {
-  const { autoWasmThreads } = await import('../src/backend');
+  const { autoWasmThreads } = await import('../src/runtime/backend');
   assert.deepEqual(autoWasmThreads('inference', 2, 0), { threads: 1, why: 'inference: single-threaded by default' });
   assert.equal(autoWasmThreads('training', 2, 0.2).threads, 2);
   assert.equal(autoWasmThreads('training', 2, 0.8).threads, 1);
@@ -82,7 +82,7 @@ test('auto wasm threads per workload: decoding single-threaded, training threade
   assert.equal(autoWasmThreads('training', 16, 6).threads, 8);
   assert.equal(autoWasmThreads('training', 16, 10).threads, 6);
   const { execFileSync } = await import('node:child_process');
-  const out = execFileSync(process.execPath, ['-e', "const b=require('./dist');b.loadBackend({ workload: 'inference', backend: 'wasm' }).then(()=>console.log(require('./dist/wasm-threads').wasmThreadsCount()))"],
+  const out = execFileSync(process.execPath, ['-e', "const b=require('./dist');b.loadBackend({ workload: 'inference', backend: 'wasm' }).then(()=>console.log(require('./dist/runtime/wasm-threads').wasmThreadsCount()))"],
     { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(out.trim(), '1');
 });

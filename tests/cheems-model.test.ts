@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { Rng } from '../src/ops';
 import { ssdChunkScan, ssdRecurrentScan, SSDMixer, CDMoE, DynamicMaskAttention } from '../src/modules';
 import { CheemsConfig, CheemsForCausalLM, type CheemsCache, type CheemsConfigInput } from '../src/models/cheems';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { IncrementalDecoder, loadTokenizer, prepareDataset, trainTokenizer, WmTokenizer } from '../src/data';
 import { readGenerationConfig } from '../src/generation/generation-config';

@@ -1,13 +1,14 @@
-// The fast one-token decoder (src/models/doge/fast-decode.ts) against the plain tfjs path of DogeForCausalLM: per-step
+// The Doge host decoder (src/runtime/doge-host-decoder.ts) against the plain tfjs path of DogeForCausalLM: per-step
 // logits and greedy tokens (dense, MoE, GQA 3:1 with biases and an untied lm_head, keep_window_size top-k at decode,
 // sliding window), seeded sampling, that generate really uses it, fallbacks (no native BLAS, batch > 1, dynamic RoPE
 // past its range), the WM_FAST_DECODE switch, and no tensor growth over generation.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
-import { DogeConfig, DogeForCausalLM, createDogeFastDecoder, decodeHeadThreads, fastDecodeUnsupported, runningOtherTasks, type DogeCache } from '../src/models/doge';
+import { tf, loadBackend } from '../src/runtime/backend';
+import { DogeConfig, DogeForCausalLM, type DogeCache } from '../src/models/doge';
+import { createDogeHostDecoder, decodeHeadThreads, dogeHostDecoderUnsupported, runningOtherTasks } from '../src/runtime/doge-host-decoder';
 import { DecodingSession, fastDecodeEnabled, type GenerateOptions } from '../src/generation';
-import { setWasmNativeBlas, wasmNativeBlas } from '../src/ops/wasm-patches';
+import { setWasmNativeBlas, wasmNativeBlas } from '../src/runtime/wasm-patches';
 import type { MLP } from '../src/modules/mlp';
 import { maxAbs, maxErr, randomizeDoge } from './parity-helpers';
 
@@ -27,18 +28,16 @@ const small = (over: Record<string, unknown> = {}): Record<string, unknown> => (
   keep_window_size: 2048, tie_word_embeddings: false, attention_bias: true, mlp_bias: true, ...over,
 });
 
-/** generate with and without the fast decoder; counts how often generate asked the model for it and got one. */
-function both(m: DogeForCausalLM, prompt: number[][], opts: GenerateOptions): { fast: number[][]; plain: number[][]; worst: number; used: number } {
+/** generate with and without the host decoder; counts how often generate asked the runtime for one and got one. */
+function both(m: DogeForCausalLM, prompt: number[][], opts: GenerateOptions): { fast: number[][]; plain: number[][]; worst: number; used: number; reason: string | null } {
   let used = 0;
-  const orig = m.fastDecoder.bind(m);
-  m.fastDecoder = (cache: DogeCache, maxLength: number) => { const s = orig(cache, maxLength); if (s) used++; return s; };
+  let reason: string | null = null;
   const lf: Float32Array[] = [], lp: Float32Array[] = [];
-  const fast = m.generate(prompt, { ...opts, fastDecode: true, onLogits: (l) => lf.push(Float32Array.from(l)) });
-  const plain = m.generate(prompt, { ...opts, fastDecode: false, onLogits: (l) => lp.push(Float32Array.from(l)) });
-  m.fastDecoder = orig;
+  const fast = m.generate(prompt, { ...opts, fastDecode: true, onLogits: (l) => lf.push(Float32Array.from(l)), onHostDecoder: (i) => { if (i.used) used++; reason = i.reason; } });
+  const plain = m.generate(prompt, { ...opts, fastDecode: false, onLogits: (l) => lp.push(Float32Array.from(l)), onHostDecoder: () => assert.fail('fastDecode: false asked for a host decoder') });
   assert.equal(lf.length, lp.length);
   const worst = Math.max(...lf.map((l, i) => maxErr(l, lp[i]) / maxAbs(lp[i])));
-  return { fast, plain, worst, used };
+  return { fast, plain, worst, used, reason };
 }
 
 // Equal tokens give equal dynamic-mask values d in exact arithmetic (d depends on v, which has no position); with
@@ -104,7 +103,7 @@ test('fast decoder steps == DecodingSession steps; full cache and bad token ids 
   session.step(prompt);
   const pre = m.forward({ inputIds: prompt, useCache: true });
   pre.logits.dispose();
-  const { stepper, reason } = createDogeFastDecoder(m, pre.cache!, prompt[0].length + 4);
+  const { stepper, reason } = createDogeHostDecoder(m, pre.cache!, prompt[0].length + 4);
   tf.dispose(pre.cache!.layers as unknown as tf.TensorContainer);
   assert.equal(reason, null);
   let worst = 0;
@@ -119,7 +118,7 @@ test('fast decoder steps == DecodingSession steps; full cache and bad token ids 
   session.dispose();
   const again = m.forward({ inputIds: prompt, useCache: true });
   again.logits.dispose();
-  const s2 = createDogeFastDecoder(m, again.cache!, 20).stepper!;
+  const s2 = createDogeHostDecoder(m, again.cache!, 20).stepper!;
   tf.dispose(again.cache!.layers as unknown as tf.TensorContainer);
   assert.throws(() => s2.step(64), /token id 64 is outside the vocabulary \[0, 64\)/);
   m.dispose();
@@ -130,19 +129,19 @@ test('fallbacks: no native BLAS, batch 2, dynamic RoPE past max_position_embeddi
   const pre = m.forward({ inputIds: [[1, 2, 3]], useCache: true });
   pre.logits.dispose();
   const cache = pre.cache!;
-  assert.equal(fastDecodeUnsupported(m, cache, 12), null);
-  assert.equal(fastDecodeUnsupported(m, cache, 13), 'dynamic RoPE beyond max_position_embeddings');
+  assert.equal(dogeHostDecoderUnsupported(m, cache, 12), null);
+  assert.equal(dogeHostDecoderUnsupported(m, cache, 13), 'dynamic RoPE beyond max_position_embeddings');
   const blas = wasmNativeBlas();
   setWasmNativeBlas(null);
   try {
-    assert.equal(fastDecodeUnsupported(m, cache, 12), 'no native BLAS on the wasm backend');
+    assert.equal(dogeHostDecoderUnsupported(m, cache, 12), 'no native BLAS on the wasm backend');
   } finally {
     setWasmNativeBlas(blas);
   }
   tf.dispose(cache.layers as unknown as tf.TensorContainer);
   const pair = m.forward({ inputIds: [[1, 2, 3], [4, 5, 6]], useCache: true });
   pair.logits.dispose();
-  assert.equal(fastDecodeUnsupported(m, pair.cache!, 12), 'batch is not 1');
+  assert.equal(dogeHostDecoderUnsupported(m, pair.cache!, 12), 'batch is not 1');
   tf.dispose(pair.cache!.layers as unknown as tf.TensorContainer);
   // past the RoPE range generate keeps the tfjs path (which grows the dynamic-NTK frequencies), so nothing differs
   const r = both(m, [[1, 2, 3, 4, 5, 6, 7, 8]], { maxNewTokens: 8, eosTokenId: null });

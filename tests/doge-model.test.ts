@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { parseSafetensorsHeader, encodeSafetensors } from '../src/io/safetensors';
 import { DogeConfig, DogeForCausalLM, type DogeCache } from '../src/models/doge';
 import { Rng } from '../src/ops';

@@ -4,7 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { loadSafetensors } from '../src/io/safetensors';
 import { maxAbs, maxErr } from './parity-helpers';
 import { DogeForCausalLM } from '../src/models/doge';

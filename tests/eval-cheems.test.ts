@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { CheemsConfig, CheemsForCausalLM } from '../src/models/cheems';
 import { brownCorpusDocuments, trainTokenizer } from '../src/data';

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { brownCorpusDocuments, trainTokenizer } from '../src/data';
 import { run as evalCli } from '../src/cli/eval';

@@ -5,7 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DogeForCausalLM } from '../src/models/doge';
 import { greedyUntil, mcDecisions, perplexity, scoreContinuations, singleTokenScores, MC_METRICS } from '../src/eval';
 

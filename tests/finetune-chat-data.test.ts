@@ -171,7 +171,7 @@ test('readFinetuneRows: Parquet (prompt/text pairs), Arrow with a messages list<
 test('chat helpers: end-of-turn id of each layout, streamed reply = returned text, stop rate bounds', async () => {
   const { endOfTurnId, chatReply, stopRate } = await import('../src/finetune');
   const { DogeConfig, DogeForCausalLM } = await import('../src/models/doge');
-  const { loadBackend } = await import('../src/backend');
+  const { loadBackend } = await import('../src/runtime/backend');
   await loadBackend({ log: false });
   assert.equal(endOfTurnId(chatml), chatml.tokenToId('<|im_end|>'));
   assert.equal(endOfTurnId(doge), doge.tokenToId('<|end_of_text|>'));

@@ -3,7 +3,7 @@
 //   hinge: relu(1 - beta Delta)        ipo: (Delta - 1/(2 beta))^2 with token-averaged log-probs (TRL's ipo rule)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import type { DogeForCausalLM } from '../src/models/doge/model';
 import { dpoLoss, dpoPairLossValue, loadFinetuneConfig, parseFinetuneConfig, referenceLogps, type DpoPair } from '../src/finetune';
 

@@ -5,10 +5,10 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadBackend } from '../src/backend';
+import { loadBackend } from '../src/runtime/backend';
 import { DogeForCausalLM } from '../src/models/doge';
 import { countTargets, packDocuments, rowsToSftBatch, sftLoss, type ChatExample, type PackingMode } from '../src/finetune';
-import { tf } from '../src/backend';
+import { tf } from '../src/runtime/backend';
 
 const FT = path.join(__dirname, 'fixtures', 'finetune');
 const DOGE = path.join(__dirname, 'fixtures', 'doge');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { trainTokenizer } from '../src/data';
 import { lrMultiplier, readMetrics } from '../src/train';

@@ -1,8 +1,8 @@
 // Shared by the kernel-patch tests (ops-kernels: the XNNPACK patches; native-blas: the OpenBLAS path): run an op
 // with the plain tfjs-backend-wasm kernel, seeded inputs, and the error measure and tolerance both files use.
 import assert from 'node:assert/strict';
-import { tf } from '../src/backend';
-import { originalWasmKernels } from '../src/ops/wasm-patches';
+import { tf } from '../src/runtime/backend';
+import { originalWasmKernels } from '../src/runtime/wasm-patches';
 import { Rng } from '../src/ops';
 
 /** Run f with the plain wasm kernel `name` registered instead of the patch, then put the patch back. */

@@ -5,7 +5,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { CheemsConfig, CheemsForCausalLM } from '../src/models/cheems';
 

@@ -1,7 +1,7 @@
 /** forwardValues and DecodingSession: plain numbers out, the same numbers as the tensors, nothing left to dispose. */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { CheemsConfig, CheemsForCausalLM, type CheemsCache } from '../src/models/cheems';
 import { forwardValues } from '../src/models/values';

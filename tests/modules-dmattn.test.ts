@@ -4,7 +4,7 @@
 // counts, norm_topk_prob; plus a directional finite-difference check of the gradients.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { buildMaskBias } from '../src/modules/dmattn';
 import { DynamicMaskAttention, CDMoE, Rng, type DynamicMaskAttentionOptions } from '../src/modules';
 import { dmattnLoop, type DMAttnLoopOptions } from '../src/modules/reference/dmattn-loop';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { SSD, ssdChunked, ssdRecurrent } from '../src/modules/ssd';
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { createMixer, hasKeepWindow } from '../src/synthetic/mixers';
 import { keepWindowAt, trainMqar } from '../src/synthetic/train';
 import { generateMqarSplits } from '../src/synthetic/mqar-data';

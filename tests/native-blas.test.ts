@@ -1,5 +1,5 @@
-// The native BLAS path of the wasm backend's BatchMatMul (native/wm_blas.c + src/ops/native-blas.ts +
-// src/ops/wasm-patches.ts) against the plain tfjs-backend-wasm kernel: every transpose, batch and broadcast case the
+// The native BLAS path of the wasm backend's BatchMatMul (native/wm_blas.c + src/runtime/native-blas.ts +
+// src/runtime/wasm-patches.ts) against the plain tfjs-backend-wasm kernel: every transpose, batch and broadcast case the
 // models use, gradients, no leaks, and the addon's own argument checks. The addon must be built and OpenBLAS
 // installed for these tests (`pnpm test` builds it and scripts/install-system-deps.sh installs libopenblas0-pthread):
 // a missing addon fails here on purpose, while the library itself falls back to XNNPACK.
@@ -9,9 +9,9 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { tf, loadBackend, type BackendInfo } from '../src/backend';
-import { setWasmNativeBlas, wasmNativeBlas, wasmKernelStats } from '../src/ops/wasm-patches';
-import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason, type NativeBlas } from '../src/ops/native-blas';
+import { tf, loadBackend, type BackendInfo } from '../src/runtime/backend';
+import { setWasmNativeBlas, wasmNativeBlas, wasmKernelStats } from '../src/runtime/wasm-patches';
+import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason, type NativeBlas } from '../src/runtime/native-blas';
 import { assertMatMulMatchesPlain, maxRelErr, MODEL_MATMUL_CASES, randn, withPlainKernel, type MatMulCase } from './kernel-helpers';
 
 let info: BackendInfo;
@@ -132,7 +132,7 @@ test('WM_NATIVE_BLAS parsing: 0/1/auto, anything else is refused', () => {
 test('a process with WM_NATIVE_BLAS=0 runs XNNPACK; a required BLAS that is not OpenBLAS fails naming why', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-native-'));
   const file = path.join(dir, 'probe.ts');
-  fs.writeFileSync(file, `import { loadBackend } from ${JSON.stringify(path.join(__dirname, '..', 'src', 'backend'))};
+  fs.writeFileSync(file, `import { loadBackend } from ${JSON.stringify(path.join(__dirname, '..', 'src', 'runtime', 'backend'))};
 loadBackend({ backend: 'wasm', log: false }).then((i) => console.log('matmul=' + i.matmul), (e) => console.log('error=' + e.message));\n`);
   const run = (env: Record<string, string>) => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', file], { env: { ...process.env, WM_WASM_THREADS: '1', ...env }, encoding: 'utf8' });

@@ -1,11 +1,11 @@
-// The wasm backend's kernel patches (src/ops/wasm-patches.ts) against the plain tfjs-backend-wasm kernels they
+// The wasm backend's kernel patches (src/runtime/wasm-patches.ts) against the plain tfjs-backend-wasm kernels they
 // replace: the same op is run once with the patched kernel and once with the original kernel re-registered, for the
 // shapes and transposes the models use (linear layers and their gradients, attention's batched products, the
 // chunked weight gradient over many tokens, broadcast batches, decoding-sized products).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
-import { originalWasmKernels, installWasmKernelPatches, wasmKernelStats } from '../src/ops/wasm-patches';
+import { tf, loadBackend } from '../src/runtime/backend';
+import { originalWasmKernels, installWasmKernelPatches, wasmKernelStats } from '../src/runtime/wasm-patches';
 import { Rng } from '../src/ops';
 import { assertMatMulMatchesPlain, maxRelErr, MODEL_MATMUL_CASES, randn, withPlainKernel, type MatMulCase } from './kernel-helpers';
 

@@ -1,6 +1,6 @@
 // Comparison helpers shared by the parity tests.
 import assert from 'node:assert/strict';
-import { tf } from '../src/backend';
+import { tf } from '../src/runtime/backend';
 import { Rng } from '../src/ops';
 
 export function maxAbs(a: ArrayLike<number>): number {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadBackend, tf } from '../src/backend';
+import { loadBackend, tf } from '../src/runtime/backend';
 import { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors } from '../src/io/safetensors';
 
 test('reads the dense fixture with HF names and shapes', async () => {

@@ -1,6 +1,6 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { AdamW, decaysWeight, lrMultiplier, ScheduleSpec } from '../src/train';
 
 before(async () => {

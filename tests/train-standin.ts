@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf } from '../src/backend';
+import { tf } from '../src/runtime/backend';
 import { saveSafetensors } from '../src/io/safetensors';
 import { gatherRows } from '../src/ops';
 import type { CausalLM } from '../src/train';

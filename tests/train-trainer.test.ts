@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { tf, loadBackend } from '../src/backend';
+import { tf, loadBackend } from '../src/runtime/backend';
 import { Trainer, TRAINING_DEFAULTS, TrainingSection, listCheckpoints, readMetrics, NonFiniteLossError, TrainRow, dropoutSeedFor } from '../src/train';
 import { StandInLM, syntheticRows, RowLoader } from './train-standin';
 

@@ -21,10 +21,11 @@
  * The PyTorch reference for scale lives outside the project (../shared/bench/; scripts/bench-vs-torch.sh runs both).
  */
 import * as fs from 'node:fs';
-import { loadBackend, tf } from '../backend';
+import { loadBackend, tf } from '../runtime/backend';
+import { decodeHeadThreads } from '../runtime/doge-host-decoder';
 import { buildModelConfig, createCausalLM } from '../models/auto';
 import { CheemsConfig } from '../models/cheems';
-import { DogeConfig, decodeHeadThreads } from '../models/doge';
+import { DogeConfig } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
 
@@ -33,9 +34,7 @@ interface BenchModel {
   forward(input: { inputIds: tf.Tensor; labels?: tf.Tensor; training?: boolean; numItemsInBatch?: number; lossOnly?: boolean }): { loss?: tf.Scalar };
   parameters(): Map<string, tf.Variable>;
   numParameters(): number;
-  generate(ids: tf.Tensor, options: { maxNewTokens: number; doSample: boolean; eosTokenId: null }): number[][];
-  /** Doge: the one-token decoder generate uses after the prompt when it applies (null otherwise). */
-  fastDecoder?(cache: never, maxLength: number): unknown;
+  generate(ids: tf.Tensor, options: { maxNewTokens: number; doSample: boolean; eosTokenId: null; onHostDecoder?: (info: { used: boolean }) => void }): number[][];
   dispose(): void;
 }
 
@@ -214,22 +213,15 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
   const model = c.make();
   const prompt = randomIds(1, 32, c.vocab, 2);
   const newTokens = 128;
-  // which decoder generate ran after the prompt: the model's fast one-token decoder, or model.forward per token
+  // which decoder generate ran after the prompt: the runtime's host decoder, or model.forward per token
   let decoder = 'tfjs';
-  let headThreads = 0; // the fast decoder's lm_head OpenBLAS threads, read when it is created (as it does)
-  if (model.fastDecoder) {
-    const own = model.fastDecoder.bind(model);
-    model.fastDecoder = (cache: never, maxLength: number) => {
-      const s = own(cache, maxLength);
-      if (s) { decoder = 'fast'; headThreads = decodeHeadThreads(); }
-      return s;
-    };
-  }
+  let headThreads = 0; // the host decoder's lm_head OpenBLAS threads, read when it is created (as it does)
+  const onHostDecoder = (info: { used: boolean }) => { if (info.used) { decoder = 'fast'; headThreads = decodeHeadThreads(); } };
   const cpu: number[] = [];
   const gen = (): number => {
     const t0 = now(), c0 = process.cpuUsage();
     // no end-of-sequence token: always exactly newTokens steps
-    const [row] = model.generate(prompt, { maxNewTokens: newTokens, doSample: false, eosTokenId: null });
+    const [row] = model.generate(prompt, { maxNewTokens: newTokens, doSample: false, eosTokenId: null, onHostDecoder });
     if (row.length !== 32 + newTokens) throw new Error(`decode bench: generated ${row.length - 32} tokens, expected ${newTokens}`);
     const u = process.cpuUsage(c0);
     cpu.push((u.user + u.system) / 1000);

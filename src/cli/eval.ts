@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadBackend } from '../backend';
+import { loadBackend } from '../runtime/backend';
 import { loadCausalLM } from '../models/auto';
 import type { RouterLayout } from '../modules/cdmoe';
 import { loadTokenizer, readRecords } from '../data';

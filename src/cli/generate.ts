@@ -6,7 +6,7 @@
  * The prompt is encoded with the tokenizer in the model folder (tokenizer.json, see src/data loadTokenizer); with
  * --ids no tokenizer is needed and the output is printed as ids. Streaming output is decoded on UTF-8 boundaries.
  */
-import { loadBackend } from '../backend';
+import { loadBackend } from '../runtime/backend';
 import { loadCausalLM } from '../models/auto';
 import type { RouterLayout } from '../modules/cdmoe';
 import { generationOptionsFrom, readGenerationConfig } from '../generation/generation-config';

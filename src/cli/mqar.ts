@@ -9,7 +9,7 @@
  * Writes DIR/results.jsonl (one JSON object per cell and seed, with its accuracy curve) and DIR/mqar.html (the
  * comparison and the curves), prints a line per curve point and per epoch.
  */
-import { loadBackend } from '../backend';
+import { loadBackend } from '../runtime/backend';
 import { formatMqarTable, runMqarGrid, validateGrid, type MqarGridOptions } from '../synthetic/grid';
 import type { MixerKind } from '../synthetic/mixers';
 import { mqarRecipe } from '../synthetic/recipe';

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backendLabel, loadBackend } from '../backend';
+import { backendLabel, loadBackend } from '../runtime/backend';
 import { parseSafetensorsHeader } from '../io/safetensors';
 import type { DogeConfig } from '../models/doge';
 import type { CheemsConfig } from '../models/cheems';

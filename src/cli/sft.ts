@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backendLabel, loadBackend } from '../backend';
+import { backendLabel, loadBackend } from '../runtime/backend';
 import { loadFinetuneConfig, runDpo, runSft } from '../finetune';
 import { formatDuration } from '../train/progress';
 import { defineCommand, parseCommandArgs, str, UsageError } from './args';

@@ -5,7 +5,7 @@
  *   const r = greedyUntil(model, ids, { stopIds: [eos], stopStrings: ['\n', '.', ','], maxNewTokens: 20, decode });
  *   triviaqaExactMatch(r.text, triviaqaGolds(row.answer.aliases))   // 1 or 0
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import type { EvalModel } from './loglikelihood';
 
 export interface GreedyUntilOptions {

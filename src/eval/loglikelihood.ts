@@ -15,7 +15,7 @@
  * explicit positions. The numbers are those of the one-request-per-row path (tested); `shareContext: false` forces
  * that path.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 
 /** What evaluation needs of a causal LM: Doge's (and Cheems') forward with an attention mask. */
 export interface EvalModel {

@@ -10,7 +10,7 @@
  * tokenizer's special tokens; the continuation is whole[len(context):] (the last context token counts as
  * continuation when it merged with it); an empty context is [EOS].
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { scoreContinuations, singleTokenScores, type ContinuationRequest, type EvalModel } from './loglikelihood';
 import { mcDecisions, type McMetric } from './multiple-choice';
 import { perplexity } from './perplexity';

@@ -17,7 +17,7 @@
  * padded). The reference model runs outside the gradient tape, or its log-probs are precomputed once
  * (`referenceLogps`) and passed as numbers: both give the same loss. Metrics carry TRL's names.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { gatherRows } from '../ops';
 import type { DogeForCausalLM } from '../models/doge/model';
 import type { AdamW } from '../train/adamw';

@@ -16,7 +16,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { DogeForCausalLM } from '../models/doge/model';
 import { loadTokenizer, type ChatMessage, type WmTokenizer } from '../data/tokenizer';
 import { downloadHubDataset } from '../data/hub';

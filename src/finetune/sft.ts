@@ -9,7 +9,7 @@
  * all its micro-batches, not the mean of micro-batch means (they differ when rows have different target counts).
  * Packed rows also pass positionIds / documentIds (document-aware packing, see packing.ts).
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import type { DogeForCausalLM } from '../models/doge/model';
 import type { PackedRow } from './packing';
 

@@ -5,8 +5,9 @@
  * positions are cumsum(mask) - 1 (pads at 1), as HF `generate` does. Rows that produced `eosTokenId` continue with
  * pads and the loop stops when every row has finished. Returns prompt + new tokens per row (up to and incl. eos).
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { Rng } from '../ops';
+import { hostDecoderFor, type TokenStepper } from '../runtime/host-decoders';
 import { pickToken, type SamplingOptions } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -24,27 +25,22 @@ export interface GenerateOptions extends SamplingOptions {
    * 'bounded' (default): the attention layers keep at most keep_window_size keys per kv head once the context is
    * longer (constant memory and time per token; exact, ties broken toward the later key, see
    * src/modules/dmattn-cache.ts); 'full': every key (teaching, tests). Models or configs where the bound is not exact
-   * keep the full cache and say so once. The one-token fast decoder (below) keeps its own full cache for now.
+   * keep the full cache and say so once. A host decoder (below) continues in the same mode.
    */
   cache?: 'bounded' | 'full';
   /**
-   * Let the model's one-token decoder run the steps after the prompt when it has one and it applies (DogeForCausalLM:
-   * batch 1 on wasm with the native BLAS, src/models/doge/fast-decode.ts). Default: on unless WM_FAST_DECODE=0;
-   * false = every step through `model.forward` (the reference path).
+   * Let the runtime's host decoder for this model run the steps after the prompt when one is registered and it
+   * applies (Doge: batch 1 on wasm with the native BLAS, src/runtime/doge-host-decoder.ts). Default: on unless
+   * WM_FAST_DECODE=0; false = every step through `model.forward` (the reference path).
    */
   fastDecode?: boolean;
+  /** Called once after the prompt when a host decoder was asked for: whether one runs the rest, else why not. */
+  onHostDecoder?: (info: { used: boolean; reason: string | null }) => void;
 }
 
-/** A model-specific decoder that continues from a prefilled cache one token at a time (no tensors). */
-export interface TokenStepper {
-  /** Feed the next token; returns its logits [vocab] (a new array). */
-  step(token: number): Float32Array;
-  /** Positions held so far (prompt + fed tokens). */
-  readonly length: number;
-  dispose(): void;
-}
+export type { TokenStepper };
 
-/** Whether `generate` may use a model's fast decoder: the option, else WM_FAST_DECODE (0/false/off = no). */
+/** Whether `generate` may use a host decoder: the option, else WM_FAST_DECODE (0/false/off = no). */
 export function fastDecodeEnabled(option: boolean | undefined, env = process.env.WM_FAST_DECODE): boolean {
   if (option !== undefined) return option;
   if (env === undefined || env === '' || env === '1' || env === 'true' || env === 'on' || env === 'auto') return true;
@@ -61,15 +57,14 @@ export interface DecodingCache {
 
 /** What `generate` needs of a model (DogeForCausalLM and CheemsForCausalLM have it). */
 export interface GenerativeModel<C extends DecodingCache = DecodingCache> {
-  config: { vocab_size: number; eos_token_id: number | null; pad_token_id: number | null };
+  /** model_type picks the runtime's host decoder (src/runtime/host-decoders.ts), if one is registered. */
+  config: { vocab_size: number; eos_token_id: number | null; pad_token_id: number | null; model_type?: string };
   /** false: positions stay P + t under left padding (Cheems' seed rule); default true: HF generate's cumsum(mask) - 1. */
   readonly positionsFollowMask?: boolean;
   forward(input: {
     inputIds: number[][]; attentionMask?: number[][]; positionIds?: number[][];
     cache?: C; useCache?: boolean; logitsToKeep?: number; cacheMode?: 'full' | 'bounded';
   }): { logits: tf.Tensor; cache?: C };
-  /** Optional one-token decoder continuing from `cache` (not taken over; the caller frees it), or null when it does not apply. */
-  fastDecoder?(cache: C, maxLength: number): TokenStepper | null;
 }
 
 /** Free every tensor of a decoding cache. */
@@ -102,13 +97,13 @@ export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inp
   const V = c.vocab_size;
 
   let cache: C | undefined;
-  let stepper = null as TokenStepper | null; // set after the prompt when the model's fast decoder applies
+  let stepper = null as TokenStepper | null; // set after the prompt when a host decoder applies
   const dispose = disposeDecodingCache;
   const maskPositions = padded && model.positionsFollowMask !== false;
-  const fast = useCache && B === 1 && maxNew > 1 && !!model.fastDecoder && fastDecodeEnabled(opts.fastDecode);
+  const fast = useCache && B === 1 && maxNew > 1 && fastDecodeEnabled(opts.fastDecode);
   if (opts.cache !== undefined && opts.cache !== 'bounded' && opts.cache !== 'full') throw new Error(`generate: cache must be 'bounded' or 'full', got '${opts.cache}'`);
-  // the fast decoder continues from a full cache (it keeps its own)
-  const cacheMode = fast ? 'full' : opts.cache ?? 'bounded';
+  // a host decoder continues from the prefill's cache in its mode (src/runtime/doge-host-decoder.ts)
+  const cacheMode = opts.cache ?? 'bounded';
   /** One step through model.forward: the whole sequence first (or always without the cache), then the last token. */
   const forwardStep = (step: number): Float32Array => {
     const first = step === 0 || !useCache;
@@ -126,9 +121,11 @@ export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inp
     const logits = Float32Array.from(out.logits.dataSync() as Float32Array); // [B, 1, V]
     out.logits.dispose();
     if (useCache) { dispose(cache); cache = out.cache; } else dispose(out.cache);
-    // after the prompt: the model's one-token decoder takes over from the cache, which is then no longer needed
+    // after the prompt: the runtime's host decoder takes over from the cache, which is then no longer needed
     if (fast && step === 0 && cache) {
-      stepper = model.fastDecoder!(cache, L0 + maxNew);
+      const choice = hostDecoderFor(model, cache, L0 + maxNew);
+      stepper = choice.stepper;
+      opts.onHostDecoder?.({ used: !!stepper, reason: choice.reason });
       if (stepper) { dispose(cache); cache = undefined; }
     }
     return logits;

@@ -15,7 +15,7 @@
  * layer, see src/modules/dmattn-cache.ts); `cachedKeys(layer)` says which sequence positions sit in it, `cacheBytes()`
  * what it holds. `{ cache: 'full' }` keeps every key.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { disposeDecodingCache, type DecodingCache, type GenerativeModel } from './generate';
 
 export interface DecodingSessionOptions {

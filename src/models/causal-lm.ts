@@ -3,7 +3,7 @@
  * the cached part), document ids of packed rows, HF's shifted labels and the loss head. Host-side where the data is
  * small (masks, labels), so error messages can name the row.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { chunkedLmHeadLoss, crossEntropyLoss, linearT, weightT } from '../ops';
 import type { RotaryEmbedding, RopeTables } from '../modules/rope';
 

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { assignState, type LoadStateOptions, type LoadStateResult, type Module } from '../modules/module';
 

@@ -8,7 +8,7 @@
  *   out.loss            // number
  *   out.shapes.logits   // [1, 3, vocab]
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 
 /** What `Tensor.arraySync()` returns for a tensor of rank >= 1. */
 export type NestedNumbers = number[] | NestedNumbers[];

@@ -8,7 +8,7 @@
  *   o       = softmax(q k^T / sqrt(hd) + causal) v
  *   out     = concat_h(o) Wo          [B, T, d]
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { bmm, permute, sliceAxis, sliceLast } from '../ops';
 import { RotaryEmbedding } from './rope';
 import { additiveCausalMask as causalMask, linearInOut as linear, TfSeededInit } from './mqar-blocks';

@@ -22,7 +22,7 @@
  * Standalone (the seed's module): new CDMoE({ hiddenSize: 64, intermediateSize: 128, numExperts: 256, router: 'product-keys',
  *   numHeads: 4, numExpertsPerTok: 8, retrievalSize: 32, seed: 1 }).apply(x).out   // x [B, T, H]
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { bmm, gatherRows, linearT, permute, sliceLast, stopGradient, weightT } from '../ops';
 import { MLP } from './mlp';
 import { Module, makeInit, type Init, type InitOptions } from './module';

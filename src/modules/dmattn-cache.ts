@@ -16,7 +16,7 @@
  * Query-head masks (Cheems, nm = nh > nkv): every query head of a kv head keeps its own top-k; the kv head stores the
  * union of their keys (at most g * keep_window_size), and a head's d is float32 min on the slots it does not keep.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { F32_MIN } from '../ops';
 import { recentBefore } from '../ops/torch-topk';
 

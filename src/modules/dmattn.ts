@@ -41,7 +41,7 @@
  * a decoder needs only keep_window_size keys per kv head (their post-RoPE k, v and d). The tie rule is 'recent'
  * (equal d: the later key wins); the full path's default is torch's topk order ('torch'), which is not a total order.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { F32_MIN, bmm, linearT, sliceAxis, sliceLast, stopGradient, weightT, isRecordingGradients, permute } from '../ops';
 import { recentTopkIndices, torchTopkIndices } from '../ops/torch-topk';
 import { boundLayerCache, withCachedSlots, type LayerCache, type MaskBias } from './dmattn-cache';
@@ -136,7 +136,21 @@ export class DynamicMaskAttention extends Module {
   readonly dynamicMaskBias: DynamicMaskBias;
   readonly dynamicMaskSelect: DynamicMaskSelect;
   readonly dynamicMaskType: DynamicMaskType;
-  private readonly w: Record<string, tf.Variable | null> = {};
+  // weights (HF names in parameters()): q/k/v/o projections [out, in], their biases when attentionBias,
+  // A [nm] and dt_proj [nm, nkv*hd] of the dynamic mask, the per-head q/k RMSNorm weights [hd] when qkNorm
+  readonly qW: tf.Variable;
+  readonly kW: tf.Variable;
+  readonly vW: tf.Variable;
+  readonly oW: tf.Variable;
+  readonly qB: tf.Variable | null = null;
+  readonly kB: tf.Variable | null = null;
+  readonly vB: tf.Variable | null = null;
+  readonly oB: tf.Variable | null = null;
+  readonly A: tf.Variable;
+  readonly dtW: tf.Variable;
+  readonly dtB: tf.Variable | null = null;
+  readonly qNormW: tf.Variable | null = null;
+  readonly kNormW: tf.Variable | null = null;
   private rope: RotaryEmbedding | null = null;
 
   /** `init` given: a layer of a model (positions come from the model); absent: standalone, with its own RoPE. */
@@ -166,40 +180,32 @@ export class DynamicMaskAttention extends Module {
       throw new Error(`DynamicMaskAttention: dynamicMaskHeads must be 'kv' or 'query', got '${opts.dynamicMaskHeads}'`);
     }
     const nm = (this.maskHeads = perQuery ? nh : nkv);
-    const add = (name: string, shape: number[], kind: 'normal' | 'zeros' | 'ones') => {
-      const v = this.param(name, shape, kind, st);
-      this.w[name] = v;
-      return v;
-    };
-    add('q_proj.weight', [nh * hd, H], 'normal');
-    if (bias) add('q_proj.bias', [nh * hd], 'zeros');
-    add('k_proj.weight', [nkv * hd, H], 'normal');
-    if (bias) add('k_proj.bias', [nkv * hd], 'zeros');
-    add('v_proj.weight', [nkv * hd, H], 'normal');
-    if (bias) add('v_proj.bias', [nkv * hd], 'zeros');
-    add('A', [nm], opts.aInit ?? 'zeros');
-    add('dt_proj.weight', [nm, nkv * hd], 'normal');
-    if (bias) add('dt_proj.bias', [nm], 'zeros');
-    add('o_proj.weight', [H, nh * hd], 'normal');
-    if (bias) add('o_proj.bias', [H], 'zeros');
+    const add = (name: string, shape: number[], kind: 'normal' | 'zeros' | 'ones') => this.param(name, shape, kind, st);
+    this.qW = add('q_proj.weight', [nh * hd, H], 'normal');
+    if (bias) this.qB = add('q_proj.bias', [nh * hd], 'zeros');
+    this.kW = add('k_proj.weight', [nkv * hd, H], 'normal');
+    if (bias) this.kB = add('k_proj.bias', [nkv * hd], 'zeros');
+    this.vW = add('v_proj.weight', [nkv * hd, H], 'normal');
+    if (bias) this.vB = add('v_proj.bias', [nkv * hd], 'zeros');
+    this.A = add('A', [nm], opts.aInit ?? 'zeros');
+    this.dtW = add('dt_proj.weight', [nm, nkv * hd], 'normal');
+    if (bias) this.dtB = add('dt_proj.bias', [nm], 'zeros');
+    this.oW = add('o_proj.weight', [H, nh * hd], 'normal');
+    if (bias) this.oB = add('o_proj.bias', [H], 'zeros');
     if (this.qkNorm) {
-      add('q_norm.weight', [hd], 'ones');
-      add('k_norm.weight', [hd], 'ones');
+      this.qNormW = add('q_norm.weight', [hd], 'ones');
+      this.kNormW = add('k_norm.weight', [hd], 'ones');
     }
     if (standalone && (opts.useRope ?? true)) {
       this.rope = this.own(new RotaryEmbedding({ headDim: hd, theta: opts.ropeTheta, maxPositionEmbeddings: opts.maxPositionEmbeddings }));
     }
   }
 
-  private get(name: string): tf.Variable | null {
-    return this.w[name] ?? null;
-  }
-
   private normCache: { ids: object[]; t: tf.Tensor } | null = null;
 
   /** [nh + nkv, hd]: q_norm * hd^-0.5 for each query head, then k_norm for each kv head (cached when not training). */
   private qkNormWeight(scale: number): tf.Tensor {
-    const qw = this.get('q_norm.weight')!, kw = this.get('k_norm.weight')!;
+    const qw = this.qNormW!, kw = this.kNormW!;
     const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim;
     const build = () => tf.concat([
       tf.tile(tf.reshape(tf.mul(qw, scale), [1, hd]), [nh, 1]), tf.tile(tf.reshape(kw, [1, hd]), [nkv, 1])], 0);
@@ -272,8 +278,8 @@ export class DynamicMaskAttention extends Module {
   project(x: tf.Tensor, ctx: Pick<AttnContext, 'cos' | 'sinSigned'>): { q: tf.Tensor; k: tf.Tensor; v: tf.Tensor; vFlat: tf.Tensor } {
     const [B, T] = x.shape;
     const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim, g = nh / nkv;
-    const qW = this.get('q_proj.weight')!, kW = this.get('k_proj.weight')!, vW = this.get('v_proj.weight')!;
-    const qB = this.get('q_proj.bias'), kB = this.get('k_proj.bias'), vB = this.get('v_proj.bias');
+    const { qW, kW, vW, qB, kB, vB } = this;
+
     // one projection for q, k and v: [B, T, (nh + 2 nkv) * hd]
     const qkv = linearT(x, weightT([qW, kW, vW] as tf.Variable[]), qB && kB && vB ? tf.concat([qB, kB, vB], 0) : null);
     const qkFlat = sliceLast(qkv, 0, (nh + nkv) * hd);
@@ -304,8 +310,8 @@ export class DynamicMaskAttention extends Module {
    * (nm = kv or query heads).
    */
   dynamicMask(vFlat: tf.Tensor): tf.Tensor {
-    const dt = linearT(vFlat, weightT([this.get('dt_proj.weight')!]), this.get('dt_proj.bias')); // [B, T, nm]
-    const a = tf.mul(this.get('A')!, tf.softplus(dt));
+    const dt = linearT(vFlat, weightT([this.dtW]), this.dtB); // [B, T, nm]
+    const a = tf.mul(this.A, tf.softplus(dt));
     return permute(this.dynamicMaskBias === 'exp' ? tf.exp(a) : a, [0, 2, 1]); // [B, nm, T]
   }
 
@@ -348,7 +354,7 @@ export class DynamicMaskAttention extends Module {
     if (ctx.training && this.attentionDropout > 0) probs = tf.dropout(probs, this.attentionDropout, undefined, ctx.dropoutSeed);
     const o = bmm(tf.reshape(probs, [B * nkv, g * T, S]), tf.reshape(V, [B * nkv, S, hd])); // [B*nkv, g*T, hd]
     const oFlat = tf.reshape(permute(tf.reshape(o, [B, nkv, g, T, hd]), [0, 3, 1, 2, 4]), [B, T, nh * hd]);
-    const out = linearT(oFlat, weightT([this.get('o_proj.weight')!]), this.get('o_proj.bias')); // [B, T, H]
+    const out = linearT(oFlat, weightT([this.oW]), this.oB); // [B, T, H]
     return { out, probs };
   }
 

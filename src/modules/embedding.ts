@@ -2,7 +2,7 @@
  * Token embedding (HF nn.Embedding with padding_idx): lookup with a scatter gradient (wasm-safe, see src/ops),
  * the padding row gets no gradient from the lookup.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { gatherRows } from '../ops';
 import { Module, type Init } from './module';
 

@@ -11,7 +11,7 @@
  * The sum is evaluated in its quadratic (masked) form, which equals the recurrent form with a state of size
  * (1 + f + f^2) x d exactly; for the sequence lengths a CPU can train that is also the faster one.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { linearInOut as linear, lowerTriangle, TfSeededInit } from './mqar-blocks';
 import { Module } from './module';
 

@@ -2,7 +2,7 @@
  * SwiGLU MLP (HF DogeMLP): mlp(x) = down( silu(gate(x)) * up(x) ), weights [out, in] like torch Linear.
  * gate and up are applied as one matmul on the concatenated weight (same math, one op fewer on the hot path).
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { customOp, isRecordingGradients, linearT, sliceLast, weightT } from '../ops';
 import { Module, type Init } from './module';
 

@@ -21,7 +21,7 @@
  * Initial values come from a seeded host RNG (`Init`), drawn in registration order, so a seed gives the same weights
  * on every backend.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { Rng, clearWeightCache, makeVariable } from '../ops';
 
 export type InitKind = 'normal' | 'zeros' | 'ones';

@@ -4,7 +4,7 @@
  * recorded with (`seed * 1000 + creation order`), so their numbers stay exactly as they were.
  * The Doge/Cheems layers use the `[out, in]` layout of torch (src/ops `linear`, `linearT`) and `Init` instead.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 
 /** tf.random-seeded initial tensors: normal / uniform, seeded by (seed, creation order). The caller owns them. */
 export class TfSeededInit {

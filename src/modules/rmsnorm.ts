@@ -2,7 +2,7 @@
  * RMSNorm (HF DogeRMSNorm): y = w * x / sqrt(mean(x^2 over the last axis) + eps), in float32.
  * Used for the block norms ([H] weights) and for the per-head q/k norms ([hd] weights).
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { customOp, isRecordingGradients } from '../ops';
 import { Module, type Init } from './module';
 

@@ -12,7 +12,7 @@
  * cached length the frequencies are recomputed with theta' = theta * ((factor*n/M) - (factor-1))^(hd/(hd-2)); if
  * n < M after growth they are restored. Other rope types are refused.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 
 export interface RopeOptions {
   headDim: number;

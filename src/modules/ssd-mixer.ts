@@ -10,7 +10,7 @@
  * Layer (`ssd.*` of a Cheems layer): u -> C = c_proj u, B = b_proj u, x = x_proj u (each [B, T, nh, hd]),
  * dt = softplus(dt_proj u) [B, T, nh]; RoPE on C and B; scan; out = out_proj(y). No D skip, no z gate, no conv.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { linearT, permute, sliceLast, weightT } from '../ops';
 import { Module, makeInit, type Init, type InitOptions } from './module';
 import { RotaryEmbedding, applyRope } from './rope';

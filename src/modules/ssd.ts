@@ -12,7 +12,7 @@
  * matmuls with triangular ones matrices (tf.cumsum on the last axis crashes on wasm, and Einsum is missing there).
  * `ssdStep` is the plain one-token recurrence (for decoding and as the reference the chunked form is tested against).
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { applyPlainRope as applyRope, cumsumLastAxis as cumsumLast, linearInOut as linear, lowerTriangle, plainRopeTables as ropeTables, TfSeededInit } from './mqar-blocks';
 import { Module } from './module';
 import { rmsNorm } from './rmsnorm';

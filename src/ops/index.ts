@@ -10,10 +10,8 @@
  *  - `linear(x, w, b)`: y = x W^T (+ b) with PyTorch's [out, in] weight layout.
  * Plus host-side helpers: a seeded RNG (for init, dropout seeds and sampling) and `F32_MIN`.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 export { Rng } from './random';
-import { installWasmBatchMatMulFix as patchBatchMatMul, installWasmIdentityFix as patchIdentity, installWasmSliceFix as patchSlice } from './wasm-patches';
-// Gradients are registered once by ../backend (tfjs-core's CommonJS build has none of its own).
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type CustomFn = (...args: any[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
@@ -135,8 +133,6 @@ export function makeVariable(values: Float32Array, shape: number[], name: string
   init.dispose(); // the variable holds its own reference to the data
   return v;
 }
-
-
 
 /** Slice [start, start + len) of the last axis (tf.slice: fast on wasm with the Slice patch, unlike tf.split). */
 export function sliceLast(x: tf.Tensor, start: number, len: number): tf.Tensor {
@@ -319,8 +315,3 @@ export function chunkedLmHeadLoss(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32
   });
   return op(h, w) as tf.Scalar;
 }
-
-/** Compatibility names: the wasm kernel patches (src/ops/wasm-patches.ts) for this package's tfjs instance. */
-export function installWasmBatchMatMulFix(): boolean { return patchBatchMatMul(tf); }
-export function installWasmSliceFix(): boolean { return patchSlice(tf); }
-export function installWasmIdentityFix(): boolean { return patchIdentity(tf); }

@@ -6,7 +6,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentBackend } from '../backend';
+import { currentBackend } from '../runtime/backend';
 import { writeMqarFigure } from './figure';
 import type { LengthExpr, MqarCellResult } from './results';
 import { evalKeepWindow, evalLengthExpr } from './length-expr';

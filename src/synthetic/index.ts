@@ -16,7 +16,5 @@ export type { MqarTrainOptions, MqarRunResult, MqarCurriculum, MqarEpochInfo, Mq
 export { runMqarGrid, validateGrid, evalLengthExpr, evalKeepWindow, formatMqarTable } from './grid';
 export type { MqarGridOptions, MqarCellResult, MqarGridHooks, LengthExpr } from './grid';
 export { writeMqarFigure, mqarFigures } from './figure';
-export { installWasmMatMulFix } from './wasm-matmul';
 export { MQAR_RECIPES, mqarRecipe } from './recipe';
 export type { MqarRecipe, MqarRecipeName } from './recipe';
-export { MQAR_PRESETS, parseMqarArgs } from '../cli/mqar';

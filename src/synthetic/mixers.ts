@@ -6,7 +6,7 @@
  *   ssd        Mamba-2 State Space Duality, state size N (default 64)                    src/modules/ssd.ts
  *   linear     linear attention with Based's Taylor feature map + short conv (no window)  src/modules/linear-attention.ts
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { DynamicMaskAttention } from '../modules/dmattn';
 import { SSD } from '../modules/ssd';
 import { TaylorLinearAttention } from '../modules/linear-attention';

@@ -4,7 +4,7 @@
  * Logits are computed only at the labelled positions (the query keys): the LM head is the most expensive matmul at
  * large vocabularies and all other positions are ignored by the loss anyway.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { createMixer, type MixerKind, type MixerOptions, type SequenceMixer } from './mixers';
 import { gatherRows } from '../ops';
 import { linearInOut as linear, TfSeededInit } from '../modules/mqar-blocks';

@@ -3,7 +3,7 @@
  * schedule, cross-entropy at the labelled query positions only, test accuracy after every epoch, early stop once it
  * reaches 0.99.
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { AdamW } from '../train/adamw';
 import { hasKeepWindow, type MixerKind } from './mixers';
 import type { MqarCurvePoint, MqarInit } from './results';
@@ -12,7 +12,6 @@ import { IGNORE_INDEX, type MqarData } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
 import { evalKeepWindow } from './length-expr';
 import { Xoshiro128 } from '../ops/random';
-import { installWasmMatMulFix } from './wasm-matmul';
 
 export type { MqarCurvePoint, MqarInit } from './results';
 
@@ -165,7 +164,6 @@ export interface MqarTrainHooks {
 }
 
 export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {}): Promise<MqarRunResult> {
-  installWasmMatMulFix();
   const { train, test } = o;
   const batchSize = o.batchSize ?? 64;
   const seed = o.seed ?? 0;

@@ -14,7 +14,7 @@
  * normalisation weights (names matching bias / layernorm / rmsnorm / `.norm.` / `_norm`), decay for the rest,
  * including embeddings, Doge's `A` and the residual scales (doge-spec section 6).
  */
-import { tf } from '../backend';
+import { tf } from '../tf';
 
 const NO_DECAY_PATTERNS = [/bias/, /layernorm/, /rmsnorm/, /(?:^|\.)norm(?:$|\.)/, /_norm(?:$|\.)/];
 

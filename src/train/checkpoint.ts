@@ -23,7 +23,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
 import { loadStateFromFolder, type StateTarget } from '../models/checkpoint';
 

@@ -14,7 +14,7 @@
  * resumed run reproduces the losses of an uninterrupted one.
  */
 import * as path from 'node:path';
-import { tf } from '../backend';
+import { tf } from '../tf';
 import { AdamW } from './adamw';
 import { currentRunId, writeRunFile, loadTrainerState, saveCheckpoint, latestCheckpoint, newRunId, TRAINER_STATE_FORMAT, TrainerState, SavableModel } from './checkpoint';
 import { loadStateFromFolder } from '../models/checkpoint';

@@ -163,6 +163,10 @@ export class CheemsConfig implements CheemsConfigFields {
   dynamic_mask_type: DmaFields['dynamic_mask_type'] = 'topk';
   /** Generic HF keys of the file, written back unchanged. */
   readonly extra: Record<string, unknown> = {};
+  /** HF model_type (a getter: not an own field, so it is neither compared nor copied with the fields). */
+  get model_type(): 'cheems' {
+    return 'cheems';
+  }
 
   constructor(input: CheemsConfigInput = {}) {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new Error('CheemsConfig: expected a JSON object');

@@ -12,7 +12,7 @@
  *   const { logits, loss } = model.forward({ inputIds, labels });       // int32 [B, T] tensors
  *   model.generate([[1, 2, 3]], { maxNewTokens: 20 });                    // SSD states + KV caches
  */
-import { tf } from '../../backend';
+import { tf } from '../../tf';
 import { Module, Scale, makeInit, variableGradsByName, type Init } from '../../modules/module';
 import { RMSNorm } from '../../modules/rmsnorm';
 import { RotaryEmbedding } from '../../modules/rope';

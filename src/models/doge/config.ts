@@ -158,6 +158,10 @@ export class DogeConfig implements DogeConfigFields {
   eos_token_id!: number | null;
   /** Unknown config.json fields, written back unchanged. */
   readonly extra: Record<string, unknown> = {};
+  /** HF model_type (a getter: not an own field, so it is neither compared nor copied with the fields). */
+  get model_type(): 'doge' {
+    return 'doge';
+  }
 
   constructor(input: DogeConfigInput = {}) {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new Error('DogeConfig: expected a JSON object');

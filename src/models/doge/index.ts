@@ -2,4 +2,3 @@
 export * from './config';
 export * from './model';
 export * from './checkpoint';
-export * from './fast-decode';

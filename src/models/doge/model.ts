@@ -11,7 +11,7 @@
  * assigns a checkpoint, `dispose()` frees everything. Tied embeddings: only `model.embed_tokens.weight` exists and
  * also serves as lm_head.
  */
-import { tf } from '../../backend';
+import { tf } from '../../tf';
 import { Module, makeInit, variableGradsByName, type Init } from '../../modules/module';
 import { RMSNorm } from '../../modules/rmsnorm';
 import { RotaryEmbedding } from '../../modules/rope';
@@ -25,8 +25,7 @@ import {
 import { isRecordingGradients } from '../../ops';
 import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { DogeConfig } from './config';
-import { generate, type GenerateOptions, type TokenStepper } from '../../generation/generate';
-import { createDogeFastDecoder } from './fast-decode';
+import { generate, type GenerateOptions } from '../../generation/generate';
 
 export interface DogeModelOptions {
   /** Seed of the weight initialisation (default 0). */
@@ -300,15 +299,6 @@ export class DogeForCausalLM extends Module {
   /** Greedy / sampled generation with the KV cache; returns prompt + new tokens per row. See src/generation. */
   generate(inputIds: number[][] | tf.Tensor, options: GenerateOptions = {}): number[][] {
     return generate<DogeCache>(this, inputIds, options);
-  }
-
-  /**
-   * The one-token decoder `generate` uses after the prompt (src/models/doge/fast-decode.ts: Float32Arrays and native
-   * sgemv, same math), continuing from `cache` (copied; the caller still owns it) for up to `maxLength` positions;
-   * null when it does not apply (not wasm + native BLAS, batch > 1, padding, dynamic RoPE past its range).
-   */
-  fastDecoder(cache: DogeCache, maxLength: number): TokenStepper | null {
-    return createDogeFastDecoder(this, cache, maxLength).stepper;
   }
 
   /** Write config.json + model.safetensors (HF names, F32) atomically. */

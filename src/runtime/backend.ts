@@ -11,13 +11,15 @@
  * without network. `WM_BACKEND=<name>` (or `loadBackend({ backend })`) forces one and fails loudly when it
  * cannot load. Names: `tensorflow-gpu`, `tensorflow` (= tfjs-node), `wasm`, `cpu`.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../tf';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { disableWasmThreads, prepareWasmThreads, unrefWasmWorkers, wasmThreadsCount } from './wasm-threads';
-import { installWasmKernelPatches, setWasmNativeBlas } from './ops/wasm-patches';
-import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason } from './ops/native-blas';
-import { registerTopKGradient } from './ops/gradients';
+import { installWasmKernelPatches, setWasmNativeBlas } from './wasm-patches';
+import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason } from './native-blas';
+import { registerTopKGradient } from './gradients';
+import { registerHostDecoder, unregisterHostDecoder } from './host-decoders';
+import { createDogeHostDecoder, type HostDecodable } from './doge-host-decoder';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -34,7 +36,7 @@ function registerGradients(): boolean {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const req = require;
   try {
-    req(path.join(__dirname, '..', 'vendor', 'tfjs-gradients.cjs'));
+    req(path.join(__dirname, '..', '..', 'vendor', 'tfjs-gradients.cjs'));
     return true;
   } catch {
     try {
@@ -66,7 +68,7 @@ export interface BackendInfo {
   /** Why this one: forced, or which better ones failed and how. */
   reason: string;
   /**
-   * What runs the wasm backend's matrix products: 'openblas'/'mkl' (native BLAS, src/ops/native-blas.ts) or
+   * What runs the wasm backend's matrix products: 'openblas'/'mkl' (native BLAS, src/runtime/native-blas.ts) or
    * 'xnnpack'. Absent for other backends. The log line names it as `wasm+openblas`.
    */
   matmul?: 'openblas' | 'mkl' | 'xnnpack';
@@ -147,6 +149,7 @@ let backendNotes: string[] = [];
 
 /** The native BLAS choice for the wasm backend's products, made once the backend runs (see native-blas.ts). */
 function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'openblas' | 'mkl' | 'xnnpack' {
+  unregisterHostDecoder('doge');
   if (setting === 'off') {
     setWasmNativeBlas(null);
     backendNotes.push('matmuls on XNNPACK (native BLAS off: WM_NATIVE_BLAS=0/option)');
@@ -162,6 +165,8 @@ function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'ope
   // Same thread count as XNNPACK's for this workload (training: idle cores; decoding: 1).
   blas.setThreads(threads);
   setWasmNativeBlas(blas);
+  // the host decoders run their products on it (generate asks for one after the prompt)
+  registerHostDecoder('doge', (model, cache, maxLength) => createDogeHostDecoder(model as HostDecodable, cache, maxLength));
   const kind = /openblas/i.test(blas.config) ? 'openblas' : 'mkl';
   backendNotes.push(`matmuls on ${blas.config.split(' ').slice(0, 2).join(' ')} (${blas.lib}, ${threads} thread${threads > 1 ? 's' : ''}; WM_NATIVE_BLAS=0 turns it off)`);
   return kind;
@@ -170,14 +175,14 @@ function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'ope
 async function tryBackend(name: BackendName): Promise<void> {
   if (name === 'tensorflow-gpu') requireNative('@tensorflow/tfjs-node-gpu');
   if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
-  registerTopKGradient(tf); // a gradient tfjs-core lacks (src/ops/gradients.ts)
-  if (name === 'wasm') installWasmKernelPatches(tf); // faster wasm kernels, same results (src/ops/wasm-patches.ts)
+  registerTopKGradient(tf); // a gradient tfjs-core lacks (gradients.ts)
+  if (name === 'wasm') installWasmKernelPatches(tf); // faster wasm kernels, same results (wasm-patches.ts)
   if (name !== 'wasm' || wasmThreads <= 1) {
     await setBackendOrThrow(name === 'tensorflow-gpu' ? 'tensorflow' : name);
     if (name === 'wasm') backendNotes.push(`1 XNNPACK thread (${wasmThreadsWhy}; WM_WASM_THREADS=N sets it)`);
     return;
   }
-  // Threaded XNNPACK (src/wasm-threads.ts); if it cannot start, the single-threaded build still can.
+  // Threaded XNNPACK (wasm-threads.ts); if it cannot start, the single-threaded build still can.
   const restore = prepareWasmThreads(tf, wasmThreads);
   try {
     await setBackendOrThrow('wasm');
@@ -204,7 +209,7 @@ export interface LoadBackendOptions {
   log?: boolean;
   /**
    * Threads for the wasm backend's XNNPACK kernels: a number (1 = single-threaded) or 'auto' (see `workload`).
-   * Default: `WM_WASM_THREADS`, else 'auto'. See src/wasm-threads.ts.
+   * Default: `WM_WASM_THREADS`, else 'auto'. See src/runtime/wasm-threads.ts.
    */
   wasmThreads?: number | 'auto';
   /**

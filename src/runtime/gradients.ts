@@ -1,6 +1,6 @@
 /**
- * Gradients tfjs-core does not register, installed by `loadBackend()` (src/backend.ts), never as an import side effect.
- * The tfjs instance is a parameter so this file imports nothing (backend.ts imports it without a cycle).
+ * Gradients tfjs-core does not register, installed by `loadBackend()` (backend.ts), never as an import side
+ * effect. The tfjs instance is a parameter, so this file imports nothing of the library.
  */
 type TF = typeof import('@tensorflow/tfjs-core');
 type Tensor = import('@tensorflow/tfjs-core').Tensor;

@@ -1,7 +1,9 @@
 /**
- * A one-token decoder for DogeForCausalLM beside the model (a speed trick, not the paper's math: model.ts stays the
- * reference). `generate` prefills the prompt with `model.forward` as always, then hands the cache to this decoder,
- * which runs every further token as plain loops over Float32Arrays plus native BLAS matrix-vector products:
+ * The host decoder of DogeForCausalLM: a one-token decoder beside the model (a speed trick, not the paper's math:
+ * src/models/doge/model.ts stays the reference). `generate` prefills the prompt with `model.forward` as always, then
+ * asks the runtime for a host decoder (host-decoders.ts; `loadBackend()` registers this one for model_type 'doge'
+ * when the native BLAS loads), which runs every further token as plain loops over Float32Arrays plus native BLAS
+ * matrix-vector products:
  *
  *   - the weights are read in place: Float32Array views of the model's tf.Variables in the wasm heap (no copy);
  *   - K, V and the dynamic mask d of every layer live in preallocated arrays [nkv, maxLength, hd] (no per-step concat);
@@ -18,26 +20,37 @@
  * Element-wise steps round to float32 where the tfjs kernels do (Math.fround), reductions sum in float64, so logits
  * agree with the tfjs path to ~1e-6 relative (tests/doge-fast-decode.test.ts).
  *
- * Used when it applies (wasm backend with the native BLAS, batch 1, no padding, supported RoPE range); `generate`'s
- * `fastDecode: false` or WM_FAST_DECODE=0 turns it off. `createDogeFastDecoder` returns null (with a reason) otherwise.
+ * Bounded cache (a prefill cache with `bounded`, src/modules/dmattn-cache.ts): each layer keeps keep_window_size + 1
+ * slots per kv head whatever the context; a step appends the new key, the top-k drops the slot with the smallest d
+ * (among equal d the oldest key: the 'recent' rule of the tfjs bounded decoder), and that slot is overwritten by the
+ * new key afterwards. Memory and time per token are then constant (`generate` decodes 20,000 tokens flat).
+ *
+ * No silent bypass: the tables below list every DynamicMaskAttention, CDMoE and MLP option and every DogeConfig field
+ * with what this decoder does about it (mirrors it, or it cannot change a decoding step), and refuse the values it does
+ * not mirror; the tables are typed by the option and field interfaces, so a new option does not compile until it is
+ * listed here, and tests/doge-fast-decode.test.ts checks parity or refusal for every entry. A refusal (or another
+ * backend, batch > 1, padding, dynamic RoPE past its range) means `model.forward` runs the steps instead;
+ * `generate`'s `fastDecode: false` or WM_FAST_DECODE=0 turns the decoder off.
+ *
+ * Imports of models and modules are types only: the runtime reads them structurally and never runs their code.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { tf } from '../../backend';
-import { F32_MIN } from '../../ops';
-import { torchTopkIndices } from '../../ops/torch-topk';
-import { wasmNativeBlas } from '../../ops/wasm-patches';
-import type { NativeBlas } from '../../ops/native-blas';
-import { CDMoE } from '../../modules/cdmoe';
-import type { MLP } from '../../modules/mlp';
-import type { DynamicMaskAttention, LayerCache } from '../../modules/dmattn';
-import type { TokenStepper } from '../../generation/generate';
-import type { DogeConfig } from './config';
+import { tf } from '../tf';
+import { F32_MIN } from '../ops';
+import { torchTopkIndices } from '../ops/torch-topk';
+import { wasmNativeBlas } from './wasm-patches';
+import type { NativeBlas } from './native-blas';
+import type { HostDecoderChoice, HostDecodingCache, TokenStepper } from './host-decoders';
+import type { CDMoE, CDMoEOptions } from '../modules/cdmoe';
+import type { MLP, MLPOptions } from '../modules/mlp';
+import type { DynamicMaskAttention, DynamicMaskAttentionOptions, LayerCache } from '../modules/dmattn';
+import type { DogeConfigFields } from '../models/doge/config';
 
 const fr = Math.fround;
 
-/** What the decoder reads of a decoder layer (DogeDecoderLayer; structural, so model.ts is not imported back). */
-export interface FastDecodableLayer {
+/** What the decoder reads of a decoder layer (DogeDecoderLayer; structural, so model.ts is not imported). */
+export interface HostDecodableLayer {
   readonly inputNorm: { weight: tf.Variable };
   readonly attn: DynamicMaskAttention;
   readonly inputResidual: tf.Variable;
@@ -47,14 +60,121 @@ export interface FastDecodableLayer {
 }
 
 /** What the decoder needs of the model (DogeForCausalLM has it). */
-export interface FastDecodable {
-  readonly config: DogeConfig;
-  readonly layers: FastDecodableLayer[];
+export interface HostDecodable {
+  readonly config: DogeConfigFields & { readonly model_type: string; readonly extra: Record<string, unknown> };
+  readonly layers: HostDecodableLayer[];
   readonly embed: { weight: tf.Variable };
   readonly norm: { weight: tf.Variable; eps: number };
   readonly lmHead: tf.Variable;
   readonly rotary: { readonly ropeType: string; readonly maxPositionEmbeddings: number; readonly inverseFrequencies: Float32Array };
 }
+
+/**
+ * What the decoder does about one option or field:
+ *  - 'mirrored': the decoder computes with it as the module does (reading the module's field, live);
+ *  - 'init': it only sets initial values, which the decoder reads back as weights;
+ *  - 'training': it acts only in training (dropout, auxiliary losses), never in `generate`;
+ *  - 'generate': `generate` itself uses it (stopping, the cache switch), not the forward pass;
+ *  - 'standalone': only a standalone module's `apply` uses it; inside a model the model supplies it.
+ * `refuse` names what the decoder does not mirror (then `model.forward` runs the steps).
+ */
+export interface Mirror<T> {
+  readonly use: 'mirrored' | 'init' | 'training' | 'generate' | 'standalone';
+  readonly refuse?: (x: T, c: DogeConfigFields) => string | null;
+}
+
+const mirrored = { use: 'mirrored' } as const;
+const init = { use: 'init' } as const;
+const training = { use: 'training' } as const;
+
+/** Every DynamicMaskAttention option. */
+export const DMATTN_OPTIONS: { readonly [K in keyof DynamicMaskAttentionOptions]-?: Mirror<DynamicMaskAttention> } = {
+  hiddenSize: { use: 'mirrored', refuse: (a, c) => (a.hiddenSize === c.hidden_size ? null : `attention hidden size ${a.hiddenSize} differs from hidden_size ${c.hidden_size}`) },
+  numHeads: { use: 'mirrored', refuse: (a, c) => (a.numHeads === c.num_attention_heads ? null : `attention with ${a.numHeads} heads, config num_attention_heads ${c.num_attention_heads}`) },
+  numKvHeads: { use: 'mirrored', refuse: (a, c) => (a.numKvHeads === c.num_key_value_heads ? null : `attention with ${a.numKvHeads} kv heads, config num_key_value_heads ${c.num_key_value_heads}`) },
+  headDim: { use: 'mirrored', refuse: (a, c) => (a.headDim === c.hidden_size / c.num_attention_heads ? null : `attention head_dim ${a.headDim} differs from the model's RoPE head size`) },
+  keepWindowSize: mirrored,
+  attentionBias: mirrored,
+  rmsNormEps: mirrored,
+  attentionDropout: training,
+  qkNorm: { use: 'mirrored', refuse: (a) => (a.qkNorm ? null : 'attention without q/k norm') },
+  useRope: { use: 'standalone' },
+  ropeTheta: { use: 'standalone' },
+  maxPositionEmbeddings: { use: 'standalone' },
+  dynamicMaskHeads: mirrored,
+  // 'linear' skips the exp; with one query every key is at or before it, so 'key' selects what 'row' does
+  dynamicMaskBias: mirrored,
+  dynamicMaskSelect: mirrored,
+  dynamicMaskType: { use: 'mirrored', refuse: (a) => (a.dynamicMaskType === 'topk' ? null : `dynamic_mask_type '${a.dynamicMaskType}'`) },
+  aInit: init,
+  seed: init,
+  initializerRange: init,
+};
+
+/** Every CDMoE option. */
+export const CDMOE_OPTIONS: { readonly [K in keyof CDMoEOptions]-?: Mirror<CDMoE> } = {
+  hiddenSize: mirrored,
+  intermediateSize: mirrored,
+  numExperts: mirrored,
+  numExpertsPerTok: mirrored,
+  normTopkProb: mirrored,
+  mlpBias: mirrored,
+  // with one token both layouts read X = R[:K], Y = R[K:]
+  routerLayout: mirrored,
+  router: { use: 'mirrored', refuse: (m) => (m.router === 'gate' ? null : 'CDMoE with product-key router') },
+  // product-keys only (refused above); the 'gate' router has one head and no retrieval size
+  numHeads: { use: 'mirrored', refuse: (m) => (m.router === 'gate' ? null : 'CDMoE with product-key heads') },
+  retrievalSize: { use: 'mirrored', refuse: (m) => (m.router === 'gate' ? null : 'CDMoE with product-key retrieval') },
+  seed: init,
+  initializerRange: init,
+};
+
+/** Every MLP option. */
+export const MLP_OPTIONS: { readonly [K in keyof MLPOptions]-?: Mirror<MLP> } = {
+  hiddenSize: mirrored,
+  intermediateSize: mirrored,
+  bias: mirrored,
+};
+
+/** Every DogeConfig field (config.extra, the unknown fields, is kept for writing back and read by no forward pass). */
+export const DOGE_CONFIG_FIELDS: { readonly [K in keyof DogeConfigFields]-?: Mirror<DogeConfigFields> } = {
+  vocab_size: mirrored,
+  hidden_size: mirrored,
+  intermediate_size: mirrored,
+  num_hidden_layers: mirrored,
+  hidden_dropout: training,
+  hidden_act: { use: 'mirrored', refuse: (_, c) => (c.hidden_act === 'silu' || c.hidden_act === 'swish' ? null : `hidden_act ${c.hidden_act}`) },
+  initializer_range: init,
+  rms_norm_eps: mirrored,
+  use_cache: { use: 'generate' },
+  tie_word_embeddings: mirrored,
+  // through model.rotary (its frequencies; dynamic RoPE is refused past max_position_embeddings)
+  max_position_embeddings: mirrored,
+  rope_parameters: { use: 'mirrored', refuse: (_, c) => (c.rope_parameters.rope_type === 'default' || c.rope_parameters.rope_type === 'dynamic' ? null : `rope_type ${c.rope_parameters.rope_type}`) },
+  num_attention_heads: mirrored,
+  num_key_value_heads: mirrored,
+  attention_bias: mirrored,
+  attention_dropout: training,
+  mlp_bias: mirrored,
+  sliding_window: mirrored,
+  keep_window_size: mirrored,
+  dynamic_mask_bias: mirrored,
+  dynamic_mask_select: mirrored,
+  dynamic_mask_type: { use: 'mirrored', refuse: (_, c) => (c.dynamic_mask_type === 'topk' ? null : `dynamic_mask_type '${c.dynamic_mask_type}'`) },
+  is_moe: mirrored,
+  num_experts: mirrored,
+  num_experts_per_tok: mirrored,
+  norm_topk_prob: mirrored,
+  output_router_logits: training,
+  router_aux_loss_coef: training,
+  // the embedding's padding row: zeroed at init and kept out of its gradient; a plain row lookup when decoding
+  pad_token_id: init,
+  bos_token_id: { use: 'generate' },
+  eos_token_id: { use: 'generate' },
+};
+
+/** Config properties that are not fields of DogeConfigFields: model_type (this decoder's key) and the unknown fields. */
+const CONFIG_OTHER = new Set(['model_type', 'extra']);
 
 interface WasmHeapBackend { typedArrayFromHeap(t: tf.TensorInfo): Float32Array }
 
@@ -70,40 +190,70 @@ interface LayerViews {
   router: Float32Array | null; downEmbed: Float32Array | null; upEmbed: Float32Array | null;
 }
 
-/** Why the fast decoder does not apply to this model / cache / length, or null when it does. */
-export function fastDecodeUnsupported(model: FastDecodable, cache: { layers: object[]; length: number; mask: Int32Array | null }, maxLength: number): string | null {
+/** A layer's CDMoE, or null for a plain MLP (structural: the runtime does not import the module classes). */
+function cdmoeOf(mlp: MLP | CDMoE): CDMoE | null {
+  return 'shared' in mlp ? mlp : null;
+}
+
+/** The first refusal of a table's rules for `x`, or null. */
+function refusal<T>(table: Record<string, Mirror<T>>, x: T, c: DogeConfigFields): string | null {
+  for (const rule of Object.values(table)) {
+    const why = rule.refuse?.(x, c);
+    if (why) return why;
+  }
+  return null;
+}
+
+/** Why the host decoder does not mirror this model (its config and every layer's modules), or null when it does. */
+export function dogeModelRefusal(model: HostDecodable): string | null {
+  const c = model.config;
+  for (const k of Object.keys(c)) if (!(k in DOGE_CONFIG_FIELDS) && !CONFIG_OTHER.has(k)) return `config field '${k}' is not mirrored by the host decoder`;
+  const why = refusal(DOGE_CONFIG_FIELDS, c, c);
+  if (why) return why;
+  if (model.layers.length !== c.num_hidden_layers) return `${model.layers.length} layers, config num_hidden_layers ${c.num_hidden_layers}`;
+  for (const layer of model.layers) {
+    const moe = cdmoeOf(layer.mlp);
+    const r = refusal(DMATTN_OPTIONS, layer.attn, c)
+      ?? (moe ? refusal(CDMOE_OPTIONS, moe, c) ?? refusal(MLP_OPTIONS, moe.shared, c) : refusal(MLP_OPTIONS, layer.mlp as MLP, c));
+    if (r) return r;
+    if (!!moe !== c.is_moe) return `layer ${moe ? 'CDMoE' : 'MLP'} with is_moe ${c.is_moe}`;
+  }
+  return null;
+}
+
+/** Why the host decoder does not apply to this model / cache / length, or null when it does. */
+export function dogeHostDecoderUnsupported(model: HostDecodable, cache: HostDecodingCache, maxLength: number): string | null {
   if (tf.getBackend() !== 'wasm') return `backend is ${tf.getBackend()}, not wasm`;
   if (!wasmNativeBlas()) return 'no native BLAS on the wasm backend';
   if (cache.mask) return 'padded batch';
   const l0 = cache.layers[0] as LayerCache | undefined;
   if (!l0 || l0.k.shape[0] !== 1) return 'batch is not 1';
-  const c = model.config;
-  if (c.hidden_act !== 'silu') return `hidden_act ${c.hidden_act}`;
+  if (l0.keys && model.layers[0].attn.maskHeads !== model.layers[0].attn.numKvHeads) return 'bounded cache with per-query-head masks';
+  if (l0.keys && l0.keys.some((i) => i < 0)) return 'bounded cache with empty slots';
   const r = model.rotary;
   if (r.ropeType !== 'default' && maxLength > r.maxPositionEmbeddings) return 'dynamic RoPE beyond max_position_embeddings';
-  for (const layer of model.layers) {
-    if (!layer.attn.qkNorm) return 'attention without q/k norm';
-    if (layer.mlp instanceof CDMoE && layer.mlp.router !== 'gate') return 'CDMoE with product-key router';
-  }
-  return null;
+  return dogeModelRefusal(model);
 }
 
-/** The fast decoder for `model` continuing from `cache` (not disposed here), or null with the reason. */
-export function createDogeFastDecoder(model: FastDecodable, cache: { layers: object[]; length: number; mask: Int32Array | null }, maxLength: number): { stepper: TokenStepper | null; reason: string | null } {
-  const reason = fastDecodeUnsupported(model, cache, maxLength);
+/** The host decoder for `model` continuing from `cache` (not disposed here), or null with the reason. */
+export function createDogeHostDecoder(model: HostDecodable, cache: HostDecodingCache, maxLength: number): HostDecoderChoice {
+  const reason = dogeHostDecoderUnsupported(model, cache, maxLength);
   if (reason) return { stepper: null, reason };
-  return { stepper: new DogeFastDecoder(model, cache.layers as LayerCache[], cache.length, maxLength, wasmNativeBlas()!), reason: null };
+  return { stepper: new DogeHostDecoder(model, cache.layers as LayerCache[], cache.length, maxLength, wasmNativeBlas()!), reason: null };
 }
 
-class DogeFastDecoder implements TokenStepper {
+class DogeHostDecoder implements TokenStepper {
   private readonly H: number;
   private readonly nh: number;
   private readonly nkv: number;
   private readonly nm: number;
   private readonly hd: number;
   private readonly V: number;
+  /** Slots per kv head: maxLength, or keep_window_size + 1 with a bounded cache. */
   private readonly Smax: number;
   private P: number;
+  /** Bounded cache: slots in use per layer (the same for every kv head) and the sequence index of each slot [nkv, Smax]. */
+  private readonly bounded: { count: number[]; keys: Int32Array[] } | null;
   private readonly kCache: Float32Array[]; // per layer [nkv, Smax, hd]
   private readonly vCache: Float32Array[]; // per layer [nkv, Smax, hd]
   private readonly dCache: Float32Array[]; // per layer [nm, Smax]
@@ -126,23 +276,33 @@ class DogeFastDecoder implements TokenStepper {
   private readonly mlpOut: Float32Array;
   private readonly moe: { R: Float32Array; shared: Float32Array } | null;
 
-  constructor(private readonly model: FastDecodable, cache: LayerCache[], P: number, maxLength: number, private readonly blas: NativeBlas) {
+  constructor(private readonly model: HostDecodable, cache: LayerCache[], P: number, maxLength: number, private readonly blas: NativeBlas) {
     const c = model.config;
     const a0 = model.layers[0].attn;
     this.H = c.hidden_size; this.nh = a0.numHeads; this.nkv = a0.numKvHeads; this.nm = a0.maskHeads; this.hd = a0.headDim;
-    this.V = c.vocab_size; this.P = P; this.Smax = Math.max(maxLength, P + 1);
+    this.V = c.vocab_size; this.P = P;
+    const bounded = !!cache[0].keys;
+    this.Smax = bounded ? a0.keepWindowSize + 1 : Math.max(maxLength, P + 1);
+    this.bounded = bounded ? { count: [], keys: [] } : null;
     const { nkv, nm, hd, Smax, H, nh } = this;
     this.kCache = []; this.vCache = []; this.dCache = [];
     for (let i = 0; i < model.layers.length; i++) {
       const kc = new Float32Array(nkv * Smax * hd), vc = new Float32Array(nkv * Smax * hd), dc = new Float32Array(nm * Smax);
       const kh = cache[i].k.dataSync() as Float32Array, vh = cache[i].v.dataSync() as Float32Array, dh = cache[i].d.dataSync() as Float32Array;
-      // [1, nkv, P, hd] -> rows 0..P-1 of each head's [Smax, hd] block
+      const S0 = cache[i].k.shape[2]!; // P, or the bounded cache's slots
+      // [1, nkv, S0, hd] -> rows 0..S0-1 of each head's [Smax, hd] block
       for (let h = 0; h < nkv; h++) {
-        kc.set(kh.subarray(h * P * hd, (h + 1) * P * hd), h * Smax * hd);
-        vc.set(vh.subarray(h * P * hd, (h + 1) * P * hd), h * Smax * hd);
+        kc.set(kh.subarray(h * S0 * hd, (h + 1) * S0 * hd), h * Smax * hd);
+        vc.set(vh.subarray(h * S0 * hd, (h + 1) * S0 * hd), h * Smax * hd);
       }
-      for (let h = 0; h < nm; h++) dc.set(dh.subarray(h * P, (h + 1) * P), h * Smax);
+      for (let h = 0; h < nm; h++) dc.set(dh.subarray(h * S0, (h + 1) * S0), h * Smax);
       this.kCache.push(kc); this.vCache.push(vc); this.dCache.push(dc);
+      if (this.bounded) {
+        const keys = new Int32Array(nkv * Smax);
+        for (let h = 0; h < nkv; h++) keys.set(cache[i].keys!.subarray(h * S0, (h + 1) * S0), h * Smax);
+        this.bounded.count.push(S0);
+        this.bounded.keys.push(keys);
+      }
     }
     this.invFreq = Float32Array.from(model.rotary.inverseFrequencies);
     const I = c.intermediate_size;
@@ -151,7 +311,7 @@ class DogeFastDecoder implements TokenStepper {
     this.oFlat = new Float32Array(nh * hd); this.attnOut = new Float32Array(H);
     this.mask = new Float32Array(nm * Smax); this.scores = new Float32Array(Smax);
     this.gu = [new Float32Array(I), new Float32Array(I)]; this.act = new Float32Array(I); this.mlpOut = new Float32Array(H);
-    const moe = model.layers.find((l) => l.mlp instanceof CDMoE)?.mlp as CDMoE | undefined;
+    const moe = model.layers.map((l) => cdmoeOf(l.mlp)).find((m) => m !== null);
     this.moe = moe ? { R: new Float32Array(2 * moe.K), shared: new Float32Array(H) } : null;
   }
 
@@ -168,28 +328,26 @@ class DogeFastDecoder implements TokenStepper {
    * Heap views of every weight; taken again when the wasm heap grew (its old buffer is then detached, length 0) or
    * a weight was assigned since (e.g. by an onToken callback): its data then lives elsewhere.
    */
-  private weights(): NonNullable<DogeFastDecoder['views']> {
+  private weights(): NonNullable<DogeHostDecoder['views']> {
     if (this.views && this.views.embed.length !== 0 && this.viewed.every((v) => v.t.dataId === v.id && !v.t.isDisposed)) return this.views;
     const be = tf.backend() as unknown as WasmHeapBackend;
     this.viewed = [];
     const view = (t: tf.Tensor | null | undefined): Float32Array | null => {
       if (!t) return null;
-      if (t.isDisposed) throw new Error('fast decoder: a weight of the model was disposed');
+      if (t.isDisposed) throw new Error('host decoder: a weight of the model was disposed');
       this.viewed.push({ t, id: t.dataId });
       return be.typedArrayFromHeap(t);
     };
     const need = (t: tf.Tensor | null | undefined): Float32Array => view(t)!;
     const mlpViews = (m: MLP): MlpViews => ({ gate: need(m.gateW), up: need(m.upW), down: need(m.downW), gateB: view(m.gateB), upB: view(m.upB), downB: view(m.downB) });
     const layers = this.model.layers.map((l): LayerViews => {
-      const p = l.attn.parameters();
-      const moe = l.mlp instanceof CDMoE ? l.mlp : null;
+      const a = l.attn;
+      const moe = cdmoeOf(l.mlp);
       return {
         inNorm: need(l.inputNorm.weight), postNorm: need(l.postNorm.weight), inRes: need(l.inputResidual), postRes: need(l.postResidual),
-        q: need(p.get('q_proj.weight')), k: need(p.get('k_proj.weight')), v: need(p.get('v_proj.weight')),
-        qB: view(p.get('q_proj.bias')), kB: view(p.get('k_proj.bias')), vB: view(p.get('v_proj.bias')),
-        A: need(p.get('A')), dt: need(p.get('dt_proj.weight')), dtB: view(p.get('dt_proj.bias')),
-        o: need(p.get('o_proj.weight')), oB: view(p.get('o_proj.bias')),
-        qNorm: need(p.get('q_norm.weight')), kNorm: need(p.get('k_norm.weight')),
+        q: need(a.qW), k: need(a.kW), v: need(a.vW), qB: view(a.qB), kB: view(a.kB), vB: view(a.vB),
+        A: need(a.A), dt: need(a.dtW), dtB: view(a.dtB), o: need(a.oW), oB: view(a.oB),
+        qNorm: need(a.qNormW), kNorm: need(a.kNormW),
         mlp: mlpViews(moe ? moe.shared : (l.mlp as MLP)),
         router: moe ? need(moe.routerW) : null, downEmbed: moe ? need(moe.downEmbed) : null, upEmbed: moe ? need(moe.upEmbed) : null,
       };
@@ -208,8 +366,8 @@ class DogeFastDecoder implements TokenStepper {
 
   step(token: number): Float32Array {
     const { H, hd, Smax, V } = this;
-    if (!Number.isInteger(token) || token < 0 || token >= V) throw new Error(`fast decoder: token id ${token} is outside the vocabulary [0, ${V})`);
-    if (this.P >= Smax) throw new Error(`fast decoder: cache is full (${Smax} positions)`);
+    if (!Number.isInteger(token) || token < 0 || token >= V) throw new Error(`host decoder: token id ${token} is outside the vocabulary [0, ${V})`);
+    if (!this.bounded && this.P >= Smax) throw new Error(`host decoder: cache is full (${Smax} positions)`);
     const w = this.weights();
     const c = this.model.config;
     const eps = c.rms_norm_eps;
@@ -230,7 +388,8 @@ class DogeFastDecoder implements TokenStepper {
       for (let i = 0; i < H; i++) h[i] = fr(fr(L.inRes[i] * h[i]) + this.attnOut[i]);
       // --- MLP or CDMoE: h = post_attention_residual * h + MLP(RMSNorm(h)) ---
       rmsNormInto(h, L.postNorm, eps, this.x, 0, H);
-      if (layer.mlp instanceof CDMoE) this.cdmoe(layer.mlp, L, this.x, this.mlpOut);
+      const moe = cdmoeOf(layer.mlp);
+      if (moe) this.cdmoe(moe, L, this.x, this.mlpOut);
       else this.swiglu(L.mlp, this.x, this.mlpOut);
       for (let i = 0; i < H; i++) h[i] = fr(fr(L.postRes[i] * h[i]) + this.mlpOut[i]);
     }
@@ -259,7 +418,9 @@ class DogeFastDecoder implements TokenStepper {
     const { nh, nkv, nm, hd, Smax } = this;
     const layer = this.model.layers[li];
     const kc = this.kCache[li], vc = this.vCache[li], dc = this.dCache[li];
-    const g = nh / nkv, S = P + 1, half = hd / 2;
+    // the new key goes to slot `at`: P, or after the bounded cache's slots in use
+    const at = this.bounded ? this.bounded.count[li] : P;
+    const g = nh / nkv, S = at + 1, half = hd / 2;
     const window = this.model.config.sliding_window;
     const qkv = this.qkv;
     const qPart = qkv.subarray(0, nh * hd), kPart = qkv.subarray(nh * hd, (nh + nkv) * hd), vPart = qkv.subarray((nh + nkv) * hd);
@@ -278,20 +439,26 @@ class DogeFastDecoder implements TokenStepper {
         qkv[off + half + i] = fr(fr(x2 * cos[i]) + fr(x1 * sin[i]));
       }
     }
-    // append the new key, value and dynamic-mask entry at slot P
+    // append the new key, value and dynamic-mask entry at slot `at`
     for (let cc = 0; cc < nkv; cc++) {
-      kc.set(kPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + P) * hd);
-      vc.set(vPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + P) * hd);
+      kc.set(kPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + at) * hd);
+      vc.set(vPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + at) * hd);
+      if (this.bounded) this.bounded.keys[li][cc * Smax + at] = P;
     }
     this.linear(L.dt, vPart, this.dt, L.dtB);
-    for (let m = 0; m < nm; m++) dc[m * Smax + P] = fr(Math.exp(fr(L.A[m] * softplus(this.dt[m]))));
+    const exp = layer.attn.dynamicMaskBias === 'exp';
+    for (let m = 0; m < nm; m++) { const a = fr(L.A[m] * softplus(this.dt[m])); dc[m * Smax + at] = exp ? fr(Math.exp(a)) : a; }
     // mask rows M[m, j] (j < S): d, float32 min outside the sliding window, then the keep_window top-k
     const M = this.mask;
     for (let m = 0; m < nm; m++) {
       for (let j = 0; j < S; j++) M[m * S + j] = window !== null && j <= P - window ? F32_MIN : dc[m * Smax + j];
     }
     const keep = layer.attn.keepWindowSize;
-    if (S > keep) {
+    // bounded: the top-k drops one slot per head, the smallest d (the oldest among equal d); the new key takes its place
+    const evict = this.bounded && S > keep ? this.evictions(li, S) : null;
+    if (evict) {
+      for (let m = 0; m < nm; m++) M[m * S + evict[m]] = F32_MIN;
+    } else if (S > keep) {
       const idx = torchTopkIndices(M.subarray(0, nm * S), nm, S, keep);
       const kept = new Uint8Array(nm * S);
       for (let m = 0; m < nm; m++) for (let r = 0; r < keep; r++) kept[m * S + idx[m * keep + r]] = 1;
@@ -314,6 +481,38 @@ class DogeFastDecoder implements TokenStepper {
       }
     }
     this.linear(L.o, this.oFlat, out, L.oB);
+    if (this.bounded) {
+      if (evict) {
+        // the new key (slot `at`) overwrites the evicted one; the slot count stays keep_window_size
+        const keys = this.bounded.keys[li];
+        for (let cc = 0; cc < nkv; cc++) {
+          const e = evict[cc];
+          if (e === at) continue;
+          kc.copyWithin((cc * Smax + e) * hd, (cc * Smax + at) * hd, (cc * Smax + at + 1) * hd);
+          vc.copyWithin((cc * Smax + e) * hd, (cc * Smax + at) * hd, (cc * Smax + at + 1) * hd);
+          dc[cc * Smax + e] = dc[cc * Smax + at];
+          keys[cc * Smax + e] = keys[cc * Smax + at];
+        }
+      } else {
+        this.bounded.count[li] = S;
+      }
+    }
+  }
+
+  /** Per kv head (= mask head), the slot of the S in use with the smallest d, the oldest key among equal d. */
+  private evictions(li: number, S: number): Int32Array {
+    const { nkv, Smax } = this;
+    const dc = this.dCache[li], keys = this.bounded!.keys[li];
+    const out = new Int32Array(nkv);
+    for (let cc = 0; cc < nkv; cc++) {
+      let e = 0;
+      for (let j = 1; j < S; j++) {
+        const dj = dc[cc * Smax + j], de = dc[cc * Smax + e];
+        if (dj < de || (dj === de && keys[cc * Smax + j] < keys[cc * Smax + e])) e = j;
+      }
+      out[cc] = e;
+    }
+    return out;
   }
 
   /** out[H] = down(silu(gate x) * up x). */

@@ -38,7 +38,7 @@ interface Addon {
   setThreads(n: number): void;
 }
 
-/** The built addon: same path from src/ops (tsx) and dist/ops (compiled). */
+/** The built addon: same path from src/runtime (tsx) and dist/runtime (compiled). */
 export const NATIVE_BLAS_ADDON = path.join(__dirname, '..', '..', 'native', 'build', 'wm_blas.node');
 
 /** Libraries tried in order: OpenBLAS by its own names (pthread build first), then the BLAS alternative, then MKL. */

@@ -1,6 +1,6 @@
 /**
  * The wasm backend's kernel patches, in one place. `installWasmKernelPatches(tf)` (called by `loadBackend()` in
- * src/backend.ts before the wasm backend starts, never as an import side effect) re-registers a few tfjs-backend-wasm 4.22 kernels with faster versions computing the same numbers; it touches no
+ * backend.ts before the wasm backend starts, never as an import side effect) re-registers a few tfjs-backend-wasm 4.22 kernels with faster versions computing the same numbers; it touches no
  * other backend and is a no-op when the wasm backend is not registered. Each patch is tested against the kernel it
  * replaces (tests/ops-kernels.test.ts).
  *
@@ -16,14 +16,13 @@
  *    patch copies only the requested blocks.
  *  - Identity (every tensor saved for backprop is cloned through it): share the data with a reference count, as the
  *    wasm Reshape kernel does, instead of copying (tfjs tensors are immutable).
- *  - BatchMatMul with a native BLAS (`setWasmNativeBlas`, src/ops/native-blas.ts): every float32 product, any
+ *  - BatchMatMul with a native BLAS (`setWasmNativeBlas`, native-blas.ts): every float32 product, any
  *    transposes, batch or broadcast batch, runs as cblas_sgemm (OpenBLAS, AVX2/FMA) on the wasm heap itself; no
  *    copies, no transposes (BLAS reads transposed operands in place), no chunking.
  *  - GatherV2 (row lookups: embeddings, CDMoE's expert rows and scores): the wasm kernel walks every element through
  *    generic 4-D strides (~60% of doge-tiny-moe's forward pass); the patch copies whole rows.
  *
- * This file depends on nothing of the library: it receives the tfjs instance (so it can be installed from
- * src/backend.ts without an import cycle).
+ * This file imports nothing of the library: it receives the tfjs instance from backend.ts.
  */
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { NativeBlas } from './native-blas';
@@ -387,8 +386,3 @@ export function installWasmKernelPatches(tf: Tf): string[] {
   g.__wmWasmKernelPatches = PATCHES.map(([name]) => name);
   return g.__wmWasmKernelPatches;
 }
-
-/** Compatibility names (each installs every patch, idempotent) for code that patched one kernel at a time. */
-export function installWasmBatchMatMulFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('BatchMatMul'); }
-export function installWasmSliceFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('Slice'); }
-export function installWasmIdentityFix(tf: Tf): boolean { return installWasmKernelPatches(tf).includes('Identity'); }
