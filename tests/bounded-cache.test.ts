@@ -238,3 +238,23 @@ test('long inputs at inference: chunked through the cache = one pass (logits, lo
   }
   d.dispose(); cm.dispose();
 });
+
+test('host decoder with a bounded cache (native BLAS): the tokens and logits of the tfjs bounded decoder; slots stay keep_window_size + 1', async (t) => {
+  const { wasmNativeBlas } = await import('../src/runtime/wasm-patches');
+  if (!wasmNativeBlas()) { t.skip('no native BLAS'); return; }
+  for (const over of [{}, { dynamic_mask_bias: 'linear' }, { num_key_value_heads: 1 }]) {
+    const m = new DogeForCausalLM(dogeSmall({ vocab_size: 64, keep_window_size: 8, ...over }), { seed: 8 });
+    randomizeDoge(m, 17);
+    const lf: Float32Array[] = [], lp: Float32Array[] = [];
+    const used: boolean[] = [];
+    const opts = { maxNewTokens: 150, eosTokenId: null, cache: 'bounded' as const };
+    const fast = m.generate([[3, 9, 4, 1, 5, 9, 2, 6, 5, 3]], { ...opts, fastDecode: true, onHostDecoder: (i) => used.push(i.used), onLogits: (l) => lf.push(Float32Array.from(l)) });
+    const plain = m.generate([[3, 9, 4, 1, 5, 9, 2, 6, 5, 3]], { ...opts, fastDecode: false, onLogits: (l) => lp.push(Float32Array.from(l)) });
+    const e = worst(lf, lp);
+    console.log(`host decoder bounded ${JSON.stringify(over)}: worst logit error vs tfjs bounded ${e.toExponential(2)} over ${lf.length} steps (tokens repeat: ties resolved alike)`);
+    assert.deepEqual(used, [true]);
+    assert.deepEqual(fast, plain);
+    assert.ok(e < 1e-4);
+    m.dispose();
+  }
+});
