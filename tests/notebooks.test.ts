@@ -30,6 +30,7 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '7-finetune': { plots: 2, stdout: [/SFT: \d+ steps/, /rewards\/accuracies/, /saved for notebook 8/] },
   '8-evaluate': { plots: 1, stdout: [/perplexity/, /embedded_chat: acc/, /embedded: acc/, /standard errors/, /requests\/s/, /saved runs\/notebooks\/eval/] },
   '9-cheems': { plots: 3, stdout: [/layers sssA/, /max abs difference/, /positions \+ 100/, /eval loss/, /generated/] },
+  '10-state-space': { plots: 4, stdout: [/worst \|bounded - full\| = /, /holds positions 24, 25, 26/, /accuracy per seed/] },
 };
 
 const OUT = join(ROOT, 'out', 'notebooks-test');
