@@ -72,15 +72,62 @@ test('many processes starting the threaded backend at once all start (worker scr
   }
 });
 
-test('auto wasm threads per workload: decoding single-threaded, training threaded only on idle cores', async () => {
+test('auto wasm threads per workload: decoding single-threaded, training one thread per core free now', async () => {
   const { autoWasmThreads } = await import('../src/runtime/backend');
-  assert.deepEqual(autoWasmThreads('inference', 2, 0), { threads: 1, why: 'inference: single-threaded by default' });
-  assert.equal(autoWasmThreads('training', 2, 0.2).threads, 2);
-  assert.equal(autoWasmThreads('training', 2, 0.8).threads, 1);
-  assert.deepEqual(autoWasmThreads('training', 2, 12.4), { threads: 1, why: 'training: machine busy, load 12.4 on 2 cores' });
-  assert.equal(autoWasmThreads('training', 16, 0).threads, 8);
-  assert.equal(autoWasmThreads('training', 16, 6).threads, 8);
-  assert.equal(autoWasmThreads('training', 16, 10).threads, 6);
+  const now = (busy: number) => ({ busy, source: 'now' as const });
+  assert.deepEqual(autoWasmThreads('inference', 2, now(0)), { threads: 1, why: 'inference: single-threaded by default' });
+  assert.deepEqual(autoWasmThreads('training', 2, now(0.2)), { threads: 2, why: 'training: 0.2 of 2 cores busy now' });
+  // the case the 1-minute load average got wrong: a job just ended (load average 0.7), nothing runs now -> 2 threads
+  assert.equal(autoWasmThreads('training', 2, now(0)).threads, 2);
+  assert.equal(autoWasmThreads('training', 2, { busy: 0.7, source: 'load average' }).threads, 1);
+  assert.equal(autoWasmThreads('training', 2, now(0.8)).threads, 1);
+  assert.deepEqual(autoWasmThreads('training', 2, now(2)), { threads: 1, why: 'training: machine busy, 2.0 of 2 cores busy now' });
+  assert.deepEqual(autoWasmThreads('training', 2, { busy: 12.4, source: 'load average' }), { threads: 1, why: 'training: machine busy, load average 12.4 on 2 cores' });
+  assert.equal(autoWasmThreads('training', 16, now(0)).threads, 8);
+  assert.equal(autoWasmThreads('training', 16, now(6)).threads, 8);
+  assert.equal(autoWasmThreads('training', 16, now(10)).threads, 6);
+});
+
+test('cores busy now: /proc/stat ticks between two samples, in cores, minus this process', async () => {
+  const { cpuBusyNow, parseProcStat } = await import('../src/runtime/backend');
+  const stat = (user: number, idle: number) => `cpu  ${user} 0 0 ${idle} 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0 0 0\nintr 1\n`;
+  assert.deepEqual(parseProcStat('cpu  10 2 3 100 5 1 1 1 7 0\ncpu0 1\ncpu1 1\ncpu2 1\n'), { busy: 18, total: 123, cpus: 3 });
+  assert.throws(() => parseProcStat('garbage'), /\/proc\/stat: no aggregate 'cpu' line in 'garbage'/);
+  // 2 cpus, 20 ticks in the window, 15 of them busy: 1.5 cores busy (less whatever this process used while waiting)
+  const texts = [stat(100, 100), stat(115, 105)];
+  const r = await cpuBusyNow(50, () => texts.shift()!);
+  assert.equal(r.source, 'now');
+  assert.ok(r.busy > 1 && r.busy <= 1.5, `busy ${r.busy}`);
+  // no ticks at all (a frozen counter) is an idle machine, not a division by zero
+  assert.deepEqual(await cpuBusyNow(1, () => stat(100, 100)), { busy: 0, source: 'now' });
+  // unreadable /proc/stat: the load average
+  assert.equal((await cpuBusyNow(1, () => { throw new Error('ENOENT'); })).source, 'load average');
+  // the real file on this machine (Linux): a number of cores in [0, cpus]
+  const real = await cpuBusyNow(20);
+  assert.ok(real.busy >= 0 && real.busy <= 64, JSON.stringify(real));
+});
+
+test('the backend log line is one short line (backend, threads, BLAS); WM_LOG=debug (wm --verbose sets it) adds the reasons', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { backendSummary } = await import('../src/runtime/backend');
+  const stderr = (env: Record<string, string>) => spawnSync(process.execPath, ['-e', "require('./dist').loadBackend({ backend: 'wasm' })"],
+    { encoding: 'utf8', env: { ...process.env, WM_LOG: '', WM_WASM_THREADS: '1', WM_NATIVE_BLAS: 'auto', ...env } }).stderr;
+  const short = stderr({});
+  assert.match(short, /^\[wonderful-matrices\] backend: wasm, 1 thread, BLAS OpenBLAS \S+\n$/);
+  assert.ok(short.length < 80, short);
+  const off = stderr({ WM_NATIVE_BLAS: '0' });
+  assert.equal(off, '[wonderful-matrices] backend: wasm, 1 thread, BLAS none (XNNPACK matmuls)\n');
+  const debug = stderr({ WM_LOG: 'debug' }).split('\n');
+  assert.equal(debug[0], short.trim());
+  assert.match(debug[1], /^\[wonderful-matrices\] backend details: forced by WM_BACKEND\/option; 1 XNNPACK thread \(WM_WASM_THREADS\/option; WM_WASM_THREADS=N sets it\); matmuls on OpenBLAS/);
+  // a fall-back past wasm, or a failed threaded start, is said on the short line
+  assert.equal(backendSummary({ name: 'cpu', tfjsBackend: 'cpu', reason: 'best that loaded; wasm unavailable (x)' }), 'cpu (wasm did not load; WM_LOG=debug says why)');
+  assert.equal(backendSummary({ name: 'cpu', tfjsBackend: 'cpu', reason: 'forced by WM_BACKEND/option' }), 'cpu');
+  assert.equal(backendSummary({ name: 'wasm', tfjsBackend: 'wasm', reason: '', threads: 1, blas: 'OpenBLAS 0.3.21' }, ['threaded XNNPACK failed to start']),
+    'wasm, 1 thread, BLAS OpenBLAS 0.3.21 (threaded XNNPACK failed to start; WM_LOG=debug says why)');
+});
+
+test('loadBackend on an inference workload runs XNNPACK single-threaded', async () => {
   const { execFileSync } = await import('node:child_process');
   const out = execFileSync(process.execPath, ['-e', "const b=require('./dist');b.loadBackend({ workload: 'inference', backend: 'wasm' }).then(()=>console.log(require('./dist/runtime/wasm-threads').wasmThreadsCount()))"],
     { encoding: 'utf8', env: { ...process.env, WM_WASM_THREADS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,6 +9,7 @@ import { DogeConfig, DogeForCausalLM, type DogeCache } from '../src/models/doge'
 import { createDogeHostDecoder, decodeHeadThreads, dogeHostDecoderUnsupported, runningOtherTasks } from '../src/runtime/doge-host-decoder';
 import { DecodingSession, fastDecodeEnabled, type GenerateOptions } from '../src/generation';
 import { setWasmNativeBlas, wasmNativeBlas } from '../src/runtime/wasm-patches';
+import { hostDecoderFor, registerHostDecoder, registeredHostDecoders, unregisterHostDecoder } from '../src/runtime/host-decoders';
 import type { MLP } from '../src/modules/mlp';
 import { maxAbs, maxErr, randomizeDoge } from './parity-helpers';
 
@@ -174,6 +175,35 @@ test('a weight assigned during generation (onToken) is seen by the next fast ste
   m.generate([[1, 2, 3]], { maxNewTokens: 8, eosTokenId: null, onLogits: (l) => unchanged.push(Float32Array.from(l)) });
   assert.ok(maxErr(unchanged[5], p.logits[5]) > 1e-3);
   original.dispose();
+  m.dispose();
+});
+
+test('generate finds the host decoder through the runtime registry by model_type (registered by loadBackend with the native BLAS)', () => {
+  assert.deepEqual(registeredHostDecoders(), ['doge']);
+  const m = model(small({ keep_window_size: 4 }), 10);
+  assert.equal(m.config.model_type, 'doge');
+  const prompt = [[1, 5, 9, 2]];
+  const registered = both(m, prompt, { maxNewTokens: 6, eosTokenId: null, ...DISTINCT });
+  assert.equal(registered.used, 1);
+  assert.equal(registered.reason, null);
+  const factory = (mm: unknown, cache: Parameters<typeof createDogeHostDecoder>[1], n: number) => createDogeHostDecoder(mm as DogeForCausalLM, cache, n);
+  unregisterHostDecoder('doge');
+  try {
+    // nothing registered: model.forward runs every step, and generate says why
+    const none = both(m, prompt, { maxNewTokens: 6, eosTokenId: null, ...DISTINCT });
+    assert.equal(none.used, 0);
+    assert.equal(none.reason, "no host decoder registered for model_type 'doge' (none is: the wasm backend with the native BLAS registers them)");
+    assert.deepEqual(none.fast, registered.fast);
+    const pre = m.forward({ inputIds: prompt, useCache: true });
+    pre.logits.dispose();
+    assert.equal(hostDecoderFor({ config: {} }, pre.cache!, 9).reason, 'the model has no config.model_type (none is: the wasm backend with the native BLAS registers them)');
+    registerHostDecoder('other', factory);
+    assert.equal(hostDecoderFor({ config: { model_type: 'cheems' } }, pre.cache!, 9).reason, "no host decoder registered for model_type 'cheems'");
+    tf.dispose(pre.cache!.layers as unknown as tf.TensorContainer);
+  } finally {
+    unregisterHostDecoder('other');
+    registerHostDecoder('doge', factory);
+  }
   m.dispose();
 });
 

@@ -17,7 +17,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`);
-  return `usage: wm <command> [options]      (wm <command> --help for its options; wm --version)\n\ncommands:\n${lines.join('\n')}\n\nEnvironment: WM_BACKEND=tensorflow-gpu|tensorflow|wasm|cpu forces a tfjs backend.`;
+  return `usage: wm <command> [options]      (wm <command> --help for its options; wm --version)\n\ncommands:\n${lines.join('\n')}\n\nEnvironment: WM_BACKEND=tensorflow-gpu|tensorflow|wasm|cpu forces a tfjs backend; WM_LOG=debug (or --verbose) says why.`;
 }
 
 /** The package version (package.json two folders up from dist/cli/ and from src/cli/). */
@@ -36,6 +36,9 @@ async function main(argv: string[]): Promise<void> {
     console.log(usage());
     return;
   }
+  // --verbose (any command): the backend's reasons and other debug lines (WM_LOG=debug)
+  const verbose = rest.indexOf('--verbose');
+  if (verbose >= 0) { rest.splice(verbose, 1); process.env.WM_LOG = 'debug'; }
   const entry = COMMANDS[command];
   if (!entry) {
     console.error(`wm: unknown command '${command}'\n\n${usage()}`);

@@ -1,5 +1,6 @@
 /**
- * One TensorFlow.js engine for the whole library, and the choice of the backend it runs on.
+ * The choice of the backend the library's one TensorFlow.js engine (src/tf.ts) runs on, and its bootstrap: tfjs
+ * gradients, kernel patches, wasm threads, the native BLAS and the host decoders that need it.
  *
  * Order of preference (first that loads wins):
  *   1. `tensorflow` from `@tensorflow/tfjs-node-gpu`  (CUDA, libtensorflow)
@@ -65,8 +66,12 @@ export interface BackendInfo {
   name: BackendName;
   /** The tfjs backend name in use (`tf.getBackend()`). */
   tfjsBackend: string;
-  /** Why this one: forced, or which better ones failed and how. */
+  /** Why this one: forced, or which better ones failed and how, plus the thread and BLAS choices (the debug log line). */
   reason: string;
+  /** XNNPACK threads of the wasm backend (absent for other backends). */
+  threads?: number;
+  /** The native BLAS running the wasm backend's products, as its build names itself (e.g. 'OpenBLAS 0.3.21'). */
+  blas?: string;
   /**
    * What runs the wasm backend's matrix products: 'openblas'/'mkl' (native BLAS, src/runtime/native-blas.ts) or
    * 'xnnpack'. Absent for other backends. The log line names it as `wasm+openblas`.
@@ -144,8 +149,12 @@ function nameLoadBackendInEngineErrors(): void {
 }
 nameLoadBackendInEngineErrors();
 
-/** Notes for the log line (e.g. how many wasm threads run, or why threading was turned off). */
+/** Notes for the debug log line (e.g. how many wasm threads run, or why threading was turned off). */
 let backendNotes: string[] = [];
+/** The short log line's remarks: only what a user should know without asking (a failed threaded start). */
+let shortNotes: string[] = [];
+/** The native BLAS's name when it runs the wasm backend's products. */
+let blasName: string | undefined;
 
 /** The native BLAS choice for the wasm backend's products, made once the backend runs (see native-blas.ts). */
 function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'openblas' | 'mkl' | 'xnnpack' {
@@ -168,7 +177,8 @@ function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'ope
   // the host decoders run their products on it (generate asks for one after the prompt)
   registerHostDecoder('doge', (model, cache, maxLength) => createDogeHostDecoder(model as HostDecodable, cache, maxLength));
   const kind = /openblas/i.test(blas.config) ? 'openblas' : 'mkl';
-  backendNotes.push(`matmuls on ${blas.config.split(' ').slice(0, 2).join(' ')} (${blas.lib}, ${threads} thread${threads > 1 ? 's' : ''}; WM_NATIVE_BLAS=0 turns it off)`);
+  blasName = blas.config.split(' ').slice(0, 2).join(' ');
+  backendNotes.push(`matmuls on ${blasName} (${blas.lib}, ${threads} thread${threads > 1 ? 's' : ''}; WM_NATIVE_BLAS=0 turns it off)`);
   return kind;
 }
 
@@ -192,6 +202,7 @@ async function tryBackend(name: BackendName): Promise<void> {
     disableWasmThreads(tf);
     await setBackendOrThrow('wasm');
     backendNotes.push(`threaded XNNPACK failed to start (${firstLine(e).slice(0, 100)}), running single-threaded`);
+    shortNotes.push('threaded XNNPACK failed to start');
   } finally {
     restore();
   }
@@ -208,6 +219,11 @@ export interface LoadBackendOptions {
   /** Print the one-line "backend: ..." message (default true). */
   log?: boolean;
   /**
+   * Also print why this backend, thread count and BLAS (which better backends failed and how, the load behind the
+   * thread count). Default: `WM_LOG=debug` (the `wm` commands' `--verbose` sets it).
+   */
+  verbose?: boolean;
+  /**
    * Threads for the wasm backend's XNNPACK kernels: a number (1 = single-threaded) or 'auto' (see `workload`).
    * Default: `WM_WASM_THREADS`, else 'auto'. See src/runtime/wasm-threads.ts.
    */
@@ -215,8 +231,12 @@ export interface LoadBackendOptions {
   /**
    * What the process will mostly do, for 'auto' threads (the count is fixed when the backend starts):
    * - `inference` (decoding: many small ops, where thread hand-offs cost more than they save): 1 thread.
-   * - `training` (default; large matmuls): one thread per idle core (cores minus the 1-minute load average,
-   *   at most 8), so a machine busy with other jobs runs single-threaded instead of oversubscribed.
+   * - `training` (default; large matmuls): one thread per core free now (cores minus the cores other processes
+   *   kept busy over a 100 ms /proc/stat sample, at most 8), so a machine busy with other jobs runs single-threaded
+   *   instead of oversubscribed, and one whose last job just ended gets every core (the 1-minute load average would
+   *   still count that job: right after one, a load average of 0.7 gave doge-tiny 1 thread, 2,346 tokens/s, where 2
+   *   threads give 3,174).
+   *   Without /proc/stat: cores minus the 1-minute load average.
    * Measured on the shared 2-core development machine at load ~12 (other jobs running), doge-tiny (wm bench):
    * decoding 172-178 tokens/s with 1 thread vs 28-45 with 2; training 164-180 vs 139-237. On an idle 2-core
    * machine 2 threads trained ~1.6x faster (644 -> 1064 tokens/s) and decoded ~20% slower.
@@ -233,19 +253,59 @@ let wasmThreads = 1;
 /** Why this many threads (for the log line). */
 let wasmThreadsWhy = '';
 
-/** The 'auto' thread count for a workload, and why. */
-export function autoWasmThreads(workload: 'training' | 'inference', cores = os.availableParallelism(), load = os.loadavg()[0]): { threads: number; why: string } {
-  if (workload === 'inference') return { threads: 1, why: 'inference: single-threaded by default' };
-  const idle = Math.max(0, cores - load);
-  const threads = Math.max(1, Math.min(8, cores, Math.floor(idle + 0.5)));
-  return { threads, why: `training: ${threads === 1 && cores > 1 ? 'machine busy, ' : ''}load ${load.toFixed(1)} on ${cores} cores` };
+/** How busy the machine is: cores other processes keep busy now (/proc/stat), or the 1-minute load average. */
+export interface CpuBusy {
+  /** Busy cores (0..cores). */
+  busy: number;
+  source: 'now' | 'load average';
 }
 
-function resolveWasmThreads(setting: number | string | undefined, workload: 'training' | 'inference'): { threads: number; why: string } {
-  if (setting === undefined || setting === '' || setting === 'auto') return autoWasmThreads(workload);
+/**
+ * The 'auto' thread count for a workload, and why: inference 1; training one per free core (rounded to nearest, at
+ * least 1, at most 8 and the core count).
+ */
+export function autoWasmThreads(workload: 'training' | 'inference', cores: number, load: CpuBusy): { threads: number; why: string } {
+  if (workload === 'inference') return { threads: 1, why: 'inference: single-threaded by default' };
+  const free = Math.max(0, cores - load.busy);
+  const threads = Math.max(1, Math.min(8, cores, Math.floor(free + 0.5)));
+  const what = load.source === 'now' ? `${load.busy.toFixed(1)} of ${cores} cores busy now` : `load average ${load.busy.toFixed(1)} on ${cores} cores`;
+  return { threads, why: `training: ${threads === 1 && cores > 1 ? 'machine busy, ' : ''}${what}` };
+}
+
+/** The aggregate `cpu` line of /proc/stat: busy and total clock ticks, and the number of cpuN lines. */
+export function parseProcStat(text: string): { busy: number; total: number; cpus: number } {
+  const m = /^cpu\s+(\d+(?:\s+\d+)*)/m.exec(text);
+  if (!m) throw new Error(`/proc/stat: no aggregate 'cpu' line in '${text.slice(0, 80).trim()}'`);
+  // user nice system idle iowait irq softirq steal (guest time is already inside user and nice)
+  const [user, nice, system, idle, iowait = 0, irq = 0, softirq = 0, steal = 0] = m[1].split(/\s+/).map(Number);
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy, total: busy + idle + iowait, cpus: (text.match(/^cpu\d+\s/gm) ?? []).length || 1 };
+}
+
+/**
+ * Cores that other processes keep busy now: two /proc/stat samples `windowMs` apart, minus this process's own CPU
+ * time over the window. Where /proc/stat cannot be read: the 1-minute load average.
+ */
+export async function cpuBusyNow(windowMs = 100, read = (): string => fs.readFileSync('/proc/stat', 'utf8')): Promise<CpuBusy> {
+  let a: ReturnType<typeof parseProcStat>;
+  try { a = parseProcStat(read()); } catch { return { busy: os.loadavg()[0], source: 'load average' }; }
+  const own0 = process.cpuUsage();
+  await new Promise((r) => setTimeout(r, windowMs));
+  const b = parseProcStat(read());
+  const own = process.cpuUsage(own0);
+  const ticks = b.total - a.total;
+  if (ticks <= 0) return { busy: 0, source: 'now' };
+  const busyCores = ((b.busy - a.busy) / ticks) * b.cpus; // all processes, in cores
+  const ownCores = (own.user + own.system) / 1000 / windowMs;
+  return { busy: Math.min(b.cpus, Math.max(0, busyCores - ownCores)), source: 'now' };
+}
+
+/** An explicit thread count, or null for 'auto' (which needs a measurement); throws on a bad value. */
+function explicitWasmThreads(setting: number | string | undefined): number | null {
+  if (setting === undefined || setting === '' || setting === 'auto') return null;
   const n = Number(setting);
   if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`WM_WASM_THREADS/wasmThreads must be 'auto' or an integer from 1 to 8, got '${setting}'`);
-  return { threads: n, why: 'WM_WASM_THREADS/option' };
+  return n;
 }
 
 /**
@@ -254,13 +314,18 @@ function resolveWasmThreads(setting: number | string | undefined, workload: 'tra
  */
 export async function loadBackend(options: LoadBackendOptions = {}): Promise<BackendInfo> {
   const forced = options.backend ?? process.env.WM_BACKEND;
-  const { threads, why } = resolveWasmThreads(options.wasmThreads ?? process.env.WM_WASM_THREADS, options.workload ?? 'training');
+  const explicit = explicitWasmThreads(options.wasmThreads ?? process.env.WM_WASM_THREADS);
   const nativeSetting = nativeBlasSetting(options.nativeBlas);
   if (current && (!forced || forced === current.name)) return current;
   const log = options.log ?? true;
-  wasmThreads = threads;
-  wasmThreadsWhy = why;
+  const workload = options.workload ?? 'training';
+  // the free cores are measured only where they decide something (auto threads for training)
+  const auto = explicit === null ? autoWasmThreads(workload, os.availableParallelism(), workload === 'training' ? await cpuBusyNow() : { busy: 0, source: 'now' }) : null;
+  wasmThreads = auto ? auto.threads : explicit!;
+  wasmThreadsWhy = auto ? auto.why : 'WM_WASM_THREADS/option';
   backendNotes = [];
+  shortNotes = [];
+  blasName = undefined;
 
   if (forced) {
     if (!BACKEND_NAMES.includes(forced as BackendName)) {
@@ -294,9 +359,31 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
       throw e;
     }
   }
+  if (current.name === 'wasm') {
+    current.threads = wasmThreadsCount();
+    if (blasName) current.blas = blasName;
+  }
   if (current.name === 'wasm' && backendNotes.length) current.reason += `; ${backendNotes.join('; ')}`;
-  if (log) console.error(`[wonderful-matrices] backend: ${backendLabel(current)} (${current.reason})`);
+  if (log) {
+    console.error(`[wonderful-matrices] backend: ${backendSummary(current, shortNotes)}`);
+    if (options.verbose ?? process.env.WM_LOG === 'debug') console.error(`[wonderful-matrices] backend details: ${current.reason}`);
+  }
   return current;
+}
+
+/**
+ * The short log line: backend, threads, BLAS, e.g. `wasm, 2 threads, BLAS OpenBLAS 0.3.21`. The reasons (which better
+ * backends failed and how, the load behind the thread count) are in `info.reason`, printed with WM_LOG=debug /
+ * --verbose. Falling back past wasm, or a failed threaded start, is said here too: it costs the user speed.
+ */
+export function backendSummary(info: BackendInfo, notes: string[] = []): string {
+  const parts: string[] = [info.name];
+  if (info.threads !== undefined) parts.push(`${info.threads} thread${info.threads === 1 ? '' : 's'}`);
+  if (info.name === 'wasm') parts.push(`BLAS ${info.blas ?? 'none (XNNPACK matmuls)'}`);
+  const fellBack = info.name === 'cpu' && !info.reason.startsWith('forced') ? ['wasm did not load'] : [];
+  const remarks = [...fellBack, ...notes];
+  const more = process.env.WM_LOG === 'debug' ? '' : '; WM_LOG=debug says why';
+  return `${parts.join(', ')}${remarks.length ? ` (${remarks.join('; ')}${more})` : ''}`;
 }
 
 /** The backend chosen by `loadBackend`, if any. */

@@ -28,7 +28,7 @@
  * No silent bypass: the tables below list every DynamicMaskAttention, CDMoE and MLP option and every DogeConfig field
  * with what this decoder does about it (mirrors it, or it cannot change a decoding step), and refuse the values it does
  * not mirror; the tables are typed by the option and field interfaces, so a new option does not compile until it is
- * listed here, and tests/doge-fast-decode.test.ts checks parity or refusal for every entry. A refusal (or another
+ * listed here, and tests/doge-fast-decode-options.test.ts checks parity or refusal for every entry. A refusal (or another
  * backend, batch > 1, padding, dynamic RoPE past its range) means `model.forward` runs the steps instead;
  * `generate`'s `fastDecode: false` or WM_FAST_DECODE=0 turns the decoder off.
  *
