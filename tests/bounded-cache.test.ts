@@ -258,3 +258,28 @@ test('host decoder with a bounded cache (native BLAS): the tokens and logits of 
     m.dispose();
   }
 });
+
+test('host decoder, bounded cache with per-query-head masks (dynamicMaskHeads query, GQA): union slots, same tokens and logits', async (t) => {
+  const { wasmNativeBlas } = await import('../src/runtime/wasm-patches');
+  if (!wasmNativeBlas()) { t.skip('no native BLAS'); return; }
+  const { DynamicMaskAttention } = await import('../src/modules/dmattn');
+  const m = new DogeForCausalLM(dogeSmall({ vocab_size: 64, keep_window_size: 6 }), { seed: 9 });
+  // every layer's attention replaced by one with a dynamic mask per query head (as the decoder-options test does)
+  for (const l of m.layers) {
+    const a = new DynamicMaskAttention({ hiddenSize: 32, numHeads: 4, numKvHeads: 2, keepWindowSize: 6, dynamicMaskHeads: 'query' }, { rng: new Rng(3), std: 0.02 });
+    Object.defineProperty(l, 'attn', { value: a });
+  }
+  randomizeDoge(m, 19);
+  for (const l of m.layers) randomizeDoge(l.attn, 23);
+  const lf: Float32Array[] = [], lp: Float32Array[] = [], used: boolean[] = [];
+  const opts = { maxNewTokens: 60, eosTokenId: null, cache: 'bounded' as const };
+  const fast = m.generate([[3, 9, 4, 1, 5]], { ...opts, fastDecode: true, onHostDecoder: (i) => used.push(i.used), onLogits: (l) => lf.push(Float32Array.from(l)) });
+  const plain = m.generate([[3, 9, 4, 1, 5]], { ...opts, fastDecode: false, onLogits: (l) => lp.push(Float32Array.from(l)) });
+  const e = worst(lf, lp);
+  console.log(`host decoder bounded, per-query-head masks: worst logit error ${e.toExponential(2)} over ${lf.length} steps`);
+  assert.deepEqual(used, [true]);
+  assert.deepEqual(fast, plain);
+  assert.ok(e < 1e-4);
+  for (const l of m.layers) l.attn.dispose();
+  m.dispose();
+});

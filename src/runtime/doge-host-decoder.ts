@@ -38,7 +38,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { tf } from '../tf';
 import { F32_MIN } from '../ops';
-import { torchTopkIndices } from '../ops/torch-topk';
+import { recentTopkIndices, torchTopkIndices } from '../ops/torch-topk';
 import { wasmNativeBlas } from './wasm-patches';
 import type { NativeBlas } from './native-blas';
 import type { HostDecoderChoice, HostDecodingCache, TokenStepper } from './host-decoders';
@@ -228,8 +228,6 @@ export function dogeHostDecoderUnsupported(model: HostDecodable, cache: HostDeco
   if (cache.mask) return 'padded batch';
   const l0 = cache.layers[0] as LayerCache | undefined;
   if (!l0 || l0.k.shape[0] !== 1) return 'batch is not 1';
-  if (l0.keys && model.layers[0].attn.maskHeads !== model.layers[0].attn.numKvHeads) return 'bounded cache with per-query-head masks';
-  if (l0.keys && l0.keys.some((i) => i < 0)) return 'bounded cache with empty slots';
   const r = model.rotary;
   if (r.ropeType !== 'default' && maxLength > r.maxPositionEmbeddings) return 'dynamic RoPE beyond max_position_embeddings';
   return dogeModelRefusal(model);
@@ -252,8 +250,13 @@ class DogeHostDecoder implements TokenStepper {
   /** Slots per kv head: maxLength, or keep_window_size + 1 with a bounded cache. */
   private readonly Smax: number;
   private P: number;
-  /** Bounded cache: slots in use per layer (the same for every kv head) and the sequence index of each slot [nkv, Smax]. */
-  private readonly bounded: { count: number[]; keys: Int32Array[] } | null;
+  /**
+   * Bounded cache: slots in use per layer (the same for every kv head) and the sequence index of each slot [nkv, Smax];
+   * `evict`: one mask per kv head, so the slot the top-k drops is overwritten. With per-query-head masks the kv head
+   * holds the union of its heads' keys: the slots are kept and the top-k runs with the same 'recent' rule (exact, but
+   * the slots grow by one per token).
+   */
+  private readonly bounded: { count: number[]; keys: Int32Array[]; evict: boolean } | null;
   private readonly kCache: Float32Array[]; // per layer [nkv, Smax, hd]
   private readonly vCache: Float32Array[]; // per layer [nkv, Smax, hd]
   private readonly dCache: Float32Array[]; // per layer [nm, Smax]
@@ -282,8 +285,10 @@ class DogeHostDecoder implements TokenStepper {
     this.H = c.hidden_size; this.nh = a0.numHeads; this.nkv = a0.numKvHeads; this.nm = a0.maskHeads; this.hd = a0.headDim;
     this.V = c.vocab_size; this.P = P;
     const bounded = !!cache[0].keys;
-    this.Smax = bounded ? a0.keepWindowSize + 1 : Math.max(maxLength, P + 1);
-    this.bounded = bounded ? { count: [], keys: [] } : null;
+    const evict = bounded && a0.maskHeads === a0.numKvHeads;
+    const slots0 = Math.max(...cache.map((l) => l.k.shape[2]!));
+    this.Smax = evict ? a0.keepWindowSize + 1 : bounded ? slots0 + Math.max(0, maxLength - P) + 1 : Math.max(maxLength, P + 1);
+    this.bounded = bounded ? { count: [], keys: [], evict } : null;
     const { nkv, nm, hd, Smax, H, nh } = this;
     this.kCache = []; this.vCache = []; this.dCache = [];
     for (let i = 0; i < model.layers.length; i++) {
@@ -367,7 +372,7 @@ class DogeHostDecoder implements TokenStepper {
   step(token: number): Float32Array {
     const { H, hd, Smax, V } = this;
     if (!Number.isInteger(token) || token < 0 || token >= V) throw new Error(`host decoder: token id ${token} is outside the vocabulary [0, ${V})`);
-    if (!this.bounded && this.P >= Smax) throw new Error(`host decoder: cache is full (${Smax} positions)`);
+    if (this.bounded ? !this.bounded.evict && this.bounded.count.some((n) => n >= Smax) : this.P >= Smax) throw new Error(`host decoder: cache is full (${Smax} positions)`);
     const w = this.weights();
     const c = this.model.config;
     const eps = c.rms_norm_eps;
@@ -455,11 +460,12 @@ class DogeHostDecoder implements TokenStepper {
     }
     const keep = layer.attn.keepWindowSize;
     // bounded: the top-k drops one slot per head, the smallest d (the oldest among equal d); the new key takes its place
-    const evict = this.bounded && S > keep ? this.evictions(li, S) : null;
+    const evict = this.bounded?.evict && S > keep ? this.evictions(li, S) : null;
     if (evict) {
       for (let m = 0; m < nm; m++) M[m * S + evict[m]] = F32_MIN;
     } else if (S > keep) {
-      const idx = torchTopkIndices(M.subarray(0, nm * S), nm, S, keep);
+      // a bounded cache's slots are in sequence order: 'recent' ties as its tfjs decoder (dmattn-cache.ts)
+      const idx = (this.bounded ? recentTopkIndices : torchTopkIndices)(M.subarray(0, nm * S), nm, S, keep);
       const kept = new Uint8Array(nm * S);
       for (let m = 0; m < nm; m++) for (let r = 0; r < keep; r++) kept[m * S + idx[m * keep + r]] = 1;
       for (let i = 0; i < nm * S; i++) if (!kept[i]) M[i] = F32_MIN;
