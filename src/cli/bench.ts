@@ -21,6 +21,7 @@
  * The PyTorch reference for scale lives outside the project (../shared/bench/; scripts/bench-vs-torch.sh runs both).
  */
 import * as fs from 'node:fs';
+import { writeFileAtomic } from '../io/atomic';
 import { loadBackend, tf } from '../runtime/backend';
 import { createDogeHostDecoder, decodeHeadThreads, type HostDecodable } from '../runtime/doge-host-decoder';
 import { DogeForCausalLM, disposeCache, type DogeCache } from '../models/doge';
@@ -372,5 +373,5 @@ export async function run(argv: string[]): Promise<void> {
   // decode ms/token and cache bytes vs context, bounded vs full cache
   if ((only === undefined && !presets) || only === 'cache') for (const r of benchCacheRows(backend)) emit(r);
   console.error(summary(records));
-  if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ backend: matmul && matmul !== 'xnnpack' ? `${backend}+${matmul}` : backend, matmul, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
+  if (jsonFile) writeFileAtomic(jsonFile, JSON.stringify({ backend: matmul && matmul !== 'xnnpack' ? `${backend}+${matmul}` : backend, matmul, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
 }

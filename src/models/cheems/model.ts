@@ -25,7 +25,7 @@ import {
   boundedCacheFor, checkLinearMemory, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
 } from '../causal-lm';
 import { isRecordingGradients } from '../../ops';
-import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
+import { checkConfigAgainstCheckpoint, loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { generate, type GenerateOptions } from '../../generation/generate';
 import { CheemsConfig } from './config';
 
@@ -202,6 +202,7 @@ export class CheemsForCausalLM extends Module {
   constructor(config: CheemsConfig, options: CheemsModelOptions = {}) {
     super();
     if (!(config instanceof CheemsConfig)) config = new CheemsConfig(config as never);
+    config.checkBuildable(); // a model that cannot fit is refused before the first allocation
     this.config = config;
     const c = config;
     const initWeights = options.initWeights ?? true;
@@ -332,6 +333,7 @@ export class CheemsForCausalLM extends Module {
   /** Open a Cheems folder (single or sharded safetensors; F32/F16/BF16). Errors name the file or tensor. */
   static fromPretrained(dir: string): CheemsForCausalLM {
     const config = CheemsConfig.fromPretrained(dir);
+    checkConfigAgainstCheckpoint(dir, config, 'model.word_embed.weight'); // before anything is allocated
     return loadPretrainedInto(dir, new CheemsForCausalLM(config, { initWeights: false }), config.tie_word_embeddings ? 'model.word_embed.weight' : null);
   }
 }
