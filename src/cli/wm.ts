@@ -17,7 +17,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`);
-  return `usage: wm <command> [options]      (wm <command> --help for its options; wm --version)\n\ncommands:\n${lines.join('\n')}\n\nEnvironment: WM_BACKEND=tensorflow-gpu|tensorflow|wasm|cpu forces a tfjs backend; WM_LOG=debug (or --verbose) says why.`;
+  return `usage: wm <command> [options]      (wm <command> --help for its options; wm --version)\n\ncommands:\n${lines.join('\n')}\n\nEnvironment: WM_BACKEND=tensorflow-gpu|webgpu|tensorflow|wasm|cpu forces a tfjs backend (webgpu: also a software adapter where there is no GPU); WM_LOG=debug (or --verbose) says why.`;
 }
 
 /** The package version (package.json two folders up from dist/cli/ and from src/cli/). */
