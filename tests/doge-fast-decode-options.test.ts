@@ -39,7 +39,8 @@ test('the decoder lists every module option and config field there is (read from
   assert.deepEqual(Object.keys(DMATTN_OPTIONS).sort(), interfaceFields('src/modules/dmattn.ts', 'DynamicMaskAttentionOptions', { InitOptions: INIT_OPTIONS }));
   assert.deepEqual(Object.keys(CDMOE_OPTIONS).sort(), interfaceFields('src/modules/cdmoe.ts', 'CDMoEOptions', { InitOptions: INIT_OPTIONS }));
   assert.deepEqual(Object.keys(MLP_OPTIONS).sort(), interfaceFields('src/modules/mlp.ts', 'MLPOptions'));
-  assert.deepEqual(Object.keys(DOGE_CONFIG_FIELDS).sort(), interfaceFields('src/models/doge/config.ts', 'DogeConfigFields'));
+  const dma = interfaceFields('src/models/config-fields.ts', 'DmaFields');
+  assert.deepEqual(Object.keys(DOGE_CONFIG_FIELDS).sort(), interfaceFields('src/models/doge/config.ts', 'DogeConfigFields', { DmaFields: dma }));
   // and every property a DogeConfig really has (extra: the unknown fields, kept for writing back)
   assert.deepEqual(Object.keys(new DogeConfig()).filter((k) => k !== 'extra').sort(), Object.keys(DOGE_CONFIG_FIELDS).sort());
 });
@@ -80,6 +81,9 @@ const DMATTN_VARIANTS: Record<keyof DynamicMaskAttentionOptions, Variant> = {
   ropeTheta: { attn: { ropeTheta: 500 } },
   maxPositionEmbeddings: { attn: { maxPositionEmbeddings: 8 } },
   dynamicMaskHeads: { attn: { dynamicMaskHeads: 'query' } },
+  dynamicMaskBias: { attn: { dynamicMaskBias: 'linear' } },
+  dynamicMaskSelect: { attn: { dynamicMaskSelect: 'key' } },
+  dynamicMaskType: { attn: { dynamicMaskType: 'relu' }, refused: /^dynamic_mask_type 'relu'$/ },
   aInit: { attn: { aInit: 'ones' } },
   seed: { attn: { seed: 11 } },
   initializerRange: { attn: { initializerRange: 0.3 } },
@@ -127,6 +131,9 @@ const CONFIG_VARIANTS: Record<keyof typeof DOGE_CONFIG_FIELDS, Variant> = {
   mlp_bias: { config: { mlp_bias: true } },
   sliding_window: { config: { sliding_window: 4 } },
   keep_window_size: { config: { keep_window_size: 4 } },
+  dynamic_mask_bias: { config: { dynamic_mask_bias: 'linear' } },
+  dynamic_mask_select: { config: { dynamic_mask_select: 'key', keep_window_size: 4 } },
+  dynamic_mask_type: { config: { dynamic_mask_type: 'relu' }, refused: /^dynamic_mask_type 'relu'$/ },
   is_moe: { config: MOE },
   num_experts: { config: { ...MOE, num_experts: 64 } },
   num_experts_per_tok: { config: { ...MOE, num_experts_per_tok: 2 } },

@@ -1,10 +1,13 @@
-// DynamicMaskAttention and CDMoE against plain-JS loop references written from the spec (not from the fixtures):
+// DynamicMaskAttention (against src/modules/reference/dmattn-loop.ts) and CDMoE against plain-JS loop references written
+// from the spec (not from the fixtures):
 // GQA with 3 query heads per kv head, odd lengths, keep_window_size < S with distinct d, padding, non-square expert
 // counts, norm_topk_prob; plus a directional finite-difference check of the gradients.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/runtime/backend';
-import { DynamicMaskAttention, CDMoE, Rng, F32_MIN } from '../src/modules';
+import { buildMaskBias } from '../src/modules/dmattn';
+import { DynamicMaskAttention, CDMoE, Rng, type DynamicMaskAttentionOptions } from '../src/modules';
+import { dmattnLoop, type DMAttnLoopOptions } from '../src/modules/reference/dmattn-loop';
 
 before(async () => { await loadBackend({ log: false }); });
 
@@ -18,53 +21,6 @@ function randomize(params: P, rng: Rng, scale = 0.3): void {
     for (let i = 0; i < n; i++) vals[i] = name.endsWith('norm.weight') ? 1 + 0.2 * rng.normal() : scale * rng.normal();
     v.assign(tf.tensor(vals, v.shape));
   }
-}
-
-/** Plain-loop DMAttn (spec 4.6) without RoPE: x [B][T][H] -> [B][T][H]. */
-function refAttention(x: number[][][], p: Map<string, number[]>, o: { nh: number; nkv: number; hd: number; keep: number; eps: number; mask?: number[][] }): number[][][] {
-  const { nh, nkv, hd, keep, eps } = o;
-  const B = x.length, T = x[0].length, H = x[0][0].length, g = nh / nkv;
-  const lin = (v: number[], w: number[], out: number, inp: number, b?: number[]) => Array.from({ length: out }, (_, r) => {
-    let s = b ? b[r] : 0;
-    for (let c = 0; c < inp; c++) s += w[r * inp + c] * v[c];
-    return s;
-  });
-  const norm = (v: number[], w: number[]) => { const ms = v.reduce((a, b) => a + b * b, 0) / v.length; const r = 1 / Math.sqrt(ms + eps); return v.map((z, i) => z * r * w[i]); };
-  const softplus = (z: number) => (z > 20 ? z : Math.log1p(Math.exp(z)));
-  const out: number[][][] = [];
-  for (let b = 0; b < B; b++) {
-    const q: number[][][] = [], k: number[][][] = [], v: number[][][] = [], d: number[][] = [];
-    for (let t = 0; t < T; t++) {
-      const qa = lin(x[b][t], p.get('q_proj.weight')!, nh * hd, H, p.get('q_proj.bias'));
-      const ka = lin(x[b][t], p.get('k_proj.weight')!, nkv * hd, H, p.get('k_proj.bias'));
-      const va = lin(x[b][t], p.get('v_proj.weight')!, nkv * hd, H, p.get('v_proj.bias'));
-      q.push(Array.from({ length: nh }, (_, h) => norm(qa.slice(h * hd, (h + 1) * hd), p.get('q_norm.weight')!)));
-      k.push(Array.from({ length: nkv }, (_, h) => norm(ka.slice(h * hd, (h + 1) * hd), p.get('k_norm.weight')!)));
-      v.push(Array.from({ length: nkv }, (_, h) => va.slice(h * hd, (h + 1) * hd)));
-      const dt = lin(va, p.get('dt_proj.weight')!, nkv, nkv * hd, p.get('dt_proj.bias'));
-      d.push(dt.map((z, c) => Math.exp(p.get('A')![c] * softplus(z))));
-    }
-    const ob: number[][] = [];
-    for (let t = 0; t < T; t++) {
-      const concat: number[] = [];
-      for (let h = 0; h < nh; h++) {
-        const c = Math.floor(h / g);
-        let M = Array.from({ length: T }, (_, j) => (j <= t && (!o.mask || o.mask[b][j] === 1) ? d[j][c] : F32_MIN));
-        if (T > keep) {
-          const thr = [...M].sort((a, bb) => bb - a)[keep - 1];
-          M = M.map((m) => (m >= thr ? m : F32_MIN));
-        }
-        const s = M.map((m, j) => q[t][h].reduce((a, qq, i) => a + qq * k[j][c][i], 0) / Math.sqrt(hd) + m);
-        const mx = Math.max(...s);
-        const e = s.map((z) => Math.exp(z - mx));
-        const Z = e.reduce((a, bb) => a + bb, 0);
-        for (let i = 0; i < hd; i++) concat.push(e.reduce((a, pj, j) => a + (pj / Z) * v[j][c][i], 0));
-      }
-      ob.push(lin(concat, p.get('o_proj.weight')!, H, nh * hd, p.get('o_proj.bias')));
-    }
-    out.push(ob);
-  }
-  return out;
 }
 
 function maxDiff(a: number[], b: number[]): number {
@@ -88,7 +44,7 @@ test('DMAttn standalone: GQA 3:1, odd length, top-k window active, padding — m
     const mask = c.pad ? [[...new Array(c.T).fill(1)], [0, 0, ...new Array(c.T - 2).fill(1)]] : undefined;
     const y = attn.apply(x, { attentionMask: mask ? tf.tensor2d(mask, [B, c.T], 'int32') : undefined });
     const p = new Map([...attn.parameters()].map(([k, v]) => [k, arr(v)]));
-    const ref = refAttention(x.arraySync() as number[][][], p, { nh: c.nh, nkv: c.nkv, hd: c.H / c.nh, keep: c.keep, eps: 1e-6, mask });
+    const ref = dmattnLoop(x.arraySync() as number[][][], p, { nh: c.nh, nkv: c.nkv, hd: c.H / c.nh, keep: c.keep, eps: 1e-6, mask });
     const got = arr(y);
     const flat = ref.flat(2);
     const err = maxDiff(got, flat);
@@ -100,6 +56,46 @@ test('DMAttn standalone: GQA 3:1, odd length, top-k window active, padding — m
     assert.deepEqual(attn.parameters().get('dt_proj.weight')!.shape, [c.nkv, c.nkv * (c.H / c.nh)]);
     x.dispose(); y.dispose(); attn.dispose();
   }
+});
+
+test('DMAttn options of arXiv 2508.02124 / flash-dmattn (linear bias, key-row top-k, relu) and tie rules match the loop reference', () => {
+  type Case = { name: string; nh: number; nkv: number; H: number; T: number; keep: number; pad: boolean; opts: Partial<DynamicMaskAttentionOptions>; ref: Partial<DMAttnLoopOptions>; ties?: 'torch' | 'recent'; tieD?: boolean; A?: number[] };
+  const cases: Case[] = [
+    { name: 'linear bias', nh: 4, nkv: 2, H: 16, T: 9, keep: 3, pad: true, opts: { dynamicMaskBias: 'linear' }, ref: { bias: 'linear' } },
+    { name: 'key-row top-k', nh: 6, nkv: 2, H: 24, T: 10, keep: 4, pad: true, opts: { dynamicMaskSelect: 'key' }, ref: { select: 'key' } },
+    { name: 'key-row top-k, linear, per-query masks', nh: 4, nkv: 2, H: 16, T: 8, keep: 3, pad: false, opts: { dynamicMaskSelect: 'key', dynamicMaskBias: 'linear', dynamicMaskHeads: 'query' }, ref: { select: 'key', bias: 'linear', maskHeads: 'query' } },
+    // linear bias with A = [0.7, -0.7]: kv head 0 keeps every key (d > 0), kv head 1 none (its rows output 0)
+    { name: 'relu', nh: 4, nkv: 2, H: 16, T: 9, keep: 2048, pad: true, opts: { dynamicMaskType: 'relu', dynamicMaskBias: 'linear' }, ref: { type: 'relu', bias: 'linear' }, A: [0.7, -0.7] },
+    // every d equal (A = 0): the top-k is decided by the tie rule alone
+    { name: 'ties torch', nh: 4, nkv: 2, H: 16, T: 9, keep: 3, pad: false, opts: {}, ref: {}, ties: 'torch', tieD: true },
+    { name: 'ties recent', nh: 4, nkv: 2, H: 16, T: 9, keep: 3, pad: false, opts: {}, ref: {}, ties: 'recent', tieD: true },
+  ];
+  const outs = new Map<string, number[]>();
+  for (const c of cases) {
+    const attn = new DynamicMaskAttention({ hiddenSize: c.H, numHeads: c.nh, numKvHeads: c.nkv, keepWindowSize: c.keep, useRope: false, seed: 3, ...c.opts });
+    const rng = new Rng(21);
+    randomize(attn.parameters(), rng, 0.5);
+    if (c.tieD) attn.parameters().get('A')!.assign(tf.zeros(attn.parameters().get('A')!.shape));
+    if (c.A) attn.parameters().get('A')!.assign(tf.tensor1d(c.A));
+    const B = 2;
+    const x = tf.tensor(rng.normalArray(B * c.T * c.H, 1), [B, c.T, c.H]);
+    const mask = c.pad ? [[...new Array(c.T).fill(1)], [0, 0, ...new Array(c.T - 2).fill(1)]] : undefined;
+    const y = tf.tidy(() => {
+      const maskBias = buildMaskBias(B, c.T, 0, mask ? mask.flat() : null, null);
+      return attn.forward(x, { cos: null, sinSigned: null, maskBias, ties: c.ties }).out;
+    });
+    const p = new Map([...attn.parameters()].map(([k, v]) => [k, arr(v)]));
+    const ref = dmattnLoop(x.arraySync() as number[][][], p, { nh: c.nh, nkv: c.nkv, hd: c.H / c.nh, keep: c.keep, mask, ties: c.ties, ...c.ref }).flat(2);
+    const err = maxDiff(arr(y), ref);
+    const scale = Math.max(...ref.map(Math.abs));
+    console.log(`DMAttn ${c.name}: max err ${err.toExponential(2)} (scale ${scale.toFixed(2)})`);
+    assert.ok(err <= 1e-4 * scale && scale > 0.1, `${c.name}: max err ${err}, scale ${scale}`);
+    outs.set(c.name, arr(y));
+    x.dispose(); y.dispose(); attn.dispose();
+  }
+  // the tie rule matters when every d ties: torch's order and 'recent' keep different keys
+  assert.ok(maxDiff(outs.get('ties torch')!, outs.get('ties recent')!) > 1e-3);
+  assert.throws(() => new DynamicMaskAttention({ hiddenSize: 8, numHeads: 2, dynamicMaskBias: 'softplus' as never }), /dynamicMaskBias must be 'exp' or 'linear', got "softplus"/);
 });
 
 /** Plain-loop CDMoE (spec 4.8, token layout). */

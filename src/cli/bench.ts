@@ -23,7 +23,8 @@
 import * as fs from 'node:fs';
 import { writeFileAtomic } from '../io/atomic';
 import { loadBackend, tf } from '../runtime/backend';
-import { decodeHeadThreads } from '../runtime/doge-host-decoder';
+import { createDogeHostDecoder, decodeHeadThreads, type HostDecodable } from '../runtime/doge-host-decoder';
+import { DogeForCausalLM, disposeCache, type DogeCache } from '../models/doge';
 import { buildModelConfig, createCausalLM } from '../models/auto';
 import { allPresets } from '../models/registry';
 import { CheemsConfig } from '../models/cheems';
@@ -286,6 +287,62 @@ function benchDecode(c: BenchCase, backend: string, threads: number, newTokens: 
   };
 }
 
+/**
+ * Decoding at a given context length with the bounded vs the full cache (doge-tiny, keep_window_size 2048): the cache
+ * is filled with random keys (a step's cost does not depend on their values), then 16 tokens are decoded by the tfjs
+ * path (model.forward with the cache) and, with the native BLAS, by the host decoder. Bounded: min(context, 2048) keys
+ * per kv head and layer; full: every key.
+ */
+function benchCacheRows(backend: string): Record<string, unknown>[] {
+  const config = DogeConfig.preset('doge-tiny');
+  const model = new DogeForCausalLM(config, { seed: 0 });
+  const nkv = config.num_key_value_heads, hd = config.headDim, keep = config.keep_window_size, steps = 16;
+  const out: Record<string, unknown>[] = [];
+  const makeCache = (context: number, bounded: boolean): DogeCache => {
+    const S = bounded ? Math.min(context, keep) : context;
+    const layers = model.layers.map(() => ({
+      k: tf.randomNormal([1, nkv, S, hd]), v: tf.randomNormal([1, nkv, S, hd]), d: tf.randomUniform([1, nkv, S]),
+      ...(bounded ? { keys: Int32Array.from({ length: nkv * S }, (_, i) => context - S + (i % S)) } : {}),
+    }));
+    return bounded ? { layers, length: context, mask: null, bounded: true } : { layers, length: context, mask: null };
+  };
+  for (const context of [256, 1024, 4096, 16384]) {
+    for (const mode of ['bounded', 'full'] as const) {
+      const cache0 = makeCache(context, mode === 'bounded');
+      const bytes = cache0.layers.reduce((a, l) => a + 4 * (l.k.size + l.v.size + l.d.size), 0);
+      // tfjs path: one forward per token with the cache
+      let cache = cache0;
+      let t0 = now();
+      for (let i = 0; i < steps; i++) {
+        const o = model.forward({ inputIds: [[(i * 13) % config.vocab_size]], cache, useCache: true });
+        o.logits.dispose();
+        if (cache !== cache0) disposeCache(cache);
+        cache = o.cache!;
+      }
+      const tfjsMs = (now() - t0) / steps;
+      const tfjsBytes = cache.layers.reduce((a, l) => a + 4 * (l.k.size + l.v.size + l.d.size), 0);
+      if (cache !== cache0) disposeCache(cache);
+      // host decoder (wasm + native BLAS)
+      let hostMs: number | null = null;
+      const choice = createDogeHostDecoder(model as unknown as HostDecodable, cache0, context + steps + 1);
+      if (choice.stepper) {
+        t0 = now();
+        for (let i = 0; i < steps; i++) choice.stepper.step((i * 13) % config.vocab_size);
+        hostMs = (now() - t0) / steps;
+        choice.stepper.dispose();
+      }
+      disposeCache(cache0);
+      out.push({
+        bench: 'decode-cache', preset: 'doge-tiny', backend, keep_window_size: keep, context, cache: mode, steps,
+        tfjs_ms_per_token: round(tfjsMs, 3), host_ms_per_token: hostMs === null ? null : round(hostMs, 3),
+        cache_bytes: bytes, cache_bytes_after: tfjsBytes, rss_mb: round(rssMb()),
+      });
+    }
+  }
+  model.dispose();
+  return out;
+}
+
 /** Human-readable summary of the records. */
 function summary(records: Record<string, unknown>[]): string {
   const lines: string[] = [];
@@ -305,6 +362,13 @@ function summary(records: Record<string, unknown>[]): string {
     lines.push('decode         tok/s   ms/token  CPU ms/token  decoder   (prompt 32, --new-tokens (128), greedy, KV cache)');
     for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${String(r.tokens_per_s).padStart(5)}   ${String(r.ms_per_token).padStart(8)}  ${String(r.cpu_ms_per_token).padStart(12)}  ${r.decoder}`
       + `   kernels/token ${r.gpu_dispatches_per_token ?? r.kernels_per_token}, ${r.us_per_kernel} µs/kernel`);
+  }
+  const cache = records.filter((r) => r.bench === 'decode-cache');
+  if (cache.length) {
+    lines.push('decode-cache   context  cache    tfjs ms/token  host ms/token  cache bytes   (doge-tiny, keep_window_size 2048, 16 steps)');
+    for (const r of cache) {
+      lines.push(`doge-tiny      ${String(r.context).padStart(7)}  ${String(r.cache).padEnd(7)}  ${String(r.tfjs_ms_per_token).padStart(13)}  ${String(r.host_ms_per_token ?? '-').padStart(13)}  ${String(r.cache_bytes).padStart(11)}`);
+    }
   }
   return lines.join('\n');
 }
@@ -329,11 +393,11 @@ export async function run(argv: string[]): Promise<void> {
       shape[a === '--batch' ? 'batch' : a === '--seq-len' ? 'seqLen' : 'newTokens'] = v;
     }
     else if (a === '--help' || a === '-h') {
-      console.log(`usage: wm bench [--only train|decode] [--presets ${CASES.map((c) => c.preset).join(',')}] [--steps N] [--json FILE] [--batch N] [--seq-len N] [--new-tokens N]`);
+      console.log(`usage: wm bench [--only train|decode|cache] [--presets ${CASES.map((c) => c.preset).join(',')}] [--steps N] [--json FILE] [--batch N] [--seq-len N] [--new-tokens N]`);
       return;
     } else throw new Error(`wm bench: unknown argument '${a}'`);
   }
-  if (only && only !== 'train' && only !== 'decode') throw new Error(`--only must be 'train' or 'decode', got '${only}'`);
+  if (only && only !== 'train' && only !== 'decode' && only !== 'cache') throw new Error(`--only must be 'train', 'decode' or 'cache', got '${only}'`);
   if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`--steps must be a positive integer, got ${steps}`);
   if (jsonFile === '') throw new Error('--json needs a file name');
   for (const p of presets ?? []) {
@@ -352,12 +416,14 @@ export async function run(argv: string[]): Promise<void> {
   const emit = (r: Record<string, unknown>): void => { r.matmul = matmul; records.push(r); console.log(JSON.stringify(r)); };
   const selected = CASES.filter((c) => !presets || presets.includes(c.preset))
     .map((c) => (c.train && (shape.batch || shape.seqLen) ? { ...c, train: { batch: shape.batch ?? c.train.batch, seqLen: shape.seqLen ?? c.train.seqLen, micro: 1 } } : c));
-  if (only !== 'decode') {
+  if (only !== 'decode' && only !== 'cache') {
     for (const c of selected) if (c.train) emit(benchTrain(c, backend, threads, c.train.batch * c.train.seqLen > 2048 ? Math.max(2, Math.ceil(steps / 2)) : steps));
   }
-  if (only !== 'train') {
+  if (only !== 'train' && only !== 'cache') {
     for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads, shape.newTokens ?? 128));
   }
+  // decode ms/token and cache bytes vs context, bounded vs full cache
+  if ((only === undefined && !presets) || only === 'cache') for (const r of benchCacheRows(backend)) emit(r);
   console.error(summary(records));
   if (jsonFile) writeFileAtomic(jsonFile, JSON.stringify({ backend: matmul && matmul !== 'xnnpack' ? `${backend}+${matmul}` : backend, matmul, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
 }

@@ -28,6 +28,9 @@ export const USAGE = `usage: wm generate --model DIR (--prompt "text" | --ids 1,
   --repetition-penalty R    > 0; 1 = none
   --seed S                  sampling seed (default 0)
   --router-layout token|hf  CDMoE routing layout (default token)
+  --cache bounded|full      decoding cache: bounded (default; at most keep_window_size keys per kv head and attention
+                            layer, so memory and time per token stay flat; exact, see src/modules/dmattn-cache.ts)
+                            or full (every key)
   --no-stream               print the result at the end instead of token by token
 
 Defaults come from the model folder's generation_config.json when it has one (wm pretrain writes the settings of
@@ -48,6 +51,7 @@ export const GENERATE_SPEC = defineCommand({
     'repetition-penalty': { type: 'number', min: 0, minExclusive: true },
     seed: { type: 'int', min: 0 },
     'router-layout': { type: 'string', choices: ['token', 'hf'] },
+    cache: { type: 'string', choices: ['bounded', 'full'] },
     'no-stream': { type: 'boolean' },
   },
 });
@@ -64,6 +68,7 @@ export function generateOptionsFromArgs(args: ReturnType<typeof parseCommandArgs
   set('topP', num(args, 'top-p'));
   set('repetitionPenalty', num(args, 'repetition-penalty'));
   set('seed', num(args, 'seed'));
+  set('cache', str(args, 'cache') as GenerateOptions['cache']);
   return o;
 }
 

@@ -110,6 +110,7 @@ const USAGE = `usage: wm mqar [--preset cpu|paper|smoke] [options] --out DIR
   --qk-std X             attention/dmattn q and k projection std (default 0.02)
   --qk-norm on|off       dmattn q/k RMSNorm (tuned: off, first: on)
   --dmattn-a X           dmattn initial A (tuned: -1; full-window, first: 0)
+  --dmattn-bias exp|linear  dmattn dynamic-mask bias: exp(A softplus(dt)) (HF, default) or A softplus(dt) (arXiv 2508.02124)
   --dt-std X             dmattn dt_proj weight std (default 0.02)`;
 
 function parseList(s: string, flag: string): number[] {
@@ -156,7 +157,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
   const known = new Set(['--preset', '--mixers', '--seq-lens', '--kv-pairs', '--vocab', '--d-models', '--lrs', '--epochs',
     '--train-examples', '--test-examples', '--batch-size', '--seed', '--zero-filler', '--random-non-queries', '--power-a',
     '--d-state', '--heads', '--keep-window', '--time-budget', '--stop-accuracy', '--out', '--layers', '--seeds', '--init', '--warmup',
-    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dt-std', '--overwrite', '--keep-window-shrink', '--keep-window-start',
+    '--weight-decay', '--eval-every', '--qk-std', '--recipe', '--max-steps', '--qk-norm', '--dmattn-a', '--dmattn-bias', '--dt-std', '--overwrite', '--keep-window-shrink', '--keep-window-start',
     '--keep-window-start-at']);
   for (const k of flags.keys()) if (!known.has(k)) throw new Error(`unknown option ${k}\n${USAGE}`);
 
@@ -199,6 +200,7 @@ export function parseMqarArgs(argv: string[]): MqarGridOptions {
     qkStd: get('--qk-std') ? parseNum(get('--qk-std'), '--qk-std') : base?.qkStd,
     qkNorm: get('--qk-norm') ? parseOnOff(get('--qk-norm')!, '--qk-norm') : base?.qkNorm,
     dmattnA: get('--dmattn-a') ? parseNum(get('--dmattn-a'), '--dmattn-a') : base?.dmattnA,
+    dmattnBias: get('--dmattn-bias') ? dmattnBiasArg(get('--dmattn-bias')!) : base?.dmattnBias,
     dtProjStd: get('--dt-std') ? parseNum(get('--dt-std'), '--dt-std') : base?.dtProjStd,
     outDir: need(get('--out'), '--out'),
     overwrite: get('--overwrite') === 'true',
@@ -237,4 +239,10 @@ export async function run(argv: string[]): Promise<void> {
   });
   console.log(`\n${formatMqarTable(rows)}\n`);
   console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s; wrote ${options.outDir}/results.jsonl and ${options.outDir}/mqar.html`);
+}
+
+/** --dmattn-bias: 'exp' or 'linear'. */
+function dmattnBiasArg(v: string): 'exp' | 'linear' {
+  if (v !== 'exp' && v !== 'linear') throw new Error(`--dmattn-bias must be 'exp' or 'linear', got '${v}'`);
+  return v;
 }

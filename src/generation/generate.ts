@@ -22,6 +22,13 @@ export interface GenerateOptions extends SamplingOptions {
   /** false = recompute the whole sequence at every step (reference for testing the cache). */
   useCache?: boolean;
   /**
+   * 'bounded' (default): the attention layers keep at most keep_window_size keys per kv head once the context is
+   * longer (constant memory and time per token; exact, ties broken toward the later key, see
+   * src/modules/dmattn-cache.ts); 'full': every key (teaching, tests). Models or configs where the bound is not exact
+   * keep the full cache and say so once. A host decoder (below) continues in the same mode.
+   */
+  cache?: 'bounded' | 'full';
+  /**
    * Let the runtime's host decoder for this model run the steps after the prompt when one is registered and it
    * applies (Doge: batch 1 on wasm with the native BLAS, src/runtime/doge-host-decoder.ts). Default: on unless
    * WM_FAST_DECODE=0; false = every step through `model.forward` (the reference path).
@@ -56,7 +63,7 @@ export interface GenerativeModel<C extends DecodingCache = DecodingCache> {
   readonly positionsFollowMask?: boolean;
   forward(input: {
     inputIds: number[][]; attentionMask?: number[][]; positionIds?: number[][];
-    cache?: C; useCache?: boolean; logitsToKeep?: number;
+    cache?: C; useCache?: boolean; logitsToKeep?: number; cacheMode?: 'full' | 'bounded';
   }): { logits: tf.Tensor; cache?: C };
 }
 
@@ -107,6 +114,9 @@ export function* generateSteps<C extends DecodingCache>(model: GenerativeModel<C
   const dispose = disposeDecodingCache;
   const maskPositions = padded && model.positionsFollowMask !== false;
   const fast = useCache && B === 1 && maxNew > 1 && fastDecodeEnabled(opts.fastDecode);
+  if (opts.cache !== undefined && opts.cache !== 'bounded' && opts.cache !== 'full') throw new Error(`generate: cache must be 'bounded' or 'full', got '${opts.cache}'`);
+  // a host decoder continues from the prefill's cache in its mode (src/runtime/doge-host-decoder.ts)
+  const cacheMode = opts.cache ?? 'bounded';
   /** One step through model.forward: the whole sequence first (or always without the cache), then the last token. */
   const forwardStep = (step: number): Float32Array => {
     const first = step === 0 || !useCache;
@@ -119,6 +129,7 @@ export function* generateSteps<C extends DecodingCache>(model: GenerativeModel<C
       cache: useCache && !first ? cache : undefined,
       useCache,
       logitsToKeep: 1,
+      cacheMode,
     });
     const logits = Float32Array.from(out.logits.dataSync() as Float32Array); // [B, 1, V]
     out.logits.dispose();

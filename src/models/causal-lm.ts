@@ -208,3 +208,116 @@ export function finishCall(h: tf.Tensor, lmHead: tf.Tensor, input: CausalLMInput
   const targets = input.labels !== undefined ? shiftedTargets(input.labels, call.B, call.T, call.docs, call.P) : null;
   return lmHeadAndLoss(h, lmHead, input, targets);
 }
+
+/** How a forward call keeps its decoding cache (both models). */
+export interface CacheModeInput {
+  /**
+   * For a new cache: 'full' (default) keeps every key; 'bounded' keeps at most keep_window_size keys per kv head and
+   * attention layer (src/modules/dmattn-cache.ts), exact under the 'recent' tie rule. A given cache keeps its mode.
+   */
+  cacheMode?: 'full' | 'bounded';
+  /** Top-k tie rule without a bounded cache: 'torch' (default, HF on CPU) or 'recent' (what a bounded cache uses). */
+  topkTies?: 'torch' | 'recent';
+}
+
+const warned = new Set<string>();
+/** console.warn a message once per process. */
+export function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  console.warn(message);
+}
+
+/**
+ * Whether this call keeps a bounded cache: a given cache keeps its mode; a new one is bounded when asked for and
+ * exact (`obstacle` null), else full with one warning naming the reason; `nothingToBound` (no window at all: every key
+ * stays visible, as the seed's Cheems) keeps the full cache without a warning.
+ */
+export function boundedCacheFor(
+  input: CacheModeInput & { useCache?: boolean }, cache: { bounded?: boolean } | null, obstacle: string | null, nothingToBound = false,
+): boolean {
+  if (cache) return !!cache.bounded;
+  if (!input.useCache || input.cacheMode !== 'bounded' || nothingToBound) return false;
+  if (obstacle) {
+    warnOnce(`bounded decoding cache: not exact with ${obstacle}; keeping the full cache`);
+    return false;
+  }
+  return true;
+}
+
+/** The key mask of the T new tokens, row-major [B, T], from the key mask [B, P + T] (null when nothing is padded). */
+export function newKeyMask(mask: Int32Array | null, B: number, T: number, P: number): Int32Array | null {
+  if (!mask) return null;
+  const out = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) out[b * T + t] = mask[b * (P + T) + P + t];
+  return out;
+}
+
+/**
+ * Long inputs at inference: the attention of one forward over T tokens holds about (3 nh + 5 nm) buffers of T x S
+ * floats per layer (scores, biased scores, probabilities; the mask and its top-k), which is what crashed wasm near
+ * 3,000 tokens. Without gradients the models free each layer's buffers after the layer and, past this many bytes per
+ * layer, run the tokens in chunks through the decoding cache (the same function: every query row sees the same keys).
+ */
+export const INFERENCE_MEMORY = {
+  /** Attention buffers of one layer above which an inference forward runs in chunks. */
+  chunkBytes: 192 * 1024 * 1024,
+  /** What an inference forward may hold in outputs that grow with the length (logits, hidden states, full KV cache). */
+  linearBytes: 2 * 1024 * 1024 * 1024,
+};
+
+/** Query rows per chunk so that a layer's attention buffers stay within the budget; null: one pass fits. */
+export function inferenceChunk(B: number, T: number, P: number, buffers: number, keep: number): number | null {
+  const perRow = (S: number) => buffers * B * S * 4;
+  if (T * perRow(P + T) <= INFERENCE_MEMORY.chunkBytes) return null;
+  // a bounded cache holds at most `keep` slots (times the query heads sharing a kv head; `keep` is passed that way)
+  const S = Math.min(P + T, keep + T);
+  let chunk = Math.floor(INFERENCE_MEMORY.chunkBytes / perRow(S));
+  if (keep < P + T) chunk = Math.floor(INFERENCE_MEMORY.chunkBytes / perRow(Math.min(P + T, keep + chunk)));
+  return Math.max(16, Math.min(T, chunk));
+}
+
+/** A clear error (naming the length and the limit) when an inference forward's length-proportional outputs cannot fit. */
+export function checkLinearMemory(B: number, T: number, parts: Array<[string, number]>): void {
+  const total = parts.reduce((a, [, n]) => a + n, 0);
+  if (total <= INFERENCE_MEMORY.linearBytes) return;
+  const mb = (n: number) => { const v = n / (1024 * 1024); return `${v < 10 ? v.toFixed(1) : Math.round(v)} MB`; };
+  throw new Error(`forward: batch ${B} x ${T} tokens needs about ${mb(total)} (${parts.filter(([, n]) => n > 0).map(([what, n]) => `${what} ${mb(n)}`).join(', ')}), more than the ${mb(INFERENCE_MEMORY.linearBytes)} an inference forward may hold; `
+    + 'pass lossOnly or logitsToKeep, a bounded cache, or a shorter input');
+}
+
+type ChunkCache = { layers: object[]; length: number; mask: Int32Array | null };
+
+/**
+ * An inference forward over a long input in chunks of `chunk` tokens through the decoding cache: `run` is the model's
+ * own forward returning the final-norm hidden states of a chunk (and the cache it extends). The lm_head and the loss
+ * run once over the concatenated hidden states (finishCall), so logits and loss are those of one forward.
+ */
+export function forwardInChunks<C extends ChunkCache>(
+  input: CausalLMInput & CacheModeInput & { cache?: C | null; useCache?: boolean }, call: CallSetup, chunk: number, lmHead: tf.Tensor,
+  run: (part: CausalLMInput & CacheModeInput & { cache?: C; useCache: boolean }) => { h: tf.Tensor; cache: C },
+  disposeCache: (c: C) => void,
+): { logits: tf.Tensor; loss?: tf.Scalar; cache?: C } {
+  const { B, T, P, mask } = call;
+  const ids = call.ids.arraySync() as number[][];
+  const pos = input.positionIds !== undefined ? (toIntTensor(input.positionIds, 'positionIds').arraySync() as number[][]) : null;
+  let cache = input.cache ?? undefined;
+  const hs: tf.Tensor[] = [];
+  for (let s = 0; s < T; s += chunk) {
+    const e = Math.min(T, s + chunk);
+    const part = run({
+      inputIds: ids.map((r) => r.slice(s, e)),
+      attentionMask: mask ? Array.from({ length: B }, (_, b) => Array.from(mask.subarray(b * (P + T), b * (P + T) + P + e))) : undefined,
+      positionIds: pos ? pos.map((r) => r.slice(s, e)) : undefined,
+      cache, useCache: true, cacheMode: input.cacheMode, topkTies: input.topkTies,
+    });
+    if (cache && cache !== input.cache) disposeCache(cache);
+    cache = part.cache;
+    hs.push(part.h);
+  }
+  const h = hs.length === 1 ? hs[0] : tf.concat(hs, 1);
+  const out: { logits: tf.Tensor; loss?: tf.Scalar; cache?: C } = finishCall(h, lmHead, input, call);
+  if (input.useCache || input.cache) out.cache = cache;
+  else if (cache) disposeCache(cache);
+  return out;
+}

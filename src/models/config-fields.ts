@@ -42,6 +42,50 @@ export function readConfigJSON(dir: string): Record<string, unknown> {
   return obj as Record<string, unknown>;
 }
 
+/**
+ * The dynamic-mask fields both configs share (DMA as arXiv 2508.02124 / flash-dmattn write it; defaults = HF):
+ *   dynamic_mask_bias   'exp' (HF: exp(A softplus(dt))) | 'linear' (A softplus(dt), no exp)
+ *   dynamic_mask_select 'row' (HF: top-k per query row after the causal mask) | 'key' (once per key row, causality after)
+ *   dynamic_mask_type   'topk' (keep keep_window_size keys) | 'relu' (keep a key iff its bias > 0)
+ *   window_size         accepted as the name of keep_window_size (the authors' name); written back as keep_window_size
+ */
+export interface DmaFields {
+  dynamic_mask_bias: 'exp' | 'linear';
+  dynamic_mask_select: 'row' | 'key';
+  dynamic_mask_type: 'topk' | 'relu';
+}
+
+export const DMA_DEFAULTS: DmaFields = { dynamic_mask_bias: 'exp', dynamic_mask_select: 'row', dynamic_mask_type: 'topk' };
+const DMA_ALLOWED: Record<keyof DmaFields, readonly string[]> = {
+  dynamic_mask_bias: ['exp', 'linear'], dynamic_mask_select: ['row', 'key'], dynamic_mask_type: ['topk', 'relu'],
+};
+export const DMA_KEYS = [...Object.keys(DMA_DEFAULTS), 'window_size'];
+
+/** The DMA fields of `src` (checked), and keep_window_size resolved from its alias window_size. */
+export function readDmaFields(src: Record<string, unknown>, fail: (field: string, msg: string) => never): DmaFields & { keepWindowSize: unknown } {
+  const out = { ...DMA_DEFAULTS } as DmaFields;
+  for (const k of Object.keys(DMA_DEFAULTS) as Array<keyof DmaFields>) {
+    const v = src[k];
+    if (v === undefined) continue;
+    if (!DMA_ALLOWED[k].includes(v as string)) fail(k, `must be ${DMA_ALLOWED[k].map((a) => `'${a}'`).join(' or ')}, got ${JSON.stringify(v)}`);
+    (out as unknown as Record<string, unknown>)[k] = v;
+  }
+  let keepWindowSize = src.keep_window_size;
+  if (src.window_size !== undefined) {
+    if (keepWindowSize !== undefined && keepWindowSize !== src.window_size) {
+      fail('window_size', `(${JSON.stringify(src.window_size)}) is another name of keep_window_size (${JSON.stringify(keepWindowSize)}): give one of them`);
+    }
+    keepWindowSize = src.window_size;
+  }
+  return { ...out, keepWindowSize };
+}
+
+/** The DMA fields that differ from the defaults (config.json stays as HF writes it unless one is set). */
+export function dmaFieldsJSON(self: DmaFields): Partial<DmaFields> {
+  const out: Partial<DmaFields> = {};
+  for (const k of Object.keys(DMA_DEFAULTS) as Array<keyof DmaFields>) if (self[k] !== DMA_DEFAULTS[k]) (out as Record<string, unknown>)[k] = self[k];
+  return out;
+}
 
 /**
  * Upper bounds of the size fields: far above any model of the paper (or of the hub) and low enough that a typo or a

@@ -1,6 +1,7 @@
 /**
  * Dynamic Mask Attention (HF DogeAttention, spec 4.6; the seed-era variant of Cheems with `dynamicMaskHeads: 'query'`),
- * usable inside DogeForCausalLM / CheemsForCausalLM and standalone.
+ * usable inside DogeForCausalLM / CheemsForCausalLM and standalone. The same computation as plain loops, one query row
+ * at a time: src/modules/reference/dmattn-loop.ts (read that first; tests hold this module to it).
  *
  * Standalone use (e.g. as the sequence mixer of a small MQAR model):
  *
@@ -15,20 +16,37 @@
  * useRope (true), ropeTheta (10000), maxPositionEmbeddings (2048), seed (0), initializerRange (0.02),
  * dynamicMaskHeads ('kv': HF, A [nkv] and dt_proj [nkv, nkv*hd]; 'query': seed / Cheems, A [nh], dt_proj [nh, nkv*hd],
  * one dynamic mask per query head), aInit ('zeros'; the seed uses 'ones'). keepWindowSize null = no top-k (seed).
+ * DMA as its authors write it since arXiv 2508.02124 / flash-dmattn (defaults = HF):
+ *   dynamicMaskBias   'exp' (HF: d = exp(A softplus(dt)), in (0, 1] for A <= 0) | 'linear' (d = A softplus(dt), in
+ *                     (-inf, 0] for A <= 0: no exp, "for numerical stability")
+ *   dynamicMaskSelect 'row' (HF: top-k per query row after the causal mask) | 'key' (top-k once over the keys of the
+ *                     call, shared by every query, causality after: early queries then see fewer keys, and a call over
+ *                     T tokens is no longer the same function as T one-token steps)
+ *   dynamicMaskType   'topk' (keep keepWindowSize keys) | 'relu' (keep a key iff d > 0, no top-k; a row keeping no key
+ *                     outputs 0)
  *
- * Math per layer, x [B, T, H], P cached tokens, S = P + T keys, g = nh / nkv:
- *   q, k, v = x Wq^T, x Wk^T, x Wv^T            (one matmul on the concatenated weight)
- *   q, k = RMSNorm_hd(q), RMSNorm_hd(k); RoPE   (hd^-0.5 folded into the q-norm weight: same math)
- *   d[b, c, j] = exp(A[c] * softplus(dt_proj(v_flat[b, j]))[c])   for every cached key j    [B, nkv, S]
- *   M[b, c, t, j] = d[b, c, j] where allowed (causal, padding), else float32 min              [B, nkv, T, S]
- *   if S > keep_window_size: keep the keep_window_size largest M per row, others -> float32 min
- *   p = softmax(q k^T * hd^-0.5 + M) (query head h uses kv head floor(h / g)); o = p v; out = o Wo^T
- * "Replacement" by the float32 minimum is implemented as adding a 0 / min bias: in float32, min + d == min for any
- * d of ordinary size, so it is the same number, and the softmax probability (hence the gradient) there is 0.
+ * The forward, in the paper's steps, x [B, T, H], P cached keys, S = P + T keys, g = nh / nkv:
+ *   project:     q, k, v = x Wq^T, x Wk^T, x Wv^T; q, k = RMSNorm_hd(q), RMSNorm_hd(k); RoPE
+ *   dynamicMask: d[b, c, j] = exp(A[c] * softplus(dt_proj(v_flat[b, j]))[c]) for every new key j       [B, nkv, T]
+ *   maskScores:  M[b, c, t, j] = d[b, c, j] where allowed (causal, padding), else float32 min           [B, nkv, T, S]
+ *                if S > keep_window_size: keep the keep_window_size largest M per row, others -> float32 min
+ *   attend:      p = softmax(q k^T * hd^-0.5 + M) (query head h uses kv head floor(h / g)); o = p v; out = o Wo^T
+ * Speed moves behind the steps: one matmul for q, k and v; hd^-0.5 folded into the q-norm weight; the g query heads
+ * of a kv head stacked as rows of one batched matmul. "Replacement" by the float32 minimum is implemented as adding a
+ * 0 / min bias: in float32, min + d == min for any d of ordinary size, so it is the same number, and the softmax
+ * probability (hence the gradient) there is 0.
+ *
+ * Decoding as a state space (ctx.bounded, src/modules/dmattn-cache.ts): d_j depends on key j alone and every row keeps
+ * the top keep_window_size keys it may see, so TopK(d_1..d_N) = TopK(TopK(d_1..d_N-1) ∪ {d_N}) under a total order:
+ * a decoder needs only keep_window_size keys per kv head (their post-RoPE k, v and d). The tie rule is 'recent'
+ * (equal d: the later key wins); the full path's default is torch's topk order ('torch'), which is not a total order.
  */
 import { tf } from '../tf';
 import { F32_MIN, bmm, linearT, sliceAxis, sliceLast, stopGradient, weightT, isRecordingGradients, permute } from '../ops';
-import { torchTopkIndices } from '../ops/torch-topk';
+import { recentTopkIndices, torchTopkIndices } from '../ops/torch-topk';
+import { boundLayerCache, withCachedSlots, type LayerCache, type MaskBias } from './dmattn-cache';
+
+export type { LayerCache, MaskBias };
 import { Module, makeInit, type Init, type InitOptions } from './module';
 import { rmsNorm } from './rmsnorm';
 import { RotaryEmbedding, applyRope } from './rope';
@@ -53,13 +71,25 @@ export interface DynamicMaskAttentionOptions extends InitOptions {
   dynamicMaskHeads?: 'kv' | 'query';
   /** Initial value of A (HF: zeros; the seed: ones). */
   aInit?: 'zeros' | 'ones';
+  /** 'exp' (HF, default): d = exp(A softplus(dt)); 'linear' (arXiv 2508.02124): d = A softplus(dt). */
+  dynamicMaskBias?: DynamicMaskBias;
+  /** 'row' (HF, default): top-k per query row after the causal mask; 'key': once per key row, causality after. */
+  dynamicMaskSelect?: DynamicMaskSelect;
+  /** 'topk' (default): keep keepWindowSize keys; 'relu': keep a key iff d > 0. */
+  dynamicMaskType?: DynamicMaskType;
 }
 
-/** Per-layer KV cache: post-norm, post-RoPE keys, values and the dynamic bias of every cached key. */
-export interface LayerCache {
-  k: tf.Tensor; // [B, nkv, S, hd]
-  v: tf.Tensor; // [B, nkv, S, hd]
-  d: tf.Tensor; // [B, nkv | nh, S]
+export type DynamicMaskBias = 'exp' | 'linear';
+export type DynamicMaskSelect = 'row' | 'key';
+export type DynamicMaskType = 'topk' | 'relu';
+/** Which of several keys with equal d the top-k keeps: torch's CPU topk order, or the later key ('recent', a total order). */
+export type TopkTies = 'torch' | 'recent';
+
+/** Check one of the DMA option values (a clear error naming the option and the allowed values). */
+export function checkDmaOption<T extends string>(name: string, value: unknown, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!allowed.includes(value as T)) throw new Error(`${name} must be ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${JSON.stringify(value)}`);
+  return value as T;
 }
 
 export interface AttnContext {
@@ -73,6 +103,15 @@ export interface AttnContext {
   dropoutSeed?: number;
   /** Also return the attention probabilities and the dynamic bias d. */
   outputAttentions?: boolean;
+  /** Tie rule of the top-k (default 'torch'; a bounded cache uses 'recent'). */
+  ties?: TopkTies;
+  /**
+   * Keep a bounded cache: at most keepWindowSize keys per kv head (src/modules/dmattn-cache.ts). `start`: sequence
+   * index of the first new key; `newMask`: row-major [B, T] validity of the new keys (1 = real) or null. With a bounded
+   * `cache`, `maskBias` covers the T new keys only ([B|1, 1, T, T]); the cached slots are always allowed (a slot a
+   * head must not see carries d = float32 min).
+   */
+  bounded?: { start: number; newMask: Int32Array | null };
 }
 
 export interface AttnResult {
@@ -94,6 +133,9 @@ export class DynamicMaskAttention extends Module {
   readonly eps: number;
   readonly attentionDropout: number;
   readonly qkNorm: boolean;
+  readonly dynamicMaskBias: DynamicMaskBias;
+  readonly dynamicMaskSelect: DynamicMaskSelect;
+  readonly dynamicMaskType: DynamicMaskType;
   // weights (HF names in parameters()): q/k/v/o projections [out, in], their biases when attentionBias,
   // A [nm] and dt_proj [nm, nkv*hd] of the dynamic mask, the per-head q/k RMSNorm weights [hd] when qkNorm
   readonly qW: tf.Variable;
@@ -126,6 +168,9 @@ export class DynamicMaskAttention extends Module {
     this.eps = opts.rmsNormEps ?? 1e-6;
     this.attentionDropout = opts.attentionDropout ?? 0;
     this.qkNorm = opts.qkNorm ?? true;
+    this.dynamicMaskBias = checkDmaOption('dynamicMaskBias', opts.dynamicMaskBias, ['exp', 'linear'] as const) ?? 'exp';
+    this.dynamicMaskSelect = checkDmaOption('dynamicMaskSelect', opts.dynamicMaskSelect, ['row', 'key'] as const) ?? 'row';
+    this.dynamicMaskType = checkDmaOption('dynamicMaskType', opts.dynamicMaskType, ['topk', 'relu'] as const) ?? 'topk';
     const st = init ?? makeInit(opts);
     const { hiddenSize: H } = this;
     const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim;
@@ -199,8 +244,49 @@ export class DynamicMaskAttention extends Module {
     });
   }
 
+  /**
+   * Why a bounded decoding cache would not be exact for this layer (null: it is): without a window every key stays
+   * visible, and 'relu' keeps every key with d > 0, however many.
+   */
+  boundedCacheObstacle(): string | null {
+    if (this.keepWindowSize === Infinity) return 'no keep_window_size (every key stays visible)';
+    if (this.dynamicMaskType === 'relu') return "dynamic_mask_type 'relu' (keeps every key with d > 0)";
+    return null;
+  }
+
   /** Full call used by the model (and by incremental decoding). x [B, T, H]. */
   forward(x: tf.Tensor, ctx: AttnContext): AttnResult {
+    const [B, T] = x.shape;
+    const { q, k, v, vFlat } = this.project(x, ctx);
+    const dNew = this.dynamicMask(vFlat); // [B, nm, T]
+
+    // append the new keys to the cache (post-RoPE k, v and their d)
+    const c = ctx.cache;
+    const K = c ? tf.concat([c.k, k], 2) : k; // [B, nkv, S, hd]
+    const V = c ? tf.concat([c.v, v], 2) : v; // [B, nkv, S, hd]
+    const D = c ? tf.concat([c.d, dNew], 2) : dNew; // [B, nm, S]
+    const S = K.shape[2] as number;
+    // a bounded cache's slots are all allowed (d = float32 min marks what a head must not see)
+    const maskBias = ctx.bounded && c ? withCachedSlots(ctx.maskBias, S - T) : ctx.maskBias;
+
+    const M = this.maskScores(D, maskBias, B, T, S, ctx.ties ?? 'torch'); // [B, nm, T|1, S]
+    const { out, probs } = this.attend(q, K, V, M, B, T, ctx);
+    const cache = ctx.bounded
+      ? boundLayerCache({ k: K, v: V, d: D, keys: c?.keys }, { ...ctx.bounded, T, keep: this.keepWindowSize, numKvHeads: this.numKvHeads })
+      : { k: K, v: V, d: D };
+    const res: AttnResult = { out, cache };
+    if (ctx.outputAttentions) {
+      res.probs = tf.reshape(probs, [B, this.numHeads, T, S]);
+      res.dynamicMask = D;
+    }
+    return res;
+  }
+
+  /**
+   * q, k, v of x [B, T, H]: q grouped per kv head [B*nkv, g*T, hd] (query head h = c * g + i uses kv head c), k and v
+   * [B, nkv, T, hd] (k normalised and rotated: what the cache keeps), and v in v_proj's layout [B, T, nkv*hd].
+   */
+  project(x: tf.Tensor, ctx: Pick<AttnContext, 'cos' | 'sinSigned'>): { q: tf.Tensor; k: tf.Tensor; v: tf.Tensor; vFlat: tf.Tensor } {
     const [B, T] = x.shape;
     const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim, g = nh / nkv;
     const { qW, kW, vW, qB, kB, vB } = this;
@@ -224,48 +310,63 @@ export class DynamicMaskAttention extends Module {
     const k4 = sliceAxis(qk, 2, nh, nkv); // [B, T, nkv, hd]
     // query head h = c * g + i uses kv head c: group the g query heads of a kv head along the row axis
     const q = tf.reshape(permute(tf.reshape(q4, [B, T, nkv, g, hd]), [0, 2, 3, 1, 4]), [B * nkv, g * T, hd]);
-    const kNew = permute(k4, [0, 2, 1, 3]); // [B, nkv, T, hd]
-    const vNew = permute(tf.reshape(vFlat, [B, T, nkv, hd]), [0, 2, 1, 3]); // [B, nkv, T, hd]
+    const k = permute(k4, [0, 2, 1, 3]); // [B, nkv, T, hd]
+    const v = permute(tf.reshape(vFlat, [B, T, nkv, hd]), [0, 2, 1, 3]); // [B, nkv, T, hd]
+    return { q, k, v, vFlat };
+  }
 
-    const dNew = this.dynamicMask(vFlat); // [B, nkv | nh, T]
+  /**
+   * The paper's dynamic mask: d[b, c, j] = exp(A[c] * softplus(dt_proj(v_j))[c]) for every new key j ('linear':
+   * without the exp), from the key's values alone (v_flat [B, T, nkv*hd], the raw v_proj layout) -> [B, nm, T]
+   * (nm = kv or query heads).
+   */
+  dynamicMask(vFlat: tf.Tensor): tf.Tensor {
+    const dt = linearT(vFlat, weightT([this.dtW]), this.dtB); // [B, T, nm]
+    const a = tf.mul(this.A, tf.softplus(dt));
+    return permute(this.dynamicMaskBias === 'exp' ? tf.exp(a) : a, [0, 2, 1]); // [B, nm, T]
+  }
 
-    const K = ctx.cache ? tf.concat([ctx.cache.k, kNew], 2) : kNew; // [B, nkv, S, hd]
-    const V = ctx.cache ? tf.concat([ctx.cache.v, vNew], 2) : vNew; // [B, nkv, S, hd]
-    const D = ctx.cache ? tf.concat([ctx.cache.d, dNew], 2) : dNew; // [B, nm, S]
-    const S = K.shape[2] as number;
-    const nm = this.maskHeads;
-
-    // mask M [B, nm, T|1, S]
-    let M: tf.Tensor = tf.reshape(D, [B, nm, 1, S]);
+  /**
+   * The additive mask M [B, nm, T|1, S] from d of every key D [B, nm, S]: d where the query may see the key and the
+   * dynamic mask keeps it, float32 min elsewhere (replacement, see the header).
+   */
+  maskScores(D: tf.Tensor, maskBias: MaskBias | null, B: number, T: number, S: number, ties: TopkTies): tf.Tensor {
+    const nm = this.maskHeads, keep = this.keepWindowSize;
+    const M = tf.reshape(D, [B, nm, 1, S]);
     // replace (not add): d * allowed + bias, so masked entries get no gradient (torch masked_fill)
-    if (ctx.maskBias) M = tf.add(tf.mul(M, ctx.maskBias.allowed), ctx.maskBias.bias); // [B, nm, T, S]
-    if (S > this.keepWindowSize) M = keepTopK(M, B, nm, T, S, this.keepWindowSize);
+    const causal = (m: tf.Tensor) => (maskBias ? tf.add(tf.mul(m, maskBias.allowed), maskBias.bias) : m); // [B, nm, T, S]
+    if (this.dynamicMaskType === 'relu') {
+      const Mc = causal(M);
+      return tf.where(tf.greater(Mc, 0), Mc, tf.fill(Mc.shape, F32_MIN));
+    }
+    if (this.dynamicMaskSelect === 'key') {
+      if (S <= keep) return causal(M);
+      // one top-k per key row over the keys the call may see at all (padding out; the last query sees every key)
+      const seen = maskBias ? tf.slice(maskBias.allowed, [0, 0, maskBias.allowed.shape[2]! - 1, 0], [-1, -1, 1, -1]) : null;
+      const Mk = seen ? tf.add(tf.mul(M, seen), tf.mul(tf.sub(1, seen), F32_MIN)) : M;
+      return causal(keepTopK(Mk, B, nm, 1, S, keep, ties));
+    }
+    const Mc = causal(M);
+    return S > keep ? keepTopK(Mc, B, nm, T, S, keep, ties) : Mc;
+  }
 
+  /** Softmax attention of the grouped q over K, V [B, nkv, S, hd] with the mask M; returns out [B, T, H] and p. */
+  attend(q: tf.Tensor, K: tf.Tensor, V: tf.Tensor, M: tf.Tensor, B: number, T: number, ctx: Pick<AttnContext, 'training' | 'dropoutSeed'>): { out: tf.Tensor; probs: tf.Tensor } {
+    const nh = this.numHeads, nkv = this.numKvHeads, hd = this.headDim, g = nh / nkv, nm = this.maskHeads;
+    const S = K.shape[2] as number;
     const scores = bmm(q, tf.reshape(K, [B * nkv, S, hd]), false, true); // [B*nkv, g*T, S]
     const Tm = M.shape[2] as number;
     // per kv head the mask is shared by its g query heads; per query head it is laid out like them (h = c * g + i)
     const Mg = nm === nkv ? tf.reshape(M, [B, nkv, 1, Tm, S]) : tf.reshape(M, [B, nkv, g, Tm, S]);
     const biased = tf.add(tf.reshape(scores, [B, nkv, g, T, S]), Mg);
     let probs = tf.softmax(biased); // [B, nkv, g, T, S]
+    // 'relu': a row that keeps no key outputs 0 (not the uniform average float32-min masking would give)
+    if (this.dynamicMaskType === 'relu') probs = tf.mul(probs, tf.cast(tf.greater(tf.max(Mg, -1, true), F32_MIN), 'float32'));
     if (ctx.training && this.attentionDropout > 0) probs = tf.dropout(probs, this.attentionDropout, undefined, ctx.dropoutSeed);
     const o = bmm(tf.reshape(probs, [B * nkv, g * T, S]), tf.reshape(V, [B * nkv, S, hd])); // [B*nkv, g*T, hd]
     const oFlat = tf.reshape(permute(tf.reshape(o, [B, nkv, g, T, hd]), [0, 3, 1, 2, 4]), [B, T, nh * hd]);
     const out = linearT(oFlat, weightT([this.oW]), this.oB); // [B, T, H]
-    const res: AttnResult = { out, cache: { k: K, v: V, d: D } };
-    if (ctx.outputAttentions) {
-      res.probs = tf.reshape(probs, [B, nh, T, S]);
-      res.dynamicMask = D;
-    }
-    return res;
-  }
-
-  /**
-   * The paper's dynamic mask: d[b, c, j] = exp(A[c] * softplus(dt_proj(v_j))[c]) for every new key j, from the
-   * key's values alone (v_flat [B, T, nkv*hd], the raw v_proj layout) -> [B, nm, T] (nm = kv or query heads).
-   */
-  dynamicMask(vFlat: tf.Tensor): tf.Tensor {
-    const dt = linearT(vFlat, weightT([this.dtW]), this.dtB); // [B, T, nm]
-    return permute(tf.exp(tf.mul(this.A, tf.softplus(dt))), [0, 2, 1]); // [B, nm, T]
+    return { out, probs };
   }
 
   protected override onClearCaches(): void {
@@ -277,16 +378,17 @@ export class DynamicMaskAttention extends Module {
 /**
  * Keep the k largest entries of every row of M [B, nkv, T|1, S] (others -> float32 min), exactly k per row.
  * Equal values are common (repeated tokens give identical v, hence identical d), and which tied key survives changes
- * the output, so the choice follows torch's CPU topk (src/ops/torch-topk.ts) on the host when the mask is small
- * enough (rows * S <= 4M); larger masks use tfjs topk, preferring the later key among ties.
+ * the output, so the choice follows a stated rule on the host when the mask is small enough (rows * S <= 4M):
+ * 'torch', torch's CPU topk (src/ops/torch-topk.ts), or 'recent', the later key; larger masks use tfjs topk, preferring
+ * the later key among ties.
  */
-function keepTopK(M: tf.Tensor, B: number, nkv: number, T: number, S: number, k: number): tf.Tensor {
+function keepTopK(M: tf.Tensor, B: number, nkv: number, T: number, S: number, k: number, ties: TopkTies): tf.Tensor {
   const full = M.shape[2] === T ? M : tf.tile(M, [1, 1, T, 1]); // rows differ per query once masked
   const fixed = stopGradient(full); // selection is not differentiated (torch: topk indices)
   const rows = B * nkv * T;
   let idx: tf.Tensor; // [rows, k] key indices to keep
   if (rows * S <= 4 * 1024 * 1024) {
-    idx = tf.tensor(torchTopkIndices(fixed.dataSync(), rows, S, k), [rows, k], 'int32');
+    idx = tf.tensor((ties === 'torch' ? torchTopkIndices : recentTopkIndices)(fixed.dataSync(), rows, S, k), [rows, k], 'int32');
   } else {
     const rev = tf.reverse(tf.reshape(fixed, [rows, S]), 1);
     idx = tf.sub(tf.scalar(S - 1, 'int32'), tf.topk(rev, k, true).indices);
@@ -294,12 +396,6 @@ function keepTopK(M: tf.Tensor, B: number, nkv: number, T: number, S: number, k:
   const flat = tf.add(idx, tf.reshape(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(S, 'int32')), [rows, 1]));
   const keep = tf.reshape(tf.scatterND(tf.reshape(flat, [rows * k, 1]), tf.ones([rows * k]), [rows * S]), full.shape);
   return tf.where(tf.greater(keep, 0), full, tf.fill(full.shape, F32_MIN));
-}
-
-/** allowed [B|1, 1, T, S]: 1 where the key may be attended, else 0; bias: 0 where allowed, float32 min elsewhere. */
-export interface MaskBias {
-  allowed: tf.Tensor;
-  bias: tf.Tensor;
 }
 
 /**

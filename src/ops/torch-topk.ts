@@ -87,3 +87,26 @@ function stableTopk(v: Float64Array, idx: Int32Array, k: number): void {
   stableSortRange(v, idx, 0, v.length);
   void k;
 }
+
+/**
+ * For each of `rows` rows of length n, the indices of the k largest under a total order: larger value first, and
+ * among equal values the LATER index first ("recent wins"). Unlike torch's order this is a total order, so
+ * TopK(a ∪ b) = TopK(TopK(a) ∪ b): the rule the bounded decoding cache (src/modules/dmattn-cache.ts) relies on.
+ * Indices come out in descending order of preference.
+ */
+export function recentTopkIndices(values: ArrayLike<number>, rows: number, n: number, k: number): Int32Array {
+  const out = new Int32Array(rows * k);
+  const order = new Array<number>(n);
+  for (let r = 0; r < rows; r++) {
+    const base = r * n;
+    for (let j = 0; j < n; j++) order[j] = j;
+    order.sort((a, b) => (values[base + b] - values[base + a]) || (b - a));
+    for (let j = 0; j < k; j++) out[r * k + j] = order[j];
+  }
+  return out;
+}
+
+/** a before b in the "recent wins" order (larger value, then later index). */
+export function recentBefore(va: number, ia: number, vb: number, ib: number): boolean {
+  return va > vb || (va === vb && ia > ib);
+}

@@ -20,6 +20,11 @@
  * Element-wise steps round to float32 where the tfjs kernels do (Math.fround), reductions sum in float64, so logits
  * agree with the tfjs path to ~1e-6 relative (tests/doge-fast-decode.test.ts).
  *
+ * Bounded cache (a prefill cache with `bounded`, src/modules/dmattn-cache.ts): each layer keeps keep_window_size + 1
+ * slots per kv head whatever the context; a step appends the new key, the top-k drops the slot with the smallest d
+ * (among equal d the oldest key: the 'recent' rule of the tfjs bounded decoder), and that slot is overwritten by the
+ * new key afterwards. Memory and time per token are then constant (`generate` decodes 20,000 tokens flat).
+ *
  * No silent bypass: the tables below list every DynamicMaskAttention, CDMoE and MLP option and every DogeConfig field
  * with what this decoder does about it (mirrors it, or it cannot change a decoding step), and refuse the values it does
  * not mirror; the tables are typed by the option and field interfaces, so a new option does not compile until it is
@@ -33,7 +38,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { tf } from '../tf';
 import { F32_MIN } from '../ops';
-import { torchTopkIndices } from '../ops/torch-topk';
+import { recentTopkIndices, torchTopkIndices } from '../ops/torch-topk';
 import { wasmNativeBlas } from './wasm-patches';
 import type { NativeBlas } from './native-blas';
 import type { HostDecoderChoice, HostDecodingCache, TokenStepper } from './host-decoders';
@@ -97,6 +102,10 @@ export const DMATTN_OPTIONS: { readonly [K in keyof DynamicMaskAttentionOptions]
   ropeTheta: { use: 'standalone' },
   maxPositionEmbeddings: { use: 'standalone' },
   dynamicMaskHeads: mirrored,
+  // 'linear' skips the exp; with one query every key is at or before it, so 'key' selects what 'row' does
+  dynamicMaskBias: mirrored,
+  dynamicMaskSelect: mirrored,
+  dynamicMaskType: { use: 'mirrored', refuse: (a) => (a.dynamicMaskType === 'topk' ? null : `dynamic_mask_type '${a.dynamicMaskType}'`) },
   aInit: init,
   seed: init,
   initializerRange: init,
@@ -149,6 +158,9 @@ export const DOGE_CONFIG_FIELDS: { readonly [K in keyof DogeConfigFields]-?: Mir
   mlp_bias: mirrored,
   sliding_window: mirrored,
   keep_window_size: mirrored,
+  dynamic_mask_bias: mirrored,
+  dynamic_mask_select: mirrored,
+  dynamic_mask_type: { use: 'mirrored', refuse: (_, c) => (c.dynamic_mask_type === 'topk' ? null : `dynamic_mask_type '${c.dynamic_mask_type}'`) },
   is_moe: mirrored,
   num_experts: mirrored,
   num_experts_per_tok: mirrored,
@@ -235,8 +247,16 @@ class DogeHostDecoder implements TokenStepper {
   private readonly nm: number;
   private readonly hd: number;
   private readonly V: number;
+  /** Slots per kv head: maxLength, or keep_window_size + 1 with a bounded cache. */
   private readonly Smax: number;
   private P: number;
+  /**
+   * Bounded cache: slots in use per layer (the same for every kv head) and the sequence index of each slot [nkv, Smax];
+   * `evict`: one mask per kv head, so the slot the top-k drops is overwritten. With per-query-head masks the kv head
+   * holds the union of its heads' keys: the slots are kept and the top-k runs with the same 'recent' rule (exact, but
+   * the slots grow by one per token).
+   */
+  private readonly bounded: { count: number[]; keys: Int32Array[]; evict: boolean } | null;
   private readonly kCache: Float32Array[]; // per layer [nkv, Smax, hd]
   private readonly vCache: Float32Array[]; // per layer [nkv, Smax, hd]
   private readonly dCache: Float32Array[]; // per layer [nm, Smax]
@@ -263,19 +283,31 @@ class DogeHostDecoder implements TokenStepper {
     const c = model.config;
     const a0 = model.layers[0].attn;
     this.H = c.hidden_size; this.nh = a0.numHeads; this.nkv = a0.numKvHeads; this.nm = a0.maskHeads; this.hd = a0.headDim;
-    this.V = c.vocab_size; this.P = P; this.Smax = Math.max(maxLength, P + 1);
+    this.V = c.vocab_size; this.P = P;
+    const bounded = !!cache[0].keys;
+    const evict = bounded && a0.maskHeads === a0.numKvHeads;
+    const slots0 = Math.max(...cache.map((l) => l.k.shape[2]!));
+    this.Smax = evict ? a0.keepWindowSize + 1 : bounded ? slots0 + Math.max(0, maxLength - P) + 1 : Math.max(maxLength, P + 1);
+    this.bounded = bounded ? { count: [], keys: [], evict } : null;
     const { nkv, nm, hd, Smax, H, nh } = this;
     this.kCache = []; this.vCache = []; this.dCache = [];
     for (let i = 0; i < model.layers.length; i++) {
       const kc = new Float32Array(nkv * Smax * hd), vc = new Float32Array(nkv * Smax * hd), dc = new Float32Array(nm * Smax);
       const kh = cache[i].k.dataSync() as Float32Array, vh = cache[i].v.dataSync() as Float32Array, dh = cache[i].d.dataSync() as Float32Array;
-      // [1, nkv, P, hd] -> rows 0..P-1 of each head's [Smax, hd] block
+      const S0 = cache[i].k.shape[2]!; // P, or the bounded cache's slots
+      // [1, nkv, S0, hd] -> rows 0..S0-1 of each head's [Smax, hd] block
       for (let h = 0; h < nkv; h++) {
-        kc.set(kh.subarray(h * P * hd, (h + 1) * P * hd), h * Smax * hd);
-        vc.set(vh.subarray(h * P * hd, (h + 1) * P * hd), h * Smax * hd);
+        kc.set(kh.subarray(h * S0 * hd, (h + 1) * S0 * hd), h * Smax * hd);
+        vc.set(vh.subarray(h * S0 * hd, (h + 1) * S0 * hd), h * Smax * hd);
       }
-      for (let h = 0; h < nm; h++) dc.set(dh.subarray(h * P, (h + 1) * P), h * Smax);
+      for (let h = 0; h < nm; h++) dc.set(dh.subarray(h * S0, (h + 1) * S0), h * Smax);
       this.kCache.push(kc); this.vCache.push(vc); this.dCache.push(dc);
+      if (this.bounded) {
+        const keys = new Int32Array(nkv * Smax);
+        for (let h = 0; h < nkv; h++) keys.set(cache[i].keys!.subarray(h * S0, (h + 1) * S0), h * Smax);
+        this.bounded.count.push(S0);
+        this.bounded.keys.push(keys);
+      }
     }
     this.invFreq = Float32Array.from(model.rotary.inverseFrequencies);
     const I = c.intermediate_size;
@@ -340,7 +372,7 @@ class DogeHostDecoder implements TokenStepper {
   step(token: number): Float32Array {
     const { H, hd, Smax, V } = this;
     if (!Number.isInteger(token) || token < 0 || token >= V) throw new Error(`host decoder: token id ${token} is outside the vocabulary [0, ${V})`);
-    if (this.P >= Smax) throw new Error(`host decoder: cache is full (${Smax} positions)`);
+    if (this.bounded ? !this.bounded.evict && this.bounded.count.some((n) => n >= Smax) : this.P >= Smax) throw new Error(`host decoder: cache is full (${Smax} positions)`);
     const w = this.weights();
     const c = this.model.config;
     const eps = c.rms_norm_eps;
@@ -391,7 +423,9 @@ class DogeHostDecoder implements TokenStepper {
     const { nh, nkv, nm, hd, Smax } = this;
     const layer = this.model.layers[li];
     const kc = this.kCache[li], vc = this.vCache[li], dc = this.dCache[li];
-    const g = nh / nkv, S = P + 1, half = hd / 2;
+    // the new key goes to slot `at`: P, or after the bounded cache's slots in use
+    const at = this.bounded ? this.bounded.count[li] : P;
+    const g = nh / nkv, S = at + 1, half = hd / 2;
     const window = this.model.config.sliding_window;
     const qkv = this.qkv;
     const qPart = qkv.subarray(0, nh * hd), kPart = qkv.subarray(nh * hd, (nh + nkv) * hd), vPart = qkv.subarray((nh + nkv) * hd);
@@ -410,21 +444,28 @@ class DogeHostDecoder implements TokenStepper {
         qkv[off + half + i] = fr(fr(x2 * cos[i]) + fr(x1 * sin[i]));
       }
     }
-    // append the new key, value and dynamic-mask entry at slot P
+    // append the new key, value and dynamic-mask entry at slot `at`
     for (let cc = 0; cc < nkv; cc++) {
-      kc.set(kPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + P) * hd);
-      vc.set(vPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + P) * hd);
+      kc.set(kPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + at) * hd);
+      vc.set(vPart.subarray(cc * hd, (cc + 1) * hd), (cc * Smax + at) * hd);
+      if (this.bounded) this.bounded.keys[li][cc * Smax + at] = P;
     }
     this.linear(L.dt, vPart, this.dt, L.dtB);
-    for (let m = 0; m < nm; m++) dc[m * Smax + P] = fr(Math.exp(fr(L.A[m] * softplus(this.dt[m]))));
+    const exp = layer.attn.dynamicMaskBias === 'exp';
+    for (let m = 0; m < nm; m++) { const a = fr(L.A[m] * softplus(this.dt[m])); dc[m * Smax + at] = exp ? fr(Math.exp(a)) : a; }
     // mask rows M[m, j] (j < S): d, float32 min outside the sliding window, then the keep_window top-k
     const M = this.mask;
     for (let m = 0; m < nm; m++) {
       for (let j = 0; j < S; j++) M[m * S + j] = window !== null && j <= P - window ? F32_MIN : dc[m * Smax + j];
     }
     const keep = layer.attn.keepWindowSize;
-    if (S > keep) {
-      const idx = torchTopkIndices(M.subarray(0, nm * S), nm, S, keep);
+    // bounded: the top-k drops one slot per head, the smallest d (the oldest among equal d); the new key takes its place
+    const evict = this.bounded?.evict && S > keep ? this.evictions(li, S) : null;
+    if (evict) {
+      for (let m = 0; m < nm; m++) M[m * S + evict[m]] = F32_MIN;
+    } else if (S > keep) {
+      // a bounded cache's slots are in sequence order: 'recent' ties as its tfjs decoder (dmattn-cache.ts)
+      const idx = (this.bounded ? recentTopkIndices : torchTopkIndices)(M.subarray(0, nm * S), nm, S, keep);
       const kept = new Uint8Array(nm * S);
       for (let m = 0; m < nm; m++) for (let r = 0; r < keep; r++) kept[m * S + idx[m * keep + r]] = 1;
       for (let i = 0; i < nm * S; i++) if (!kept[i]) M[i] = F32_MIN;
@@ -446,6 +487,38 @@ class DogeHostDecoder implements TokenStepper {
       }
     }
     this.linear(L.o, this.oFlat, out, L.oB);
+    if (this.bounded) {
+      if (evict) {
+        // the new key (slot `at`) overwrites the evicted one; the slot count stays keep_window_size
+        const keys = this.bounded.keys[li];
+        for (let cc = 0; cc < nkv; cc++) {
+          const e = evict[cc];
+          if (e === at) continue;
+          kc.copyWithin((cc * Smax + e) * hd, (cc * Smax + at) * hd, (cc * Smax + at + 1) * hd);
+          vc.copyWithin((cc * Smax + e) * hd, (cc * Smax + at) * hd, (cc * Smax + at + 1) * hd);
+          dc[cc * Smax + e] = dc[cc * Smax + at];
+          keys[cc * Smax + e] = keys[cc * Smax + at];
+        }
+      } else {
+        this.bounded.count[li] = S;
+      }
+    }
+  }
+
+  /** Per kv head (= mask head), the slot of the S in use with the smallest d, the oldest key among equal d. */
+  private evictions(li: number, S: number): Int32Array {
+    const { nkv, Smax } = this;
+    const dc = this.dCache[li], keys = this.bounded!.keys[li];
+    const out = new Int32Array(nkv);
+    for (let cc = 0; cc < nkv; cc++) {
+      let e = 0;
+      for (let j = 1; j < S; j++) {
+        const dj = dc[cc * Smax + j], de = dc[cc * Smax + e];
+        if (dj < de || (dj === de && keys[cc * Smax + j] < keys[cc * Smax + e])) e = j;
+      }
+      out[cc] = e;
+    }
+    return out;
   }
 
   /** out[H] = down(silu(gate x) * up x). */

@@ -58,6 +58,8 @@ export interface MqarGridOptions {
   qkNorm?: boolean;
   /** dmattn: initial A (default the recipe's). */
   dmattnA?: number;
+  /** dmattn: dynamic-mask bias 'exp' (HF, default) or 'linear' (arXiv 2508.02124). */
+  dmattnBias?: 'exp' | 'linear';
   /** dmattn: dt_proj weight std (default the recipe's). */
   dtProjStd?: number;
   weightDecay?: number;
@@ -186,7 +188,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
                 recipe: o.recipe, mixer, dModel: d, lr, epochs, train, test, batchSize: o.batchSize, numLayers: o.numLayers,
                 numHeads: o.numHeads, dState: o.dState, keepWindowSize: keepWindow, keepWindowShrinkSteps: o.keepWindowShrinkSteps, keepWindowShrinkStart: o.keepWindowShrinkStart,
                 keepWindowShrinkAtAccuracy: o.keepWindowShrinkAtAccuracy, init, qkStd: o.qkStd, qkNorm,
-                dmattnA, dtProjStd, weightDecay, warmupFraction,
+                dmattnA, dmattnBias: o.dmattnBias, dtProjStd, weightDecay, warmupFraction,
                 evalEvery: o.evalEvery, stopAccuracy, timeBudgetSeconds: o.timeBudgetSeconds, maxSteps: o.maxSteps, seed: seed + 1,
               },
               { onEpoch: (e) => hooks.onEpoch?.({ ...e, seq_len: L, cell, cells }), onEval: (p) => hooks.onEval?.({ ...p, seq_len: L, seed, cell, cells }),
@@ -205,6 +207,7 @@ export async function runMqarGrid(o: MqarGridOptions, hooks: MqarGridHooks = {})
           };
           if (o.qkStd !== undefined && (mixer === 'attention' || mixer === 'dmattn')) recipe.qk_std = o.qkStd;
           if (mixer === 'dmattn') Object.assign(recipe, { keep_window_size: keepWindow, qk_norm: qkNorm, A: dmattnA, dt_proj_std: dtProjStd });
+          if (mixer === 'dmattn' && o.dmattnBias === 'linear') recipe.dynamic_mask_bias = 'linear';
           const cur = best!.curriculum; // the curriculum as run (recipe defaults and options resolved by trainMqar)
           if (cur) recipe.keep_window_shrink_steps = cur.shrink_steps;
           if (cur?.start) recipe.keep_window_shrink_start = cur.start;

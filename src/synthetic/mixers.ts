@@ -75,6 +75,8 @@ export interface MixerOptions {
   qkNorm?: boolean;
   /** dmattn: initial value of A, the per-head scale of the dynamic mask (default 0, as HF Doge). */
   dmattnA?: number;
+  /** dmattn: the dynamic mask's bias, 'exp' (HF, default) or 'linear' (A softplus(dt), arXiv 2508.02124). */
+  dmattnBias?: 'exp' | 'linear';
   /** dmattn: std of the dt_proj weight (default 0.02, as every matrix). */
   dtProjStd?: number;
   seed?: number;
@@ -126,7 +128,7 @@ function buildMixer(kind: MixerKind, o: MixerOptions): SequenceMixer {
       return new CausalAttention({ dModel: o.dModel, numHeads: o.numHeads, seed: o.seed, outProjStd: o.outProjStd });
     case 'dmattn': {
       if (o.keepWindowSize === undefined) throw new Error('dmattn mixer: keepWindowSize is required (use the number of kv pairs)');
-      return new DMAttnMixer(new DynamicMaskAttention({ hiddenSize: o.dModel, numHeads: o.numHeads ?? 1, keepWindowSize: o.keepWindowSize, qkNorm: o.qkNorm, seed: o.seed }));
+      return new DMAttnMixer(new DynamicMaskAttention({ hiddenSize: o.dModel, numHeads: o.numHeads ?? 1, keepWindowSize: o.keepWindowSize, qkNorm: o.qkNorm, seed: o.seed, dynamicMaskBias: o.dmattnBias }));
     }
     case 'ssd':
       return new SSD({ dModel: o.dModel, dState: o.dState, chunkSize: o.chunkSize, rope: o.ssdRope, seed: o.seed });

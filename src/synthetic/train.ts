@@ -53,6 +53,7 @@ export interface MqarTrainOptions {
   qkStd?: number; // attention / dmattn q and k projection std, default 0.02
   qkNorm?: boolean; // dmattn q/k RMSNorm (recipe default: off in 'tuned' and 'full-window', on in 'first')
   dmattnA?: number; // dmattn initial A (recipe default)
+  dmattnBias?: 'exp' | 'linear'; // dmattn dynamic-mask bias (default 'exp', HF)
   dtProjStd?: number; // dmattn dt_proj std (recipe default)
   weightDecay?: number; // recipe default 0.1
   warmupFraction?: number; // recipe default 0.05 of all steps
@@ -191,7 +192,7 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
     mixer: o.mixer, vocabSize: train.vocabSize, dModel: o.dModel, numLayers, numHeads: o.numHeads,
     keepWindowSize: keepWindow, dState: o.dState, seed,
     outProjStd: outProjStdFor(o.init ?? R.init, numLayers), qkStd: o.qkStd, qkNorm: o.qkNorm ?? R.qkNorm,
-    dmattnA: o.dmattnA ?? R.dmattnA, dtProjStd: o.dtProjStd ?? R.dtProjStd,
+    dmattnA: o.dmattnA ?? R.dmattnA, dtProjStd: o.dtProjStd ?? R.dtProjStd, dmattnBias: o.dmattnBias,
   });
   const params = model.parameters();
   const vars = [...params.values()];

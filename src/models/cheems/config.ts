@@ -7,7 +7,7 @@
  * layer i is "attn" iff i mod attn_layer_period == attn_layer_offset.
  */
 import * as path from 'node:path';
-import { checkFieldTypes, checkParameterCount, checkSizeLimits, kvHeadsOf, readConfigJSON } from '../config-fields';
+import { DMA_KEYS, checkFieldTypes, checkParameterCount, checkSizeLimits, dmaFieldsJSON, kvHeadsOf, readConfigJSON, readDmaFields, type DmaFields } from '../config-fields';
 
 export interface CheemsRopeScaling {
   rope_type: string;
@@ -152,6 +152,15 @@ export class CheemsConfig implements CheemsConfigFields {
   num_cdmoe_heads!: number;
   num_cdmoe_experts_per_head!: number;
   expert_retrieval_size!: number;
+  /**
+   * Keys kept per query row by the attention layers' dynamic mask (null, the seed: every key). With a number the
+   * decoder is fully constant-memory: SSD states plus a bounded KV cache. Also read from `window_size`.
+   */
+  keep_window_size: number | null = null;
+  /** See src/models/config-fields.ts (DMA as arXiv 2508.02124 writes it; defaults = HF). */
+  dynamic_mask_bias: DmaFields['dynamic_mask_bias'] = 'exp';
+  dynamic_mask_select: DmaFields['dynamic_mask_select'] = 'row';
+  dynamic_mask_type: DmaFields['dynamic_mask_type'] = 'topk';
   /** Generic HF keys of the file, written back unchanged. */
   readonly extra: Record<string, unknown> = {};
   /** HF model_type (a getter: not an own field, so it is neither compared nor copied with the fields). */
@@ -164,7 +173,7 @@ export class CheemsConfig implements CheemsConfigFields {
     const src = input as Record<string, unknown>;
     if (src.model_type !== undefined && src.model_type !== 'cheems') fail('model_type', `must be "cheems", got ${JSON.stringify(src.model_type)}`);
     for (const k of Object.keys(src)) {
-      if (k in CHEEMS_DEFAULTS) continue;
+      if (k in CHEEMS_DEFAULTS || k === 'keep_window_size' || DMA_KEYS.includes(k)) continue;
       if (GENERIC_KEYS.has(k)) { if (k !== 'model_type' && k !== 'architectures' && k !== 'layers_type') this.extra[k] = src[k]; continue; }
       fail(k, 'is not a Cheems config field');
     }
@@ -173,6 +182,16 @@ export class CheemsConfig implements CheemsConfigFields {
     checkFieldTypes(self, { ints: INTS, floats: FLOATS, bools: BOOLS, nullableInts: NULLABLE_INTS }, fail);
     checkSizeLimits(self, INTS, fail);
     this.num_key_value_heads = kvHeadsOf(src, this.num_attention_heads, fail);
+    const dma = readDmaFields(src, fail);
+    this.dynamic_mask_bias = dma.dynamic_mask_bias;
+    this.dynamic_mask_select = dma.dynamic_mask_select;
+    this.dynamic_mask_type = dma.dynamic_mask_type;
+    if (dma.keepWindowSize !== undefined && dma.keepWindowSize !== null) {
+      if (typeof dma.keepWindowSize !== 'number' || !Number.isInteger(dma.keepWindowSize) || dma.keepWindowSize < 1) {
+        fail('keep_window_size', `must be an integer >= 1 or null, got ${JSON.stringify(dma.keepWindowSize)}`);
+      }
+      this.keep_window_size = dma.keepWindowSize;
+    }
     this.rope_scaling = CheemsConfig.readRopeScaling(src.rope_scaling === undefined ? CHEEMS_DEFAULTS.rope_scaling : src.rope_scaling);
     this.validate();
   }
@@ -281,6 +300,8 @@ export class CheemsConfig implements CheemsConfigFields {
     const out: Record<string, unknown> = { architectures: ['CheemsForCausalLM'], model_type: 'cheems' };
     for (const k of Object.keys(CHEEMS_DEFAULTS)) out[k] = (this as unknown as Record<string, unknown>)[k];
     out.rope_scaling = this.rope_scaling ? { ...this.rope_scaling } : null;
+    if (this.keep_window_size !== null) out.keep_window_size = this.keep_window_size;
+    Object.assign(out, dmaFieldsJSON(this));
     if (!('dtype' in this.extra) && !('torch_dtype' in this.extra)) out.torch_dtype = 'float32';
     for (const [k, v] of Object.entries(this.extra)) out[k] = v;
     return out;

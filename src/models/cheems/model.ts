@@ -21,7 +21,10 @@ import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } f
 import { CDMoE } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import { SSDMixer } from '../../modules/ssd-mixer';
-import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
+import {
+  boundedCacheFor, checkLinearMemory, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
+} from '../causal-lm';
+import { isRecordingGradients } from '../../ops';
 import { checkConfigAgainstCheckpoint, loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { generate, type GenerateOptions } from '../../generation/generate';
 import { CheemsConfig } from './config';
@@ -43,11 +46,13 @@ export interface CheemsCache {
   layers: Array<SSDLayerCache | LayerCache>;
   /** Number of positions seen (P). */
   length: number;
-  /** Row-major [B, P] key mask (1 = real token) or null when nothing is padded. */
+  /** Row-major [B, P] key mask (1 = real token) or null when nothing is padded (a bounded cache folds it into d). */
   mask: Int32Array | null;
+  /** Attention layers keep at most keep_window_size keys per kv head (src/modules/dmattn-cache.ts). */
+  bounded?: boolean;
 }
 
-export interface CheemsForwardInput extends CausalLMInput {
+export interface CheemsForwardInput extends CausalLMInput, CacheModeInput {
   /** Return per-layer hidden states (outputs of each decoder layer, before the final norm). */
   outputHiddenStates?: boolean;
   /** Return dynamic masks (attention layers), final SSD states (SSD layers) and selected experts (CDMoE). */
@@ -56,6 +61,8 @@ export interface CheemsForwardInput extends CausalLMInput {
   useCache?: boolean;
   /** Override config.ssd_chunk_size for this call (the function does not depend on it). */
   ssdChunkSize?: number;
+  /** Internal (the chunked inference forward): return the final-norm hidden states [B, T, H] as `logits`. */
+  hiddenOnly?: boolean;
 }
 
 export interface CheemsForwardOutput {
@@ -91,6 +98,8 @@ interface CheemsLayerContext {
   training: boolean;
   seed: { next: number };
   outputAttentions: boolean;
+  ties: 'torch' | 'recent';
+  bounded?: { start: number; newMask: Int32Array | null };
 }
 
 interface CheemsLayerRecord {
@@ -121,7 +130,8 @@ export class CheemsDecoderLayer extends Module {
       ? this.module('ssd', new SSDMixer({ hiddenSize: H, numHeads: c.num_attention_heads, bias: c.hidden_bias, chunkSize: c.ssd_chunk_size }, init))
       : this.module('attn', new DynamicMaskAttention({
         hiddenSize: H, numHeads: c.num_attention_heads, numKvHeads: c.num_key_value_heads, attentionBias: c.hidden_bias,
-        attentionDropout: c.attention_dropout, qkNorm: false, keepWindowSize: null, dynamicMaskHeads: 'query', aInit: 'ones',
+        attentionDropout: c.attention_dropout, qkNorm: false, keepWindowSize: c.keep_window_size, dynamicMaskHeads: 'query', aInit: 'ones',
+        dynamicMaskBias: c.dynamic_mask_bias, dynamicMaskSelect: c.dynamic_mask_select, dynamicMaskType: c.dynamic_mask_type,
       }, init));
     this.postSequenceResidual = this.module('post_sequence_residual', new Scale(init, H));
     this.preStateNorm = this.module('pre_state_layernorm', new RMSNorm(init, H, c.rms_norm_eps));
@@ -158,6 +168,7 @@ export class CheemsDecoderLayer extends Module {
       const a = this.mixer.forward(x, {
         cos: ctx.cos, sinSigned: ctx.sinSigned, maskBias: ctx.maskBias, cache: cache as LayerCache | undefined,
         training: ctx.training, dropoutSeed: ctx.seed.next++, outputAttentions: ctx.outputAttentions,
+        ties: ctx.ties, bounded: ctx.bounded,
       });
       mixed = a.out;
       record = { cache: a.cache, ssdState: null, dynamicMask: ctx.outputAttentions ? a.cache.d : null };
@@ -230,16 +241,44 @@ export class CheemsForCausalLM extends Module {
     return variableGradsByName(this.parameters(), lossFn);
   }
 
-  /** Causal-LM forward pass (HF causal loss; with a cache it continues every SSD state and KV cache). */
+  /**
+   * Causal-LM forward pass (HF causal loss; with a cache it continues every SSD state and KV cache). Without gradients
+   * each layer's buffers are freed after the layer, and a long input runs in chunks through the cache (../causal-lm.ts).
+   */
   forward(input: CheemsForwardInput): CheemsForwardOutput {
     const c = this.config;
+    const chunk = this.inferenceChunkOf(input);
+    if (chunk) {
+      return tf.tidy(() => {
+        const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
+        const { B, T, P } = call;
+        const kept = input.logitsToKeep ? Math.min(T, input.logitsToKeep) : T;
+        const attnLayers = c.layersType.filter((k) => k === 'attn').length;
+        const full = !(input.cache?.bounded || (input.useCache && input.cacheMode === 'bounded' && c.keep_window_size !== null));
+        checkLinearMemory(B, T, [
+          ['logits', input.lossOnly ? 0 : 4 * B * kept * c.vocab_size], ['hidden states', 2 * 4 * B * T * c.hidden_size],
+          ['KV cache', full ? 4 * B * (P + T) * attnLayers * (2 * c.num_key_value_heads * c.headDim + c.num_attention_heads) : 0],
+        ]);
+        if (call.rope.owned) { call.rope.cos.dispose(); call.rope.sinSigned.dispose(); }
+        const out = forwardInChunks(input, call, chunk, this.lmHead, (part) => {
+          const o = this.forward({ ...part, ssdChunkSize: input.ssdChunkSize, hiddenOnly: true });
+          return { h: o.logits, cache: o.cache! };
+        }, disposeCheemsCache);
+        return out as unknown as tf.TensorContainer;
+      }) as unknown as CheemsForwardOutput;
+    }
     return tf.tidy(() => {
       const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
       const { B, T, P, mask, docs, rope } = call;
       const cache = input.cache ?? null;
+      const hasAttn = c.layersType.includes('attn');
+      const bounded = boundedCacheFor(input, cache, this.boundedCacheObstacle(docs !== null), !hasAttn || c.keep_window_size === null);
+      const newMask = bounded ? newKeyMask(mask, B, T, P) : null;
       const ctx: CheemsLayerContext = {
         cos: rope.cos, sinSigned: rope.sinSigned,
-        maskBias: c.layersType.includes('attn') ? buildMaskBias(B, T, P, mask, null, docs) : null,
+        // a bounded cache: the mask of the new keys only (its cached slots are all visible, see dmattn-cache.ts)
+        maskBias: !hasAttn ? null : bounded ? buildMaskBias(B, T, 0, newMask, null) : buildMaskBias(B, T, P, mask, null, docs),
+        ties: bounded ? 'recent' : input.topkTies ?? 'torch', bounded: bounded ? { start: P, newMask } : undefined,
         keep: newTokenMask(mask, B, T, P), segments: docs ? documentStarts(docs, B, T, P) : null,
         chunkSize: input.ssdChunkSize ?? c.ssd_chunk_size, training: !!input.training, seed: { next: input.dropoutSeed ?? 0 },
         outputAttentions: !!input.outputAttentions,
@@ -248,11 +287,21 @@ export class CheemsForCausalLM extends Module {
       let h = this.model.embed.apply(call.ids); // [B, T, H]
       const records: CheemsLayerRecord[] = [];
       const hidden: tf.Tensor[] = [];
+      // without gradients a layer's buffers ([heads, T, S] scores and masks, SSD chunks) die with the layer
+      const layerTidy = !isRecordingGradients();
       for (let i = 0; i < this.layers.length; i++) {
-        const r = this.layers[i].forward(h, ctx, cache?.layers[i]);
+        const run = () => this.layers[i].forward(h, ctx, cache?.layers[i]);
+        const r = layerTidy ? (tf.tidy(() => run() as unknown as tf.TensorContainer) as unknown as ReturnType<typeof run>) : run();
         h = r.h;
         records.push(r.record);
         if (input.outputHiddenStates) hidden.push(h);
+      }
+      if (input.hiddenOnly) {
+        const out: CheemsForwardOutput = { logits: this.model.finalNorm.apply(h) };
+        if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
+        out.cache = { layers: records.map((r) => r.cache), length: P + T, mask: ctx.bounded ? null : mask };
+        if (ctx.bounded) out.cache.bounded = true;
+        return out as unknown as tf.TensorContainer;
       }
       const out: CheemsForwardOutput = finishCall(this.model.finalNorm.apply(h), this.lmHead, input, call);
       if (input.outputHiddenStates) out.hiddenStates = hidden;
@@ -265,10 +314,32 @@ export class CheemsForCausalLM extends Module {
           out.ssdDecays = records.filter((r) => r.ssdDecay).map((r) => r.ssdDecay!);
         }
       }
-      if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: P + T, mask };
+      if (input.useCache || cache) {
+        // the SSD layers read the key mask only through `keep` (new tokens), so a bounded cache needs none
+        out.cache = { layers: records.map((r) => r.cache), length: P + T, mask: bounded ? null : mask };
+        if (bounded) out.cache.bounded = true;
+      }
       if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
       return out as unknown as tf.TensorContainer;
     }) as unknown as CheemsForwardOutput;
+  }
+
+  /** Query rows per chunk of an inference forward over a long input, or null for one pass (see ../causal-lm.ts). */
+  private inferenceChunkOf(input: CheemsForwardInput): number | null {
+    const c = this.config;
+    if (input.training || input.hiddenOnly || input.outputAttentions || input.outputHiddenStates || input.documentIds !== undefined || isRecordingGradients()) return null;
+    if (!c.layersType.includes('attn')) return null;
+    const shape = input.inputIds instanceof tf.Tensor ? input.inputIds.shape : [input.inputIds.length, input.inputIds[0]?.length ?? 0];
+    const bounded = !!input.cache?.bounded || (!!input.useCache && input.cacheMode === 'bounded' && c.keep_window_size !== null && !this.boundedCacheObstacle());
+    const g = c.num_attention_heads / c.num_key_value_heads;
+    return inferenceChunk(shape[0]!, shape[1]!, input.cache?.length ?? 0, 8 * c.num_attention_heads, bounded ? g * c.keep_window_size! : Infinity);
+  }
+
+  /** Why a bounded decoding cache would not be exact for this model's attention layers (null: it is). */
+  boundedCacheObstacle(packed = false): string | null {
+    if (packed) return 'documentIds (packed rows)';
+    const attn = this.layers.find((l) => l.kind === 'attn');
+    return attn ? (attn.mixer as DynamicMaskAttention).boundedCacheObstacle() : null;
   }
 
   /** Greedy / sampled generation with SSD states and KV caches; returns prompt + new tokens per row. See src/generation. */

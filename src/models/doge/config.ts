@@ -7,7 +7,7 @@
  * writes `rope_parameters` plus the legacy pair for older readers.
  */
 import * as path from 'node:path';
-import { checkFieldTypes, checkParameterCount, checkSizeLimits, kvHeadsOf, readConfigJSON } from '../config-fields';
+import { DMA_KEYS, checkFieldTypes, checkParameterCount, checkSizeLimits, dmaFieldsJSON, kvHeadsOf, readConfigJSON, readDmaFields, type DmaFields } from '../config-fields';
 
 export interface RopeParameters {
   rope_type: string;
@@ -17,7 +17,7 @@ export interface RopeParameters {
   [k: string]: unknown;
 }
 
-export interface DogeConfigFields {
+export interface DogeConfigFields extends DmaFields {
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -56,7 +56,7 @@ export type DogeConfigInput = Partial<Omit<DogeConfigFields, 'rope_parameters' |
   [k: string]: unknown;
 };
 
-const DEFAULTS: Omit<DogeConfigFields, 'rope_parameters' | 'num_key_value_heads'> = {
+const DEFAULTS: Omit<DogeConfigFields, 'rope_parameters' | 'num_key_value_heads' | keyof DmaFields> = {
   vocab_size: 32768,
   hidden_size: 1024,
   intermediate_size: 2048,
@@ -92,7 +92,7 @@ const BOOL_FIELDS = ['use_cache', 'tie_word_embeddings', 'attention_bias', 'mlp_
 const NULLABLE_INT_FIELDS = ['sliding_window', 'pad_token_id', 'bos_token_id', 'eos_token_id'] as const;
 /** Fields the class interprets itself (everything else is kept verbatim in `extra`). */
 const KNOWN = new Set<string>([...Object.keys(DEFAULTS), 'num_key_value_heads', 'rope_parameters', 'rope_theta', 'rope_scaling',
-  'model_type', 'architectures', 'head_dim']);
+  'model_type', 'architectures', 'head_dim', ...DMA_KEYS]);
 
 function fail(field: string, msg: string): never {
   throw new Error(`DogeConfig: ${field} ${msg}`);
@@ -141,7 +141,12 @@ export class DogeConfig implements DogeConfigFields {
   attention_dropout!: number;
   mlp_bias!: boolean;
   sliding_window!: number | null;
+  /** Keys kept per query row by the dynamic mask (also read from `window_size`, the authors' name). */
   keep_window_size!: number;
+  /** See src/models/config-fields.ts (DMA as arXiv 2508.02124 writes it; defaults = HF). */
+  dynamic_mask_bias!: DmaFields['dynamic_mask_bias'];
+  dynamic_mask_select!: DmaFields['dynamic_mask_select'];
+  dynamic_mask_type!: DmaFields['dynamic_mask_type'];
   is_moe!: boolean;
   num_experts!: number;
   num_experts_per_tok!: number;
@@ -160,8 +165,13 @@ export class DogeConfig implements DogeConfigFields {
 
   constructor(input: DogeConfigInput = {}) {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new Error('DogeConfig: expected a JSON object');
-    const src = input as Record<string, unknown>;
+    const src = { ...(input as Record<string, unknown>) };
     const self = this as unknown as Record<string, unknown>;
+    const dma = readDmaFields(src, fail);
+    if (dma.keepWindowSize !== undefined) src.keep_window_size = dma.keepWindowSize;
+    this.dynamic_mask_bias = dma.dynamic_mask_bias;
+    this.dynamic_mask_select = dma.dynamic_mask_select;
+    this.dynamic_mask_type = dma.dynamic_mask_type;
     for (const [k, v] of Object.entries(DEFAULTS)) self[k] = src[k] === undefined ? v : src[k];
     checkFieldTypes(self, { ints: INT_FIELDS, floats: FLOAT_FIELDS, bools: BOOL_FIELDS, nullableInts: NULLABLE_INT_FIELDS }, fail);
     checkSizeLimits(self, INT_FIELDS, fail);
@@ -269,6 +279,7 @@ export class DogeConfig implements DogeConfigFields {
   toJSON(): Record<string, unknown> {
     const out: Record<string, unknown> = { architectures: ['DogeForCausalLM'], model_type: 'doge' };
     for (const k of Object.keys(DEFAULTS)) out[k] = (this as unknown as Record<string, unknown>)[k];
+    Object.assign(out, dmaFieldsJSON(this));
     out.num_key_value_heads = this.num_key_value_heads;
     out.rope_parameters = { ...this.rope_parameters };
     out.rope_theta = this.rope_parameters.rope_theta;

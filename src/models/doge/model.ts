@@ -19,7 +19,10 @@ import { MLP } from '../../modules/mlp';
 import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } from '../../modules/dmattn';
 import { CDMoE, cdmoeAuxLoss, type RouterLayout } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
-import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
+import {
+  boundedCacheFor, checkLinearMemory, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
+} from '../causal-lm';
+import { isRecordingGradients } from '../../ops';
 import { checkConfigAgainstCheckpoint, loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { DogeConfig } from './config';
 import { generate, type GenerateOptions } from '../../generation/generate';
@@ -38,17 +41,21 @@ export interface DogeCache {
   layers: LayerCache[];
   /** Number of cached key slots (P). */
   length: number;
-  /** Row-major [B, P] key mask (1 = real token) or null when nothing is padded. */
+  /** Row-major [B, P] key mask (1 = real token) or null when nothing is padded (a bounded cache folds it into d). */
   mask: Int32Array | null;
+  /** At most keep_window_size keys per kv head and layer (src/modules/dmattn-cache.ts); absent: every key. */
+  bounded?: boolean;
 }
 
-export interface ForwardInput extends CausalLMInput {
+export interface ForwardInput extends CausalLMInput, CacheModeInput {
   /** Return per-layer dynamic masks, attention probabilities and selected experts. */
   outputAttentions?: boolean;
   /** Use and extend this cache (incremental decoding); the returned `cache` holds the new tensors. */
   cache?: DogeCache | null;
   /** Return a cache (for generation). */
   useCache?: boolean;
+  /** Internal (the chunked inference forward): return the final-norm hidden states [B, T, H] as `logits`. */
+  hiddenOnly?: boolean;
 }
 
 export interface ForwardOutput {
@@ -78,6 +85,9 @@ interface LayerContext {
   seed: { next: number };
   outputRouting: boolean;
   outputAttentions: boolean;
+  ties: 'torch' | 'recent';
+  /** Bounded cache: index of the first new key and the new keys' mask. */
+  bounded?: { start: number; newMask: Int32Array | null };
 }
 
 /** What a layer reports besides its output. */
@@ -103,7 +113,8 @@ export class DogeDecoderLayer extends Module {
     this.attn = this.module('self_attn', new DynamicMaskAttention({
       hiddenSize: c.hidden_size, numHeads: c.num_attention_heads, numKvHeads: c.num_key_value_heads,
       keepWindowSize: c.keep_window_size, attentionBias: c.attention_bias, rmsNormEps: c.rms_norm_eps,
-      attentionDropout: c.attention_dropout,
+      attentionDropout: c.attention_dropout, dynamicMaskBias: c.dynamic_mask_bias, dynamicMaskSelect: c.dynamic_mask_select,
+      dynamicMaskType: c.dynamic_mask_type,
     }, init));
     this.inputResidual = this.param('input_residual', [c.hidden_size], 'ones', init);
     this.postNorm = this.module('post_attention_layernorm', new RMSNorm(init, c.hidden_size, c.rms_norm_eps));
@@ -120,7 +131,7 @@ export class DogeDecoderLayer extends Module {
     // sequence transformation: dynamic mask attention over the tokens
     const a = this.attn.forward(this.inputNorm.apply(h), {
       cos: ctx.cos, sinSigned: ctx.sinSigned, maskBias: ctx.maskBias, cache, training: ctx.training,
-      dropoutSeed: ctx.seed.next++, outputAttentions: ctx.outputAttentions,
+      dropoutSeed: ctx.seed.next++, outputAttentions: ctx.outputAttentions, ties: ctx.ties, bounded: ctx.bounded,
     });
     h = tf.add(tf.mul(this.inputResidual, h), this.dropout(a.out, ctx));
     // state transformation: MLP or CDMoE, per token
@@ -196,26 +207,63 @@ export class DogeForCausalLM extends Module {
     return variableGradsByName(this.parameters(), lossFn);
   }
 
-  /** Causal-LM forward pass (HF DogeForCausalLM.forward). */
+  /**
+   * Causal-LM forward pass (HF DogeForCausalLM.forward). Without gradients each layer's attention buffers are freed
+   * after the layer, and a long input runs in chunks through the cache (see inferenceChunk in ../causal-lm.ts).
+   */
   forward(input: ForwardInput): ForwardOutput {
     const c = this.config;
+    const chunk = this.inferenceChunkOf(input);
+    if (chunk) {
+      return tf.tidy(() => {
+        const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
+        const { B, T, P } = call;
+        const kept = input.logitsToKeep ? Math.min(T, input.logitsToKeep) : T;
+        const full = !(input.cache?.bounded || (input.useCache && input.cacheMode === 'bounded'));
+        checkLinearMemory(B, T, [
+          ['logits', input.lossOnly ? 0 : 4 * B * kept * c.vocab_size], ['hidden states', 2 * 4 * B * T * c.hidden_size],
+          ['KV cache', full ? 4 * B * (P + T) * c.num_hidden_layers * c.num_key_value_heads * (2 * c.headDim + 1) : 0],
+        ]);
+        if (call.rope.owned) { call.rope.cos.dispose(); call.rope.sinSigned.dispose(); }
+        const out = forwardInChunks(input, call, chunk, this.lmHead, (part) => {
+          const o = this.forward({ ...part, hiddenOnly: true });
+          return { h: o.logits, cache: o.cache! };
+        }, disposeCache);
+        return out as unknown as tf.TensorContainer;
+      }) as unknown as ForwardOutput;
+    }
     return tf.tidy(() => {
       const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
       const { B, T, P, mask, docs, rope } = call;
       const cache = input.cache ?? null;
       const wantAux = c.is_moe && c.output_router_logits;
+      const bounded = boundedCacheFor(input, cache, this.boundedCacheObstacle(docs !== null));
+      const newMask = bounded ? newKeyMask(mask, B, T, P) : null;
       const ctx: LayerContext = {
-        cos: rope.cos, sinSigned: rope.sinSigned, maskBias: buildMaskBias(B, T, P, mask, c.sliding_window, docs),
+        cos: rope.cos, sinSigned: rope.sinSigned,
+        // a bounded cache: the mask of the new keys only (its cached slots are all visible, see dmattn-cache.ts)
+        maskBias: bounded ? buildMaskBias(B, T, 0, newMask, null) : buildMaskBias(B, T, P, mask, c.sliding_window, docs),
         training: !!input.training, seed: { next: input.dropoutSeed ?? 0 },
         outputAttentions: !!input.outputAttentions, outputRouting: !!input.outputAttentions || wantAux,
+        ties: bounded ? 'recent' : input.topkTies ?? 'torch', bounded: bounded ? { start: P, newMask } : undefined,
       };
 
       let h = this.embed.apply(call.ids); // [B, T, H]
       const records: LayerRecord[] = [];
+      // without gradients a layer's buffers ([heads, T, S] scores and masks) die with the layer
+      const layerTidy = !isRecordingGradients();
       for (let i = 0; i < this.layers.length; i++) {
-        const r = this.layers[i].forward(h, ctx, cache?.layers[i]);
+        const run = () => this.layers[i].forward(h, ctx, cache?.layers[i]);
+        const r = layerTidy ? (tf.tidy(() => run() as unknown as tf.TensorContainer) as unknown as ReturnType<typeof run>) : run();
         h = r.h;
         records.push(r.record);
+      }
+      if (input.hiddenOnly) {
+        const out: ForwardOutput = { logits: this.norm.apply(h) };
+        if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
+        out.cache = { layers: records.map((r) => r.cache), length: P + T, mask: ctx.bounded ? null : mask };
+        if (ctx.bounded) out.cache.bounded = true;
+        return out as unknown as tf.TensorContainer;
       }
       const out: ForwardOutput = finishCall(this.norm.apply(h), this.lmHead, input, call);
       if (out.loss && wantAux) {
@@ -224,10 +272,29 @@ export class DogeForCausalLM extends Module {
         out.loss = tf.add(out.loss, tf.mul(out.auxLoss, c.router_aux_loss_coef)) as tf.Scalar;
       }
       recordOutputs(out, records, !!input.outputAttentions, c.is_moe);
-      if (input.useCache || cache) out.cache = { layers: records.map((r) => r.cache), length: P + T, mask };
+      if (input.useCache || cache) {
+        out.cache = { layers: records.map((r) => r.cache), length: P + T, mask: bounded ? null : mask };
+        if (bounded) out.cache.bounded = true;
+      }
       if (rope.owned) { rope.cos.dispose(); rope.sinSigned.dispose(); }
       return out as unknown as tf.TensorContainer;
     }) as unknown as ForwardOutput;
+  }
+
+  /** Query rows per chunk of an inference forward over a long input, or null for one pass (see ../causal-lm.ts). */
+  private inferenceChunkOf(input: ForwardInput): number | null {
+    if (input.training || input.hiddenOnly || input.outputAttentions || input.documentIds !== undefined || isRecordingGradients()) return null;
+    const shape = input.inputIds instanceof tf.Tensor ? input.inputIds.shape : [input.inputIds.length, input.inputIds[0]?.length ?? 0];
+    const c = this.config;
+    const bounded = !!input.cache?.bounded || (!!input.useCache && input.cacheMode === 'bounded' && !this.boundedCacheObstacle());
+    return inferenceChunk(shape[0]!, shape[1]!, input.cache?.length ?? 0, 3 * c.num_attention_heads + 5 * c.num_key_value_heads, bounded ? c.keep_window_size : Infinity);
+  }
+
+  /** Why a bounded decoding cache would not be exact for this model (null: it is). */
+  boundedCacheObstacle(packed = false): string | null {
+    if (this.config.sliding_window !== null) return `sliding_window ${this.config.sliding_window} (it expires keys that evicted others)`;
+    if (packed) return 'documentIds (packed rows)';
+    return this.layers[0]?.attn.boundedCacheObstacle() ?? null;
   }
 
   /** Greedy / sampled generation with the KV cache; returns prompt + new tokens per row. See src/generation. */
