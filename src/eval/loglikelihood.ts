@@ -16,6 +16,7 @@
  * that path.
  */
 import { tf } from '../tf';
+import { tokenLogprobs } from '../ops';
 
 /** What evaluation needs of a causal LM: Doge's (and Cheems') forward with an attention mask. */
 export interface EvalModel {
@@ -162,14 +163,9 @@ function supportsCache(model: EvalModel): boolean {
 
 /** Log-probs, argmax flags of rows of logits [N, V] at the given targets. */
 function pickTargets(logits2d: tf.Tensor, rowIdx: number[], targets: number[]): { logp: Float32Array; argmax: Int32Array } {
-  const V = logits2d.shape[1]!;
-  const N = rowIdx.length;
   const [lp, am] = tf.tidy(() => {
     const rows = tf.gather(logits2d, tf.tensor1d(rowIdx, 'int32')); // [N, V]
-    const mx = tf.max(rows, 1, true); // [N, 1]
-    const lse = tf.reshape(tf.add(mx, tf.log(tf.sum(tf.exp(tf.sub(rows, mx)), 1, true))), [N]); // [N]
-    const picked = tf.gather(tf.reshape(rows, [N * V]), tf.tensor1d(targets.map((t, n) => n * V + t), 'int32')); // [N]
-    return [tf.sub(picked, lse), tf.argMax(rows, 1)];
+    return [tokenLogprobs(rows, targets), tf.argMax(rows, 1)];
   });
   const out = { logp: lp.dataSync() as Float32Array, argmax: am.dataSync() as Int32Array };
   tf.dispose([lp, am]);
@@ -252,20 +248,14 @@ function scoreBatch(
       targets.push(cont[j]);
     }
   }
-  const N = positions.length;
-  const [picked, lse, argmax] = tf.tidy(() => {
+  const [logp, argmax] = tf.tidy(() => {
     const { logits } = model.forward({ inputIds: ids, attentionMask: mask }); // [B, T, V]
     const rowsLogits = tf.gather(tf.reshape(logits, [B * T, V]), tf.tensor1d(positions, 'int32')); // [N, V]
-    const mx = tf.max(rowsLogits, 1, true); // [N, 1]
-    const lseT = tf.reshape(tf.add(mx, tf.log(tf.sum(tf.exp(tf.sub(rowsLogits, mx)), 1, true))), [N]); // [N]
-    const flat = tf.tensor1d(targets.map((t, n) => n * V + t), 'int32');
-    const pickedT = tf.gather(tf.reshape(rowsLogits, [N * V]), flat); // [N] logit of each target
-    return [pickedT, lseT, tf.argMax(rowsLogits, 1)];
+    return [tokenLogprobs(rowsLogits, targets), tf.argMax(rowsLogits, 1)];
   });
-  const p = picked.dataSync();
-  const z = lse.dataSync();
+  const lps = logp.dataSync();
   const am = argmax.dataSync();
-  tf.dispose([picked, lse, argmax]);
+  tf.dispose([logp, argmax]);
   const out: ContinuationScore[] = [];
   let n = 0;
   for (const r of rows) {
@@ -273,7 +263,7 @@ function scoreBatch(
     let sum = 0;
     let greedy = true;
     for (let j = 0; j < r.continuation.length; j++, n++) {
-      const lp = p[n] - z[n];
+      const lp = lps[n];
       tokenLogprobs.push(lp);
       sum += lp;
       if (am[n] !== r.continuation[j]) greedy = false;
@@ -324,14 +314,17 @@ export function singleTokenScores(
     const ids = ctx.map((r) => [...r, ...new Array(T - r.length).fill(pad)]);
     const padded = ctx.some((r) => r.length < T);
     const mask = padded ? ctx.map((r) => r.map(() => 1).concat(new Array(T - r.length).fill(0))) : undefined;
+    // one (row, target) pair per choice: the row is its question's last context position
+    const rowIdx = batch.flatMap((i, k) => requests[i].choiceIds.map(() => k * T + ctx[k].length - 1));
     const logp = tf.tidy(() => {
       const { logits } = model.forward({ inputIds: ids, attentionMask: mask }); // [B, T, V]
-      const last = tf.gather(tf.reshape(logits, [batch.length * T, V]), tf.tensor1d(ctx.map((r, k) => k * T + r.length - 1), 'int32')); // [B, V]
-      return tf.logSoftmax(last, 1);
+      const rows = tf.gather(tf.reshape(logits, [batch.length * T, V]), tf.tensor1d(rowIdx, 'int32')); // [choices, V]
+      return tokenLogprobs(rows, batch.flatMap((i) => requests[i].choiceIds));
     });
     const lp = logp.dataSync();
     logp.dispose();
-    batch.forEach((i, k) => { out[i] = requests[i].choiceIds.map((id) => lp[k * V + id]); });
+    let j = 0;
+    batch.forEach((i) => { out[i] = requests[i].choiceIds.map(() => lp[j++]); });
     options.onProgress?.(Math.min(s + batchSize, order.length), order.length);
   }
   return out;

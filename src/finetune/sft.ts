@@ -10,6 +10,7 @@
  * Packed rows also pass positionIds / documentIds (document-aware packing, see packing.ts).
  */
 import { tf } from '../tf';
+import { IGNORE_INDEX } from '../ops';
 import type { DogeForCausalLM } from '../models/doge/model';
 import type { PackedRow } from './packing';
 
@@ -42,7 +43,7 @@ function host(x: IntInput, what: string): { data: Int32Array; shape: [number, nu
   return { data: Int32Array.from(x.flat()), shape: [x.length, x[0]!.length] };
 }
 
-/** HF labels from a loss mask: the id where the mask (and attention) is 1, else -100. Also the target count. */
+/** HF labels from a loss mask: the id where the mask (and attention) is 1, else IGNORE_INDEX. Also the target count. */
 export function sftLabels(inputIds: IntInput, lossMask: IntInput, attentionMask?: IntInput): { labels: Int32Array; shape: [number, number]; numTargets: number } {
   const ids = host(inputIds, 'inputIds');
   const m = host(lossMask, 'lossMask');
@@ -51,7 +52,7 @@ export function sftLabels(inputIds: IntInput, lossMask: IntInput, attentionMask?
   for (const [name, x] of [['lossMask', m], ['attentionMask', a]] as const) {
     if (x && (x.shape[0] !== B || x.shape[1] !== T)) throw new Error(`sftLoss: ${name} has shape [${x.shape}], inputIds [${B}, ${T}]`);
   }
-  const labels = new Int32Array(B * T).fill(-100);
+  const labels = new Int32Array(B * T).fill(IGNORE_INDEX);
   let numTargets = 0;
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
     const i = b * T + t;
