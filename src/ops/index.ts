@@ -6,7 +6,8 @@
  *  - `gatherRows(table, ids)`: row lookup whose gradient is a `tf.scatterND` (duplicates are summed), which is
  *    also much faster than the generic gather gradient on every backend.
  *  - `stopGradient(x)`: identity whose gradient is zero (for masks computed from differentiable values).
- *  - `causalLmLoss(logits, targets)`: fused log-softmax cross-entropy with a hand-written gradient.
+ *  - `crossEntropyLoss(logits, targets, divisor)`: fused log-softmax cross-entropy with a hand-written gradient
+ *    (and `chunkedLmHeadLoss`, the same fused with the LM head in chunks); `tokenLogprobs` for scoring.
  *  - `linear(x, w, b)`: y = x W^T (+ b) with PyTorch's [out, in] weight layout.
  * Plus host-side helpers: a seeded RNG (for init, dropout seeds and sampling) and `F32_MIN`.
  */

@@ -290,8 +290,3 @@ function documentStarts(docs: Int32Array, B: number, T: number, P: number): numb
     return starts;
   });
 }
-
-/** Free every tensor of a Cheems cache. */
-export function disposeCheemsCache(cache: CheemsCache | null | undefined): void {
-  if (cache) tf.dispose(cache.layers as unknown as tf.TensorContainer);
-}

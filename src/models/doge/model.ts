@@ -258,8 +258,3 @@ function recordOutputs(out: ForwardOutput, records: LayerRecord[], attentions: b
   }
 }
 
-/** Dispose every tensor of a cache. */
-export function disposeCache(cache: DogeCache | null | undefined): void {
-  if (!cache) return;
-  for (const l of cache.layers) { l.k.dispose(); l.v.dispose(); l.d.dispose(); }
-}
