@@ -239,6 +239,8 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
     return last;
   };
   try {
+    // the untrained model is evaluated at the window of step 0 too (L until a curriculum starts), not the constructed one
+    if (curriculum) setKeepWindow(model, keepWindowAt(0, shrinkSteps, train.seqLen, keepWindow, shrinkStart));
     evaluate();
     for (let epoch = 1; epoch <= o.epochs && stopped === 'epochs'; epoch++) {
       for (let i = order.length - 1; i > 0; i--) {
