@@ -9,6 +9,7 @@ export * from './modules';
 export * from './models/doge';
 export * from './models/cheems';
 export * from './models/auto';
+export * from './models/registry';
 export * from './models/values';
 export * from './generation';
 export * from './data';

@@ -1,10 +1,11 @@
 // SFT and DPO math against the finetune fixtures (independent fp32 PyTorch reference on the doge/ checkpoints):
 // masked SFT loss, sums, token log-probs, all-tokens loss, step-level token mean under accumulation, gradients;
 // DPO sigmoid loss, per-pair log-probs, TRL's metrics, beta / label-smoothing variants, the precomputed-reference
-// path, gradients; the first DPO step (policy = reference); the seed's and current TRL's truncation.
+// path, gradients; the first DPO steps through the Trainer (policy = reference); the seed's and current TRL's truncation.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { tf, loadBackend } from '../src/runtime/backend';
 import { loadSafetensors } from '../src/io/safetensors';
@@ -265,26 +266,31 @@ test('dpo-truncation: the seed rule and current TRL (max_length only, prompt-onl
   }
 });
 
-test('dpoStep: one optimizer step from policy = reference moves the loss below ln 2 on the same pairs', async () => {
-  const { AdamW } = await import('../src/train');
-  const { dpoStep } = await import('../src/finetune');
+test('DPO through the Trainer (the one optimizer step): from policy = reference the first step is ln 2, the second is below it on the same pairs', async () => {
+  const { Trainer, TRAINING_DEFAULTS } = await import('../src/train');
+  const { dpoLossHook } = await import('../src/finetune');
   const f = fixture('dpo-init');
   const policy = model(f.policy);
   const reference = model(f.reference);
-  const opt = new AdamW(policy.parameters(), { weightDecay: 0 });
+  const pairs = fixturePairs(f);
+  const hook = dpoLossHook(policy, { model: reference }, pairs, { beta: 0.5, labelSmoothing: 0, padId: 2, evalBatchSize: 8 });
+  const trainer = new Trainer({
+    model: policy, seqLen: 0, writePlot: false, log: () => {}, lossHook: hook,
+    args: { ...TRAINING_DEFAULTS, output_dir: fs.mkdtempSync(path.join(os.tmpdir(), 'wm-dpo-step-')), max_steps: 2, per_device_train_batch_size: pairs.length, learning_rate: 1e-3, weight_decay: 0, adam_beta2: 0.999, warmup_steps: 0, lr_scheduler_type: 'constant', max_grad_norm: 1 },
+    trainLoader: () => ({ next: () => ({ pairs }), position: 0 }),
+  });
   try {
-    const pairs = fixturePairs(f);
-    const s1 = dpoStep(policy, reference, pairs, opt, { beta: 0.5, padId: 2, learningRate: 1e-3 });
-    assert.ok(Math.abs(s1.metrics.loss - Math.LN2) < 1e-6, 'the first step is evaluated at policy = reference');
+    const s1 = trainer.trainStep();
+    assert.ok(Math.abs(s1.loss - Math.LN2) < 1e-6, 'the first step is evaluated at policy = reference');
     assert.ok(s1.gradNorm > 0);
     // (the first step creates the reference's inference weight cache; after it the count must stay flat)
     const before = tf.memory().numTensors;
-    const s2 = dpoStep(policy, reference, pairs, opt, { beta: 0.5, padId: 2, learningRate: 1e-3 });
+    const s2 = trainer.trainStep();
     assert.equal(tf.memory().numTensors, before, 'no tensor leaked by a DPO step');
-    assert.ok(s2.metrics.loss < Math.LN2 && s2.metrics['rewards/margins'] > 0, `loss ${s2.metrics.loss}, margin ${s2.metrics['rewards/margins']}`);
-    console.log(`dpoStep: loss ${s1.metrics.loss.toFixed(6)} -> ${s2.metrics.loss.toFixed(6)}, rewards/accuracies ${s2.metrics['rewards/accuracies']}`);
+    assert.ok(s2.loss < Math.LN2 && s2.extra!['rewards/margins']! > 0, `loss ${s2.loss}, margin ${s2.extra!['rewards/margins']}`);
+    console.log(`DPO step: loss ${s1.loss.toFixed(6)} -> ${s2.loss.toFixed(6)}, rewards/accuracies ${s2.extra!['rewards/accuracies']}`);
   } finally {
-    opt.dispose();
+    trainer.dispose();
     policy.dispose();
     reference.dispose();
   }

@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import { loadBackend, tf } from '../runtime/backend';
 import { decodeHeadThreads } from '../runtime/doge-host-decoder';
 import { buildModelConfig, createCausalLM } from '../models/auto';
+import { allPresets } from '../models/registry';
 import { CheemsConfig } from '../models/cheems';
 import { DogeConfig } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
@@ -90,7 +91,7 @@ function modelCase(preset: string, train: BenchCase['train'], decode: boolean): 
   const config = buildModelConfig(preset, {});
   return {
     preset, vocab: config.vocab_size, train, decode,
-    make: () => createCausalLM(config, { seed: 0 }) as unknown as BenchModel,
+    make: () => createCausalLM(config, { seed: 0 }),
     flopsPerToken: config instanceof DogeConfig ? (T) => dogeMatmulFlopsPerToken(config, T)
       : config instanceof CheemsConfig && !config.is_moe ? (T) => cheemsMatmulFlopsPerToken(config, T)! : null,
   };
@@ -284,7 +285,10 @@ export async function run(argv: string[]): Promise<void> {
   if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`--steps must be a positive integer, got ${steps}`);
   if (jsonFile === '') throw new Error('--json needs a file name');
   for (const p of presets ?? []) {
-    if (!CASES.some((c) => c.preset === p)) throw new Error(`wm bench: unknown preset '${p}' (choose from ${CASES.map((c) => c.preset).join(', ')})`);
+    if (CASES.some((c) => c.preset === p)) continue;
+    // any other registered model's preset runs at the tiny shapes (src/models/registry.ts)
+    if (!allPresets().includes(p)) throw new Error(`wm bench: unknown preset '${p}' (choose from ${[...new Set([...CASES.map((c) => c.preset), ...allPresets()])].join(', ')})`);
+    CASES.push(modelCase(p, { batch: 8, seqLen: 256, micro: 1 }, true));
   }
   const info = await loadBackend();
   const backend = info.name;

@@ -19,8 +19,7 @@
  */
 import { tf } from '../tf';
 import { gatherRows, tokenLogprobs } from '../ops';
-import type { DogeForCausalLM } from '../models/doge/model';
-import type { AdamW } from '../train/adamw';
+import type { CausalLMInput } from '../models/causal-lm';
 
 /** A preference pair as token ids: prompt, then each completion (prompt + completion is the sequence). */
 export interface DpoPair {
@@ -80,7 +79,11 @@ export interface CompletionLogps {
   stats?: { logitSum: number[]; logitCount: number[]; entropySum: number[]; correct: number[]; tokens: number[] };
 }
 
-type LogitModel = Pick<DogeForCausalLM, 'forward' | 'config'>;
+/** What DPO needs of a policy or reference (every registered causal LM has it). */
+export interface LogitModel {
+  readonly config: { vocab_size: number };
+  forward(input: CausalLMInput): { logits: tf.Tensor };
+}
 
 /** Right-padded [N, T] batch of sequences with the attention mask and the flat target indices. */
 function batchSequences(seqs: ScoredSequence[], padId: number) {
@@ -316,32 +319,4 @@ export function dpoLoss(policy: LogitModel, reference: LogitModel | null, pairs:
     entropy: sum(s.entropySum, 0, 2 * P) / sum(s.tokens, 0, 2 * P),
   };
   return { loss, metrics };
-}
-
-export interface DpoStepOptions extends DpoLossOptions {
-  learningRate: number;
-  /** Clip the global gradient norm to this (0 = off); default 1. */
-  maxGradNorm?: number;
-}
-
-/** One optimizer step of DPO on a batch of pairs: gradients of dpoLoss, clipping, an AdamW update. */
-export function dpoStep(policy: DogeForCausalLM, reference: LogitModel | null, pairs: DpoPair[], optimizer: AdamW, opts: DpoStepOptions): { metrics: DpoMetrics; gradNorm: number } {
-  let metrics: DpoMetrics | undefined;
-  const { value, grads } = policy.variableGrads(() => {
-    const r = dpoLoss(policy, reference, pairs, opts);
-    metrics = r.metrics;
-    return r.loss;
-  });
-  value.dispose();
-  try {
-    const normSq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
-    const gradNorm = Math.sqrt(normSq.dataSync()[0]!);
-    normSq.dispose();
-    const maxNorm = opts.maxGradNorm ?? 1;
-    const clip = maxNorm > 0 ? Math.min(1, maxNorm / (gradNorm + 1e-6)) : 1;
-    optimizer.applyGradients(grads, opts.learningRate, clip);
-    return { metrics: metrics!, gradNorm };
-  } finally {
-    for (const g of grads.values()) g.dispose();
-  }
 }

@@ -7,5 +7,8 @@ export * from './sft';
 export * from './dpo';
 export * from './rows';
 export * from './config';
+export * from './method';
+export * from './sft-method';
+export * from './dpo-method';
 export * from './run';
 export * from './chat';

@@ -11,7 +11,7 @@
  */
 import { tf } from '../tf';
 import { IGNORE_INDEX } from '../ops';
-import type { DogeForCausalLM } from '../models/doge/model';
+import type { CausalLMInput } from '../models/causal-lm';
 import type { PackedRow } from './packing';
 
 type IntInput = tf.Tensor | number[][];
@@ -29,8 +29,10 @@ export interface SftLossOptions {
   dropoutSeed?: number;
 }
 
-/** The model surface sftLoss needs (DogeForCausalLM has it). */
-export type SftModel = Pick<DogeForCausalLM, 'forward'>;
+/** The model surface sftLoss needs (every registered causal LM has it). */
+export interface SftModel {
+  forward(input: CausalLMInput): { logits: tf.Tensor; loss?: tf.Scalar };
+}
 
 function host(x: IntInput, what: string): { data: Int32Array; shape: [number, number] } {
   if (x instanceof tf.Tensor) {
@@ -67,14 +69,63 @@ export function sftLabels(inputIds: IntInput, lossMask: IntInput, attentionMask?
 /** Scalar SFT loss (see the file header). Inside tf.variableGrads it is differentiable w.r.t. the model. */
 export function sftLoss(model: SftModel, batch: SftBatch, numItemsInBatch?: number, opts: SftLossOptions = {}): tf.Scalar {
   const { labels, shape, numTargets } = sftLabels(batch.inputIds, batch.lossMask, batch.attentionMask);
-  const divisor = numItemsInBatch ?? numTargets;
+  const rows = (flat: Int32Array): number[][] => Array.from({ length: shape[0] }, (_, b) => Array.from(flat.subarray(b * shape[1], (b + 1) * shape[1])));
+  return sftHostLoss(model, {
+    inputIds: batch.inputIds, labels: rows(labels), attentionMask: batch.attentionMask, positionIds: batch.positionIds,
+    documentIds: batch.documentIds, numTargets, tokens: 0,
+  }, numItemsInBatch, opts);
+}
+
+/**
+ * A micro-batch of packed rows built once on the host: ids, HF labels (the id where the loss mask and the attention
+ * mask are 1, else IGNORE_INDEX), masks and positions as number[][], with its target and real-token counts. The model
+ * uploads the ids once; labels, masks and document ids stay on the host (no tensor round trips).
+ */
+export interface SftHostBatch {
+  inputIds: IntInput;
+  labels: number[][];
+  attentionMask?: IntInput;
+  positionIds?: IntInput;
+  documentIds?: IntInput;
+  /** Targets: positions t >= 1 with a label. */
+  numTargets: number;
+  /** Real (attended) tokens. */
+  tokens: number;
+}
+
+/** Packed rows -> an SftHostBatch (documentIds only for document-aware packing). */
+export function rowsToSftHostBatch(rows: PackedRow[], opts: { documentAware?: boolean } = {}): SftHostBatch {
+  if (!rows.length) throw new Error('rowsToSftHostBatch: no rows');
+  const T = rows[0]!.inputIds.length;
+  let numTargets = 0;
+  let tokens = 0;
+  const labels = rows.map((r, i) => {
+    if (r.inputIds.length !== T) throw new Error(`rowsToSftHostBatch: row ${i} has ${r.inputIds.length} tokens, expected ${T}`);
+    const lab = new Array<number>(T).fill(IGNORE_INDEX);
+    for (let t = 0; t < T; t++) {
+      if (r.attentionMask[t]) tokens++;
+      if (r.lossMask[t] && r.attentionMask[t]) {
+        lab[t] = r.inputIds[t]!;
+        if (t >= 1) numTargets++;
+      }
+    }
+    return lab;
+  });
+  const col = (f: (r: PackedRow) => Int32Array): number[][] => rows.map((r) => Array.from(f(r)));
+  return {
+    inputIds: col((r) => r.inputIds), labels, attentionMask: col((r) => r.attentionMask), positionIds: col((r) => r.positionIds),
+    documentIds: opts.documentAware ? col((r) => r.documentIds) : undefined, numTargets, tokens,
+  };
+}
+
+/** The SFT loss of a host batch: summed target NLL / numItemsInBatch (default: the batch's own target count). */
+export function sftHostLoss(model: SftModel, batch: SftHostBatch, numItemsInBatch?: number, opts: SftLossOptions = {}): tf.Scalar {
+  const divisor = numItemsInBatch ?? batch.numTargets;
   if (!(divisor > 0)) throw new Error('sftLoss: the batch has no target (every loss-mask entry after the first token is 0)');
   return tf.tidy(() => {
-    const lab = tf.tensor2d(labels, shape, 'int32');
-    const ids = batch.inputIds instanceof tf.Tensor ? batch.inputIds : tf.tensor2d(batch.inputIds, shape, 'int32');
     const out = model.forward({
-      inputIds: ids,
-      labels: lab,
+      inputIds: batch.inputIds,
+      labels: batch.labels,
       attentionMask: batch.attentionMask,
       positionIds: batch.positionIds,
       documentIds: batch.documentIds,

@@ -1,54 +1,61 @@
 /**
- * Open any model of the library from a folder by its config.json `model_type` ("doge" or "cheems"), or build one
- * from a config object. Both models satisfy the Trainer's `CausalLM` and generation's `GenerativeModel`.
+ * Open any registered model of the library (src/models/registry.ts: Doge, Cheems, and whatever else was registered)
+ * from a folder by its config.json `model_type`, or build one from a config object or a preset name. Every model
+ * satisfies the Trainer's `CausalLM` and generation's `GenerativeModel`.
  */
-import type { RouterLayout } from '../modules/cdmoe';
 import { readConfigJSON } from './config-fields';
-import { DogeConfig, type DogeConfigInput } from './doge/config';
-import { DogeForCausalLM } from './doge/model';
-import { CheemsConfig, type CheemsConfigInput } from './cheems/config';
-import { CheemsForCausalLM } from './cheems/model';
+import {
+  modelRegistration, registeredModels, registrationOfConfig, registrationOfPreset,
+  type CausalLMConfig, type CausalLMModel, type CausalLMOptions, type ModelRegistration,
+} from './registry';
 
-export type CausalLMModel = DogeForCausalLM | CheemsForCausalLM;
-
-/** The model_type of a folder's config.json. */
-export function modelTypeOf(dir: string): 'doge' | 'cheems' {
+/** The model_type of a folder's config.json (a registered one). */
+export function modelTypeOf(dir: string): string {
   const t = readConfigJSON(dir).model_type;
-  if (t === 'doge' || t === 'cheems') return t;
-  throw new Error(`${dir}/config.json: model_type ${JSON.stringify(t)} is not supported (expected "doge" or "cheems")`);
+  const types = registeredModels().map((r) => r.modelType);
+  if (typeof t === 'string' && types.includes(t)) return t;
+  throw new Error(`${dir}/config.json: model_type ${JSON.stringify(t)} is not supported (expected ${types.map((x) => JSON.stringify(x)).join(' or ')})`);
 }
 
-/** DogeForCausalLM or CheemsForCausalLM from a checkpoint folder. routerLayout applies to Doge MoE only. */
-export function loadCausalLM(dir: string, options: { routerLayout?: RouterLayout } = {}): CausalLMModel {
-  return modelTypeOf(dir) === 'cheems' ? CheemsForCausalLM.fromPretrained(dir) : DogeForCausalLM.fromPretrained(dir, options);
+/** The registered model of a checkpoint folder (by config.json's model_type). routerLayout applies to Doge MoE only. */
+export function loadCausalLM(dir: string, options: CausalLMOptions = {}): CausalLMModel {
+  return modelRegistration(modelTypeOf(dir)).modelClass.fromPretrained(dir, options);
 }
 
-/** A fresh model from a config object or preset name: `model_type` / the preset's prefix picks the class. */
+/** A fresh model from a config object (of a registered config class) or from `{ model_type | preset, ...fields }`. */
 export function createCausalLM(
-  config: DogeConfig | CheemsConfig | { model_type?: string; preset?: string; [k: string]: unknown },
-  options: { seed?: number; routerLayout?: RouterLayout } = {},
+  config: CausalLMConfig | { model_type?: string; preset?: string; [k: string]: unknown },
+  options: CausalLMOptions = {},
 ): CausalLMModel {
-  if (!(config instanceof DogeConfig) && !(config instanceof CheemsConfig)) {
+  let reg = registrationOfConfig(config);
+  if (!reg) {
     const { preset, ...fields } = config as { preset?: string; [k: string]: unknown };
     config = buildModelConfig(preset, fields);
+    reg = registrationOfConfig(config)!;
   }
-  return config instanceof CheemsConfig ? new CheemsForCausalLM(config, { seed: options.seed }) : new DogeForCausalLM(config, options);
+  return new reg.modelClass(config as CausalLMConfig, options);
 }
 
-/** A config from a preset name (its prefix picks the model) or from fields with `model_type`. Errors name the field. */
-export function buildModelConfig(preset: string | undefined, fields: Record<string, unknown>): DogeConfig | CheemsConfig {
-  const isCheems = fields.model_type === 'cheems' || (preset !== undefined && preset.startsWith('cheems'));
-  if (isCheems) return preset ? CheemsConfig.preset(preset, fields as CheemsConfigInput) : new CheemsConfig(fields as CheemsConfigInput);
-  return preset ? DogeConfig.preset(preset, fields as DogeConfigInput) : new DogeConfig(fields as DogeConfigInput);
+/**
+ * The registration a preset name or `model_type` field picks: model_type first, then the model that owns the preset,
+ * then the model whose type prefixes the preset (its config class names the unknown preset), else the first (Doge).
+ */
+function registrationFor(preset: string | undefined, fields: Record<string, unknown>): ModelRegistration {
+  if (fields.model_type !== undefined) return modelRegistration(String(fields.model_type));
+  const all = registeredModels();
+  if (preset === undefined) return all[0]!;
+  return registrationOfPreset(preset) ?? all.find((r) => preset.startsWith(r.modelType)) ?? all[0]!;
+}
+
+/** A config from a preset name (it picks the model) or from fields with `model_type`. Errors name the field. */
+export function buildModelConfig(preset: string | undefined, fields: Record<string, unknown>): CausalLMConfig {
+  const reg = registrationFor(preset, fields);
+  return preset ? reg.configClass.preset(preset, fields) : new reg.configClass(fields);
 }
 
 /** One line about a config, for progress output: layers, width, mixers, experts. */
-export function describeModelConfig(c: DogeConfig | CheemsConfig): string {
-  if (c instanceof CheemsConfig) {
-    const kinds = c.layersType;
-    const attn = kinds.filter((k) => k === 'attn').length;
-    return `Cheems, ${c.num_hidden_layers} layers (${kinds.length - attn} SSD, ${attn} DMAttn), hidden ${c.hidden_size}` +
-      (c.is_moe ? `, CDMoE ${c.num_cdmoe_experts} experts, ${c.num_cdmoe_heads} heads x ${c.num_cdmoe_experts_per_head}` : '');
-  }
-  return `Doge, ${c.num_hidden_layers} layers, hidden ${c.hidden_size}${c.is_moe ? `, MoE ${c.num_experts} experts top-${c.num_experts_per_tok}` : ''}`;
+export function describeModelConfig(c: CausalLMConfig): string {
+  const reg = registrationOfConfig(c);
+  if (reg?.describe) return reg.describe(c);
+  return `${reg?.modelType ?? 'model'}, ${c.num_hidden_layers} layers, hidden ${c.hidden_size}`;
 }

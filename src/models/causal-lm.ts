@@ -39,22 +39,52 @@ export function toIntTensor(x: tf.Tensor | number[][], what: string): tf.Tensor 
     if (x.rank !== 2) throw new Error(`${what} must be a [batch, seq] tensor, got shape [${x.shape}]`);
     return x.dtype === 'int32' ? x : tf.cast(x, 'int32');
   }
-  if (!Array.isArray(x) || x.length === 0 || !x.every((r) => Array.isArray(r) && r.length === x[0].length)) {
-    throw new Error(`${what} must be a non-empty rectangular number[][] (or an int32 tensor)`);
-  }
+  toIntTensorShapeCheck(x, what);
   return tf.tensor2d(x, [x.length, x[0].length], 'int32');
 }
 
-/** Token ids as an int32 tensor, every id checked against the vocabulary. */
+/**
+ * A [batch, seq] integer input on the host, row-major: a tensor is read once; a number[][] (what host-built batches
+ * such as SFT's pass) is flattened without a round trip through a tensor.
+ */
+export function hostInts(x: tf.Tensor | number[][], what: string): { data: Int32Array; shape: [number, number] } {
+  if (x instanceof tf.Tensor) {
+    const t = toIntTensor(x, what);
+    const data = Int32Array.from(t.dataSync());
+    if (t !== x) t.dispose();
+    return { data, shape: t.shape as [number, number] };
+  }
+  toIntTensorShapeCheck(x, what);
+  const T = x[0].length;
+  const data = new Int32Array(x.length * T);
+  x.forEach((r, b) => data.set(r, b * T));
+  return { data, shape: [x.length, T] };
+}
+
+function toIntTensorShapeCheck(x: number[][], what: string): void {
+  if (!Array.isArray(x) || x.length === 0 || !x.every((r) => Array.isArray(r) && r.length === x[0].length)) {
+    throw new Error(`${what} must be a non-empty rectangular number[][] (or an int32 tensor)`);
+  }
+}
+
+/** Token ids as an int32 tensor, every id checked against the vocabulary (host arrays are checked before upload). */
 export function tokenIds(x: tf.Tensor | number[][], vocabSize: number): tf.Tensor {
+  if (!(x instanceof tf.Tensor)) {
+    const h = hostInts(x, 'inputIds');
+    checkVocab(h.data, vocabSize);
+    return tf.tensor2d(h.data, h.shape, 'int32');
+  }
   const ids = toIntTensor(x, 'inputIds');
-  const idHost = ids.dataSync();
+  checkVocab(ids.dataSync(), vocabSize);
+  return ids;
+}
+
+function checkVocab(idHost: ArrayLike<number>, vocabSize: number): void {
   for (let i = 0; i < idHost.length; i++) {
     if (idHost[i] < 0 || idHost[i] >= vocabSize || !Number.isInteger(idHost[i])) {
       throw new Error(`inputIds: token id ${idHost[i]} is outside the vocabulary [0, ${vocabSize})`);
     }
   }
-  return ids;
 }
 
 /**
@@ -64,12 +94,12 @@ export function tokenIds(x: tf.Tensor | number[][], vocabSize: number): tf.Tenso
 export function keyMask(attentionMask: tf.Tensor | number[][] | undefined, cachedMask: Int32Array | null, B: number, T: number, P: number): Int32Array | null {
   const S = P + T;
   if (attentionMask !== undefined) {
-    const m = toIntTensor(attentionMask, 'attentionMask');
-    const mh = m.dataSync() as Int32Array;
+    const m = hostInts(attentionMask, 'attentionMask');
+    const mh = m.data;
     if (m.shape[0] !== B || (m.shape[1] !== S && m.shape[1] !== T)) {
       throw new Error(`attentionMask has shape [${m.shape}], expected [${B}, ${S}]${P ? ` or [${B}, ${T}]` : ''}`);
     }
-    if (m.shape[1] === S) return Int32Array.from(mh);
+    if (m.shape[1] === S) return mh;
     // mask of the new tokens only: prepend the cached part
     const mask = new Int32Array(B * S);
     for (let b = 0; b < B; b++) for (let j = 0; j < S; j++) {
@@ -85,14 +115,12 @@ export function keyMask(attentionMask: tf.Tensor | number[][] | undefined, cache
 
 /** documentIds as a row-major [B, P + T] host array ([B, T] is accepted without a cache). */
 export function documentIdsHost(x: tf.Tensor | number[][], B: number, T: number, P: number): Int32Array {
-  const t = toIntTensor(x, 'documentIds');
+  const t = hostInts(x, 'documentIds');
   const S = P + T;
   if (t.shape[0] !== B || t.shape[1] !== S) {
     throw new Error(`documentIds has shape [${t.shape}], expected [${B}, ${S}]`);
   }
-  const host = Int32Array.from(t.dataSync() as Int32Array);
-  if (t !== x) t.dispose();
-  return host;
+  return t.data;
 }
 
 /**
@@ -100,9 +128,9 @@ export function documentIdsHost(x: tf.Tensor | number[][], B: number, T: number,
  * whose next token starts another document is ignored too. Returns row-major [B * T] targets and their count.
  */
 export function shiftedTargets(labels: tf.Tensor | number[][], B: number, T: number, docs: Int32Array | null, P = 0): { targets: Int32Array; count: number } {
-  const lab = toIntTensor(labels, 'labels');
+  const lab = hostInts(labels, 'labels');
   if (lab.shape[0] !== B || lab.shape[1] !== T) throw new Error(`labels has shape [${lab.shape}], expected [${B}, ${T}]`);
-  const lh = lab.dataSync();
+  const lh = lab.data;
   const targets = new Int32Array(B * T).fill(IGNORE_INDEX);
   let count = 0;
   const S = P + T;
@@ -168,7 +196,7 @@ export function setupCall(
   const mask = keyMask(input.attentionMask, cache?.mask ?? null, B, T, P);
   const docs = input.documentIds !== undefined ? documentIdsHost(input.documentIds, B, T, P) : null;
   const rope = input.positionIds !== undefined
-    ? rotary.tables(toIntTensor(input.positionIds, 'positionIds').dataSync(), B, T)
+    ? rotary.tables(hostInts(input.positionIds, 'positionIds').data, B, T)
     : rotary.tables(P, B, T);
   return { ids, B, T, P, mask, docs, rope };
 }

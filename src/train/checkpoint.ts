@@ -47,6 +47,17 @@ export interface TrainerState {
   optimizer: { name: 'adamw'; step: number; beta1: number; beta2: number; eps: number; weight_decay: number };
   /** Last evaluation, if any. */
   last_eval?: { step: number; eval_loss: number; eval_perplexity: number };
+  /** Running sums of the logging window at the checkpoint, so a resumed run logs the same window means. */
+  log_window?: LogWindow;
+}
+
+/** The logging window of a run: sums over the steps since the last logged row (hook metrics under `extra`). */
+export interface LogWindow {
+  lossSum: number;
+  steps: number;
+  tokens: number;
+  seconds: number;
+  extra?: Record<string, number>;
 }
 
 /** Anything that can write itself as an HF model folder. */

@@ -99,6 +99,8 @@ export interface TrainingSection {
    * router / expert tables of a dense->MoE continuation), as SmallDoge's pt.py does during warmup; 0 = off.
    */
   train_new_only_steps: number;
+  /** Earlier runs kept in `<output_dir>/previous-runs/` when a fresh run starts there (0 = all). */
+  keep_previous_runs: number;
 }
 
 export interface PretrainConfig {
@@ -144,6 +146,7 @@ export const TRAINING_DEFAULTS: TrainingSection = {
   sample_prompts: [],
   sample_new_tokens: 32,
   train_new_only_steps: 0,
+  keep_previous_runs: 3,
 };
 
 const MODEL_META_KEYS = ['preset', 'init_from', 'router_layout'];
@@ -203,14 +206,20 @@ function validateTraining(source: string, t: TrainingSection): void {
   expectNumber(source, k('save_total_limit'), t.save_total_limit, { int: true, min: 0 });
   expectNumber(source, k('sample_new_tokens'), t.sample_new_tokens, { int: true, min: 0 });
   expectNumber(source, k('train_new_only_steps'), t.train_new_only_steps, { int: true, min: 0 });
+  expectNumber(source, k('keep_previous_runs'), t.keep_previous_runs, { int: true, min: 0 });
   if (typeof t.output_dir !== 'string' || t.output_dir === '') throw new Error(`${source}: 'training.output_dir' must be a non-empty string`);
   if (!Array.isArray(t.sample_prompts) || !t.sample_prompts.every((p) => typeof p === 'string')) {
     throw new Error(`${source}: 'training.sample_prompts' must be a list of strings`);
   }
   const W = warmupSteps(t);
   const D = decaySteps(t);
+  if (W >= t.max_steps) {
+    throw new Error(`${source}: training.warmup_steps (${W}) leaves no step at the full learning rate in training.max_steps (${t.max_steps}); ` +
+      `use --max-steps ${W + 1} or more, or a smaller --warmup-steps (or --warmup-ratio instead, which always leaves one)`);
+  }
   if (t.lr_scheduler_type === 'warmup_stable_decay' && W + D > t.max_steps) {
-    throw new Error(`${source}: warmup (${W}) + decay (${D}) steps exceed training.max_steps (${t.max_steps})`);
+    throw new Error(`${source}: warmup (${W}) + decay (${D}) steps exceed training.max_steps (${t.max_steps}); ` +
+      `use --max-steps ${W + D} or more, or give the decay as a ratio (lr_scheduler_kwargs.decay_ratio) instead of num_decay_steps`);
   }
 }
 
@@ -223,13 +232,19 @@ function validateData(source: string, d: DataSection): void {
 }
 
 /** W of the schedule: warmup_steps if set, else ceil(warmup_ratio * max_steps) (HF `get_warmup_steps`). */
+/**
+ * The one rule of short runs (pretrain, SFT and DPO alike): any max_steps >= 1 trains. Warmup and decay given as ratios
+ * are rounded up but always leave the first step after the warmup at a non-zero learning rate (ratio warmup <=
+ * max_steps - 1, ratio decay <= what is left); counts given as `warmup_steps` / `num_decay_steps` must fit in
+ * max_steps or the config is refused, naming the keys and the smallest max_steps.
+ */
 export function warmupSteps(t: TrainingSection): number {
-  return t.warmup_steps ?? Math.ceil(t.warmup_ratio * t.max_steps);
+  return t.warmup_steps ?? Math.min(Math.ceil(t.warmup_ratio * t.max_steps), t.max_steps - 1);
 }
 
 /** D of the WSD schedule: num_decay_steps if set, else ceil(decay_ratio * max_steps). */
 export function decaySteps(t: TrainingSection): number {
-  return t.lr_scheduler_kwargs.num_decay_steps ?? Math.ceil(t.lr_scheduler_kwargs.decay_ratio * t.max_steps);
+  return t.lr_scheduler_kwargs.num_decay_steps ?? Math.min(Math.ceil(t.lr_scheduler_kwargs.decay_ratio * t.max_steps), Math.max(0, t.max_steps - warmupSteps(t)));
 }
 
 export function scheduleSpec(t: TrainingSection): ScheduleSpec {

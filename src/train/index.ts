@@ -13,9 +13,10 @@ export {
   TRAINER_STATE_FORMAT,
 } from './checkpoint';
 export { acquireOutputLock, cleanStaleTemporaries, startFreshRun, currentRunId, newRunId, fsyncTree, checkpointRunId } from './checkpoint';
-export type { TrainerState, SavableModel } from './checkpoint';
+export type { TrainerState, SavableModel, LogWindow } from './checkpoint';
 export { MetricsLog, readMetrics, writeLossHtml, lossFigure, trainingFigures } from './metrics';
 export type { TrainRow, EvalRow, MetricsRow } from './metrics';
 export { formatProgress, formatDuration } from './progress';
 export { Trainer, NonFiniteLossError, dropoutSeedFor, batchToTensor, loadParametersExact } from './trainer';
-export type { CausalLM, TokenDataset, BatchSource, TrainerOptions, StepResult, TrainResult } from './trainer';
+export type { CausalLM, TokenDataset, BatchSource, LossHook, TokenBatch, TrainerControl, TrainerOptions, StepResult, TrainResult } from './trainer';
+export * from './run-folder';

@@ -16,7 +16,8 @@
 import * as path from 'node:path';
 import { tf } from '../tf';
 import { AdamW } from './adamw';
-import { currentRunId, writeRunFile, loadTrainerState, saveCheckpoint, latestCheckpoint, newRunId, TRAINER_STATE_FORMAT, TrainerState, SavableModel } from './checkpoint';
+import { currentRunId, writeRunFile, loadTrainerState, saveCheckpoint, latestCheckpoint, newRunId, TRAINER_STATE_FORMAT, TrainerState, SavableModel, type LogWindow } from './checkpoint';
+import { checkResumeConfig } from './run-folder';
 import { loadStateFromFolder } from '../models/checkpoint';
 import { variableGradsByName, type LoadStateOptions, type LoadStateResult } from '../modules/module';
 import { MetricsLog, MetricsRow, TrainRow, EvalRow, writeLossHtml } from './metrics';
@@ -48,33 +49,37 @@ export interface TokenDataset {
 }
 
 /**
- * Fine-tuning (src/finetune): how a micro-batch becomes a loss instead of the causal-LM loss on token rows (SFT
- * loss masks, DPO pairs). The loader's batches are then passed to the hook as they are.
+ * Fine-tuning (src/finetune): how a micro-batch `B` becomes a loss instead of the causal-LM loss on token rows (SFT
+ * host batches with their labels, DPO pairs). The loader's batches are passed to the hook as they are.
  */
-export interface LossHook {
+export interface LossHook<B> {
   /** Loss items of a micro-batch (SFT targets, DPO pairs); the step's total divides every micro-batch's summed loss. */
-  items(batch: unknown): number;
+  items(batch: B): number;
   /** Tokens of a micro-batch (tokens/s and tokens seen). */
-  tokens(batch: unknown): number;
+  tokens(batch: B): number;
   /** The micro-batch's summed loss / `numItemsInStep`, called inside the gradient tape. */
-  loss(batch: unknown, numItemsInStep: number, dropoutSeed: number): tf.Scalar;
+  loss(batch: B, numItemsInStep: number, dropoutSeed: number): tf.Scalar;
   /** Extra metrics of the step just finished (e.g. DPO's `rewards/*`), averaged over the logging window. */
   stepMetrics?(): Record<string, number>;
   /** Replaces the eval-split loss: an eval row (eval_loss plus extras such as `eval_rewards/accuracies`). */
   evaluate?(): { eval_loss: number } & Record<string, number>;
 }
 
-/** A resumable stream of training batches (src/data `BatchLoader`). */
-export interface BatchSource {
-  next(): unknown;
+/** A resumable stream of training batches `B` (src/data `BatchLoader`, src/finetune `IndexLoader`). */
+export interface BatchSource<B> {
+  next(): B;
+  /** JSON-serialisable position, saved in checkpoints and handed back to the loader factory on resume. */
   readonly position: unknown;
 }
 
-export interface TrainerOptions {
+/** What the causal-LM loss takes from a loader (see batchToTensor): int32 rows, a [B, T] tensor, or `{ inputIds }`. */
+export type TokenBatch = tf.Tensor | ArrayLike<number>[] | Int32Array | Uint32Array | Uint16Array | { inputIds: unknown } | { input_ids: unknown };
+
+export interface TrainerOptions<B = TokenBatch> {
   model: CausalLM;
   args: TrainingSection;
   /** Build the training batch stream, starting at a saved position (undefined = the beginning). */
-  trainLoader: (position: unknown) => BatchSource;
+  trainLoader: (position: unknown) => BatchSource<B>;
   /** Packed sequence length of the training batches. */
   seqLen: number;
   evalDataset?: TokenDataset;
@@ -83,7 +88,7 @@ export interface TrainerOptions {
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
   /** Called after every optimizer step (tests use it to interrupt a run). */
-  onStep?: (row: { step: number; loss: number; gradNorm: number; lr: number }, trainer: Trainer) => void;
+  onStep?(row: { step: number; loss: number; gradNorm: number; lr: number }, trainer: Trainer<B>): void;
   /** Write loss.html at evaluations and at the end (default true). */
   writePlot?: boolean;
   /**
@@ -99,8 +104,8 @@ export interface TrainerOptions {
   runId?: string;
   /** More files for every checkpoint folder (e.g. the tokenizer and generation_config.json). */
   checkpointExtras?: (dir: string) => void | Promise<void>;
-  /** Fine-tuning: replaces the causal-LM loss (see LossHook). */
-  lossHook?: LossHook;
+  /** Fine-tuning: replaces the causal-LM loss (see LossHook); without it the batches must be TokenBatches. */
+  lossHook?: LossHook<B>;
 }
 
 export interface StepResult {
@@ -179,7 +184,10 @@ export function loadParametersExact(params: Map<string, tf.Variable>, dir: strin
   loadStateFromFolder(dir, { parameters: () => params }, { strict: true });
 }
 
-export class Trainer {
+/** What callbacks get to steer a run (whatever its batch type): stop it, read its step, metrics and run id. */
+export type TrainerControl = Pick<Trainer<unknown>, 'requestStop' | 'globalStep' | 'metrics' | 'runId'>;
+
+export class Trainer<B = TokenBatch> {
   readonly model: CausalLM;
   readonly args: TrainingSection;
   readonly optimizer: AdamW;
@@ -189,8 +197,8 @@ export class Trainer {
   tokensSeen = 0;
   /** See TrainerOptions.runId; a resumed checkpoint's run id replaces it. */
   runId: string;
-  private loader: BatchSource;
-  private readonly opts: TrainerOptions;
+  private loader: BatchSource<B>;
+  private readonly opts: TrainerOptions<B>;
   private readonly params: Map<string, tf.Variable>;
   /** The parameters that get gradients (trainable ones), and during `warmupOnly` steps only those listed there. */
   private readonly trainable: Map<string, tf.Variable>;
@@ -199,12 +207,12 @@ export class Trainer {
   private elapsedBefore = 0;
   private sessionStart = 0;
   /** Running sums of the current logging window (saved in checkpoints so windows survive a resume). */
-  private window: { lossSum: number; steps: number; tokens: number; seconds: number; extra?: Record<string, number> } = { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
+  private window: LogWindow = emptyWindow();
   private lastEval?: EvalRow;
   private lastCheckpoint?: string;
   private readonly log: (line: string) => void;
 
-  constructor(options: TrainerOptions) {
+  constructor(options: TrainerOptions<B>) {
     this.opts = options;
     this.model = options.model;
     this.args = options.args;
@@ -246,6 +254,8 @@ export class Trainer {
       throw new Error(`--resume: no checkpoint of run ${this.runId} in ${this.args.output_dir}` +
         (others ? ` (${others} belongs to another run; pass it explicitly, --resume ${others}, to continue that one)` : ''));
     }
+    // a change of data, sequence length, learning rate, ... would not continue the same run: refuse, naming the keys
+    checkResumeConfig(ckpt, this.opts.config);
     const { state, optimizer } = loadTrainerState(ckpt);
     try {
       if (state.max_steps !== this.args.max_steps) {
@@ -261,8 +271,7 @@ export class Trainer {
     this.tokensSeen = state.tokens_seen;
     this.elapsedBefore = state.elapsed_s;
     this.lastEval = state.last_eval;
-    const w = (state as TrainerState & { log_window?: Trainer['window'] }).log_window;
-    this.window = w ? { ...w } : { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
+    this.window = state.log_window ? { ...state.log_window } : emptyWindow();
     this.loader = this.opts.trainLoader(state.data_position);
     // Rows after the checkpoint belong to the interrupted run; the resumed run writes them again.
     this.metrics.truncateAfter(state.global_step);
@@ -277,7 +286,7 @@ export class Trainer {
     const step = this.globalStep;
     const hook = this.opts.lossHook;
     const batches: tf.Tensor2D[] = [];
-    const raw: unknown[] = [];
+    const raw: B[] = [];
     for (let i = 0; i < A; i++) {
       if (hook) raw.push(this.loader.next());
       else batches.push(batchToTensor(this.loader.next(), this.opts.seqLen));
@@ -362,7 +371,7 @@ export class Trainer {
     return { step: this.globalStep, eval_loss: evalLoss, eval_perplexity: Math.exp(evalLoss) };
   }
 
-  private trainerState(): TrainerState & { log_window: Trainer['window'] } {
+  private trainerState(): TrainerState {
     return {
       format: TRAINER_STATE_FORMAT,
       run_id: this.runId,
@@ -468,7 +477,7 @@ export class Trainer {
             step: r.step, maxSteps: a.max_steps, loss: row.loss, lr: r.lr, gradNorm: r.gradNorm,
             tokensPerS: row.tokens_per_s, elapsedS: row.elapsed_s, secondsPerStep,
           }) + extra.filter(([k]) => k.startsWith('rewards/')).map(([k, v]) => ` | ${k} ${v.toFixed(3)}`).join(''));
-          this.window = { lossSum: 0, steps: 0, tokens: 0, seconds: 0 };
+          this.window = emptyWindow();
         }
         if (a.eval_steps > 0 && r.step % a.eval_steps === 0) {
           this.runEval();
@@ -503,6 +512,8 @@ export class Trainer {
     this.optimizer.dispose();
   }
 }
+
+const emptyWindow = (): LogWindow => ({ lossSum: 0, steps: 0, tokens: 0, seconds: 0 });
 
 function accumulate(acc: tf.Tensor | undefined, x: tf.Tensor): tf.Tensor {
   if (!acc) return x;
