@@ -7,6 +7,7 @@
  *   q, k    = RoPE(q), RoPE(k)
  *   o       = softmax(q k^T / sqrt(hd) + causal) v
  *   out     = concat_h(o) Wo          [B, T, d]
+ * Weights in torch's layout: qkv_proj.weight [3d, d] (the rows of Wq, Wk, Wv), out_proj.weight [d, d].
  */
 import { tf } from '../tf';
 import { bmm, linear, permute, sliceAxis, sliceLast } from '../ops';
