@@ -155,3 +155,58 @@ test('wm data prepare --dataset downloads through HF_ENDPOINT/HF_TOKEN and packs
     else process.env.HF_TOKEN = env.token;
   }
 });
+
+test('a misbehaving hub: looping or endless Link: rel="next" pages stop; a token echoed by the server is redacted; listed paths stay inside (issue #20 item 11)', async () => {
+  const hits = { loop: 0, endless: 0 };
+  const bad = http.createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    const m = /^\/api\/datasets\/acme\/(\w+)\/tree\//.exec(url.pathname);
+    const kind = m?.[1];
+    const page = Number(url.searchParams.get('cursor') ?? 0);
+    const one = JSON.stringify([{ type: 'file', path: `data/train-${page}.jsonl`, size: 3 }]);
+    if (kind === 'loop') { hits.loop++; return void res.writeHead(200, { link: `<${url.pathname}?recursive=true&cursor=${(page + 1) % 3}>; rel="next"` }).end(one); }
+    if (kind === 'endless') { hits.endless++; return void res.writeHead(200, { link: `<${url.pathname}?recursive=true&cursor=${page + 1}>; rel="next"` }).end(one); }
+    if (kind === 'echo') return void res.writeHead(500).end(`upstream said: authorization: ${req.headers.authorization}; retry`);
+    if (kind === 'escape') return void res.writeHead(200).end(JSON.stringify([{ type: 'file', path: '../../../evil/train.jsonl', size: 3 }]));
+    res.writeHead(404).end('no');
+  });
+  await new Promise<void>((r) => bad.listen(0, '127.0.0.1', r));
+  const ep = `http://127.0.0.1:${(bad.address() as AddressInfo).port}`;
+  const cacheDir = path.join(dir, 'cache-bad');
+  try {
+    await assert.rejects(downloadHubDataset({ dataset: 'acme/loop', endpoint: ep, cacheDir, token: TOKEN, log: false }), /hub: listing acme\/loop@main: the server's next page .*cursor=1 was already read \(a loop in its Link: rel="next" headers\)/);
+    assert.equal(hits.loop, 4, "first page, cursors 1, 2, 0, then cursor 1 again is refused");
+    await assert.rejects(downloadHubDataset({ dataset: 'acme/endless', endpoint: ep, cacheDir, token: TOKEN, log: false }), /hub: listing acme\/endless@main: more than 1000 pages; stopping/);
+    assert.equal(hits.endless, 1000);
+    await assert.rejects(downloadHubDataset({ dataset: 'acme/echo', endpoint: ep, cacheDir, token: TOKEN, log: false }), (e: Error) => {
+      assert.ok(!e.message.includes(TOKEN), e.message);
+      assert.match(e.message, /HTTP 500 .*authorization: Bearer <redacted>; retry/);
+      return true;
+    });
+    await assert.rejects(downloadHubDataset({ dataset: 'acme/escape', endpoint: ep, cacheDir, token: TOKEN, log: false }), /the server listed the file path "\.\.\/\.\.\/\.\.\/evil\/train\.jsonl", which is not a relative path inside the repository/);
+    assert.ok(!fs.existsSync(path.join(cacheDir, 'evil')));
+  } finally {
+    bad.close();
+  }
+});
+
+test('dataset and revision names are checked (usage errors, exit 2); the offline fallback never serves another revision (issue #20 item 11)', async () => {
+  const cacheDir = path.join(dir, 'cache-names');
+  for (const name of ['org/..', './.', '../x', 'a/.b', 'org/a..b', 'org/', '/x', 'a/b/c']) {
+    await assert.rejects(downloadHubDataset({ dataset: name, endpoint, cacheDir, token: TOKEN, log: false }), (e: Error & { exitCode?: number }) =>
+      e.exitCode === 2 && e.message === `hub: dataset '${name}' must look like org/name (letters, digits, '-', '_', '.'; each part starting with a letter or digit; no '..')`, name);
+  }
+  for (const rev of ['..', '.', 'a/../b', 'refs//x', '/main', '.hidden']) {
+    await assert.rejects(downloadHubDataset({ dataset: 'acme/brown-mini', revision: rev, endpoint: 'http://127.0.0.1:9', cacheDir, token: TOKEN, log: false }),
+      (e: Error & { exitCode?: number }) => e.exitCode === 2 && /hub: revision '.*' is not a branch, tag, commit or refs\/\.\.\. name/.test(e.message), rev);
+  }
+  // offline: another branch's cached files are not served for the default revision
+  const root = path.join(cacheDir, 'datasets', 'acme--cached');
+  fs.mkdirSync(path.join(root, 'dev', 'data'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'dev', 'data', 'train-0.jsonl'), '{"text":"dev"}\n');
+  await assert.rejects(downloadHubDataset({ dataset: 'acme/cached', split: 'train', endpoint: 'http://127.0.0.1:9', cacheDir, token: TOKEN, log: false }), /nothing is cached/);
+  const dev = await downloadHubDataset({ dataset: 'acme/cached', split: 'train', revision: 'dev', endpoint: 'http://127.0.0.1:9', cacheDir, token: TOKEN, log: false });
+  assert.deepEqual(dev, [path.join(root, 'dev', 'data', 'train-0.jsonl')]);
+  // the CLI: a malformed --dataset is a usage error (exit 2)
+  await assert.rejects(dataCli(['prepare', '--dataset', 'org/..', '--tokenizer', dir, '--out', path.join(dir, 'never')]), (e: Error & { exitCode?: number }) => e.exitCode === 2);
+});

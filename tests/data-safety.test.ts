@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { brownCorpusDocuments, openPackedDataset, prepareDataset, readRecords, trainTokenizer, writePackedSplit } from '../src/data';
+import { brownCorpusDocuments, openPackedDataset, prepareDataset, prepareDefaultCorpus, readRecords, trainTokenizer, writePackedSplit } from '../src/data';
 
 const FX = 'tests/fixtures/data';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wm-data-safety-'));
@@ -111,4 +111,43 @@ test('temporaries a killed prepare left (sibling .tmp folders, replaced-entry tr
   assert.ok(!fs.existsSync(path.join(out, '.wm-replaced-999999-1700000000000')));
   assert.ok(fs.existsSync(live));
   assert.equal((await openPackedDataset(path.join(out, 'train'))).seqLen, 16);
+});
+
+test('wm data default / pretrain --prepare-default: a tokenizer or files it did not write are refused, untouched (issue #20 item 3)', async () => {
+  const out = path.join(dir, 'default-theirs');
+  fs.mkdirSync(path.join(out, 'tokenizer'), { recursive: true });
+  fs.writeFileSync(path.join(out, 'tokenizer', 'tokenizer.json'), 'my own tokenizer');
+  await assert.rejects(prepareDefaultCorpus({ outDir: out, vocabSize: 300, seqLen: 32, log: false }),
+    (e: Error) => e.message === `wm data default: ${out} is not empty and was not written by wm data default (no wm_default_corpus.json; it has 'tokenizer'); nothing is replaced. Choose a new or empty folder`);
+  assert.equal(fs.readFileSync(path.join(out, 'tokenizer', 'tokenizer.json'), 'utf8'), 'my own tokenizer');
+  assert.deepEqual(fs.readdirSync(out), ['tokenizer'], 'nothing written next to it');
+  const other = path.join(dir, 'default-notes');
+  fs.mkdirSync(other);
+  fs.writeFileSync(path.join(other, 'notes.txt'), 'x');
+  await assert.rejects(prepareDefaultCorpus({ outDir: other, vocabSize: 300, seqLen: 32, log: false }), /default-notes is not empty \(1 entries, e\.g\. 'notes\.txt'\) and was not written by wm data default/);
+});
+
+test('two prepares into one folder: the one that loses the race says so instead of a raw ENOTEMPTY, the winner\'s output kept (issue #20 item 12)', async () => {
+  const opts = { inputs: [docs], tokenizer: tokDir, seqLen: 16, testExamples: 2, log: false };
+  const out = path.join(dir, 'race');
+  // the other run finishes first: its output appears just before this run's final rename
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const realFs = require('node:fs') as typeof fs;
+  const rename = realFs.renameSync;
+  realFs.renameSync = ((from: fs.PathLike, to: fs.PathLike) => {
+    if (path.resolve(String(to)) === path.resolve(out) && !fs.existsSync(out)) {
+      fs.mkdirSync(path.join(out, 'train'), { recursive: true });
+      fs.writeFileSync(path.join(out, 'train', 'theirs'), 'x');
+      fs.writeFileSync(path.join(out, 'dataset_dict.json'), '{"splits":["train"]}');
+    }
+    return rename(from, to);
+  }) as typeof fs.renameSync;
+  try {
+    await assert.rejects(prepareDataset({ ...opts, outDir: out }), (e: Error) => e.message === `wm data prepare: ${out} was written by another run while this one worked (two prepares into one folder); ` +
+      'the other output is kept and this one is discarded. Run one prepare per folder, or run again with --overwrite to replace it');
+  } finally {
+    realFs.renameSync = rename;
+  }
+  assert.equal(fs.readFileSync(path.join(out, 'train', 'theirs'), 'utf8'), 'x');
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('race.tmp')), [], 'no temporary left');
 });

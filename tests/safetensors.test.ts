@@ -93,3 +93,41 @@ test('NaN or Inf weights are refused on load, naming the tensor, the element and
   good.dispose();
   bad.dispose();
 });
+
+/** A safetensors buffer from a raw header text and a data section of `dataBytes` zero bytes. */
+function rawSafetensors(header: string, dataBytes: number): Uint8Array {
+  const h = Buffer.from(header, 'utf8');
+  const buf = Buffer.alloc(8 + h.length + dataBytes);
+  buf.writeBigUInt64LE(BigInt(h.length), 0);
+  h.copy(buf, 8);
+  return new Uint8Array(buf);
+}
+
+test('headers the reference library rejects are refused, naming the file and the tensor (issue #20 item 10)', async () => {
+  await loadBackend({ log: false });
+  const t = (offsets: [number, number], dtype: unknown = 'F32', shape = [(offsets[1] - offsets[0]) / 4]) => JSON.stringify({ dtype, shape, data_offsets: offsets });
+  const cases: [string, number, RegExp][] = [
+    [`{"a":${t([0, 8])},"a":${t([8, 16])}}`, 16, /m\.safetensors: header \(bytes 8\.\.\d+\): key "a" appears twice \(duplicate tensor name\)/],
+    [`{"a":${t([0, 8])},"b":${t([4, 12])}}`, 12, /m\.safetensors: tensor 'b' data \[4, 12\) overlaps tensor 'a' \(which ends at 8\)/],
+    [`{"a":${t([0, 8])},"b":${t([0, 8])}}`, 8, /m\.safetensors: tensor '[ab]' data \[0, 8\) overlaps/],
+    [`{"a":${t([0, 4])},"b":${t([8, 12])}}`, 12, /m\.safetensors: tensor 'b' data starts at 8 but tensor 'a' ends at 4: a gap of 4 bytes/],
+    [`{"a":${t([4, 8])}}`, 8, /m\.safetensors: tensor 'a' data starts at 4 but the data section starts at 0/],
+    [`{"a":${t([0, 4])}}`, 12, /m\.safetensors: the tensors cover 4 of the 12 data bytes: 8 bytes after the last tensor/],
+    [`{"a":${t([0, 4], 'toString')}}`, 4, /m\.safetensors: tensor 'a' has unsupported dtype "toString"/],
+    [`{"a":${t([0, 4], ['F32'])}}`, 4, /m\.safetensors: tensor 'a' has unsupported dtype \["F32"\]/],
+    [`{"a":${t([0, 4], 'constructor')}}`, 4, /unsupported dtype "constructor"/],
+    [`{"a":${t([8, 4], 'F32', [1])}}`, 8, /m\.safetensors: tensor 'a' has invalid data_offsets \[8,4\]/],
+    [`{"__metadata__":{"k":{"x":1}},"a":${t([0, 4])}}`, 4, /m\.safetensors: __metadata__\.k must be a string, got an object/],
+    [`{"__metadata__":{"k":7},"a":${t([0, 4])}}`, 4, /m\.safetensors: __metadata__\.k must be a string, got 7/],
+    [`{"__metadata__":["x"],"a":${t([0, 4])}}`, 4, /m\.safetensors: __metadata__ must be a map of strings, got an array/],
+    [`{"__metadata__":{"k":${'['.repeat(200000)}${']'.repeat(200000)}}}`, 0, /m\.safetensors: header \(bytes 8\.\.\d+\): nesting deeper than 3 levels at header byte 22/],
+    [`{"a":${t([0, 4]).replace('"dtype":"F32"', '"dtype":"F32","dtype":"I32"')}}`, 4, /key "dtype" appears twice/],
+    [`{"a":5}`, 0, /m\.safetensors: tensor 'a' is not an object/],
+  ];
+  for (const [header, n, re] of cases) assert.throws(() => decodeSafetensors(rawSafetensors(header, n), 'm.safetensors'), re, header.slice(0, 120));
+  // what the format allows still loads: a zero-size tensor, keys in any order, escaped names
+  const ok = decodeSafetensors(rawSafetensors(`{"b\\"q":${t([4, 8])},"e":${t([4, 4], 'F32', [0, 3])},"a":${t([0, 4])},"__metadata__":{"format":"pt"}}`, 8), 'ok.safetensors');
+  assert.deepEqual([...ok.tensors.keys()].sort(), ['a', 'b"q', 'e']);
+  assert.deepEqual(ok.tensors.get('e')!.shape, [0, 3]);
+  for (const x of ok.tensors.values()) x.dispose();
+});

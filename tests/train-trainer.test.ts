@@ -197,6 +197,34 @@ test('a checkpoint that fails while being written leaves no folder behind', asyn
   model.dispose();
 });
 
+test('disk full while saving: the message names the checkpoint, the intact last one and --resume (issue #20 item 12)', async () => {
+  const out = tmpDir('enospc');
+  const model = new StandInLM(V, H);
+  const trainer = makeTrainer(model, args({ output_dir: out, max_steps: 3, save_steps: 1 }));
+  trainer.trainStep();
+  await trainer.saveCheckpoint();
+  trainer.trainStep();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const realFs = require('node:fs') as typeof fs;
+  const write = realFs.writeSync;
+  realFs.writeSync = (() => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); }) as typeof fs.writeSync;
+  try {
+    await assert.rejects(() => trainer.saveCheckpoint(), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'ENOSPC');
+      assert.equal(e.message, `saving checkpoint ${path.join(out, 'checkpoint-2')} (step 2) failed: the disk is full (ENOSPC). Nothing of it was kept; ` +
+        `the last complete checkpoint, ${path.join(out, 'checkpoint-1')}, is intact: free space and run the same command with --resume to continue from it ` +
+        `(writing ${path.join(out, '.checkpoint-2.tmp-' + process.pid, 'model.safetensors')} failed: ENOSPC: no space left on device, write (disk full; the previous version of the file, if any, is unchanged))`);
+      return true;
+    });
+  } finally {
+    realFs.writeSync = write;
+  }
+  assert.deepEqual(listCheckpoints(out).map((c) => c.step), [1]);
+  assert.deepEqual(fs.readdirSync(out).filter((f) => f.includes('tmp')), []);
+  trainer.dispose();
+  model.dispose();
+});
+
 test('warmupOnly trains just the named tensors for the first steps (MoE continuation), then everything', () => {
   const model = new StandInLM(V, H, 2);
   const trainer = new Trainer({

@@ -21,6 +21,7 @@
  * The PyTorch reference for scale lives outside the project (../shared/bench/; scripts/bench-vs-torch.sh runs both).
  */
 import * as fs from 'node:fs';
+import { writeFileAtomic } from '../io/atomic';
 import { loadBackend, tf } from '../runtime/backend';
 import { decodeHeadThreads } from '../runtime/doge-host-decoder';
 import { buildModelConfig, createCausalLM } from '../models/auto';
@@ -306,5 +307,5 @@ export async function run(argv: string[]): Promise<void> {
     for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads));
   }
   console.error(summary(records));
-  if (jsonFile) fs.writeFileSync(jsonFile, JSON.stringify({ backend: matmul && matmul !== 'xnnpack' ? `${backend}+${matmul}` : backend, matmul, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
+  if (jsonFile) writeFileAtomic(jsonFile, JSON.stringify({ backend: matmul && matmul !== 'xnnpack' ? `${backend}+${matmul}` : backend, matmul, threads, date: new Date().toISOString(), records }, null, 1) + '\n');
 }

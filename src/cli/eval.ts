@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadBackend } from '../runtime/backend';
+import { writeFileAtomic } from '../io/atomic';
 import { loadCausalLM } from '../models/auto';
 import type { RouterLayout } from '../modules/cdmoe';
 import { loadTokenizer, readRecords } from '../data';
@@ -22,7 +23,8 @@ import { defineCommand, flag, num, parseCommandArgs, str, strs, UsageError } fro
 export const USAGE = `usage: wm eval --model DIR [--model DIR2 ...] [options]
 
   --model DIR           a checkpoint folder (config.json, model.safetensors, tokenizer.json); repeat to compare models
-  --name NAME           a display name per --model, in the same order (default: the folder name)
+  --name NAME           a display name per --model, in the same order (default: the shortest ending of the folder
+                        paths that tells the models apart, e.g. doge-tiny/final and doge-tiny-sft/final)
   --tasks LIST          comma-separated: embedded_chat, embedded, arc_easy, arc_challenge, piqa, hellaswag, openbookqa,
                         winogrande, mmlu (or mmlu:<subject>), triviaqa; 'seed' = the seed's eight tasks
                         (default: embedded_chat = the embedded questions asked through the chat template, each choice
@@ -105,6 +107,8 @@ export function parseEvalArgs(argv: string[]): EvalArgs | null {
   };
   if (a.models.length === 0) throw new UsageError(`wm eval: --model DIR is required\n\n${USAGE}`);
   if (a.names.length && a.names.length !== a.models.length) throw new UsageError(`wm eval: ${a.names.length} --name for ${a.models.length} --model`);
+  a.names = a.names.length ? a.names : defaultModelNames(a.models);
+  checkModelNames(a.names);
   if (a.tasks.length === 0) throw new UsageError('wm eval: --tasks is empty');
   const fourChoice: DefaultFamily[] = DEFAULT_FAMILIES.filter((f) => f !== 'define');
   for (const f of a.embeddedFamilies) if (!fourChoice.includes(f)) throw new UsageError(`wm eval: --embedded-families: '${f}' is not one of ${fourChoice.join(', ')}`);
@@ -122,6 +126,40 @@ export function parseEvalArgs(argv: string[]): EvalArgs | null {
   if (a.data && !fs.existsSync(a.data)) throw new Error(`--data ${a.data} does not exist`);
   for (const m of a.models) if (!fs.existsSync(path.join(m, 'config.json'))) throw new Error(`--model ${m}: no config.json in that folder`);
   return a;
+}
+
+/**
+ * Default model names: the last k folders of each model's path, with the smallest k that makes them all differ
+ * (runs/doge-tiny/final, runs/doge-tiny-sft/final -> doge-tiny/final, doge-tiny-sft/final).
+ */
+export function defaultModelNames(dirs: string[]): string[] {
+  const parts = dirs.map((d) => path.resolve(d).split(path.sep).filter(Boolean));
+  const same = parts.findIndex((p, i) => parts.findIndex((q) => q.join('/') === p.join('/')) !== i);
+  if (same >= 0) throw new UsageError(`wm eval: --model ${dirs[same]} is given twice (the same folder as an earlier --model)`);
+  const longest = Math.max(...parts.map((p) => p.length));
+  for (let k = 1; k <= longest; k++) {
+    const names = parts.map((p) => p.slice(-k).join('/'));
+    if (new Set(names).size === names.length && new Set(names.map(resultsFileName)).size === names.length) return names;
+  }
+  return parts.map((p) => p.join('/'));
+}
+
+/** `results-<name>.json` with the name made safe as a file name (folders become `--`). */
+export function resultsFileName(name: string): string {
+  return `results-${name.replace(/[/\\]+/g, '--').replace(/[^\w.-]+/g, '_').replace(/^\.+/, '_')}.json`;
+}
+
+/** Names must be unique, also as file names: each model's results file is its own. */
+function checkModelNames(names: string[]): void {
+  names.forEach((n, i) => {
+    if (!n.trim()) throw new UsageError(`wm eval: --name ${i + 1} is empty`);
+    const j = names.findIndex((m, k) => k !== i && resultsFileName(m) === resultsFileName(n));
+    if (j >= 0 && j > i) {
+      throw new UsageError(names[j] === n
+        ? `wm eval: two models are named '${n}' (--model ${i + 1} and ${j + 1}): each needs its own name for its column and results file; give --name per model`
+        : `wm eval: the names '${n}' and '${names[j]}' would share the results file ${resultsFileName(n)}; give other --name values`);
+    }
+  });
 }
 
 /** The tasks whose rows are generated (src/finetune/default-data.ts), not read from files. */
@@ -153,31 +191,40 @@ export async function run(argv: string[]): Promise<void> {
   const texts = args.ppl.length ? await heldOutTexts(args.ppl, args.pplLimit) : [];
   fs.mkdirSync(args.out, { recursive: true });
   const all: EvalResult[] = [];
+  const writeAll = () => writeFileAtomic(path.join(args.out, 'results.json'), JSON.stringify(all, null, 2));
   for (const [i, dir] of args.models.entries()) {
-    const name = args.names[i] ?? path.basename(path.resolve(dir));
+    const name = args.names[i];
     const tok = await loadTokenizer(args.tokenizer ?? dir);
     // Doge or Cheems, by config.json's model_type (--router-layout applies to Doge MoE only)
     const model = loadCausalLM(dir, { routerLayout: args.routerLayout });
     if (tok.vocabSize > model.config.vocab_size) throw new Error(`--model ${dir}: the tokenizer has ${tok.vocabSize} ids but the model only ${model.config.vocab_size}`);
     const t0 = Date.now();
     console.error(`[eval] ${name} (${dir}): ${args.tasks.join(', ')}${texts.length ? ' + perplexity' : ''}`);
+    const file = path.join(args.out, resultsFileName(name));
+    const rows: EvalResult[] = [];
+    // each task's rows are saved as soon as it finishes: a later crash loses nothing already computed
+    const save = (done: EvalResult[], complete: boolean) => {
+      rows.push(...done);
+      all.push(...done);
+      const doc = { model: name, modelDir: path.resolve(dir), date: new Date().toISOString(), seconds: (Date.now() - t0) / 1000, complete, options: { ...args, models: undefined, names: undefined }, results: rows };
+      writeFileAtomic(file, JSON.stringify(doc, null, 2));
+      writeAll();
+    };
     try {
-      const rows = await evaluateTasks(model, tok, {
+      await evaluateTasks(model, tok, {
         tasks: args.tasks, limit: args.limit, shots: args.shots, dataDir: args.data, hub: args.hub, seed: args.seed, maxLength: args.maxLength,
-        batchSize: args.batchSize, modelName: name, embeddedRows: embedded,
+        batchSize: args.batchSize, modelName: name, embeddedRows: embedded, onTask: (done) => save(done, false),
       });
-      if (texts.length) rows.push(...evaluatePerplexity(model, tok, texts, { modelName: name, maxLength: args.maxLength, batchSize: args.batchSize }));
-      all.push(...rows);
-      const file = path.join(args.out, `results-${name.replace(/[^\w.-]+/g, '_')}.json`);
-      const doc = { model: name, modelDir: path.resolve(dir), date: new Date().toISOString(), seconds: (Date.now() - t0) / 1000, options: { ...args, models: undefined, names: undefined }, results: rows };
-      fs.writeFileSync(`${file}.tmp`, JSON.stringify(doc, null, 2));
-      fs.renameSync(`${file}.tmp`, file);
+      save(texts.length ? evaluatePerplexity(model, tok, texts, { modelName: name, maxLength: args.maxLength, batchSize: args.batchSize }) : [], true);
       console.error(`[eval] ${name}: wrote ${file}`);
+    } catch (e) {
+      if (rows.length) console.error(`[eval] ${name}: failed after ${[...new Set(rows.map((r) => r.task))].join(', ')}; their results are in ${file}`);
+      throw e;
     } finally {
       model.dispose();
     }
   }
-  fs.writeFileSync(path.join(args.out, 'results.json'), JSON.stringify(all, null, 2));
+  writeAll();
   const html = writeFigureHtml(evalComparisonFigure(all, { title: `evaluation: ${[...new Set(all.map((r) => r.model))].join(' vs ')}` }), path.join(args.out, 'eval.html'));
   console.log(formatResultsTable(all));
   console.error(`[eval] results in ${path.join(args.out, 'results.json')}, figure ${html}`);

@@ -13,6 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../io/atomic';
 import { BYTE_TO_CHAR, GPT2_PATTERN } from './bytelevel';
 import { Progress } from './progress';
 
@@ -370,7 +371,8 @@ function writeTokenizerFolder(outDir: string, f: TokenizerFiles): void {
     eos_token: f.special.eos,
     pad_token: f.special.pad,
   };
-  fs.writeFileSync(path.join(outDir, 'tokenizer.json'), JSON.stringify(tokenizerJson, null, 2));
-  fs.writeFileSync(path.join(outDir, 'tokenizer_config.json'), JSON.stringify(config, null, 2));
-  fs.writeFileSync(path.join(outDir, 'special_tokens_map.json'), JSON.stringify(specialMap, null, 2));
+  // each file atomically (temp + rename): a symlink planted at a name is replaced, its target untouched
+  writeFileAtomic(path.join(outDir, 'tokenizer.json'), JSON.stringify(tokenizerJson, null, 2));
+  writeFileAtomic(path.join(outDir, 'tokenizer_config.json'), JSON.stringify(config, null, 2));
+  writeFileAtomic(path.join(outDir, 'special_tokens_map.json'), JSON.stringify(specialMap, null, 2));
 }

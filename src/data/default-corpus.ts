@@ -5,13 +5,21 @@
  *
  *   <outDir>/tokenizer/   tokenizer.json, tokenizer_config.json, special_tokens_map.json
  *   <outDir>/dataset/     DatasetDict: dataset_dict.json, train/, test/
- *   <outDir>/wm_default_corpus.json   the settings and stats of both (the reuse key)
+ *   <outDir>/wm_default_corpus.json   the settings and stats of both (the reuse key), and the manifest
+ *
+ * The folder rule of every command (out-folder.ts): a folder without wm_default_corpus.json that is not empty is
+ * refused, so a tokenizer or dataset this command did not write is never replaced.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { trainTokenizer } from './bpe-trainer';
 import { brownCorpusDocuments } from './brown';
 import { prepareDataset, PrepareStats } from './prepare';
+import { claimOutputFolder } from './out-folder';
+import { writeFileAtomic } from '../io/atomic';
+
+const MANIFEST = 'wm_default_corpus.json';
+const ENTRIES = ['tokenizer', 'dataset', MANIFEST];
 
 /** Bump when the corpus text, the trainer or the packing changes, to invalidate old outputs. */
 const DEFAULT_CORPUS_VERSION = 1;
@@ -37,6 +45,8 @@ export interface PrepareDefaultCorpusResult {
 
 interface Manifest {
   version: number;
+  /** The entries this command wrote (out-folder.ts's manifest rule). */
+  files?: string[];
   tokenizer?: { vocabSize: number };
   dataset?: { seqLen: number; testExamples: number | null; seed: number; stats: PrepareStats };
 }
@@ -48,19 +58,21 @@ export async function prepareDefaultCorpus(o: PrepareDefaultCorpusOptions): Prom
   const log = o.log ?? true;
   const tokenizerDir = path.join(o.outDir, 'tokenizer');
   const datasetDir = path.join(o.outDir, 'dataset');
-  const manifestFile = path.join(o.outDir, 'wm_default_corpus.json');
+  const manifestFile = path.join(o.outDir, MANIFEST);
+  // its own earlier output is reused or rebuilt; anything else in the way is refused before a file is written
+  claimOutputFolder(o.outDir, { command: 'wm data default', manifest: MANIFEST, entries: ENTRIES, overwrite: true, legacyEntries: ['tokenizer', 'dataset'] });
   fs.mkdirSync(o.outDir, { recursive: true });
 
-  let manifest: Manifest = { version: DEFAULT_CORPUS_VERSION };
+  let manifest: Manifest = { version: DEFAULT_CORPUS_VERSION, files: ENTRIES };
   if (fs.existsSync(manifestFile)) {
     try {
       const m = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as Manifest;
-      if (m.version === DEFAULT_CORPUS_VERSION) manifest = m;
+      if (m.version === DEFAULT_CORPUS_VERSION) manifest = { ...m, files: ENTRIES };
     } catch {
       // unreadable manifest: rebuild everything
     }
   }
-  const save = (): void => fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
+  const save = (): void => writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 2));
 
   let tokenizerSeconds = 0;
   const reusedTokenizer = manifest.tokenizer?.vocabSize === vocabSize && fs.existsSync(path.join(tokenizerDir, 'tokenizer.json'));

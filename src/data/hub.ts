@@ -45,6 +45,33 @@ export function defaultCacheDir(): string {
   return process.env.WM_CACHE ?? path.join(os.homedir(), '.cache', 'wonderful-matrices');
 }
 
+/** Pages of a file listing followed at most (the hub pages 1000 files a page: a million files). */
+export const MAX_LIST_PAGES = 1000;
+
+/** An error that is the caller's input (a malformed name): the CLI exits 2, as for any usage mistake. */
+function usageError(message: string): Error {
+  return Object.assign(new Error(message), { exitCode: 2 });
+}
+
+/** `org/name` as the hub spells repository ids: each part starts with a letter or digit, no `..`. */
+export function checkDatasetName(dataset: string): void {
+  const ok = /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(dataset) && !dataset.includes('..');
+  if (!ok) throw usageError(`hub: dataset '${dataset}' must look like org/name (letters, digits, '-', '_', '.'; each part starting with a letter or digit; no '..')`);
+}
+
+/** A branch, tag, commit or `refs/...` name: segments of letters, digits, '-', '_', '.', none empty or starting with '.'. */
+export function checkRevisionName(revision: string): void {
+  const ok = revision.length > 0 && revision.length <= 255 && revision.split('/').every((seg) => /^[\w+=@-][\w.+=@-]*$/.test(seg)) && !revision.includes('..');
+  if (!ok) throw usageError(`hub: revision '${revision}' is not a branch, tag, commit or refs/... name (segments of letters, digits, '-', '_', '.', none empty or starting with '.'; no '..')`);
+}
+
+/** The message with the token's value (and any bearer credential a server echoed) replaced by <redacted>. */
+function redact(message: string, token: string | undefined): string {
+  let out = token ? message.split(token).join('<redacted>') : message;
+  out = out.replace(/(Bearer\s+)[^\s"'<>,;]+/gi, '$1<redacted>');
+  return out;
+}
+
 function headers(token: string | undefined, extra: Record<string, string> = {}): Record<string, string> {
   const h: Record<string, string> = { 'user-agent': 'wonderful-matrices', ...extra };
   if (token) h.authorization = `Bearer ${token}`;
@@ -59,22 +86,54 @@ async function httpError(res: Response, what: string): Promise<Error> {
     // ignore
   }
   const hint = res.status === 401 || res.status === 403 ? ' (gated or private: set HF_TOKEN)' : res.status === 404 ? ' (no such dataset, revision or file)' : '';
+  // (the server's body may echo the request, bearer token included: downloadHubDataset redacts every message)
   return new Error(`hub: ${what} failed: HTTP ${res.status} ${res.statusText}${hint}${body ? `: ${body}` : ''}`);
 }
 
 /** All files of a dataset repo at a revision (follows pagination). */
 export async function listHubFiles(o: HubDownloadOptions): Promise<{ path: string; size: number }[]> {
-  const endpoint = (o.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
   const token = o.token ?? process.env.HF_TOKEN;
+  try {
+    return await listPages(o, token);
+  } catch (e) {
+    throw redactError(e, token);
+  }
+}
+
+/** The same error with the token redacted from its message (a TypeError stays one: it means "no connection"). */
+function redactError(e: unknown, token: string | undefined): unknown {
+  if (!(e instanceof Error)) return e;
+  const clean = redact(e.message, token);
+  if (clean === e.message) return e;
+  return Object.assign(e instanceof TypeError ? new TypeError(clean) : new Error(clean), { exitCode: (e as { exitCode?: number }).exitCode });
+}
+
+async function listPages(o: HubDownloadOptions, token: string | undefined): Promise<{ path: string; size: number }[]> {
+  const endpoint = (o.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
+  checkDatasetName(o.dataset);
+  if (o.revision !== undefined) checkRevisionName(o.revision);
   const rev = encodeURIComponent(o.revision ?? 'main');
   const sub = o.subdir ? `/${o.subdir.split('/').map(encodeURIComponent).join('/')}` : '';
   let url: string | undefined = `${endpoint}/api/datasets/${o.dataset}/tree/${rev}${sub}?recursive=true`;
   const out: { path: string; size: number }[] = [];
+  const seen = new Set<string>();
   while (url) {
+    // a server whose Link: rel="next" loops (or never ends) would be asked forever
+    if (seen.has(url)) throw new Error(`hub: listing ${o.dataset}@${o.revision ?? 'main'}: the server's next page ${url} was already read (a loop in its Link: rel="next" headers)`);
+    if (seen.size >= MAX_LIST_PAGES) throw new Error(`hub: listing ${o.dataset}@${o.revision ?? 'main'}: more than ${MAX_LIST_PAGES} pages; stopping (pass --max-files, or check the endpoint)`);
+    seen.add(url);
     const res = await fetch(url, { headers: headers(token) });
     if (!res.ok) throw await httpError(res, `listing ${o.dataset}@${o.revision ?? 'main'}`);
     const entries = (await res.json()) as TreeEntry[];
-    for (const e of entries) if (e.type === 'file') out.push({ path: e.path, size: e.lfs?.size ?? e.size ?? -1 });
+    if (!Array.isArray(entries)) throw new Error(`hub: listing ${o.dataset}: the server sent ${typeof entries}, not a list of files`);
+    for (const e of entries) {
+      if (e?.type !== 'file') continue;
+      // a listed path becomes a cache path: no '..', '.', empty or absolute segments
+      if (typeof e.path !== 'string' || e.path.split('/').some((seg) => seg === '' || seg === '.' || seg === '..' || seg.includes('\\'))) {
+        throw new Error(`hub: listing ${o.dataset}: the server listed the file path ${JSON.stringify(e.path)}, which is not a relative path inside the repository`);
+      }
+      out.push({ path: e.path, size: e.lfs?.size ?? e.size ?? -1 });
+    }
     const link = res.headers.get('link');
     const next = link?.match(/<([^>]+)>;\s*rel="next"/);
     url = next ? new URL(next[1]!, url).toString() : undefined;
@@ -129,7 +188,8 @@ async function downloadFile(url: string, dest: string, size: number, token: stri
 /** Complete (not `.incomplete`) cached data files of a split, from the given revision or any cached one. */
 function cachedSplitFiles(cacheRoot: string, revision: string | undefined, split: string | undefined): string[] {
   if (!fs.existsSync(cacheRoot)) return [];
-  const revs = revision ? [revision.replace(/\//g, '--')] : fs.readdirSync(cacheRoot).sort();
+  // the revision asked for, or (none asked) main and the hub's Parquet export of it: never another branch's files
+  const revs = (revision ? [revision] : ['main', 'refs/convert/parquet']).map(cacheFolderOf);
   for (const rev of revs) {
     const root = path.join(cacheRoot, rev);
     if (!fs.existsSync(root)) continue;
@@ -153,9 +213,23 @@ function cachedSplitFiles(cacheRoot: string, revision: string | undefined, split
  * used as `prepare` inputs. Files already in the cache with the right size are not fetched again.
  */
 export async function downloadHubDataset(o: HubDownloadOptions): Promise<string[]> {
-  if (!/^[\w.-]+\/[\w.-]+$/.test(o.dataset)) throw new Error(`hub: dataset '${o.dataset}' must look like org/name`);
-  const endpoint = (o.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
   const token = o.token ?? process.env.HF_TOKEN;
+  try {
+    return await download(o, token);
+  } catch (e) {
+    throw redactError(e, token); // no message carries the token, whatever a server echoed
+  }
+}
+
+/** The cache folder of a revision (`refs/convert/parquet` -> `refs--convert--parquet`). */
+function cacheFolderOf(revision: string): string {
+  return revision.replace(/\//g, '--');
+}
+
+async function download(o: HubDownloadOptions, token: string | undefined): Promise<string[]> {
+  checkDatasetName(o.dataset);
+  if (o.revision !== undefined) checkRevisionName(o.revision);
+  const endpoint = (o.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
   const log = o.log ?? true;
   let revision = o.revision ?? 'main';
   const cacheRoot = path.join(o.cacheDir ?? defaultCacheDir(), 'datasets', o.dataset.replace('/', '--'));
@@ -167,7 +241,7 @@ export async function downloadHubDataset(o: HubDownloadOptions): Promise<string[
     if (!(e instanceof TypeError)) throw e;
     const cached = cachedSplitFiles(cacheRoot, o.revision, o.split);
     if (cached.length === 0) throw new Error(`hub: cannot reach ${endpoint} for ${o.dataset} and nothing is cached in ${cacheRoot}: ${e.message}`);
-    if (log) console.error(`hub: cannot reach ${endpoint} (${e.message}); using ${cached.length} cached files of ${o.dataset}`);
+    if (log) console.error(`hub: cannot reach ${endpoint} (${redact(e.message, token)}); using ${cached.length} cached files of ${o.dataset}`);
     return cached;
   }
   let selected = selectSplitFiles(
@@ -192,7 +266,7 @@ export async function downloadHubDataset(o: HubDownloadOptions): Promise<string[
   }
   if (o.maxFiles !== undefined) selected = selected.slice(0, o.maxFiles);
   const sizes = new Map(files.map((f) => [f.path, f.size]));
-  const root = path.join(cacheRoot, revision.replace(/\//g, '--'));
+  const root = path.join(cacheRoot, cacheFolderOf(revision));
   const out: string[] = [];
   for (const [i, f] of selected.entries()) {
     const dest = path.join(root, ...f.split('/'));

@@ -286,8 +286,20 @@ export async function prepareDataset(o: PrepareOptions): Promise<PrepareStats> {
     // Swap the finished entries in: the old output (if any) is removed only once the new one is complete, and
     // only the entries the old manifest lists.
     const finished = path.join(tmp, 'dataset');
-    if (!fs.existsSync(outDir)) fs.renameSync(finished, outDir);
-    else installEntries(finished, outDir, PREPARE_ENTRIES, replace);
+    const concurrent = () => new Error(`wm data prepare: ${outDir} was written by another run while this one worked (two prepares into one folder); ` +
+      'the other output is kept and this one is discarded. Run one prepare per folder, or run again with --overwrite to replace it');
+    try {
+      if (!fs.existsSync(outDir)) fs.renameSync(finished, outDir);
+      else {
+        // entries that appeared since the folder was claimed belong to another run: not ours to replace
+        if (PREPARE_ENTRIES.some((e) => !replace.includes(e) && fs.existsSync(path.join(outDir, e)))) throw concurrent();
+        installEntries(finished, outDir, PREPARE_ENTRIES, replace);
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw concurrent(); // the other run's rename won the race
+      throw e;
+    }
     if (log) {
       console.error(
         `prepare: ${stats.documents} documents, ${stats.tokens} tokens, ${stats.blocks} blocks of ${o.seqLen} ` +

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { Template } from '@huggingface/jinja';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { GPT2_PATTERN } from './bytelevel';
 
 export interface ChatMessage {
@@ -87,6 +87,126 @@ function tokenString(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
   if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
   return undefined;
+}
+
+/** Model types of tokenizer.json that `@huggingface/tokenizers` implements. */
+const MODEL_TYPES = ['BPE', 'WordPiece', 'WordLevel', 'Unigram'];
+
+const describe = (v: unknown): string => (Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)?.slice(0, 40)}`);
+
+/**
+ * Check the structure and ranges of a tokenizer.json before the library reads it (the library accepts a string
+ * vocabulary and encodes every text to [], takes negative ids and merges of unknown tokens, and an added token
+ * with id 1e9 makes a vocabulary of 1e9+1). Errors name the file and the field.
+ */
+export function validateTokenizerJson(j: unknown, file: string): void {
+  const fail = (field: string, msg: string): never => { throw new Error(`loadTokenizer: ${file}: ${field} ${msg}`); };
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) fail('the top level', `must be an object, got ${describe(j)}`);
+  const t = j as Json;
+  const model = t.model as Json;
+  if (model === null || typeof model !== 'object' || Array.isArray(model)) return fail('model', `must be an object, got ${describe(model)}`);
+  if (typeof model.type !== 'string' || !MODEL_TYPES.includes(model.type)) fail('model.type', `${JSON.stringify(model.type)} is not a model type this library reads (${MODEL_TYPES.join(', ')})`);
+  const ids: { field: string; id: unknown }[] = [];
+  const tokens = new Set<string>();
+  if (model.type === 'Unigram') {
+    if (!Array.isArray(model.vocab)) fail('model.vocab', `of a Unigram model must be an array of [piece, score] pairs, got ${describe(model.vocab)}`);
+    (model.vocab as unknown[]).forEach((e, i) => {
+      if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'number' || !Number.isFinite(e[1])) fail(`model.vocab[${i}]`, `must be a [piece, score] pair, got ${JSON.stringify(e)?.slice(0, 60)}`);
+      tokens.add((e as [string, number])[0]);
+    });
+  } else {
+    const v = model.vocab;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) fail('model.vocab', `of a ${model.type} model must be an object of token -> id, got ${describe(v)}`);
+    for (const [tok, id] of Object.entries(v as Json)) { ids.push({ field: `model.vocab[${JSON.stringify(tok)}]`, id }); tokens.add(tok); }
+  }
+  if (model.type === 'BPE' && model.merges !== undefined) {
+    if (!Array.isArray(model.merges)) fail('model.merges', `must be an array, got ${describe(model.merges)}`);
+    (model.merges as unknown[]).forEach((m, i) => {
+      const pair = typeof m === 'string' ? m.split(' ') : m;
+      if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((x) => typeof x === 'string')) return fail(`model.merges[${i}]`, `must be "a b" or ["a", "b"], got ${JSON.stringify(m)?.slice(0, 60)}`);
+      for (const part of [pair[0], pair[1], pair[0] + pair[1]]) {
+        if (!tokens.has(part)) fail(`model.merges[${i}]`, `${JSON.stringify(m)} uses ${JSON.stringify(part)}, which is not in model.vocab`);
+      }
+    });
+  }
+  const added = t.added_tokens ?? [];
+  if (!Array.isArray(added)) fail('added_tokens', `must be an array, got ${describe(added)}`);
+  (added as unknown[]).forEach((a, i) => {
+    const e = a as Json;
+    if (e === null || typeof e !== 'object' || typeof e.content !== 'string' || e.content === '') fail(`added_tokens[${i}]`, `must be an object with a non-empty string content, got ${JSON.stringify(a)?.slice(0, 60)}`);
+    ids.push({ field: `added_tokens[${i}].id`, id: e.id });
+  });
+  // ids: integers from 0, no further beyond the number of entries than a sane gap (the embedding has max id + 1 rows)
+  const entries = tokens.size + (added as unknown[]).length;
+  const limit = 2 * entries + 1024;
+  for (const { field, id } of ids) {
+    if (!Number.isInteger(id) || (id as number) < 0) fail(field, `must be a non-negative integer id, got ${JSON.stringify(id)}`);
+    if ((id as number) >= limit) fail(field, `= ${id} is far beyond the ${entries} vocabulary entries (ids must stay below ${limit}); the file is corrupt`);
+  }
+}
+
+/**
+ * Bounds of one chat-template rendering. The jinja sandbox keeps a template from reaching the system but not from
+ * looping: `{% for a in range(1000000000) %}` builds a 10^9-element array (V8 aborts the process) and three nested
+ * range(3000) loops run for hours. A normal template takes a few dozen steps per message.
+ */
+export const CHAT_TEMPLATE_LIMITS = {
+  /** Evaluated expressions and statements (ChatML takes ~15 per message; 200k are ~0.2-1 s of work). */
+  steps: 200_000,
+  /** Wall time, for steps that are each slow (a filter over a long string in a loop). */
+  seconds: 10,
+  /** Elements of one range(). */
+  rangeItems: 100_000,
+  /** Characters of any string the template builds, beyond 4x the characters of the messages. */
+  chars: 1_000_000,
+};
+
+/** Python's range() with at most CHAT_TEMPLATE_LIMITS.rangeItems elements. */
+function boundedRange(start: number, stop?: number, step = 1): number[] {
+  if (stop === undefined) [start, stop] = [0, start];
+  if (step === 0) throw new Error('range() step must not be zero');
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  if (!(n <= CHAT_TEMPLATE_LIMITS.rangeItems)) throw new Error(`range(${start}, ${stop}, ${step}) has ${n} elements, over the limit of ${CHAT_TEMPLATE_LIMITS.rangeItems}`);
+  return Array.from({ length: n }, (_, i) => start + i * step);
+}
+
+let strftimeTemplate: Template | undefined;
+/** The library's own strftime_now (a global of its Template.render, not exported). */
+function strftimeNow(format: string): string {
+  strftimeTemplate ??= new Template('{{ strftime_now(f) }}');
+  return strftimeTemplate.render({ f: format });
+}
+
+type Evaluate = (node: unknown, scope: unknown) => { value?: unknown };
+
+/**
+ * Template.render with bounds: the library's globals (range bounded), and an interpreter whose every evaluation
+ * counts a step and whose string and array results are size-checked (patched on this instance only).
+ */
+function renderBounded(template: Template, items: Record<string, unknown>, inputChars: number): string {
+  const env = new Environment();
+  const globals: Record<string, unknown> = {
+    false: false, true: true, none: null, False: false, True: true, None: null,
+    raise_exception: (message: unknown) => { throw new Error(String(message)); },
+    range: boundedRange, strftime_now: strftimeNow,
+  };
+  for (const [k, v] of Object.entries({ ...globals, ...items })) env.set(k, v);
+  const interpreter = new Interpreter(env);
+  const self = interpreter as unknown as { evaluate: Evaluate };
+  const evaluate = self.evaluate.bind(interpreter);
+  const maxChars = CHAT_TEMPLATE_LIMITS.chars + 4 * inputChars;
+  let steps = 0;
+  const deadline = Date.now() + CHAT_TEMPLATE_LIMITS.seconds * 1000;
+  self.evaluate = (node, scope) => {
+    if (++steps > CHAT_TEMPLATE_LIMITS.steps) throw new Error(`rendering took more than ${CHAT_TEMPLATE_LIMITS.steps} steps (a loop that does not end in time)`);
+    if (steps % 64 === 0 && Date.now() > deadline) throw new Error(`rendering took more than ${CHAT_TEMPLATE_LIMITS.seconds} s`);
+    const r = evaluate(node, scope);
+    const v = r?.value;
+    if (typeof v === 'string' && v.length > maxChars) throw new Error(`the template built a string of ${v.length} characters, over the limit of ${maxChars}`);
+    if (Array.isArray(v) && v.length > CHAT_TEMPLATE_LIMITS.rangeItems) throw new Error(`the template built a list of ${v.length} items, over the limit of ${CHAT_TEMPLATE_LIMITS.rangeItems}`);
+    return r;
+  };
+  return interpreter.run(template.parsed).value as string;
 }
 
 /** Pieces cached by the fast path before the cache is cleared (bounded memory). */
@@ -174,6 +294,7 @@ export class WmTokenizer {
     this.dir = dir;
     this.tokenizerJson = tokenizerJson;
     this.config = config;
+    validateTokenizerJson(tokenizerJson, path.join(dir, 'tokenizer.json'));
     try {
       this.hf = new Tokenizer(tokenizerJson, config);
     } catch (e) {
@@ -271,14 +392,19 @@ export class WmTokenizer {
         throw new Error(`applyChatTemplate: message ${i} must have string 'role' and 'content', got ${JSON.stringify(m)}`);
       }
     }
-    this.compiledTemplate ??= new Template(this.chatTemplate);
-    return this.compiledTemplate.render({
-      messages,
-      add_generation_prompt: opts.addGenerationPrompt ?? false,
-      bos_token: this.bosToken ?? '',
-      eos_token: this.eosToken ?? '',
-      pad_token: this.padToken ?? '',
-    });
+    const where = `${path.join(this.dir, 'tokenizer_config.json')} chat_template`;
+    try {
+      this.compiledTemplate ??= new Template(this.chatTemplate);
+    } catch (e) {
+      throw new Error(`applyChatTemplate: ${where} does not parse: ${(e as Error).message}`);
+    }
+    try {
+      const items = { messages, add_generation_prompt: opts.addGenerationPrompt ?? false, bos_token: this.bosToken ?? '', eos_token: this.eosToken ?? '', pad_token: this.padToken ?? '' };
+      return renderBounded(this.compiledTemplate, items, messages.reduce((a, m) => a + m.content.length + m.role.length, 0));
+    } catch (e) {
+      // RangeError covers a recursion that overflows the stack and a string past V8's limit
+      throw new Error(`applyChatTemplate: ${where} failed to render: ${(e as Error).message}`);
+    }
   }
 
   /** Token ids of a chat (the rendered template carries its own special tokens). */

@@ -56,10 +56,49 @@ export interface ScoreOptions {
   batchSize?: number;
   /** Also cap a batch at this many tokens (rows x padded length; default 8192). */
   maxBatchTokens?: number;
+  /**
+   * And at this many logits (rows x padded length x vocab; default 2^25, 128 MB of float32): the model's output
+   * dominates the memory of a long window (4 rows of 2048 tokens x 32768 ids are 1 GB, and the log-softmax made
+   * three more copies: 4.3 GB, past wasm's 4 GB). A single row always runs.
+   */
+  maxBatchLogits?: number;
+  /**
+   * And at this many attention scores (rows x heads x layers x length^2; default 2^26): the forward keeps each
+   * layer's [B, heads, T, T] scores and their intermediates, about 1.5 GB per 2048-token row of doge-tiny (4 layers
+   * x 4 heads) on wasm, whose memory ends at 4 GB ("memory access out of bounds" at 4 rows).
+   */
+  maxBatchAttention?: number;
   /** Called after every batch with (requests done, total). */
   onProgress?: (done: number, total: number) => void;
   /** Read a context shared by several requests once, with the KV cache (default true; see the header). */
   shareContext?: boolean;
+}
+
+/** Defaults of ScoreOptions.maxBatchLogits and maxBatchAttention. */
+export const DEFAULT_MAX_BATCH_LOGITS = 2 ** 25;
+export const DEFAULT_MAX_BATCH_ATTENTION = 2 ** 26;
+
+/** What the batch budgets read of a model config (heads and layers are optional: no attention budget without). */
+export interface BatchModelSizes {
+  vocab_size: number;
+  num_attention_heads?: number;
+  num_hidden_layers?: number;
+}
+
+/** Rows of at most T tokens that fit the batch budgets (at least one). */
+export function batchRows(options: ScoreOptions, T: number, c: BatchModelSizes, left: number): number {
+  const batchSize = options.batchSize ?? 32;
+  const maxTokens = options.maxBatchTokens ?? 8192;
+  const maxLogits = options.maxBatchLogits ?? DEFAULT_MAX_BATCH_LOGITS;
+  const maxScores = options.maxBatchAttention ?? DEFAULT_MAX_BATCH_ATTENTION;
+  const scoresPerRow = (c.num_attention_heads ?? 0) * (c.num_hidden_layers ?? 0) * T * T;
+  const byScores = scoresPerRow > 0 ? Math.floor(maxScores / scoresPerRow) : Infinity;
+  return Math.max(1, Math.min(batchSize, Math.floor(maxTokens / T), Math.floor(maxLogits / (T * c.vocab_size)), byScores, left));
+}
+
+/** Positions of log-softmax computed at once: keeps the [N, V] intermediates near 2^23 floats (32 MB). */
+function positionChunk(V: number): number {
+  return Math.max(1, Math.floor(2 ** 23 / V));
 }
 
 function checkIds(ids: unknown, what: string, vocab: number): number[] {
@@ -86,7 +125,6 @@ export function scoreContinuations(model: EvalModel, requests: ContinuationReque
   const maxLength = options.maxLength ?? model.config.max_position_embeddings ?? 2048;
   if (!Number.isInteger(maxLength) || maxLength < 1) throw new Error(`scoreContinuations: maxLength must be a positive integer, got ${maxLength}`);
   const batchSize = options.batchSize ?? 32;
-  const maxBatchTokens = options.maxBatchTokens ?? 8192;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`scoreContinuations: batchSize must be a positive integer, got ${batchSize}`);
   const pad = model.config.pad_token_id ?? 0;
 
@@ -123,7 +161,7 @@ export function scoreContinuations(model: EvalModel, requests: ContinuationReque
       shared.sort((a, b) => requests[b[0]].context.length - requests[a[0]].context.length || a[0] - b[0]);
       for (let start = 0; start < shared.length;) {
         const Tc = requests[shared[start][0]].context.length;
-        const rows = Math.max(1, Math.min(batchSize, Math.floor(maxBatchTokens / Tc), shared.length - start));
+        const rows = batchRows(options, Tc, model.config, shared.length - start);
         const batch = shared.slice(start, start + rows);
         scoreSharedBatch(model, requests, batch, pad).forEach((s, i) => { out[i] = s; });
         start += rows;
@@ -139,7 +177,7 @@ export function scoreContinuations(model: EvalModel, requests: ContinuationReque
   const order = rest.sort((a, b) => inputs[b].ids.length - inputs[a].ids.length || a - b);
   for (let start = 0; start < order.length;) {
     const T = inputs[order[start]].ids.length; // the longest row of this batch
-    const rows = Math.max(1, Math.min(batchSize, Math.floor(maxBatchTokens / T), order.length - start));
+    const rows = batchRows(options, T, model.config, order.length - start);
     const batch = order.slice(start, start + rows);
     scoreBatch(model, batch.map((i) => ({ input: inputs[i], continuation: requests[i].continuation })), T, pad)
       .forEach((s, k) => { out[batch[k]] = s; });
@@ -163,12 +201,19 @@ function supportsCache(model: EvalModel): boolean {
 
 /** Log-probs, argmax flags of rows of logits [N, V] at the given targets. */
 function pickTargets(logits2d: tf.Tensor, rowIdx: number[], targets: number[]): { logp: Float32Array; argmax: Int32Array } {
-  const [lp, am] = tf.tidy(() => {
-    const rows = tf.gather(logits2d, tf.tensor1d(rowIdx, 'int32')); // [N, V]
-    return [tokenLogprobs(rows, targets), tf.argMax(rows, 1)];
-  });
-  const out = { logp: lp.dataSync() as Float32Array, argmax: am.dataSync() as Int32Array };
-  tf.dispose([lp, am]);
+  const V = logits2d.shape[1]!;
+  const out = { logp: new Float32Array(rowIdx.length), argmax: new Int32Array(rowIdx.length) };
+  // in chunks of positions: the [N, V] intermediates of a 2048-token window would be 256 MB each
+  const step = positionChunk(V);
+  for (let s = 0; s < rowIdx.length; s += step) {
+    const [lp, am] = tf.tidy(() => {
+      const rows = tf.gather(logits2d, tf.tensor1d(rowIdx.slice(s, s + step), 'int32')); // [N, V]
+      return [tokenLogprobs(rows, targets.slice(s, s + step)), tf.argMax(rows, 1)];
+    });
+    out.logp.set(lp.dataSync() as Float32Array, s);
+    out.argmax.set(am.dataSync() as Int32Array, s);
+    tf.dispose([lp, am]);
+  }
   return out;
 }
 
@@ -248,14 +293,14 @@ function scoreBatch(
       targets.push(cont[j]);
     }
   }
-  const [logp, argmax] = tf.tidy(() => {
-    const { logits } = model.forward({ inputIds: ids, attentionMask: mask }); // [B, T, V]
-    const rowsLogits = tf.gather(tf.reshape(logits, [B * T, V]), tf.tensor1d(positions, 'int32')); // [N, V]
-    return [tokenLogprobs(rowsLogits, targets), tf.argMax(rowsLogits, 1)];
-  });
-  const lps = logp.dataSync();
-  const am = argmax.dataSync();
-  tf.dispose([logp, argmax]);
+  const logits2d = tf.tidy(() => tf.reshape(model.forward({ inputIds: ids, attentionMask: mask }).logits, [B * T, V])); // [B*T, V]
+  let picked: { logp: Float32Array; argmax: Int32Array };
+  try {
+    picked = pickTargets(logits2d, positions, targets);
+  } finally {
+    logits2d.dispose();
+  }
+  const am = picked.argmax;
   const out: ContinuationScore[] = [];
   let n = 0;
   for (const r of rows) {
@@ -263,7 +308,7 @@ function scoreBatch(
     let sum = 0;
     let greedy = true;
     for (let j = 0; j < r.continuation.length; j++, n++) {
-      const lp = lps[n];
+      const lp = picked.logp[n];
       tokenLogprobs.push(lp);
       sum += lp;
       if (am[n] !== r.continuation[j]) greedy = false;
@@ -307,8 +352,9 @@ export function singleTokenScores(
   const batchSize = options.batchSize ?? 32;
   const pad = model.config.pad_token_id ?? 0;
   const order = requests.map((_, i) => i).sort((x, y) => Math.min(requests[y].context.length, maxLength) - Math.min(requests[x].context.length, maxLength) || x - y);
-  for (let s = 0; s < order.length; s += batchSize) {
-    const batch = order.slice(s, s + batchSize);
+  for (let s = 0; s < order.length;) {
+    const T0 = Math.min(requests[order[s]].context.length, maxLength);
+    const batch = order.slice(s, s + batchRows({ ...options, batchSize }, T0, model.config, order.length - s));
     const ctx = batch.map((i) => requests[i].context.slice(-maxLength));
     const T = ctx[0].length;
     const ids = ctx.map((r) => [...r, ...new Array(T - r.length).fill(pad)]);
@@ -325,7 +371,8 @@ export function singleTokenScores(
     logp.dispose();
     let j = 0;
     batch.forEach((i) => { out[i] = requests[i].choiceIds.map(() => lp[j++]); });
-    options.onProgress?.(Math.min(s + batchSize, order.length), order.length);
+    s += batch.length;
+    options.onProgress?.(s, order.length);
   }
   return out;
 }

@@ -63,6 +63,8 @@ export interface EvaluateOptions extends TaskDataOptions {
   onLog?: (line: string) => void;
   /** Called once per evaluated item with its scores (1/0 per metric), e.g. for per-category accuracies. */
   onItem?: (item: { task: string; index: number; where: string; group?: string; scores: Record<string, number> }) => void;
+  /** Called with each task's rows as soon as the task finishes (e.g. to save them before the next task runs). */
+  onTask?: (rows: EvalResult[]) => void;
 }
 
 /**
@@ -211,6 +213,7 @@ export async function evaluateTasks(model: EvalModel, tok: EvalTokenizer, option
       } else ({ mean: value, stderr } = meanStderr(values));
       out.push({ ...base, metric, value, stderr, n: values.length, seconds, requestsPerSecond: requests / Math.max(seconds, 1e-9) });
     }
+    options.onTask?.(out.filter((r) => r.task === task.name));
     say(`[eval] ${task.name}: ${out.filter((r) => r.task === task.name).map((r) => `${r.metric} ${r.value.toFixed(4)} ± ${(r.stderr ?? 0).toFixed(4)}`).join(', ')} (n ${data.docs.length}, ${shots}-shot, ${seconds.toFixed(1)} s, ${(requests / Math.max(seconds, 1e-9)).toFixed(1)} requests/s)`);
   }
   return out;

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../io/atomic';
 import type { GenerateOptions } from './generate';
 
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
@@ -39,7 +40,7 @@ export const PRETRAIN_SAMPLING_DEFAULTS: Readonly<HfGenerationConfig> = Object.f
 /** Write `<dir>/generation_config.json` (transformers adds its version; we add ours). */
 export function writeGenerationConfig(dir: string, config: HfGenerationConfig): void {
   const body = { ...config, _from_model_config: false, transformers_version: '4.47.0', wm_generated_by: 'wonderful-matrices' };
-  fs.writeFileSync(path.join(dir, GENERATION_CONFIG_FILE), JSON.stringify(body, null, 2) + '\n');
+  writeFileAtomic(path.join(dir, GENERATION_CONFIG_FILE), JSON.stringify(body, null, 2) + '\n');
 }
 
 /** Read `<dir>/generation_config.json`, or undefined when there is none. Bad JSON or field types are errors. */

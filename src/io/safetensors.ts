@@ -9,6 +9,7 @@
  * int32 (I64/U32 values outside the int32 range are an error, not a silent wrap).
  */
 import * as fs from 'node:fs';
+import { writeFileAtomic } from './atomic';
 import * as path from 'node:path';
 import { tf } from '../tf';
 
@@ -44,52 +45,147 @@ class SafetensorsError extends Error {
   }
 }
 
-/** Parse and validate the header of a safetensors buffer (`bytes` is the whole file). */
+/** The reference library's limit on the JSON header (safetensors' MAX_HEADER_SIZE). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * Scan the header JSON text before parsing it: refuse nesting deeper than the format has (header object, tensor
+ * entry, shape array) and a key that appears twice in one object (JSON.parse would keep the last one silently).
+ * Returns an error message with the byte offset, or null.
+ */
+function scanHeaderJson(text: string): string | null {
+  const keys: (Set<string> | null)[] = []; // per open container: its keys (null for an array)
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      if (keys.length >= 3) return `nesting deeper than 3 levels at header byte ${i} (the format has header > tensor > shape; __metadata__ is a flat string map)`;
+      keys.push(c === '{' ? new Set() : null);
+    } else if (c === '}' || c === ']') keys.pop();
+    else if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const top = keys[keys.length - 1];
+      let k = j + 1;
+      while (k < text.length && /\s/.test(text[k])) k++;
+      if (top && text[k] === ':') {
+        let key: string;
+        try { key = JSON.parse(text.slice(i, j + 1)) as string; } catch { return null; } // JSON.parse reports it
+        if (top.has(key)) return `key ${JSON.stringify(key)} appears twice${keys.length === 1 ? ' (duplicate tensor name)' : ''} (second at header byte ${i})`;
+        top.add(key);
+      }
+      i = j;
+    }
+  }
+  return null;
+}
+
+const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+
+/**
+ * Parse and validate the header of a safetensors buffer (`bytes` is the whole file), as the reference library
+ * does: a header of at most 100 MB, no duplicate names, known dtype strings, shapes whose size matches the data
+ * range, and data ranges that, sorted by offset, tile the data section exactly (no gaps, no overlaps, nothing
+ * after the last tensor); `__metadata__` is a flat string-to-string map.
+ */
 export function parseSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): SafetensorsHeader {
-  if (bytes.byteLength < 8) throw new SafetensorsError(file, `not a safetensors file: only ${bytes.byteLength} bytes (need an 8-byte header length)`);
+  return parseHeaderPrefix(bytes, bytes.byteLength, file);
+}
+
+/** parseSafetensorsHeader on the first bytes of a file of `fileSize` bytes (at least 8 + the header length of them). */
+function parseHeaderPrefix(bytes: Uint8Array, fileSize: number, file: string): SafetensorsHeader {
+  if (fileSize < 8) throw new SafetensorsError(file, `not a safetensors file: only ${fileSize} bytes (need an 8-byte header length)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.byteLength - 8) {
-    throw new SafetensorsError(file, `header length ${headerLength} at byte 0 exceeds the file size ${bytes.byteLength} (truncated or not safetensors)`);
+  if (headerLength > fileSize - 8) {
+    throw new SafetensorsError(file, `header length ${headerLength} at byte 0 exceeds the file size ${fileSize} (truncated or not safetensors)`);
   }
+  if (headerLength > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${headerLength} at byte 0 is over the format's limit of ${MAX_HEADER_BYTES} bytes`);
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+    const problem = scanHeaderJson(text);
+    if (problem) throw new SafetensorsError(file, `header (bytes 8..${8 + headerLength}): ${problem}`);
+    raw = JSON.parse(text);
   } catch (e) {
+    if (e instanceof SafetensorsError) throw e;
     throw new SafetensorsError(file, `header (bytes 8..${8 + headerLength}) is not valid UTF-8 JSON: ${(e as Error).message}`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError(file, 'header is not a JSON object');
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.byteLength - dataStart;
+  const dataLength = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, TensorInfo>();
   for (const [name, entry] of Object.entries(raw)) {
     if (name === '__metadata__') {
-      for (const [k, v] of Object.entries((entry ?? {}) as Record<string, unknown>)) metadata[k] = String(v);
+      if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new SafetensorsError(file, `__metadata__ must be a map of strings, got ${Array.isArray(entry) ? 'an array' : JSON.stringify(entry)}`);
+      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__.${k} must be a string, got ${Array.isArray(v) ? 'an array' : typeof v === 'object' && v ? 'an object' : JSON.stringify(v)}`);
+        metadata[k] = v;
+      }
       continue;
     }
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new SafetensorsError(file, `tensor '${name}' is not an object with dtype, shape and data_offsets`);
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const dtype = e?.dtype as SafetensorsDtype;
-    if (!(dtype in BYTES_PER_ELEMENT)) throw new SafetensorsError(file, `tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)}`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    if (typeof e.dtype !== 'string' || !hasOwn(BYTES_PER_ELEMENT, e.dtype)) {
+      throw new SafetensorsError(file, `tensor '${name}' has unsupported dtype ${JSON.stringify(e.dtype)} (one of ${Object.keys(BYTES_PER_ELEMENT).join(', ')})`);
+    }
+    const dtype = e.dtype as SafetensorsDtype;
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new SafetensorsError(file, `tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
     }
     const offsets = e.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
-      throw new SafetensorsError(file, `tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)}`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[1] < offsets[0]) {
+      throw new SafetensorsError(file, `tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)} (want [begin, end] with 0 <= begin <= end)`);
     }
     const [begin, end] = offsets as [number, number];
     const shape = e.shape as number[];
     const expected = shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[dtype];
+    if (!Number.isSafeInteger(expected)) throw new SafetensorsError(file, `tensor '${name}' shape [${shape}] is too large`);
     if (end - begin !== expected) {
       throw new SafetensorsError(file, `tensor '${name}' [${shape}] ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
     }
     if (end > dataLength) {
-      throw new SafetensorsError(file, `tensor '${name}' ends at byte ${dataStart + end} but the file has ${bytes.byteLength} bytes (truncated)`);
+      throw new SafetensorsError(file, `tensor '${name}' ends at byte ${dataStart + end} but the file has ${fileSize} bytes (truncated)`);
     }
     tensors.set(name, { dtype, shape, dataOffsets: [begin, end] });
   }
+  // sorted by offset, the ranges must tile [0, dataLength): each starts where the previous one ended
+  const byOffset = [...tensors.entries()].sort(([, a], [, b]) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
+  let at = 0;
+  let prev = '';
+  for (const [name, info] of byOffset) {
+    const [begin, end] = info.dataOffsets;
+    if (begin < at) throw new SafetensorsError(file, `tensor '${name}' data [${begin}, ${end}) overlaps tensor '${prev}' (which ends at ${at}); data ranges must not overlap`);
+    if (begin > at) throw new SafetensorsError(file, `tensor '${name}' data starts at ${begin} but ${prev ? `tensor '${prev}' ends` : 'the data section starts'} at ${at}: a gap of ${begin - at} bytes (data ranges must be contiguous)`);
+    at = end;
+    prev = name;
+  }
+  if (at !== dataLength) throw new SafetensorsError(file, `the tensors cover ${at} of the ${dataLength} data bytes: ${dataLength - at} bytes after the last tensor (data byte ${at}) belong to none`);
   return { tensors, metadata, dataStart };
+}
+
+/**
+ * The header of a `.safetensors` file, reading only its first 8 + N bytes (the checks that need the data section use
+ * the file's size): what a caller compares with a config before allocating anything.
+ */
+export function readSafetensorsHeader(file: string): SafetensorsHeader {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new SafetensorsError(file, `cannot be opened: ${(e as Error).message}`);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const prefix = Buffer.alloc(Math.min(8, size));
+    fs.readSync(fd, prefix, 0, prefix.length, 0);
+    const n = prefix.length === 8 ? Number(prefix.readBigUInt64LE(0)) : 0;
+    const head = Buffer.alloc(8 + Math.min(n, Math.max(0, size - 8), MAX_HEADER_BYTES + 1));
+    fs.readSync(fd, head, 0, head.length, 0);
+    return parseHeaderPrefix(new Uint8Array(head.buffer, head.byteOffset, head.byteLength), size, file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** bfloat16 -> float32: the 16 bits are the high half of a float32. */
@@ -183,9 +279,15 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<buffer>', options:
   try {
     for (const [name, info] of header.tensors) {
       const [b, e] = info.dataOffsets;
-      const values = decode(info, bytes.subarray(header.dataStart + b, header.dataStart + e), name, file);
-      if (values instanceof Float32Array && !options.allowNonFinite) checkFinite(values, info, name, file);
-      tensors.set(name, tf.tensor(values, info.shape, values instanceof Float32Array ? 'float32' : 'int32'));
+      try {
+        const values = decode(info, bytes.subarray(header.dataStart + b, header.dataStart + e), name, file);
+        if (values instanceof Float32Array && !options.allowNonFinite) checkFinite(values, info, name, file);
+        tensors.set(name, tf.tensor(values, info.shape, values instanceof Float32Array ? 'float32' : 'int32'));
+      } catch (err) {
+        if (err instanceof SafetensorsError) throw err;
+        // tfjs and V8 errors (an array too large, out of memory) name neither the file nor the tensor
+        throw new SafetensorsError(file, `tensor '${name}' [${info.shape}] ${info.dtype} (data bytes ${b}..${e}) could not be loaded: ${(err as Error).message}`);
+      }
     }
   } catch (err) {
     for (const t of tensors.values()) t.dispose();
@@ -237,15 +339,5 @@ export function encodeSafetensors(tensors: NamedTensors, metadata: Record<string
 /** Write a `.safetensors` file atomically (temporary file in the same folder, then rename). */
 export function saveSafetensors(file: string, tensors: NamedTensors, metadata: Record<string, string> = { format: 'pt' }): void {
   const bytes = encodeSafetensors(tensors, metadata);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  // fsync before the rename: after a power loss the file is the old one or the complete new one, never a hole.
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, bytes);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, bytes); // fsync'd temp + rename: the old file or the complete new one, never a hole
 }

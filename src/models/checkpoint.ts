@@ -6,18 +6,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf';
-import { loadSafetensors, saveSafetensors } from '../io/safetensors';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../io/safetensors';
 import { assignState, type LoadStateOptions, type LoadStateResult, type Module } from '../modules/module';
 
 /** Non-persistent buffers HF may still have written; ignored on load. */
 export const IGNORED_BUFFERS = /(^|\.)rotary_emb\.(inv_freq|original_inv_freq)$/;
 
-/** Every tensor of a checkpoint folder (single file or sharded). The caller disposes them. */
-export function loadCheckpointTensors(dir: string): Map<string, tf.Tensor> {
-  const single = path.join(dir, 'model.safetensors');
-  const index = path.join(dir, 'model.safetensors.index.json');
-  if (fs.existsSync(single)) return loadSafetensors(single).tensors;
-  if (!fs.existsSync(index)) throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+/** The tensor -> shard file map of a sharded checkpoint's model.safetensors.index.json. */
+function readWeightMap(index: string): Record<string, string> {
   let weightMap: Record<string, string>;
   try {
     weightMap = JSON.parse(fs.readFileSync(index, 'utf8')).weight_map;
@@ -25,6 +21,16 @@ export function loadCheckpointTensors(dir: string): Map<string, tf.Tensor> {
     throw new Error(`${index}: not valid JSON: ${(e as Error).message}`);
   }
   if (!weightMap || typeof weightMap !== 'object') throw new Error(`${index}: missing "weight_map"`);
+  return weightMap;
+}
+
+/** Every tensor of a checkpoint folder (single file or sharded). The caller disposes them. */
+export function loadCheckpointTensors(dir: string): Map<string, tf.Tensor> {
+  const single = path.join(dir, 'model.safetensors');
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (fs.existsSync(single)) return loadSafetensors(single).tensors;
+  if (!fs.existsSync(index)) throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+  const weightMap = readWeightMap(index);
   const out = new Map<string, tf.Tensor>();
   for (const shard of [...new Set(Object.values(weightMap))].sort()) {
     const file = path.join(dir, shard);
@@ -38,6 +44,62 @@ export function loadCheckpointTensors(dir: string): Map<string, tf.Tensor> {
     if (!out.has(name)) throw new Error(`${index}: tensor '${name}' is listed in weight_map but missing from ${weightMap[name]}`);
   }
   return out;
+}
+
+/** Tensor shapes of a checkpoint folder from the safetensors headers alone (nothing is allocated). */
+function checkpointShapes(dir: string): { shapes: Map<string, number[]>; file: string } {
+  const single = path.join(dir, 'model.safetensors');
+  const index = path.join(dir, 'model.safetensors.index.json');
+  const shapes = new Map<string, number[]>();
+  if (fs.existsSync(single)) {
+    for (const [name, info] of readSafetensorsHeader(single).tensors) shapes.set(name, info.shape);
+    return { shapes, file: single };
+  }
+  if (!fs.existsSync(index)) throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+  const weightMap = readWeightMap(index);
+  for (const shard of [...new Set(Object.values(weightMap))].sort()) {
+    for (const [name, info] of readSafetensorsHeader(path.join(dir, shard)).tensors) if (weightMap[name] === shard) shapes.set(name, info.shape);
+  }
+  return { shapes, file: index };
+}
+
+/** What checkConfigAgainstCheckpoint reads of a model config. */
+export interface CheckpointSizes {
+  vocab_size: number;
+  hidden_size: number;
+  num_hidden_layers: number;
+  /** Lower bounds of the parameter count by part (see DogeConfig.parameterParts). */
+  parameterParts(): [string, number][];
+}
+
+/**
+ * Compare config.json with the checkpoint's safetensors headers BEFORE the model is built: the embedding is
+ * [vocab_size, hidden_size], the layers are 0..num_hidden_layers-1, and the tensors hold at least the parameters
+ * the config describes. A config that lies (1e6 layers, vocab_size 1e12) is refused naming the field, without
+ * allocating for it.
+ */
+export function checkConfigAgainstCheckpoint(dir: string, c: CheckpointSizes, embedName: string): void {
+  const { shapes, file } = checkpointShapes(dir);
+  const where = `${path.join(dir, 'config.json')}`;
+  const embed = shapes.get(embedName) ?? shapes.get('lm_head.weight');
+  if (embed) {
+    const [V, H] = embed;
+    if (embed.length !== 2 || V !== c.vocab_size) throw new Error(`${where}: vocab_size is ${c.vocab_size} but ${file} has '${embedName}' of shape [${embed}]`);
+    if (H !== c.hidden_size) throw new Error(`${where}: hidden_size is ${c.hidden_size} but ${file} has '${embedName}' of shape [${embed}]`);
+  }
+  const layers = new Set<number>();
+  for (const name of shapes.keys()) { const m = /^model\.layers\.(\d+)\./.exec(name); if (m) layers.add(Number(m[1])); }
+  if (layers.size && (Math.max(...layers) + 1 !== c.num_hidden_layers || layers.size !== c.num_hidden_layers)) {
+    throw new Error(`${where}: num_hidden_layers is ${c.num_hidden_layers} but ${file} has ${layers.size} layers (indices ${Math.min(...layers)}..${Math.max(...layers)})`);
+  }
+  let held = 0;
+  for (const [name, s] of shapes) if (!IGNORED_BUFFERS.test(name)) held += s.reduce((a, b) => a * b, 1);
+  const parts = c.parameterParts();
+  const need = parts.reduce((a, [, n]) => a + n, 0);
+  if (need > held) {
+    const [what] = parts.reduce((a, b) => (b[1] > a[1] ? b : a));
+    throw new Error(`${where}: describes a model of at least ${need} parameters but ${file} holds ${held}; the largest part is ${what}: check ${what.split(' ')[0]} and the other sizes`);
+  }
 }
 
 /**

@@ -302,7 +302,26 @@ export interface SaveCheckpointArgs {
 /** Save `checkpoint-<step>` atomically and prune old ones; returns the folder. */
 export async function saveCheckpoint(args: SaveCheckpointArgs): Promise<string> {
   const dir = path.join(args.outputDir, `checkpoint-${args.state.global_step}`);
-  await writeFolderAtomically(dir, async (tmp) => {
+  try {
+    await writeCheckpointFolder(dir, args);
+  } catch (e) {
+    // a bare "ENOSPC: no space left on device, write" says neither what failed nor what is left
+    const err = e as NodeJS.ErrnoException;
+    const last = latestCheckpoint(args.outputDir, args.state.run_id);
+    const cause = err.code === 'ENOSPC' || err.code === 'EDQUOT' ? `the disk is full (${err.code})` : err.message;
+    throw Object.assign(new Error(`saving checkpoint ${dir} (step ${args.state.global_step}) failed: ${cause}. Nothing of it was kept; ` +
+      (last ? `the last complete checkpoint, ${last}, is intact: free space and run the same command with --resume to continue from it` : 'no complete checkpoint of this run exists yet: free space and start again') +
+      (cause === err.message ? '' : ` (${err.message})`)), { code: err.code, cause: e });
+  }
+  if (args.keep && args.keep > 0) {
+    const all = listCheckpoints(args.outputDir, args.state.run_id);
+    for (const old of all.slice(0, Math.max(0, all.length - args.keep))) fs.rmSync(old.dir, { recursive: true, force: true });
+  }
+  return dir;
+}
+
+function writeCheckpointFolder(dir: string, args: SaveCheckpointArgs): Promise<void> {
+  return writeFolderAtomically(dir, async (tmp) => {
     await args.model.savePretrained(tmp);
     const ts = path.join(tmp, 'trainer_state');
     fs.mkdirSync(ts, { recursive: true });
@@ -311,11 +330,6 @@ export async function saveCheckpoint(args: SaveCheckpointArgs): Promise<string> 
     if (args.config !== undefined) fs.writeFileSync(path.join(tmp, 'training_config.json'), JSON.stringify(args.config, null, 2) + '\n');
     await args.extraFiles?.(tmp);
   });
-  if (args.keep && args.keep > 0) {
-    const all = listCheckpoints(args.outputDir, args.state.run_id);
-    for (const old of all.slice(0, Math.max(0, all.length - args.keep))) fs.rmSync(old.dir, { recursive: true, force: true });
-  }
-  return dir;
 }
 
 /** Read `trainer_state/` of a checkpoint: the JSON state and the optimizer moments (caller disposes them). */

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../io/atomic';
 import { figureHtml, lineFigure, lossCurveFigure } from '../viz';
 import type { Figure } from '../viz';
 
@@ -105,9 +106,7 @@ function ensurePlotlyNextTo(dir: string): string {
   const name = `plotly-${version}.min.js`;
   const dest = path.join(dir, name);
   if (!fs.existsSync(dest) || fs.statSync(dest).size !== fs.statSync(src).size) {
-    const tmp = `${dest}.tmp-${process.pid}`;
-    fs.copyFileSync(src, tmp);
-    fs.renameSync(tmp, dest);
+    writeFileAtomic(dest, fs.readFileSync(src));
   }
   return name;
 }
@@ -122,7 +121,5 @@ export function writeLossHtml(rows: MetricsRow[], file: string): void {
   const lib = ensurePlotlyNextTo(dir);
   const html = `<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>training</title>\n<script type="text/javascript" src="${lib}"></script></head>\n<body>\n` +
     `${trainingFigures(rows).map((f) => figureHtml(f)).join('\n')}\n</body></html>\n`;
-  const tmp = `${file}.tmp-${process.pid}.html`;
-  fs.writeFileSync(tmp, html);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, html);
 }

@@ -12,7 +12,8 @@
  * tslab's public `display.raw()` sends one MIME type per output; to send both we call the kernel's own
  * `writeDisplayData`, found in the module cache of this process (the kernel runs cells in-process).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -102,7 +103,7 @@ export function figurePageHtml(figures: Figure | Figure[], pageTitle = 'wonderfu
 export function writeFigureHtml(figures: Figure | Figure[], file: string, pageTitle?: string): string {
   const abs = resolve(file);
   mkdirSync(dirname(abs), { recursive: true });
-  writeFileSync(abs, figurePageHtml(figures, pageTitle));
+  writeFileAtomic(abs, figurePageHtml(figures, pageTitle)); // temp + rename: never through a symlink at `file`
   return abs;
 }
 

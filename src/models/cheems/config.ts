@@ -7,7 +7,7 @@
  * layer i is "attn" iff i mod attn_layer_period == attn_layer_offset.
  */
 import * as path from 'node:path';
-import { checkFieldTypes, kvHeadsOf, readConfigJSON } from '../config-fields';
+import { checkFieldTypes, checkParameterCount, checkSizeLimits, kvHeadsOf, readConfigJSON } from '../config-fields';
 
 export interface CheemsRopeScaling {
   rope_type: string;
@@ -171,6 +171,7 @@ export class CheemsConfig implements CheemsConfigFields {
     const self = this as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(CHEEMS_DEFAULTS)) self[k] = src[k] === undefined ? v : src[k];
     checkFieldTypes(self, { ints: INTS, floats: FLOATS, bools: BOOLS, nullableInts: NULLABLE_INTS }, fail);
+    checkSizeLimits(self, INTS, fail);
     this.num_key_value_heads = kvHeadsOf(src, this.num_attention_heads, fail);
     this.rope_scaling = CheemsConfig.readRopeScaling(src.rope_scaling === undefined ? CHEEMS_DEFAULTS.rope_scaling : src.rope_scaling);
     this.validate();
@@ -228,6 +229,17 @@ export class CheemsConfig implements CheemsConfigFields {
   /** "attn" or "ssd" per layer. */
   get layersType(): Array<'attn' | 'ssd'> {
     return Array.from({ length: this.num_hidden_layers }, (_, i) => (i % this.attn_layer_period === this.attn_layer_offset ? 'attn' : 'ssd'));
+  }
+
+  /** Throw, naming the field, when the model of this config cannot fit in memory (called before it is built). */
+  checkBuildable(): void {
+    checkParameterCount(this.parameterParts(), fail);
+  }
+
+  /** The parts of numParameters(), for the size check (fields first in each description). */
+  parameterParts(): [string, number][] {
+    const embed = this.vocab_size * this.hidden_size * (this.tie_word_embeddings ? 1 : 2);
+    return [['vocab_size x hidden_size (embedding)', embed], ['num_hidden_layers x layer', this.numParameters() - embed]];
   }
 
   /** Parameter count of the model this config builds (spec 2's formula; tied embeddings counted once). */

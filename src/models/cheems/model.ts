@@ -22,7 +22,7 @@ import { CDMoE } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import { SSDMixer } from '../../modules/ssd-mixer';
 import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
-import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
+import { checkConfigAgainstCheckpoint, loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { generate, type GenerateOptions } from '../../generation/generate';
 import { CheemsConfig } from './config';
 
@@ -191,6 +191,7 @@ export class CheemsForCausalLM extends Module {
   constructor(config: CheemsConfig, options: CheemsModelOptions = {}) {
     super();
     if (!(config instanceof CheemsConfig)) config = new CheemsConfig(config as never);
+    config.checkBuildable(); // a model that cannot fit is refused before the first allocation
     this.config = config;
     const c = config;
     const initWeights = options.initWeights ?? true;
@@ -261,6 +262,7 @@ export class CheemsForCausalLM extends Module {
   /** Open a Cheems folder (single or sharded safetensors; F32/F16/BF16). Errors name the file or tensor. */
   static fromPretrained(dir: string): CheemsForCausalLM {
     const config = CheemsConfig.fromPretrained(dir);
+    checkConfigAgainstCheckpoint(dir, config, 'model.word_embed.weight'); // before anything is allocated
     return loadPretrainedInto(dir, new CheemsForCausalLM(config, { initWeights: false }), config.tie_word_embeddings ? 'model.word_embed.weight' : null);
   }
 }

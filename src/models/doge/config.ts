@@ -7,7 +7,7 @@
  * writes `rope_parameters` plus the legacy pair for older readers.
  */
 import * as path from 'node:path';
-import { checkFieldTypes, kvHeadsOf, readConfigJSON } from '../config-fields';
+import { checkFieldTypes, checkParameterCount, checkSizeLimits, kvHeadsOf, readConfigJSON } from '../config-fields';
 
 export interface RopeParameters {
   rope_type: string;
@@ -164,6 +164,7 @@ export class DogeConfig implements DogeConfigFields {
     const self = this as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(DEFAULTS)) self[k] = src[k] === undefined ? v : src[k];
     checkFieldTypes(self, { ints: INT_FIELDS, floats: FLOAT_FIELDS, bools: BOOL_FIELDS, nullableInts: NULLABLE_INT_FIELDS }, fail);
+    checkSizeLimits(self, INT_FIELDS, fail);
     this.num_key_value_heads = kvHeadsOf(src, this.num_attention_heads, fail);
     this.rope_parameters = DogeConfig.readRope(src);
     for (const [k, v] of Object.entries(src)) if (!KNOWN.has(k)) this.extra[k] = v;
@@ -218,6 +219,25 @@ export class DogeConfig implements DogeConfigFields {
       const v = this[f];
       if (v !== null && (v < 0 || v >= this.vocab_size)) fail(f, `(${v}) must be in [0, vocab_size=${this.vocab_size})`);
     }
+  }
+
+  /**
+   * The largest parts of the parameter count (a lower bound: norms, biases and the router are left out), for the
+   * size check and for comparing with a checkpoint before the model is built.
+   */
+  parameterParts(): [string, number][] {
+    const H = this.hidden_size, L = this.num_hidden_layers, kvd = this.num_key_value_heads * this.headDim;
+    return [
+      ['vocab_size x hidden_size (embedding)', this.vocab_size * H * (this.tie_word_embeddings ? 1 : 2)],
+      ['num_hidden_layers x attention', L * (2 * H * H + 2 * kvd * H)],
+      ['num_hidden_layers x intermediate_size (MLP)', L * 3 * H * this.intermediate_size],
+      ['num_experts x hidden_size x num_hidden_layers (experts)', this.is_moe ? L * 2 * this.num_experts * H : 0],
+    ];
+  }
+
+  /** Throw, naming the field, when the model of this config cannot fit in memory (called before it is built). */
+  checkBuildable(): void {
+    checkParameterCount(this.parameterParts(), fail);
   }
 
   /** hidden_size / num_attention_heads */

@@ -20,7 +20,7 @@ import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } f
 import { CDMoE, cdmoeAuxLoss, type RouterLayout } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import { finishCall, setupCall, type CausalLMInput } from '../causal-lm';
-import { loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
+import { checkConfigAgainstCheckpoint, loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { DogeConfig } from './config';
 import { generate, type GenerateOptions } from '../../generation/generate';
 
@@ -167,6 +167,7 @@ export class DogeForCausalLM extends Module {
   constructor(config: DogeConfig, options: DogeModelOptions = {}) {
     super();
     if (!(config instanceof DogeConfig)) config = new DogeConfig(config as never);
+    config.checkBuildable(); // a model that cannot fit is refused before the first allocation
     this.config = config;
     const c = config;
     this.routerLayout = options.routerLayout ?? 'token';
@@ -242,6 +243,7 @@ export class DogeForCausalLM extends Module {
   /** Open an HF Doge folder (single or sharded safetensors; F32/F16/BF16). Errors name the file or tensor. */
   static fromPretrained(dir: string, options: { routerLayout?: RouterLayout } = {}): DogeForCausalLM {
     const config = DogeConfig.fromPretrained(dir);
+    checkConfigAgainstCheckpoint(dir, config, 'model.embed_tokens.weight'); // before anything is allocated
     return loadPretrainedInto(dir, new DogeForCausalLM(config, { routerLayout: options.routerLayout, initWeights: false }), config.tie_word_embeddings ? 'model.embed_tokens.weight' : null);
   }
 }
