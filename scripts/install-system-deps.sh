@@ -4,8 +4,11 @@
 #     the real tslab kernel, which `scripts/notebooks.mjs` registers from node_modules after `pnpm install`;
 #   - python3-plotly, so a local JupyterLab can render plotly MIME bundles (not needed by the tests);
 #   - chromium (+ a font) for the headless render check (driven by playwright-core);
+#   - tmux, which drives `wm chat` in a real terminal in tests/chat.test.ts;
 #   - libopenblas0-pthread (OpenBLAS, loaded at run time by the native matmul addon native/wm_blas.c) and gcc +
-#     libc6-dev to build that addon (scripts/build-native.mjs; Node's headers come with the nodejs package).
+#     libc6-dev to build that addon (scripts/build-native.mjs; Node's headers come with the nodejs package);
+#   - Mesa's EGL/OpenGL (libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri): the software WebGPU adapter that the webgpu
+#     tests run on where there is no GPU (src/runtime/webgpu.ts); libvulkan1, the Vulkan loader Dawn drives GPUs with.
 # Idempotent and fast: when every package is already installed it only runs one dpkg-query.
 #
 # `pnpm test` runs it first: as root it installs what is missing; as another user it stops at once with the exact
@@ -18,6 +21,8 @@ PACKAGES=(
   python3-plotly
   chromium fonts-dejavu-core
   libopenblas0-pthread gcc libc6-dev
+  libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri libvulkan1
+  tmux
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -25,6 +30,7 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
   need=()
   command -v jupyter >/dev/null 2>&1 && jupyter nbconvert --version >/dev/null 2>&1 || need+=("Jupyter with nbconvert, nbclient and ipykernel (e.g. pip install nbconvert nbclient ipykernel)")
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=("Chromium (a 'chromium' or 'chromium-browser' on PATH)")
+  command -v tmux >/dev/null 2>&1 || need+=("tmux")
   if [ "${#need[@]}" -eq 0 ]; then
     echo "install-system-deps: no dpkg; jupyter nbconvert and chromium found"
     exit 0
@@ -45,7 +51,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-system-deps: the notebook and browser tests need Debian packages that are missing: ${missing[*]}" >&2
+  echo "install-system-deps: the notebook, browser and webgpu tests need Debian packages that are missing: ${missing[*]}" >&2
   echo "install-system-deps: run this once, then pnpm test again:" >&2
   echo "    sudo bash $SELF" >&2
   exit 1

@@ -5,11 +5,11 @@ import { loadBackend, tf } from '../src/runtime/backend';
 test('loadBackend picks a backend and names it', async () => {
   const info = await loadBackend({ log: false });
   assert.equal(tf.getBackend(), info.tfjsBackend);
-  assert.ok(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(info.name));
+  assert.ok(['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'].includes(info.name));
 });
 
 test('an unknown forced backend is refused with the valid names', async () => {
-  await assert.rejects(loadBackend({ backend: 'webgpu', log: false }), /'webgpu' is not a backend; choose one of tensorflow-gpu, tensorflow, wasm, cpu/);
+  await assert.rejects(loadBackend({ backend: 'webgl', log: false }), /'webgl' is not a backend; choose one of tensorflow-gpu, webgpu, tensorflow, wasm, cpu/);
 });
 
 test('WM_WASM_THREADS=2 runs XNNPACK on 2 threads with the same results as 1 thread, and the process exits by itself', async () => {

@@ -40,7 +40,7 @@ test('as root the missing packages are installed with apt-get', () => {
   assert.equal(r.status, 0, r.stderr);
   const calls = fs.readFileSync(log, 'utf8').trim().split('\n');
   assert.equal(calls[0], 'apt-get update -qq');
-  assert.match(calls[1], /^apt-get install -y -qq --no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel jupyter-core python3-plotly chromium fonts-dejavu-core libopenblas0-pthread gcc libc6-dev$/);
+  assert.match(calls[1], /^apt-get install -y -qq --no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel jupyter-core python3-plotly chromium fonts-dejavu-core libopenblas0-pthread gcc libc6-dev libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri libvulkan1 tmux$/);
 });
 
 test('as another user it stops at once and prints the one command to run', () => {
@@ -52,7 +52,7 @@ test('as another user it stops at once and prints the one command to run', () =>
     : spawnSync('bash', [SCRIPT], { encoding: 'utf8', env });
   assert.equal(r.status, 1, r.stderr);
   assert.ok(Date.now() - t0 < 5000);
-  assert.match(r.stderr, /missing: jupyter-nbconvert .* chromium fonts-dejavu-core libopenblas0-pthread gcc libc6-dev/);
+  assert.match(r.stderr, /missing: jupyter-nbconvert .* chromium fonts-dejavu-core libopenblas0-pthread gcc libc6-dev libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri libvulkan1 tmux/);
   assert.ok(r.stderr.includes(`    sudo bash ${SCRIPT}\n`), r.stderr);
   assert.ok(!fs.existsSync(log), 'nothing was installed');
 });

@@ -30,6 +30,31 @@ import { CheemsConfig } from '../models/cheems';
 import { DogeConfig } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
+import { webGpuDispatches } from '../runtime/webgpu';
+
+/**
+ * Kernels run while `f` runs: `kernels` counts tfjs kernel calls (every backend), `dispatches` the GPU programs the
+ * webgpu backend submitted for them (0 elsewhere; reshapes and small CPU-side ops dispatch nothing). On a GPU the
+ * step time divided by the dispatches says whether a step is dispatch-bound (a few µs each) or compute-bound.
+ */
+function countKernels<T>(f: () => T): { result: T; kernels: number; dispatches: number } {
+  const engine = tf.engine() as unknown as { runKernelFunc: (...a: unknown[]) => unknown };
+  const own = Object.prototype.hasOwnProperty.call(engine, 'runKernelFunc');
+  const orig = engine.runKernelFunc;
+  let kernels = 0;
+  engine.runKernelFunc = function (this: unknown, ...a: unknown[]) {
+    kernels++;
+    return orig.apply(this, a);
+  };
+  const d0 = webGpuDispatches();
+  try {
+    const result = f();
+    return { result, kernels, dispatches: webGpuDispatches() - d0 };
+  } finally {
+    if (own) engine.runKernelFunc = orig;
+    else delete (engine as { runKernelFunc?: unknown }).runKernelFunc;
+  }
+}
 
 /** What the bench needs of a model (DogeForCausalLM and CheemsForCausalLM have it). */
 interface BenchModel {
@@ -183,6 +208,7 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
     for (const ids of micro) tf.tidy(() => lossOf(ids)().dataSync());
     fwd.push(now() - s);
   }
+  const counted = countKernels(fullStep);
   const fb = median(parts.map((p) => p.fb));
   const forward = median(fwd);
   const backward = Math.max(fb - forward, 1e-9);
@@ -204,6 +230,7 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
     wasm_heap_mb: round(wasmHeapMb()),
     rss_mb: round(rssMb()),
     params: model.numParameters(),
+    ...kernelFields(counted, stepMs),
   };
   for (const ids of micro) ids.dispose();
   opt.dispose();
@@ -211,10 +238,18 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
   return out;
 }
 
-function benchDecode(c: BenchCase, backend: string, threads: number): Record<string, unknown> {
+/** kernels_per_step (tfjs kernels), gpu_dispatches_per_step (webgpu) and the step's wall time per kernel in µs. */
+function kernelFields(c: { kernels: number; dispatches: number }, ms: number, per = 'step', units = 1): Record<string, number | null> {
+  const out: Record<string, number | null> = { [`kernels_per_${per}`]: round(c.kernels / units) };
+  if (c.dispatches) out[`gpu_dispatches_per_${per}`] = round(c.dispatches / units);
+  const n = (c.dispatches || c.kernels) / units;
+  out.us_per_kernel = n > 0 ? round((ms * 1000) / n, 2) : null; // null: the host decoder ran no tfjs kernels
+  return out;
+}
+
+function benchDecode(c: BenchCase, backend: string, threads: number, newTokens: number): Record<string, unknown> {
   const model = c.make();
   const prompt = randomIds(1, 32, c.vocab, 2);
-  const newTokens = 128;
   // which decoder generate ran after the prompt: the runtime's host decoder, or model.forward per token
   let decoder = 'tfjs';
   let headThreads = 0; // the host decoder's lm_head OpenBLAS threads, read when it is created (as it does)
@@ -232,6 +267,8 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
   gen(); // warm-up
   cpu.length = 0;
   const ms = median([gen(), gen(), gen()]);
+  const cpuMs = median(cpu);
+  const counted = countKernels(gen); // kernels of a whole generation (prompt + new tokens), reported per token
   prompt.dispose();
   model.dispose();
   return {
@@ -240,8 +277,9 @@ function benchDecode(c: BenchCase, backend: string, threads: number): Record<str
     ...(decoder === 'fast' ? { lm_head_threads: headThreads } : {}),
     tokens_per_s: round(newTokens / (ms / 1000)), ms_per_token: round(ms / newTokens, 3),
     // process CPU time (all threads) per generated token: less inflated than wall time on a busy machine
-    cpu_ms_per_token: round(median(cpu) / newTokens, 3),
+    cpu_ms_per_token: round(cpuMs / newTokens, 3),
     wasm_heap_mb: round(wasmHeapMb()), rss_mb: round(rssMb()),
+    ...kernelFields(counted, ms / newTokens, 'token', newTokens),
   };
 }
 
@@ -255,13 +293,15 @@ function summary(records: Record<string, unknown>[]): string {
       lines.push(`${String(r.preset).padEnd(14)} ${`${r.batch}x${r.seq_len}`.padEnd(6)} ${String(r.tokens_per_s).padStart(6)}  `
         + `${String(r.step_ms).padStart(7)} = ${r.forward_ms} + ${r.backward_ms} + ${r.clip_ms} + ${r.optimizer_ms}`.padEnd(38)
         + (r.gflops === null ? '     – (not counted)' : `${String(r.gflops).padStart(6)} (${r.forward_gflops}/${r.backward_gflops})`).padEnd(20)
-        + `${String(r.step_cpu_ms).padStart(10)}   ${r.wasm_heap_mb} / ${r.rss_mb}`);
+        + `${String(r.step_cpu_ms).padStart(10)}   ${r.wasm_heap_mb} / ${r.rss_mb}`
+        + `   kernels/step ${r.gpu_dispatches_per_step ?? r.kernels_per_step}, ${r.us_per_kernel} µs/kernel`);
     }
   }
   const dec = records.filter((r) => r.bench === 'decode');
   if (dec.length) {
-    lines.push('decode         tok/s   ms/token  CPU ms/token  decoder   (prompt 32, 128 new tokens, greedy, KV cache)');
-    for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${String(r.tokens_per_s).padStart(5)}   ${String(r.ms_per_token).padStart(8)}  ${String(r.cpu_ms_per_token).padStart(12)}  ${r.decoder}`);
+    lines.push('decode         tok/s   ms/token  CPU ms/token  decoder   (prompt 32, --new-tokens (128), greedy, KV cache)');
+    for (const r of dec) lines.push(`${String(r.preset).padEnd(14)} ${String(r.tokens_per_s).padStart(5)}   ${String(r.ms_per_token).padStart(8)}  ${String(r.cpu_ms_per_token).padStart(12)}  ${r.decoder}`
+      + `   kernels/token ${r.gpu_dispatches_per_token ?? r.kernels_per_token}, ${r.us_per_kernel} µs/kernel`);
   }
   return lines.join('\n');
 }
@@ -271,14 +311,21 @@ export async function run(argv: string[]): Promise<void> {
   let presets: string[] | undefined;
   let steps = 5;
   let jsonFile: string | undefined;
+  // smaller shapes than the table's (scripts/gpu-check.sh --smoke on a software adapter); the records say which ran
+  const shape: { batch?: number; seqLen?: number; newTokens?: number } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--only') only = argv[++i];
     else if (a === '--presets') presets = argv[++i].split(',');
     else if (a === '--steps') steps = Number(argv[++i]);
     else if (a === '--json') jsonFile = argv[++i];
+    else if (a === '--batch' || a === '--seq-len' || a === '--new-tokens') {
+      const v = Number(argv[++i]);
+      if (!(Number.isInteger(v) && v >= 1)) throw new Error(`${a} must be a positive integer, got '${argv[i]}'`);
+      shape[a === '--batch' ? 'batch' : a === '--seq-len' ? 'seqLen' : 'newTokens'] = v;
+    }
     else if (a === '--help' || a === '-h') {
-      console.log(`usage: wm bench [--only train|decode] [--presets ${CASES.map((c) => c.preset).join(',')}] [--steps N] [--json FILE]`);
+      console.log(`usage: wm bench [--only train|decode] [--presets ${CASES.map((c) => c.preset).join(',')}] [--steps N] [--json FILE] [--batch N] [--seq-len N] [--new-tokens N]`);
       return;
     } else throw new Error(`wm bench: unknown argument '${a}'`);
   }
@@ -299,12 +346,13 @@ export async function run(argv: string[]): Promise<void> {
   const threads = backend === 'wasm' ? (require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number }).getThreadsCount() : 0;
   const records: Record<string, unknown>[] = [];
   const emit = (r: Record<string, unknown>): void => { r.matmul = matmul; records.push(r); console.log(JSON.stringify(r)); };
-  const selected = CASES.filter((c) => !presets || presets.includes(c.preset));
+  const selected = CASES.filter((c) => !presets || presets.includes(c.preset))
+    .map((c) => (c.train && (shape.batch || shape.seqLen) ? { ...c, train: { batch: shape.batch ?? c.train.batch, seqLen: shape.seqLen ?? c.train.seqLen, micro: 1 } } : c));
   if (only !== 'decode') {
     for (const c of selected) if (c.train) emit(benchTrain(c, backend, threads, c.train.batch * c.train.seqLen > 2048 ? Math.max(2, Math.ceil(steps / 2)) : steps));
   }
   if (only !== 'train') {
-    for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads));
+    for (const c of selected) if (c.decode) emit(benchDecode(c, backend, threads, shape.newTokens ?? 128));
   }
   console.error(summary(records));
   if (jsonFile) writeFileAtomic(jsonFile, JSON.stringify({ backend: matmul && matmul !== 'xnnpack' ? `${backend}+${matmul}` : backend, matmul, threads, date: new Date().toISOString(), records }, null, 1) + '\n');

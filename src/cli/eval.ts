@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { loadBackend } from '../runtime/backend';
 import { writeFileAtomic } from '../io/atomic';
 import { loadCausalLM } from '../models/auto';
+import { resolveModelDir } from '../io/model-dir';
 import type { RouterLayout } from '../modules/cdmoe';
 import { loadTokenizer, readRecords } from '../data';
 import { evaluatePerplexity, evaluateTasks, formatResultsTable, type EvalResult } from '../eval/run';
@@ -192,7 +193,8 @@ export async function run(argv: string[]): Promise<void> {
   fs.mkdirSync(args.out, { recursive: true });
   const all: EvalResult[] = [];
   const writeAll = () => writeFileAtomic(path.join(args.out, 'results.json'), JSON.stringify(all, null, 2));
-  for (const [i, dir] of args.models.entries()) {
+  for (const [i, given] of args.models.entries()) {
+    const dir = resolveModelDir(given); // a run folder stands for its final/ model
     const name = args.names[i];
     const tok = await loadTokenizer(args.tokenizer ?? dir);
     // Doge or Cheems, by config.json's model_type (--router-layout applies to Doge MoE only)

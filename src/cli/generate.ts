@@ -8,6 +8,7 @@
  */
 import { loadBackend } from '../runtime/backend';
 import { loadCausalLM } from '../models/auto';
+import { resolveModelDir } from '../io/model-dir';
 import type { RouterLayout } from '../modules/cdmoe';
 import { generationOptionsFrom, readGenerationConfig } from '../generation/generation-config';
 import type { GenerateOptions } from '../generation/generate';
@@ -69,7 +70,7 @@ export function generateOptionsFromArgs(args: ReturnType<typeof parseCommandArgs
 export async function run(argv: string[]): Promise<void> {
   const args = parseCommandArgs(GENERATE_SPEC, argv);
   if (args.help) { console.log(USAGE); return; }
-  const modelDir = str(args, 'model')!;
+  const modelDir = resolveModelDir(str(args, 'model')!); // a run folder stands for its final/ model
   const promptText = str(args, 'prompt');
   const idsText = str(args, 'ids');
   if (promptText === undefined && idsText === undefined) throw new UsageError(`wm generate: give --prompt "text" or --ids 1,2,3\n\n${USAGE}`);

@@ -10,6 +10,9 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   sft: { file: './sft', help: 'supervised fine-tuning of a checkpoint from a YAML recipe (wm sft --config configs/doge-tiny-sft.yaml)' },
   dpo: { file: './dpo', help: 'DPO preference tuning of a checkpoint from a YAML recipe (wm dpo --config configs/doge-tiny-dpo.yaml)' },
   generate: { file: './generate', help: 'generate text with a checkpoint (wm generate --model DIR --prompt "...")' },
+  chat: { file: './chat', help: 'talk to a chat model in the terminal (wm chat --model runs/doge-tiny-sft)' },
+  serve: { file: './serve', help: 'OpenAI-compatible HTTP server with a chat page (wm serve --model DIR [--port 8000])' },
+  speedrun: { file: './speedrun', help: 'tokenizer -> pre-training -> SFT -> DPO -> eval in one command, with a report (wm speedrun --preset smoke)' },
   eval: { file: './eval', help: 'evaluate checkpoints: benchmarks and perplexity (wm eval --model DIR --tasks embedded,arc_easy)' },
   mqar: { file: './mqar', help: 'run the MQAR synthetic recall comparison (wm mqar --preset cpu --out DIR)' },
   bench: { file: './bench', help: 'print training and decoding throughput as JSON lines' },
@@ -17,7 +20,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`);
-  return `usage: wm <command> [options]      (wm <command> --help for its options; wm --version)\n\ncommands:\n${lines.join('\n')}\n\nEnvironment: WM_BACKEND=tensorflow-gpu|tensorflow|wasm|cpu forces a tfjs backend; WM_LOG=debug (or --verbose) says why.`;
+  return `usage: wm <command> [options]      (wm <command> --help for its options; wm --version)\n\ncommands:\n${lines.join('\n')}\n\nEnvironment: WM_BACKEND=tensorflow-gpu|webgpu|tensorflow|wasm|cpu forces a tfjs backend (webgpu: also a software adapter where there is no GPU); WM_LOG=debug (or --verbose) says why.`;
 }
 
 /** The package version (package.json two folders up from dist/cli/ and from src/cli/). */

@@ -20,6 +20,7 @@ import type { TrainingSection } from '../train/config';
 import { PACKING_MODES, type PackingMode } from './packing';
 import type { LossOn } from './chat-data';
 import { DPO_LOSS_TYPES, type DpoLossType } from './dpo';
+import { resolveModelDir } from '../io/model-dir';
 
 export interface FinetuneData {
   train: string | null;
@@ -100,6 +101,7 @@ export function parseFinetuneConfig(raw: unknown, kind: 'sft' | 'dpo', source = 
   for (const k of Object.keys(raw)) if (!['model', 'data', 'sft', 'dpo', 'training'].includes(k)) throw new Error(`${source}: unknown section '${k}' (sections: model, data, ${kind}, training)`);
   const model = section(source, 'model', { init_from: '', router_layout: 'token' } as FinetuneConfig['model'], raw.model);
   if (typeof model.init_from !== 'string' || !model.init_from) throw new Error(`${source}: 'model.init_from' (the checkpoint to fine-tune) is required`);
+  model.init_from = resolveModelDir(model.init_from, 'model.init_from'); // a run folder stands for its final/ model
   if (model.router_layout !== 'token' && model.router_layout !== 'hf') throw new Error(`${source}: 'model.router_layout' must be 'token' or 'hf'`);
   const data = section(source, 'data', FINETUNE_DATA_DEFAULTS, raw.data);
   if (!data.train && !data.dataset) throw new Error(`${source}: set 'data.train' (a file, folder, or embedded:${kind === 'sft' ? 'chats' : 'prefs'}) or 'data.dataset' (hub org/name)`);

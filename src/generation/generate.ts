@@ -66,6 +66,19 @@ export function disposeDecodingCache(cache: DecodingCache | null | undefined): v
 }
 
 export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inputIds: number[][] | tf.Tensor, opts: GenerateOptions = {}): number[][] {
+  const steps = generateSteps(model, inputIds, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * `generate` one step at a time: yields each step's new tokens (one per row) and returns what `generate` returns.
+ * For callers that must stay responsive between tokens (a server streaming to clients, a chat stopped by Ctrl-C):
+ * they await between `next()` calls, and `return()` stops early and frees the cache.
+ */
+export function* generateSteps<C extends DecodingCache>(model: GenerativeModel<C>, inputIds: number[][] | tf.Tensor, opts: GenerateOptions = {}): Generator<number[], number[][], void> {
   const c = model.config;
   const prompts: number[][] = inputIds instanceof tf.Tensor ? (inputIds.arraySync() as number[][]) : inputIds.map((r) => [...r]);
   if (prompts.length === 0 || prompts.some((r) => r.length === 0)) throw new Error('generate: every prompt needs at least one token');
@@ -138,6 +151,7 @@ export function generate<C extends DecodingCache>(model: GenerativeModel<C>, inp
       }
       for (let b = 0; b < B; b++) { seqs[b].push(next[b]); mask[b].push(1); }
       opts.onToken?.(next, step);
+      yield next;
       if (finished.every(Boolean)) break;
     }
   } finally {

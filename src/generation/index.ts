@@ -3,3 +3,4 @@ export * from './generate';
 export * from './sampling';
 export * from './generation-config';
 export * from './session';
+export * from './stream';

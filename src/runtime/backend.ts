@@ -4,13 +4,16 @@
  *
  * Order of preference (first that loads wins):
  *   1. `tensorflow` from `@tensorflow/tfjs-node-gpu`  (CUDA, libtensorflow)
- *   2. `tensorflow` from `@tensorflow/tfjs-node`      (native CPU, libtensorflow)
- *   3. `wasm`       from `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD; the default on plain machines)
- *   4. `cpu`        from `@tensorflow/tfjs-backend-cpu`  (pure JS, slowest, always there)
+ *   2. `webgpu`     from `@tensorflow/tfjs-backend-webgpu` on Dawn (`webgpu` package), a hardware adapter only
+ *                   (a GPU through Vulkan; see webgpu.ts)
+ *   3. `tensorflow` from `@tensorflow/tfjs-node`      (native CPU, libtensorflow)
+ *   4. `wasm`       from `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD; the default on plain machines)
+ *   5. `cpu`        from `@tensorflow/tfjs-backend-cpu`  (pure JS, slowest, always there)
  *
  * The native packages are optional dependencies: their install script downloads libtensorflow, which fails
  * without network. `WM_BACKEND=<name>` (or `loadBackend({ backend })`) forces one and fails loudly when it
- * cannot load. Names: `tensorflow-gpu`, `tensorflow` (= tfjs-node), `wasm`, `cpu`.
+ * cannot load. Names: `tensorflow-gpu`, `webgpu`, `tensorflow` (= tfjs-node), `wasm`, `cpu`. A forced `webgpu`
+ * also accepts a software adapter (Mesa's llvmpipe on a machine without a GPU), which the automatic choice never takes.
  */
 import { tf } from '../tf';
 import '@tensorflow/tfjs-backend-cpu';
@@ -21,6 +24,7 @@ import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason } from '
 import { registerTopKGradient } from './gradients';
 import { registerHostDecoder, unregisterHostDecoder } from './host-decoders';
 import { createDogeHostDecoder, type HostDecodable } from './doge-host-decoder';
+import { describeAdapter, startWebGpu, webGpuAdapter, type WebGpuAdapterSummary } from './webgpu';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -58,8 +62,8 @@ export function assertGradientsAvailable(): void {
   }
 }
 
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
 export interface BackendInfo {
   /** Our name for it (`tensorflow-gpu` and `tensorflow` both register tfjs backend `tensorflow`). */
@@ -77,6 +81,8 @@ export interface BackendInfo {
    * 'xnnpack'. Absent for other backends. The log line names it as `wasm+openblas`.
    */
   matmul?: 'openblas' | 'mkl' | 'xnnpack';
+  /** The WebGPU adapter (webgpu only): vendor, architecture, description, software or hardware. */
+  adapter?: WebGpuAdapterSummary;
 }
 
 let current: BackendInfo | undefined;
@@ -182,9 +188,14 @@ function selectNativeBlas(setting: 'auto' | 'on' | 'off', threads: number): 'ope
   return kind;
 }
 
-async function tryBackend(name: BackendName): Promise<void> {
+async function tryBackend(name: BackendName, forced: boolean): Promise<void> {
   if (name === 'tensorflow-gpu') requireNative('@tensorflow/tfjs-node-gpu');
   if (name === 'tensorflow') requireNative('@tensorflow/tfjs-node');
+  // a GPU adapter (automatic choice) or any adapter, software included (forced); names its adapter in the log line
+  if (name === 'webgpu') {
+    const a = await startWebGpu(tf, { allowSoftware: forced });
+    backendNotes.push(`${describeAdapter(a)}; maxStorageBuffersPerShaderStage ${a.maxStorageBuffersPerShaderStage}`);
+  }
   registerTopKGradient(tf); // a gradient tfjs-core lacks (gradients.ts)
   if (name === 'wasm') installWasmKernelPatches(tf); // faster wasm kernels, same results (wasm-patches.ts)
   if (name !== 'wasm' || wasmThreads <= 1) {
@@ -332,7 +343,7 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
       throw new Error(`WM_BACKEND/backend '${forced}' is not a backend; choose one of ${BACKEND_NAMES.join(', ')}`);
     }
     try {
-      await tryBackend(forced as BackendName);
+      await tryBackend(forced as BackendName, true);
     } catch (e) {
       throw new Error(`backend '${forced}' was forced but cannot load: ${firstLine(e)}`);
     }
@@ -341,7 +352,7 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
     const failures: string[] = [];
     for (const name of BACKEND_NAMES) {
       try {
-        await tryBackend(name);
+        await tryBackend(name, false);
         const why = failures.length ? `best that loaded; ${failures.join('; ')}` : 'best available';
         current = { name, tfjsBackend: tf.getBackend(), reason: why };
         break;
@@ -364,6 +375,10 @@ export async function loadBackend(options: LoadBackendOptions = {}): Promise<Bac
     if (blasName) current.blas = blasName;
   }
   if (current.name === 'wasm' && backendNotes.length) current.reason += `; ${backendNotes.join('; ')}`;
+  if (current.name === 'webgpu') {
+    current.adapter = webGpuAdapter();
+    if (backendNotes.length) current.reason = `${backendNotes.join('; ')}; ${current.reason}`;
+  }
   if (log) {
     console.error(`[wonderful-matrices] backend: ${backendSummary(current, shortNotes)}`);
     if (options.verbose ?? process.env.WM_LOG === 'debug') console.error(`[wonderful-matrices] backend details: ${current.reason}`);
@@ -380,6 +395,7 @@ export function backendSummary(info: BackendInfo, notes: string[] = []): string 
   const parts: string[] = [info.name];
   if (info.threads !== undefined) parts.push(`${info.threads} thread${info.threads === 1 ? '' : 's'}`);
   if (info.name === 'wasm') parts.push(`BLAS ${info.blas ?? 'none (XNNPACK matmuls)'}`);
+  if (info.name === 'webgpu' && info.adapter) parts.push(describeAdapter(info.adapter)); // which GPU, or the software one
   const fellBack = info.name === 'cpu' && !info.reason.startsWith('forced') ? ['wasm did not load'] : [];
   const remarks = [...fellBack, ...notes];
   const more = process.env.WM_LOG === 'debug' ? '' : '; WM_LOG=debug says why';

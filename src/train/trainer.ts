@@ -496,6 +496,12 @@ export class Trainer<B = TokenBatch> {
       }
     } catch (e) {
       await this.writePlot();
+      // A lost GPU (src/runtime/webgpu.ts) takes the weights with it: what survives is on disk already (metrics, the
+      // plot, the last checkpoint); say where, so the run can resume from it.
+      if (e instanceof Error && e.name === 'WebGpuDeviceError') {
+        const last = this.lastCheckpoint ? `the last checkpoint is ${this.lastCheckpoint} (continue with --resume)` : 'no checkpoint had been saved yet';
+        e.message += `; training stopped at step ${this.globalStep + 1} of ${a.max_steps}, metrics and plot are saved, ${last}`;
+      }
       throw e;
     }
     const stopped = this.globalStep < a.max_steps;
