@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, loadBackend } from '../src/runtime/backend';
-import { SSD, ssdChunked, ssdRecurrent } from '../src/modules/ssd';
+import { SSD } from '../src/modules/ssd';
+import { ssdChunkScan, ssdRecurrentScan } from '../src/modules/ssd-mixer';
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 }
 
-test('chunked SSD equals the step-by-step recurrence (chunk sizes that do and do not divide the length)', async () => {
+test('the one SSD scan with one B/C group for all heads (the MQAR block): chunked equals the step-by-step recurrence (chunk sizes that do and do not divide the length)', async () => {
   await loadBackend();
   for (const [T, chunks] of [[13, [1, 3, 4, 13, 16]], [20, [5, 6, 8]], [33, [8, 32]]] as Array<[number, number[]]>) {
     const b = 2, h = 3, p = 4, n = 5;
@@ -15,12 +16,13 @@ test('chunked SSD equals the step-by-step recurrence (chunk sizes that do and do
       const x = tf.randomNormal([b, T, h, p], 0, 1, 'float32', T) as tf.Tensor4D;
       const dt = tf.softplus(tf.randomNormal([b, T, h], 0, 1, 'float32', T + 1)) as tf.Tensor3D;
       const A = tf.neg(tf.exp(tf.randomNormal([h], 0, 0.5, 'float32', T + 2))) as tf.Tensor1D;
-      const B = tf.randomNormal([b, T, n], 0, 1, 'float32', T + 3) as tf.Tensor3D;
-      const C = tf.randomNormal([b, T, n], 0, 1, 'float32', T + 4) as tf.Tensor3D;
-      const ref = ssdRecurrent(x, dt, A, B, C);
+      // one group: [b, T, n] seen by every head
+      const B = tf.broadcastTo(tf.randomNormal([b, T, 1, n], 0, 1, 'float32', T + 3), [b, T, h, n]);
+      const C = tf.broadcastTo(tf.randomNormal([b, T, 1, n], 0, 1, 'float32', T + 4), [b, T, h, n]);
+      const ref = ssdRecurrentScan(x, dt, A, B, C).y;
       const scale = tf.max(tf.abs(ref)).dataSync()[0];
       for (const q of chunks) {
-        const y = ssdChunked(x, dt, A, B, C, q);
+        const y = ssdChunkScan(x, dt, A, B, C, q).y;
         assert.deepEqual(y.shape, [b, T, h, p]);
         const err = maxAbsDiff(y, ref);
         assert.ok(err < 1e-5 * Math.max(1, scale), `T=${T} chunk=${q}: max |chunked - recurrent| = ${err} (scale ${scale})`);
@@ -68,7 +70,7 @@ test('Taylor linear attention (quadratic form) equals the recurrent form with ex
   // recurrent reference on the host: state S = Σ phi(k) v^T, z = Σ phi(k)
   const w = Object.fromEntries([...m.parameters()].map(([k, v]) => [k.split('_')[0], v.arraySync() as number[][]]));
   const xs = x.arraySync()[0];
-  const mat = (a: number[], W: number[][]) => W[0].map((_, j) => a.reduce((s, ai, i) => s + ai * W[i][j], 0));
+  const mat = (a: number[], W: number[][]) => W.map((row) => row.reduce((s, wi, i) => s + wi * a[i], 0)); // W [out, in] (torch layout)
   const phi = (z: number[]) => [1, ...z.map((zi) => zi / Math.pow(f, 0.25)), ...z.flatMap((a) => z.map((b) => (a * b) / (Math.SQRT2 * Math.sqrt(f))))];
   let S: number[][] = [];
   let zsum: number[] = [];

@@ -22,7 +22,7 @@
  * are `UsageError`s (the `wm` entry point prints them and exits with code 2). Commands that take free-form options
  * (`wm pretrain --max-steps 5` overrides any config key) set `passThrough: true` and read `args.rest`.
  */
-import { closestName } from '../train/config';
+import { closestName } from '../names';
 
 export type OptionType = 'string' | 'boolean' | 'number' | 'int';
 

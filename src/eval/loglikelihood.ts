@@ -16,6 +16,7 @@
  * that path.
  */
 import { tf } from '../tf';
+import { tokenLogprobs } from '../ops';
 
 /** What evaluation needs of a causal LM: Doge's (and Cheems') forward with an attention mask. */
 export interface EvalModel {
@@ -205,14 +206,9 @@ function pickTargets(logits2d: tf.Tensor, rowIdx: number[], targets: number[]): 
   // in chunks of positions: the [N, V] intermediates of a 2048-token window would be 256 MB each
   const step = positionChunk(V);
   for (let s = 0; s < rowIdx.length; s += step) {
-    const idx = rowIdx.slice(s, s + step);
-    const N = idx.length;
     const [lp, am] = tf.tidy(() => {
-      const rows = tf.gather(logits2d, tf.tensor1d(idx, 'int32')); // [N, V]
-      const mx = tf.max(rows, 1, true); // [N, 1]
-      const lse = tf.reshape(tf.add(mx, tf.log(tf.sum(tf.exp(tf.sub(rows, mx)), 1, true))), [N]); // [N]
-      const picked = tf.gather(tf.reshape(rows, [N * V]), tf.tensor1d(targets.slice(s, s + step).map((t, n) => n * V + t), 'int32')); // [N]
-      return [tf.sub(picked, lse), tf.argMax(rows, 1)];
+      const rows = tf.gather(logits2d, tf.tensor1d(rowIdx.slice(s, s + step), 'int32')); // [N, V]
+      return [tokenLogprobs(rows, targets.slice(s, s + step)), tf.argMax(rows, 1)];
     });
     out.logp.set(lp.dataSync() as Float32Array, s);
     out.argmax.set(am.dataSync() as Int32Array, s);
@@ -364,14 +360,17 @@ export function singleTokenScores(
     const ids = ctx.map((r) => [...r, ...new Array(T - r.length).fill(pad)]);
     const padded = ctx.some((r) => r.length < T);
     const mask = padded ? ctx.map((r) => r.map(() => 1).concat(new Array(T - r.length).fill(0))) : undefined;
+    // one (row, target) pair per choice: the row is its question's last context position
+    const rowIdx = batch.flatMap((i, k) => requests[i].choiceIds.map(() => k * T + ctx[k].length - 1));
     const logp = tf.tidy(() => {
       const { logits } = model.forward({ inputIds: ids, attentionMask: mask }); // [B, T, V]
-      const last = tf.gather(tf.reshape(logits, [batch.length * T, V]), tf.tensor1d(ctx.map((r, k) => k * T + r.length - 1), 'int32')); // [B, V]
-      return tf.logSoftmax(last, 1);
+      const rows = tf.gather(tf.reshape(logits, [batch.length * T, V]), tf.tensor1d(rowIdx, 'int32')); // [choices, V]
+      return tokenLogprobs(rows, batch.flatMap((i) => requests[i].choiceIds));
     });
     const lp = logp.dataSync();
     logp.dispose();
-    batch.forEach((i, k) => { out[i] = requests[i].choiceIds.map((id) => lp[k * V + id]); });
+    let j = 0;
+    batch.forEach((i) => { out[i] = requests[i].choiceIds.map(() => lp[j++]); });
     s += batch.length;
     options.onProgress?.(s, order.length);
   }

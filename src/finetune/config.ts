@@ -14,7 +14,8 @@
  * `lr_scheduler_kwargs.min_lr_rate` (HF's name for cosine_with_min_lr) is accepted and stored as min_lr_ratio.
  */
 import YAML from 'yaml';
-import { closestName, parsePretrainConfig, readYamlRecipe } from '../train/config';
+import { closestName } from '../names';
+import { parsePretrainConfig, readYamlRecipe } from '../train/config';
 import type { TrainingSection } from '../train/config';
 import { PACKING_MODES, type PackingMode } from './packing';
 import type { LossOn } from './chat-data';

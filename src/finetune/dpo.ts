@@ -18,7 +18,7 @@
  * (`referenceLogps`) and passed as numbers: both give the same loss. Metrics carry TRL's names.
  */
 import { tf } from '../tf';
-import { gatherRows } from '../ops';
+import { gatherRows, tokenLogprobs } from '../ops';
 import type { CausalLMInput } from '../models/causal-lm';
 
 /** A preference pair as token ids: prompt, then each completion (prompt + completion is the sequence). */
@@ -107,56 +107,50 @@ function batchSequences(seqs: ScoredSequence[], padId: number) {
 export function completionLogps(model: LogitModel, seqs: ScoredSequence[], opts: CompletionLogpsOptions): CompletionLogps {
   const { ids, attn, N, T } = batchSequences(seqs, opts.padId);
   const V = model.config.vocab_size;
-  // positions t - 1 that predict a completion token t: [K] flat indices into [N*(T-1)*V], plus owner sequence
-  const flat: number[] = [];
+  // positions t - 1 that predict a completion token t (flat row index into [N*(T-1)]), its target and owner sequence
+  const targets: number[] = [];
   const rowOf: number[] = [];
   const posOf: number[] = [];
   seqs.forEach((s, n) => {
     for (let t = 1; t < s.inputIds.length; t++) {
       if (!s.completionMask[t]) continue;
-      const pos = n * (T - 1) + (t - 1);
-      flat.push(pos * V + s.inputIds[t]!);
+      targets.push(s.inputIds[t]!);
       rowOf.push(n);
-      posOf.push(pos);
+      posOf.push(n * (T - 1) + (t - 1));
     }
   });
+  const K = posOf.length;
   const out: CompletionLogps = { logps: null as unknown as tf.Tensor1D };
   out.logps = tf.tidy(() => {
     const inputIds = tf.tensor2d(ids, [N, T], 'int32');
     const attentionMask = tf.tensor2d(attn, [N, T], 'int32');
     const { logits } = model.forward({ inputIds, attentionMask });
-    const pred = tf.slice(logits, [0, 0, 0], [N, T - 1, V]); // [N, T-1, V] predicting positions
-    const logp = tf.logSoftmax(pred); // [N, T-1, V]
+    const pred = tf.reshape(tf.slice(logits, [0, 0, 0], [N, T - 1, V]), [N * (T - 1), V]); // predicting positions
+    const rowLogits = gatherRows(pred, tf.tensor1d(Int32Array.from(posOf), 'int32')); // [K, V] the rows that predict completion tokens
     if (opts.stats) {
       const st = { logitSum: new Array(N).fill(0), logitCount: new Array(N).fill(0), entropySum: new Array(N).fill(0), correct: new Array(N).fill(0), tokens: new Array(N).fill(0) };
       const picked = tf.tidy(() => {
-        const posT = tf.tensor1d(Int32Array.from(posOf), 'int32');
-        const rows2 = tf.reshape(pred, [N * (T - 1), V]);
-        const lp2 = tf.reshape(logp, [N * (T - 1), V]);
-        const rowLogits = tf.gather(rows2, posT); // [K, V]
-        const rowLogp = tf.gather(lp2, posT);
+        const rowLogp = tf.logSoftmax(rowLogits);
         const ent = tf.neg(tf.sum(tf.mul(tf.exp(rowLogp), rowLogp), 1)); // [K]
         return tf.stack([tf.sum(rowLogits, 1), ent, tf.cast(tf.argMax(rowLogits, 1), 'float32')]); // [3, K]
       });
       const h = picked.dataSync();
       picked.dispose();
-      const K = posOf.length;
       for (let k = 0; k < K; k++) {
         const n = rowOf[k]!;
         st.logitSum[n] += h[k]!;
         st.logitCount[n] += V;
         st.entropySum[n] += h[K + k]!;
-        st.correct[n] += h[2 * K + k] === flat[k]! - posOf[k]! * V ? 1 : 0;
+        st.correct[n] += h[2 * K + k] === targets[k]! ? 1 : 0;
         st.tokens[n] += 1;
       }
       out.stats = st;
     }
-    // element lookup with a wasm-safe gradient: gather single-element rows of the flattened log-probs
-    const tokenLogp = tf.reshape(gatherRows(tf.reshape(logp, [-1, 1]), tf.tensor1d(Int32Array.from(flat), 'int32')), [-1]); // [K]
+    const tokenLogp = tokenLogprobs(rowLogits, targets); // [K]
     // sum per sequence: [N, K] one-hot owner matrix (small) times the token log-probs
-    const owner = new Float32Array(N * flat.length);
-    rowOf.forEach((n, k) => { owner[n * flat.length + k] = 1; });
-    return tf.reshape(tf.matMul(tf.tensor2d(owner, [N, flat.length]), tf.reshape(tokenLogp, [-1, 1])), [N]) as tf.Tensor1D;
+    const owner = new Float32Array(N * K);
+    rowOf.forEach((n, k) => { owner[n * K + k] = 1; });
+    return tf.reshape(tf.matMul(tf.tensor2d(owner, [N, K]), tf.reshape(tokenLogp, [-1, 1])), [N]) as tf.Tensor1D;
   });
   return out;
 }

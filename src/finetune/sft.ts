@@ -10,6 +10,7 @@
  * Packed rows also pass positionIds / documentIds (document-aware packing, see packing.ts).
  */
 import { tf } from '../tf';
+import { IGNORE_INDEX } from '../ops';
 import type { CausalLMInput } from '../models/causal-lm';
 import type { PackedRow } from './packing';
 
@@ -44,7 +45,7 @@ function host(x: IntInput, what: string): { data: Int32Array; shape: [number, nu
   return { data: Int32Array.from(x.flat()), shape: [x.length, x[0]!.length] };
 }
 
-/** HF labels from a loss mask: the id where the mask (and attention) is 1, else -100. Also the target count. */
+/** HF labels from a loss mask: the id where the mask (and attention) is 1, else IGNORE_INDEX. Also the target count. */
 export function sftLabels(inputIds: IntInput, lossMask: IntInput, attentionMask?: IntInput): { labels: Int32Array; shape: [number, number]; numTargets: number } {
   const ids = host(inputIds, 'inputIds');
   const m = host(lossMask, 'lossMask');
@@ -53,7 +54,7 @@ export function sftLabels(inputIds: IntInput, lossMask: IntInput, attentionMask?
   for (const [name, x] of [['lossMask', m], ['attentionMask', a]] as const) {
     if (x && (x.shape[0] !== B || x.shape[1] !== T)) throw new Error(`sftLoss: ${name} has shape [${x.shape}], inputIds [${B}, ${T}]`);
   }
-  const labels = new Int32Array(B * T).fill(-100);
+  const labels = new Int32Array(B * T).fill(IGNORE_INDEX);
   let numTargets = 0;
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
     const i = b * T + t;
@@ -77,7 +78,7 @@ export function sftLoss(model: SftModel, batch: SftBatch, numItemsInBatch?: numb
 
 /**
  * A micro-batch of packed rows built once on the host: ids, HF labels (the id where the loss mask and the attention
- * mask are 1, else -100), masks and positions as number[][], with its target and real-token counts. The model
+ * mask are 1, else IGNORE_INDEX), masks and positions as number[][], with its target and real-token counts. The model
  * uploads the ids once; labels, masks and document ids stay on the host (no tensor round trips).
  */
 export interface SftHostBatch {
@@ -100,7 +101,7 @@ export function rowsToSftHostBatch(rows: PackedRow[], opts: { documentAware?: bo
   let tokens = 0;
   const labels = rows.map((r, i) => {
     if (r.inputIds.length !== T) throw new Error(`rowsToSftHostBatch: row ${i} has ${r.inputIds.length} tokens, expected ${T}`);
-    const lab = new Array<number>(T).fill(-100);
+    const lab = new Array<number>(T).fill(IGNORE_INDEX);
     for (let t = 0; t < T; t++) {
       if (r.attentionMask[t]) tokens++;
       if (r.lossMask[t] && r.attentionMask[t]) {

@@ -4,7 +4,7 @@
  * small (masks, labels), so error messages can name the row.
  */
 import { tf } from '../tf';
-import { chunkedLmHeadLoss, crossEntropyLoss, linearT, weightT } from '../ops';
+import { IGNORE_INDEX, chunkedLmHeadLoss, crossEntropyLoss, linearT, weightT } from '../ops';
 import type { RotaryEmbedding, RopeTables } from '../modules/rope';
 
 /** Inputs both models take (int32 [batch, seq] tensors or number[][]). */
@@ -12,7 +12,7 @@ export interface CausalLMInput {
   inputIds: tf.Tensor | number[][];
   /** [B, T] (or [B, P + T] with a cache): 1 = real token, 0 = padding. */
   attentionMask?: tf.Tensor | number[][];
-  labels?: tf.Tensor | number[][]; // int32 [B, T], -100 = ignored
+  labels?: tf.Tensor | number[][]; // int32 [B, T], IGNORE_INDEX (-100) = ignored
   /** [B, T] position ids (default P + t); used for RoPE (packed rows restart them per document). */
   positionIds?: tf.Tensor | number[][];
   /**
@@ -124,14 +124,14 @@ export function documentIdsHost(x: tf.Tensor | number[][], B: number, T: number,
 }
 
 /**
- * HF causal-LM targets: target[t] = labels[t + 1], the last position and -100 ignored; with document ids, a position
+ * HF causal-LM targets: target[t] = labels[t + 1], the last position and IGNORE_INDEX ignored; with document ids, a position
  * whose next token starts another document is ignored too. Returns row-major [B * T] targets and their count.
  */
 export function shiftedTargets(labels: tf.Tensor | number[][], B: number, T: number, docs: Int32Array | null, P = 0): { targets: Int32Array; count: number } {
   const lab = hostInts(labels, 'labels');
   if (lab.shape[0] !== B || lab.shape[1] !== T) throw new Error(`labels has shape [${lab.shape}], expected [${B}, ${T}]`);
   const lh = lab.data;
-  const targets = new Int32Array(B * T).fill(-100);
+  const targets = new Int32Array(B * T).fill(IGNORE_INDEX);
   let count = 0;
   const S = P + T;
   for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) {
@@ -139,7 +139,7 @@ export function shiftedTargets(labels: tf.Tensor | number[][], B: number, T: num
     if (docs && docs[b * S + P + t + 1] !== docs[b * S + P + t]) continue;
     const v = lh[b * T + t + 1];
     targets[b * T + t] = v;
-    if (v !== -100) count++;
+    if (v !== IGNORE_INDEX) count++;
   }
   return { targets, count };
 }

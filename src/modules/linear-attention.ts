@@ -12,72 +12,59 @@
  * (1 + f + f^2) x d exactly; for the sequence lengths a CPU can train that is also the faster one.
  */
 import { tf } from '../tf';
-import { linearInOut as linear, lowerTriangle, TfSeededInit } from './mqar-blocks';
-import { Module } from './module';
+import { linear } from '../ops';
+import { CausalConv1d } from './causal-conv';
+import { Module, makeInit, type InitOptions } from './module';
 
-export interface LinearAttentionOptions {
+export interface LinearAttentionOptions extends InitOptions {
   dModel: number;
   /** Feature dim f of q and k (default 16, as Based). */
   featureDim?: number;
   /** Width of the short causal conv (default 3; 0 disables it). */
   convWidth?: number;
-  seed?: number;
+}
+
+/** Lower-triangular ones [T, T] (1 where key <= query), built per call; the caller's tidy frees it. */
+function causalOnes(T: number): tf.Tensor {
+  const m = new Float32Array(T * T);
+  for (let q = 0; q < T; q++) for (let k = 0; k <= q; k++) m[q * T + k] = 1;
+  return tf.tensor2d(m, [T, T]);
 }
 
 export class TaylorLinearAttention extends Module {
   readonly name = 'linear';
   readonly featureDim: number;
   readonly convWidth: number;
-  private readonly w: Record<string, tf.Variable> = {};
-  private readonly masks = new Map<number, tf.Tensor2D>();
+  readonly conv: CausalConv1d | null = null;
+  readonly qkW: tf.Variable; // [2f, d]: q rows then k rows (torch layout)
+  readonly vW: tf.Variable; // [d, d]
+  readonly outW: tf.Variable; // [d, d]
 
   constructor(readonly options: LinearAttentionOptions) {
     super();
     const d = options.dModel;
     this.featureDim = options.featureDim ?? 16;
     this.convWidth = options.convWidth ?? 3;
-    const P = new TfSeededInit(options.seed ?? 0);
-    if (this.convWidth > 0) this.w.conv = this.paramFromTensor('conv.weight', P.uniform([this.convWidth, d], -1 / Math.sqrt(this.convWidth), 1 / Math.sqrt(this.convWidth)));
-    this.w.qk = this.paramFromTensor('qk_proj.weight', P.normal([d, 2 * this.featureDim], 0.02));
-    this.w.v = this.paramFromTensor('v_proj.weight', P.normal([d, d], 0.02));
-    this.w.out = this.paramFromTensor('out_proj.weight', P.normal([d, d], 0.02));
+    const init = makeInit(options);
+    if (this.convWidth > 0) this.conv = this.module('conv', new CausalConv1d(init, d, this.convWidth, false));
+    this.qkW = this.param('qk_proj.weight', [2 * this.featureDim, d], 'normal', init);
+    this.vW = this.param('v_proj.weight', [d, d], 'normal', init);
+    this.outW = this.param('out_proj.weight', [d, d], 'normal', init);
   }
 
   /** x [batch, seq, dModel] -> [batch, seq, dModel]. */
   apply(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
-      const [B, T, d] = x.shape;
+      const T = x.shape[1];
       const f = this.featureDim;
-      let h: tf.Tensor = x;
-      if (this.convWidth > 0) {
-        const W = this.convWidth;
-        const padded = tf.pad(x, [[0, 0], [W - 1, 0], [0, 0]]);
-        h = tf.zerosLike(x);
-        for (let k = 0; k < W; k++) {
-          h = tf.add(h, tf.mul(tf.slice(padded, [0, k, 0], [B, T, d]), tf.reshape(tf.slice(this.w.conv, [k, 0], [1, d]), [d])));
-        }
-      }
-      const [q, k] = tf.split(linear(h, this.w.qk), [f, f], -1); // [B, T, f] each
-      const v = linear(h, this.w.v); // [B, T, d]
+      const h = this.conv ? this.conv.apply(x) : x;
+      const [q, k] = tf.split(linear(h, this.qkW), [f, f], -1); // [B, T, f] each
+      const v = linear(h, this.vW); // [B, T, d]
       const s = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(f)); // [B, T, T]
       const kernel = tf.add(tf.add(1, s), tf.mul(tf.square(s), 0.5)); // phi(q)·phi(k) > 0
-      const weights = tf.mul(kernel, this.mask(T)); // causal
+      const weights = tf.mul(kernel, causalOnes(T)); // causal
       const y = tf.div(tf.matMul(weights, v), tf.sum(weights, -1, true)); // [B, T, d]
-      return linear(y, this.w.out) as tf.Tensor3D;
+      return linear(y, this.outW) as tf.Tensor3D;
     });
-  }
-
-  private mask(T: number): tf.Tensor2D {
-    let m = this.masks.get(T);
-    if (!m) {
-      m = tf.keep(lowerTriangle(T));
-      this.masks.set(T, m);
-    }
-    return m;
-  }
-
-  protected override onClearCaches(): void {
-    for (const m of this.masks.values()) m.dispose();
-    this.masks.clear();
   }
 }

@@ -4,9 +4,9 @@
  *   inv_freq[i] = 1 / theta^(2i/hd)  (float32),  angle[t, i] = fp32(inv_freq[i] * pos[t]),  emb = [angle, angle]
  *   x' = x * cos(emb) + rot(x) * sin(emb),  rot(x) = [-x2, x1]
  *
- * Tables are computed on the host in float32 (no tfjs cumsum/einsum needed) and handed to the attention as
+ * Tables are computed on the host in float32 (no tfjs cumsum/einsum needed) and handed to the layers as
  * `cos` and `sinSigned = [-sin(angle), sin(angle)]` of shape [B|1, T, 1, hd], so rot(x) * sin becomes
- * reverseHalves(x) * sinSigned (one Reverse instead of slice/neg/concat).
+ * swapHalves(x) * sinSigned, the swap one matmul with a permutation (`applyRope`; no slice/neg/concat).
  *
  * `rope_type: "dynamic"` (NTK) is stateful exactly like HF (spec 4.3): on each call n = max(pos) + 1; if n exceeds the
  * cached length the frequencies are recomputed with theta' = theta * ((factor*n/M) - (factor-1))^(hd/(hd-2)); if

@@ -6,7 +6,8 @@
  *  - `gatherRows(table, ids)`: row lookup whose gradient is a `tf.scatterND` (duplicates are summed), which is
  *    also much faster than the generic gather gradient on every backend.
  *  - `stopGradient(x)`: identity whose gradient is zero (for masks computed from differentiable values).
- *  - `causalLmLoss(logits, targets)`: fused log-softmax cross-entropy with a hand-written gradient.
+ *  - `crossEntropyLoss(logits, targets, divisor)`: fused log-softmax cross-entropy with a hand-written gradient
+ *    (and `chunkedLmHeadLoss`, the same fused with the LM head in chunks); `tokenLogprobs` for scoring.
  *  - `linear(x, w, b)`: y = x W^T (+ b) with PyTorch's [out, in] weight layout.
  * Plus host-side helpers: a seeded RNG (for init, dropout seeds and sampling) and `F32_MIN`.
  */
@@ -54,6 +55,21 @@ export function gatherRows(table: tf.Tensor, ids: tf.Tensor, zeroGradRow: number
   return op(table) as tf.Tensor;
 }
 
+/** The label that means "no target here" (HF / torch `ignore_index`): causal-LM labels, SFT masks, MQAR labels. */
+export const IGNORE_INDEX = -100;
+
+/**
+ * The log-probability of each row's target, the one way the library scores tokens (DPO, eval, MQAR):
+ * logits [N, V], targets N ids -> [N], logSoftmax(logits)[n, targets[n]]. Differentiable w.r.t. the logits; the
+ * lookup is a `gatherRows` of single elements, whose gradient is a scatter (wasm-safe).
+ */
+export function tokenLogprobs(logits: tf.Tensor, targets: ArrayLike<number>): tf.Tensor1D {
+  const [N, V] = logits.shape as [number, number];
+  if (targets.length !== N) throw new Error(`tokenLogprobs: ${targets.length} targets for ${N} logit rows`);
+  const flat = Int32Array.from(targets, (t, n) => n * V + t); // [N] element index into [N * V]
+  return tf.reshape(gatherRows(tf.reshape(tf.logSoftmax(logits), [N * V, 1]), tf.tensor1d(flat, 'int32')), [N]) as tf.Tensor1D;
+}
+
 /** Identity in the forward pass, zero gradient in the backward pass. */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
   const op = customOp((a: tf.Tensor) => ({ value: a.clone(), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }));
@@ -71,7 +87,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor | null): tf.Ten
 
 /**
  * Causal-LM cross-entropy on pre-shifted targets.
- * logits [N, V] float32, targets: Int32Array of length N (-100 = ignored), divisor: what the summed loss is divided
+ * logits [N, V] float32, targets: Int32Array of length N (IGNORE_INDEX = ignored), divisor: what the summed loss is divided
  * by (number of non-ignored targets for a mean, or num_items_in_batch). Returns a scalar.
  * The gradient is (softmax - onehot) * valid / divisor, computed directly (no LogSoftmax/gather gradients).
  */
@@ -84,7 +100,7 @@ export function crossEntropyLoss(logits: tf.Tensor2D, targets: Int32Array, divis
   for (let i = 0; i < N; i++) {
     const t = targets[i];
     flatIdx[i] = i * V; // ignored rows point at their own row (their gradient is 0), so indices stay unique
-    if (t === -100) continue;
+    if (t === IGNORE_INDEX) continue;
     if (t < 0 || t >= V) throw new Error(`labels: target id ${t} is outside the vocabulary [0, ${V})`);
     valid[i] = 1;
     safe[i] = t;
@@ -263,7 +279,7 @@ export function chunkedLmHeadLoss(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32
   const safeIdx = new Int32Array(N);
   for (let i = 0; i < N; i++) {
     const t = targets[i];
-    if (t === -100) continue;
+    if (t === IGNORE_INDEX) continue;
     if (t < 0 || t >= V) throw new Error(`labels: target id ${t} is outside the vocabulary [0, ${V})`);
     valid[i] = 1;
     safeIdx[i] = t;

@@ -3,7 +3,7 @@ export { generateMqar, generateMqarSplits, validateMqarOptions, IGNORE_INDEX } f
 export type { MqarData, MqarDataOptions, MqarSplitOptions } from './mqar-data';
 export { CausalAttention } from './attention';
 export type { CausalAttentionOptions } from './attention';
-export { SSD, ssdChunked, ssdRecurrent, ssdStep } from '../modules/ssd';
+export { SSD } from '../modules/ssd';
 export type { SSDOptions } from '../modules/ssd';
 export { TaylorLinearAttention } from '../modules/linear-attention';
 export type { LinearAttentionOptions } from '../modules/linear-attention';

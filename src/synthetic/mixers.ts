@@ -99,10 +99,10 @@ export function createMixer(kind: MixerKind, o: MixerOptions): SequenceMixer {
   if (o.qkStd !== undefined && o.qkStd !== MODULE_STD) {
     const f = o.qkStd / MODULE_STD;
     if (kind === 'attention') {
-      // qkv_proj [d, 3d]: the first 2d columns are q and k
+      // qkv_proj [3d, d] (torch layout): the first 2d rows are q and k
       const w = p.get('qkv_proj.weight')!;
-      const d = w.shape[0];
-      tf.tidy(() => w.assign(tf.concat([tf.mul(tf.slice(w, [0, 0], [d, 2 * d]), f), tf.slice(w, [0, 2 * d], [d, d])], 1)));
+      const d = w.shape[1]!;
+      tf.tidy(() => w.assign(tf.concat([tf.mul(tf.slice(w, [0, 0], [2 * d, d]), f), tf.slice(w, [2 * d, 0], [d, d])], 0)));
     } else if (kind === 'dmattn') {
       scaleVariable(p.get('q_proj.weight')!, f);
       scaleVariable(p.get('k_proj.weight')!, f);

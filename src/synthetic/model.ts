@@ -6,9 +6,8 @@
  */
 import { tf } from '../tf';
 import { createMixer, type MixerKind, type MixerOptions, type SequenceMixer } from './mixers';
-import { gatherRows } from '../ops';
-import { linearInOut as linear, TfSeededInit } from '../modules/mqar-blocks';
-import { Module } from '../modules/module';
+import { gatherRows, linear } from '../ops';
+import { Module, makeInit } from '../modules/module';
 import { rmsNorm } from '../modules/rmsnorm';
 
 export interface MqarModelOptions extends Omit<MixerOptions, 'dModel' | 'seed'> {
@@ -30,14 +29,14 @@ export class MqarModel extends Module {
     const { vocabSize: V, dModel: d } = options;
     super();
     const seed = options.seed ?? 0;
-    const P = new TfSeededInit(seed);
-    this.embed = this.paramFromTensor('embed_tokens.weight', P.normal([V, d], 0.02));
+    const init = makeInit({ seed });
+    this.embed = this.param('embed_tokens.weight', [V, d], 'normal', init);
     for (let i = 0; i < (options.numLayers ?? 2); i++) {
-      this.norms.push(this.paramFromTensor(`layers.${i}.norm.weight`, tf.ones([d])));
+      this.norms.push(this.param(`layers.${i}.norm.weight`, [d], 'ones', init));
       this.mixers.push(createMixer(options.mixer, { ...options, dModel: d, seed: seed * 100 + i + 1 }));
     }
-    this.finalNorm = this.paramFromTensor('norm.weight', tf.ones([d]));
-    this.lmHead = this.paramFromTensor('lm_head.weight', P.normal([d, V], 0.02));
+    this.finalNorm = this.param('norm.weight', [d], 'ones', init);
+    this.lmHead = this.param('lm_head.weight', [V, d], 'normal', init); // torch layout [V, d]
     // mixers last: parameters() lists the model's own tensors first, as before
     this.mixers.forEach((m, i) => this.module(`layers.${i}.mixer`, m));
   }

@@ -11,6 +11,7 @@
  * Everything is deterministic for a seed; train and test use different random streams of the seed and the test
  * split drops any example that also occurs in the train split.
  */
+import { IGNORE_INDEX } from '../ops';
 import { Xoshiro128 } from '../ops/random';
 
 export interface MqarDataOptions {
@@ -43,7 +44,7 @@ export interface MqarData {
   vocabSize: number;
 }
 
-export const IGNORE_INDEX = -100;
+export { IGNORE_INDEX };
 
 /** Refuses impossible settings with the rule that failed (Zoology's asserts plus integer checks). */
 export function validateMqarOptions(o: Pick<MqarDataOptions, 'vocabSize' | 'seqLen' | 'numKvPairs'> & Partial<MqarDataOptions>): void {

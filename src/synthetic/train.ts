@@ -11,6 +11,7 @@ import { MqarModel } from './model';
 import { IGNORE_INDEX, type MqarData } from './mqar-data';
 import { mqarRecipe, type MqarRecipeName } from './recipe';
 import { evalKeepWindow } from './length-expr';
+import { tokenLogprobs } from '../ops';
 import { Xoshiro128 } from '../ops/random';
 
 export type { MqarCurvePoint, MqarInit } from './results';
@@ -136,9 +137,8 @@ export function makeBatch(data: MqarData, examples: ArrayLike<number>): { ids: t
 }
 
 /** Mean cross-entropy of logits [M, V] against targets [M]. */
-function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
-  const V = logits.shape[1];
-  return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, V)), -1))) as tf.Scalar;
+function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
+  return tf.neg(tf.mean(tokenLogprobs(logits, targets))) as tf.Scalar;
 }
 
 /** Fraction of labelled positions where argmax over the full vocabulary equals the target. */
@@ -242,6 +242,8 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
     return last;
   };
   try {
+    // the untrained model is evaluated at the window of step 0 too (L until a curriculum starts), not the constructed one
+    if (curriculum) setKeepWindow(model, keepWindowAt(0, shrinkSteps, train.seqLen, keepWindow, shrinkStart));
     evaluate();
     for (let epoch = 1; epoch <= o.epochs && stopped === 'epochs'; epoch++) {
       for (let i = order.length - 1; i > 0; i--) {
@@ -264,15 +266,14 @@ export async function trainMqar(o: MqarTrainOptions, hooks: MqarTrainHooks = {})
         }
         if (curriculum) setKeepWindow(model, keepWindowAt(step, shrinkSteps, train.seqLen, keepWindow, shrinkStart));
         const { ids, positions, targets } = makeBatch(train, order.subarray(s * batchSize, (s + 1) * batchSize));
-        const tgt = tf.tensor1d(targets, 'int32');
-        const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), tgt), vars);
+        const { value, grads } = tf.variableGrads(() => crossEntropy(model.logitsAt(ids, positions), targets), vars);
         opt.applyGradients(new Map([...params].map(([name, p]) => [name, grads[p.name]])), cosineLr(step++, totalSteps, o.lr, warmup));
         const l = value.dataSync()[0];
         lossSum += l;
         curveLossSum += l;
         curveSteps++;
         stepsDone++;
-        tf.dispose([ids, positions, tgt, value, ...Object.values(grads)]);
+        tf.dispose([ids, positions, value, ...Object.values(grads)]);
         if (!Number.isFinite(l)) break; // diverged: further steps cannot recover
         if (step % evalEvery === 0 && s < stepsPerEpoch - 1 && evaluate() >= stopAt && lastCounted) {
           stopped = 'accuracy';

@@ -1,7 +1,7 @@
 // Public API of src/train: the pre-training loop and its parts (optimizer, schedules, config, checkpoints, metrics).
 export { AdamW, decaysWeight } from './adamw';
 export type { AdamWOptions } from './adamw';
-export { lrMultiplier, learningRateAt, SCHEDULE_TYPES } from './schedule';
+export { lrMultiplier, SCHEDULE_TYPES } from './schedule';
 export type { ScheduleSpec, ScheduleType } from './schedule';
 export {
   parsePretrainConfig, loadPretrainConfig, applyOverrides, configToJSON, scheduleSpec, warmupSteps, decaySteps,

@@ -63,8 +63,3 @@ export function lrMultiplier(spec: ScheduleSpec, s: number): number {
       throw new Error(`unknown lr_scheduler_type '${(spec as { type: string }).type}'; choose one of ${SCHEDULE_TYPES.join(', ')}`);
   }
 }
-
-/** The learning rate at step `s`. */
-export function learningRateAt(baseLr: number, spec: ScheduleSpec, s: number): number {
-  return baseLr * lrMultiplier(spec, s);
-}

@@ -386,7 +386,7 @@ function documentStarts(docs: Int32Array, B: number, T: number, P: number): numb
   });
 }
 
-/** Free every tensor of a Cheems cache. */
+/** Frees a decoding cache's tensors (the chunked inference forward drops each chunk's cache with it). */
 export function disposeCheemsCache(cache: CheemsCache | null | undefined): void {
   if (cache) tf.dispose(cache.layers as unknown as tf.TensorContainer);
 }

@@ -327,7 +327,8 @@ function recordOutputs(out: ForwardOutput, records: LayerRecord[], attentions: b
   }
 }
 
-/** Dispose every tensor of a cache. */
+
+/** Frees a decoding cache's tensors (the chunked inference forward drops each chunk's cache with it). */
 export function disposeCache(cache: DogeCache | null | undefined): void {
   if (!cache) return;
   for (const l of cache.layers) { l.k.dispose(); l.v.dispose(); l.d.dispose(); }
