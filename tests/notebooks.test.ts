@@ -31,7 +31,7 @@ const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '6-usage': { plots: 0, stdout: [/generated/, /words are not in the corpus/] },
   '7-finetune': { plots: 2, stdout: [/SFT: \d+ steps/, /rewards\/accuracies/, /saved for notebook 8/] },
   '8-evaluate': { plots: 1, stdout: [/perplexity/, /embedded_chat: acc/, /embedded: acc/, /standard errors/, /requests\/s/, /saved runs\/notebooks\/eval/] },
-  '9-cheems': { plots: 4, stdout: [/layers sssA/, /one step from scratch vs ssdStep/, /max abs difference/, /slowest to forget: head/, /positions \+ 100/, /eval loss/, /generated/, /share of a row's absolute weight/, /SFT of cheems-tiny: \d+ steps/] },
+  '9-cheems': { plots: 4, stdout: [/layers sssA/, /one step from scratch vs ssdRecurrentStep/, /max abs difference/, /slowest to forget: head/, /positions \+ 100/, /eval loss/, /generated/, /share of a row's absolute weight/, /SFT of cheems-tiny: \d+ steps/] },
   '10-state-space': { plots: 4, stdout: [/worst \|bounded - full\| = /, /holds positions 24, 25, 26/, /accuracy per seed/] },
 };
 
