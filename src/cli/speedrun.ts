@@ -23,8 +23,8 @@ import { defineCommand, parseCommandArgs, str } from './args';
 
 export const USAGE = `usage: wm speedrun [--preset smoke|cpu|gpu] [--output-dir DIR]
 
-  --preset NAME      smoke: a few steps of every stage (about 3-5 minutes on 2 cores: proves the path)
-                     cpu:   the shipped doge-tiny recipes as they are (about 15-25 minutes on 2 cores)
+  --preset NAME      smoke: a few steps of every stage (about 1 minute on 2 idle cores: proves the path)
+                     cpu:   the shipped doge-tiny recipes as they are (about 5 minutes on 2 idle cores)
                      gpu:   the doge-20m recipes (a GPU and the hub datasets of configs/doge-20m-*.yaml)
                      micro: seconds, a 1-layer model on a few documents (what the tests run)
                      (default smoke)
