@@ -288,17 +288,33 @@ export function checkLinearMemory(B: number, T: number, parts: Array<[string, nu
 
 type ChunkCache = { layers: object[]; length: number; mask: Int32Array | null };
 
+/** What a model's length-proportional outputs cost per token (for checkLinearMemory before a chunked forward). */
+export interface ChunkSizes {
+  vocabSize: number;
+  hiddenSize: number;
+  /** Bytes the decoding cache grows by per token and row (0 for a bounded cache, which does not grow). */
+  kvBytesPerToken: number;
+}
+
 /**
  * An inference forward over a long input in chunks of `chunk` tokens through the decoding cache: `run` is the model's
  * own forward returning the final-norm hidden states of a chunk (and the cache it extends). The lm_head and the loss
- * run once over the concatenated hidden states (finishCall), so logits and loss are those of one forward.
+ * run once over the concatenated hidden states (finishCall), so logits and loss are those of one forward. Outputs that
+ * cannot fit are refused first (checkLinearMemory); the chunks build their own RoPE tables, so the call's are freed.
  */
 export function forwardInChunks<C extends ChunkCache>(
   input: CausalLMInput & CacheModeInput & { cache?: C | null; useCache?: boolean }, call: CallSetup, chunk: number, lmHead: tf.Tensor,
+  sizes: ChunkSizes,
   run: (part: CausalLMInput & CacheModeInput & { cache?: C; useCache: boolean }) => { h: tf.Tensor; cache: C },
   disposeCache: (c: C) => void,
 ): { logits: tf.Tensor; loss?: tf.Scalar; cache?: C } {
   const { B, T, P, mask } = call;
+  const kept = input.logitsToKeep ? Math.min(T, input.logitsToKeep) : T;
+  checkLinearMemory(B, T, [
+    ['logits', input.lossOnly ? 0 : 4 * B * kept * sizes.vocabSize], ['hidden states', 2 * 4 * B * T * sizes.hiddenSize],
+    ['KV cache', B * (P + T) * sizes.kvBytesPerToken],
+  ]);
+  if (call.rope.owned) { call.rope.cos.dispose(); call.rope.sinSigned.dispose(); }
   const ids = call.ids.arraySync() as number[][];
   const pos = input.positionIds !== undefined ? (toIntTensor(input.positionIds, 'positionIds').arraySync() as number[][]) : null;
   let cache = input.cache ?? undefined;

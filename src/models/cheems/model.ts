@@ -22,7 +22,7 @@ import { CDMoE } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import { SSDMixer } from '../../modules/ssd-mixer';
 import {
-  boundedCacheFor, checkLinearMemory, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
+  boundedCacheFor, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
 } from '../causal-lm';
 import { isRecordingGradients } from '../../ops';
 import { checkConfigAgainstCheckpoint, loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
@@ -251,16 +251,11 @@ export class CheemsForCausalLM extends Module {
     if (chunk) {
       return tf.tidy(() => {
         const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
-        const { B, T, P } = call;
-        const kept = input.logitsToKeep ? Math.min(T, input.logitsToKeep) : T;
         const attnLayers = c.layersType.filter((k) => k === 'attn').length;
         const full = !(input.cache?.bounded || (input.useCache && input.cacheMode === 'bounded' && c.keep_window_size !== null));
-        checkLinearMemory(B, T, [
-          ['logits', input.lossOnly ? 0 : 4 * B * kept * c.vocab_size], ['hidden states', 2 * 4 * B * T * c.hidden_size],
-          ['KV cache', full ? 4 * B * (P + T) * attnLayers * (2 * c.num_key_value_heads * c.headDim + c.num_attention_heads) : 0],
-        ]);
-        if (call.rope.owned) { call.rope.cos.dispose(); call.rope.sinSigned.dispose(); }
-        const out = forwardInChunks(input, call, chunk, this.lmHead, (part) => {
+        const kvBytesPerToken = full ? 4 * attnLayers * (2 * c.num_key_value_heads * c.headDim + c.num_attention_heads) : 0; // k, v, d per query head
+        const sizes = { vocabSize: c.vocab_size, hiddenSize: c.hidden_size, kvBytesPerToken };
+        const out = forwardInChunks(input, call, chunk, this.lmHead, sizes, (part) => {
           const o = this.forward({ ...part, ssdChunkSize: input.ssdChunkSize, hiddenOnly: true });
           return { h: o.logits, cache: o.cache! };
         }, disposeCheemsCache);

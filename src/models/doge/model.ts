@@ -20,7 +20,7 @@ import { DynamicMaskAttention, buildMaskBias, type LayerCache, type MaskBias } f
 import { CDMoE, cdmoeAuxLoss, type RouterLayout } from '../../modules/cdmoe';
 import { Embedding } from '../../modules/embedding';
 import {
-  boundedCacheFor, checkLinearMemory, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
+  boundedCacheFor, finishCall, forwardInChunks, inferenceChunk, newKeyMask, setupCall, type CacheModeInput, type CausalLMInput,
 } from '../causal-lm';
 import { isRecordingGradients } from '../../ops';
 import { checkConfigAgainstCheckpoint, loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
@@ -217,15 +217,10 @@ export class DogeForCausalLM extends Module {
     if (chunk) {
       return tf.tidy(() => {
         const call = setupCall(input, input.cache ?? null, c.vocab_size, this.rotary);
-        const { B, T, P } = call;
-        const kept = input.logitsToKeep ? Math.min(T, input.logitsToKeep) : T;
         const full = !(input.cache?.bounded || (input.useCache && input.cacheMode === 'bounded'));
-        checkLinearMemory(B, T, [
-          ['logits', input.lossOnly ? 0 : 4 * B * kept * c.vocab_size], ['hidden states', 2 * 4 * B * T * c.hidden_size],
-          ['KV cache', full ? 4 * B * (P + T) * c.num_hidden_layers * c.num_key_value_heads * (2 * c.headDim + 1) : 0],
-        ]);
-        if (call.rope.owned) { call.rope.cos.dispose(); call.rope.sinSigned.dispose(); }
-        const out = forwardInChunks(input, call, chunk, this.lmHead, (part) => {
+        const kvBytesPerToken = full ? 4 * c.num_hidden_layers * c.num_key_value_heads * (2 * c.headDim + 1) : 0; // k, v, d
+        const sizes = { vocabSize: c.vocab_size, hiddenSize: c.hidden_size, kvBytesPerToken };
+        const out = forwardInChunks(input, call, chunk, this.lmHead, sizes, (part) => {
           const o = this.forward({ ...part, hiddenOnly: true });
           return { h: o.logits, cache: o.cache! };
         }, disposeCache);
