@@ -136,7 +136,7 @@ export const MLP_OPTIONS: { readonly [K in keyof MLPOptions]-?: Mirror<MLP> } = 
   bias: mirrored,
 };
 
-/** Every DogeConfig field (config.extra, the unknown fields, is kept for writing back and read by no forward pass). */
+/** Every DogeConfig field (config.extra, HF's generic keys, is kept for writing back and read by no forward pass). */
 export const DOGE_CONFIG_FIELDS: { readonly [K in keyof DogeConfigFields]-?: Mirror<DogeConfigFields> } = {
   vocab_size: mirrored,
   hidden_size: mirrored,
