@@ -25,6 +25,10 @@ export interface ReadContext {
 }
 
 export interface FieldSpec<T> {
+  /** The builder that made it, with what it checks (for the docs and the tests that try every field's errors). */
+  readonly kind: 'int' | 'float' | 'bool' | 'oneOf' | 'intOrNull' | 'custom';
+  readonly bounds?: { readonly min?: number; readonly max?: number; readonly minExclusive?: boolean; readonly maxExclusive?: boolean };
+  readonly choices?: readonly string[];
   /** The value when the input lacks the field (a copy of it for objects). */
   readonly default?: T;
   /** Check a given value (`raw` is undefined only for `readAbsent` fields) and return the field's value. */
@@ -53,7 +57,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 function int(o: { default: number; min?: number; max?: number; omitDefault?: boolean }): FieldSpec<number> {
   const min = o.min ?? 1;
   return {
-    default: o.default, omitDefault: o.omitDefault,
+    kind: 'int', bounds: { min, max: o.max }, default: o.default, omitDefault: o.omitDefault,
     read: (v: unknown, name: string, ctx: ReadContext) => {
       const fail: Fail = ctx.fail;
       if (typeof v !== 'number' || !Number.isInteger(v)) fail(name, `must be an integer, got ${show(v)}`);
@@ -69,7 +73,7 @@ function float(o: { default: number; min?: number; max?: number; minExclusive?: 
   const lo = o.min === undefined ? '' : o.minExclusive ? `> ${o.min}` : `>= ${o.min}`;
   const range = o.min !== undefined && o.max !== undefined ? `in ${o.minExclusive ? '(' : '['}${o.min}, ${o.max}${o.maxExclusive ? ')' : ']'}` : lo;
   return {
-    default: o.default, omitDefault: o.omitDefault,
+    kind: 'float', bounds: { min: o.min, max: o.max, minExclusive: o.minExclusive, maxExclusive: o.maxExclusive }, default: o.default, omitDefault: o.omitDefault,
     read: (v: unknown, name: string, ctx: ReadContext) => {
       const fail: Fail = ctx.fail;
       if (typeof v !== 'number' || !Number.isFinite(v)) fail(name, `must be a number, got ${show(v)}`);
@@ -83,14 +87,14 @@ function float(o: { default: number; min?: number; max?: number; minExclusive?: 
 
 function bool(o: { default: boolean; omitDefault?: boolean }): FieldSpec<boolean> {
   return {
-    default: o.default, omitDefault: o.omitDefault,
+    kind: 'bool', default: o.default, omitDefault: o.omitDefault,
     read: (v, name, { fail }) => (typeof v === 'boolean' ? v : fail(name, `must be true or false, got ${show(v)}`)),
   };
 }
 
 function oneOf<const C extends readonly string[]>(choices: C, o: { default: C[number]; omitDefault?: boolean }): FieldSpec<C[number]> {
   return {
-    default: o.default, omitDefault: o.omitDefault,
+    kind: 'oneOf', choices, default: o.default, omitDefault: o.omitDefault,
     read: (v, name, { fail }) => (choices.includes(v as string) ? (v as C[number]) : fail(name, `must be ${choices.map((c) => `'${c}'`).join(' or ')}, got ${show(v)}`)),
   };
 }
@@ -99,7 +103,7 @@ function oneOf<const C extends readonly string[]>(choices: C, o: { default: C[nu
 function intOrNull(o: { default: number | null; min?: number; max?: number; omitDefault?: boolean; alias?: string }): FieldSpec<number | null> {
   const what = o.min === undefined ? 'an integer or null' : `an integer >= ${o.min} or null`;
   return {
-    default: o.default, omitDefault: o.omitDefault, alias: o.alias,
+    kind: 'intOrNull', bounds: { min: o.min, max: o.max }, default: o.default, omitDefault: o.omitDefault, alias: o.alias,
     read: (v: unknown, name: string, ctx: ReadContext) => {
       const fail: Fail = ctx.fail;
       if (v === null) return null;
@@ -110,9 +114,12 @@ function intOrNull(o: { default: number | null; min?: number; max?: number; omit
   };
 }
 
-/** A field with its own reader (objects, values computed from other fields or legacy names). */
-function custom<T>(spec: FieldSpec<T>): FieldSpec<T> {
-  return spec;
+/**
+ * A field with its own reader (objects, values computed from other fields or legacy names); `omitDefault` writes it
+ * only when it differs from `default` (an option added after the format: files that do not use it stay unchanged).
+ */
+function custom<T>(spec: Omit<FieldSpec<T>, 'kind'>): FieldSpec<T> {
+  return { kind: 'custom', ...spec };
 }
 
 /** Field builders: `field.int({ default: 32768, max: 2 ** 24 })`, `field.oneOf(['exp', 'linear'], { default: 'exp' })`. */
