@@ -173,7 +173,7 @@ export const DOGE_CONFIG_FIELDS: { readonly [K in keyof DogeConfigFields]-?: Mir
   eos_token_id: { use: 'generate' },
 };
 
-/** Config properties that are not fields of DogeConfigFields: model_type (this decoder's key) and the unknown fields. */
+/** Config properties that are not fields of DogeConfigFields: model_type (this decoder's key) and extra (HF's generic keys). */
 const CONFIG_OTHER = new Set(['model_type', 'extra']);
 
 interface WasmHeapBackend { typedArrayFromHeap(t: tf.TensorInfo): Float32Array }
