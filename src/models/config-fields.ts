@@ -53,7 +53,7 @@ export type FieldValues<T extends FieldTable> = { -readonly [K in keyof T]: T[K]
 const show = (v: unknown): string => JSON.stringify(v);
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** An integer field (`max`: see SIZE bounds below; `min` defaults to 1, the size fields' lower bound). */
+/** An integer field (`min` defaults to 1, the size fields' lower bound; `max`: see COMMON_FIELDS on the bounds). */
 function int(o: { default: number; min?: number; max?: number; omitDefault?: boolean }): FieldSpec<number> {
   const min = o.min ?? 1;
   return {
@@ -100,10 +100,10 @@ function oneOf<const C extends readonly string[]>(choices: C, o: { default: C[nu
 }
 
 /** An integer or null (`min`: the smallest integer; the message then says "an integer >= min or null"). */
-function intOrNull(o: { default: number | null; min?: number; max?: number; omitDefault?: boolean; alias?: string }): FieldSpec<number | null> {
+function intOrNull(o: { default: number | null; min?: number; max?: number; omitDefault?: boolean }): FieldSpec<number | null> {
   const what = o.min === undefined ? 'an integer or null' : `an integer >= ${o.min} or null`;
   return {
-    kind: 'intOrNull', bounds: { min: o.min, max: o.max }, default: o.default, omitDefault: o.omitDefault, alias: o.alias,
+    kind: 'intOrNull', bounds: { min: o.min, max: o.max }, default: o.default, omitDefault: o.omitDefault,
     read: (v: unknown, name: string, ctx: ReadContext) => {
       const fail: Fail = ctx.fail;
       if (v === null) return null;

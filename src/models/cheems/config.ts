@@ -75,7 +75,7 @@ export const CHEEMS_FIELDS = {
    * `keep_window_size` (also read as `window_size`): keys kept per query row by the attention layers' dynamic mask
    * (null, the seed: every key; with a number the decoder is constant-memory). Default null, written only when set.
    */
-  keep_window_size: field.intOrNull({ default: null, min: 1, alias: 'window_size', omitDefault: true }),
+  keep_window_size: withAlias(field.intOrNull({ default: null, min: 1, omitDefault: true }), 'window_size'),
   ...DMA_FIELDS,
 };
 
