@@ -3,7 +3,8 @@
  * assets/ and tests/fixtures/, every preset) plus inputs that exercise each reading rule (aliases, legacy RoPE, DMA
  * fields, HF's generic keys), each rendered the way savePretrained writes config.json. The expected bytes in
  * tests/fixtures/config-json/ were written by the hand-written DogeConfig / CheemsConfig before the field tables
- * replaced them (tests/model-config-table.test.ts proves the tables write the same bytes).
+ * replaced them (tests/model-config-table.test.ts proves the tables write the same bytes). A config added to the repo
+ * needs its reference file: `node --import tsx tests/config-json-cases.ts` rewrites them all (check the diff: only new files).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
