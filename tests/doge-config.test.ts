@@ -1,4 +1,4 @@
-// DogeConfig: HF config.json fields and defaults, round trip, unknown fields, legacy RoPE, validation messages, presets.
+// DogeConfig: HF config.json fields and defaults, round trip, generic keys, legacy RoPE, validation messages, presets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -18,8 +18,8 @@ test('defaults follow HF DogeConfig; headDim derived; num_key_value_heads null -
   assert.deepEqual(c.rope_parameters, { rope_type: 'default', rope_theta: 10000 });
 });
 
-test('toJSON/fromJSON round trip keeps unknown fields and writes rope_parameters plus the legacy pair', () => {
-  const c = DogeConfig.preset('doge-20m', { my_field: { a: 1 }, transformers_version: '5.0.0' });
+test('toJSON/fromJSON round trip keeps HF generic keys and writes rope_parameters plus the legacy pair', () => {
+  const c = DogeConfig.preset('doge-20m', { auto_map: { a: 1 }, transformers_version: '5.0.0' });
   const j = c.toJSON();
   assert.equal(j.model_type, 'doge');
   assert.deepEqual(j.architectures, ['DogeForCausalLM']);
@@ -27,7 +27,7 @@ test('toJSON/fromJSON round trip keeps unknown fields and writes rope_parameters
   assert.deepEqual(j.rope_parameters, { rope_type: 'dynamic', rope_theta: 10000, factor: 4, original_max_position_embeddings: 2048 });
   assert.equal(j.rope_theta, 10000);
   assert.deepEqual(j.rope_scaling, { rope_type: 'dynamic', factor: 4, original_max_position_embeddings: 2048 });
-  assert.deepEqual(j.my_field, { a: 1 });
+  assert.deepEqual(j.auto_map, { a: 1 });
   assert.equal(j.transformers_version, '5.0.0');
   const back = DogeConfig.fromJSON(JSON.parse(JSON.stringify(j)));
   assert.deepEqual(back.toJSON(), j);
@@ -60,6 +60,7 @@ test('validation errors name the field', () => {
     [{ pad_token_id: 40000 }, 'DogeConfig: pad_token_id (40000) must be in [0, vocab_size=32768)'],
     [{ model_type: 'llama' }, 'DogeConfig: model_type must be "doge", got "llama"'],
     [{ head_dim: 64 }, 'DogeConfig: head_dim (64) must equal hidden_size / num_attention_heads (128)'],
+    [{ my_field: 1 }, "DogeConfig: my_field is not a Doge config field; besides its own fields a DogeConfig keeps only HF's generic PretrainedConfig keys (transformers_version, dtype, auto_map, ...)"],
   ];
   for (const [input, msg] of cases) assert.throws(() => new DogeConfig(input), { message: msg });
   assert.throws(() => DogeConfig.preset('doge-1b'), { message: "DogeConfig.preset: unknown preset 'doge-1b' (choose one of doge-tiny, doge-tiny-moe, doge-20m, doge-60m, doge-160m, doge-320m)" });

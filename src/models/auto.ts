@@ -40,7 +40,7 @@ export function createCausalLM(
  * The registration a preset name or `model_type` field picks: model_type first, then the model that owns the preset,
  * then the model whose type prefixes the preset (its config class names the unknown preset), else the first (Doge).
  */
-function registrationFor(preset: string | undefined, fields: Record<string, unknown>): ModelRegistration {
+export function modelRegistrationFor(preset: string | undefined, fields: Record<string, unknown>): ModelRegistration {
   if (fields.model_type !== undefined) return modelRegistration(String(fields.model_type));
   const all = registeredModels();
   if (preset === undefined) return all[0]!;
@@ -49,7 +49,7 @@ function registrationFor(preset: string | undefined, fields: Record<string, unkn
 
 /** A config from a preset name (it picks the model) or from fields with `model_type`. Errors name the field. */
 export function buildModelConfig(preset: string | undefined, fields: Record<string, unknown>): CausalLMConfig {
-  const reg = registrationFor(preset, fields);
+  const reg = modelRegistrationFor(preset, fields);
   return preset ? reg.configClass.preset(preset, fields) : new reg.configClass(fields);
 }
 

@@ -58,6 +58,12 @@ export interface ConfigClass<C extends CausalLMConfig> {
   new (fields: Record<string, unknown>): C;
   fromPretrained(dir: string): C;
   preset(name: string, overrides?: Record<string, unknown>): C;
+  /**
+   * The input names the config reads (its fields, aliases, legacy names): a recipe's model section may give only these
+   * (plus preset / model_type / init_from / router_layout). Without it a recipe's fields are checked when the config
+   * is built.
+   */
+  readonly FIELD_NAMES?: readonly string[];
 }
 
 /** A model class: `new M(config, { seed })` (fresh init) and `M.fromPretrained(dir)`. */

@@ -136,7 +136,7 @@ export const MLP_OPTIONS: { readonly [K in keyof MLPOptions]-?: Mirror<MLP> } = 
   bias: mirrored,
 };
 
-/** Every DogeConfig field (config.extra, the unknown fields, is kept for writing back and read by no forward pass). */
+/** Every DogeConfig field (config.extra, HF's generic keys, is kept for writing back and read by no forward pass). */
 export const DOGE_CONFIG_FIELDS: { readonly [K in keyof DogeConfigFields]-?: Mirror<DogeConfigFields> } = {
   vocab_size: mirrored,
   hidden_size: mirrored,
@@ -173,7 +173,7 @@ export const DOGE_CONFIG_FIELDS: { readonly [K in keyof DogeConfigFields]-?: Mir
   eos_token_id: { use: 'generate' },
 };
 
-/** Config properties that are not fields of DogeConfigFields: model_type (this decoder's key) and the unknown fields. */
+/** Config properties that are not fields of DogeConfigFields: model_type (this decoder's key) and extra (HF's generic keys). */
 const CONFIG_OTHER = new Set(['model_type', 'extra']);
 
 interface WasmHeapBackend { typedArrayFromHeap(t: tf.TensorInfo): Float32Array }

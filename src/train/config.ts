@@ -2,32 +2,33 @@
  * The pre-training config: a YAML file with three sections, mirroring SmallDoge's recipes
  * (recipes/doge/Doge-20M/config_full.yaml: `model_config` + HF TrainingArguments names):
  *
- *   model:     { preset?: doge-tiny | doge-20m | ..., init_from?: DIR, <HF DogeConfig fields> }
+ *   model:     { preset?: doge-tiny | cheems-tiny | ..., model_type?, init_from?: DIR, <the model's config.json fields> }
  *   data:      { dataset_dir, train_split, eval_split, seq_len, prepare_default_vocab_size }
  *   training:  { output_dir, seed, max_steps, per_device_train_batch_size, gradient_accumulation_steps,
  *                learning_rate, lr_scheduler_type, lr_scheduler_kwargs, warmup_steps | warmup_ratio, ... }
  *
- * Unknown keys (typos) are errors that name the key and the closest known one. Command-line overrides
+ * Unknown keys (typos) are errors that name the key and the closest known one; the model section takes the fields of the
+ * model its preset (or model_type, else Doge) picks, so a Cheems field is refused in a Doge recipe. Command-line overrides
  * (`--max-steps 200`, `--output-dir DIR`, `--training.learning-rate 1e-3`) map onto the same keys.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { closestName } from '../names';
+import { modelRegistrationFor } from '../models/auto';
+import { registeredModels, type ModelRegistration } from '../models/registry';
 import { SCHEDULE_TYPES, ScheduleSpec, ScheduleType } from './schedule';
 
-/** HF `DogeConfig` fields (doge-spec 2.1) plus the legacy RoPE pair; checked here so typos are caught early. */
-export const MODEL_FIELDS = [
-  'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'hidden_dropout', 'hidden_act',
-  'initializer_range', 'rms_norm_eps', 'use_cache', 'tie_word_embeddings', 'max_position_embeddings',
-  'rope_parameters', 'rope_theta', 'rope_scaling', 'num_attention_heads', 'num_key_value_heads', 'attention_bias',
-  'attention_dropout', 'mlp_bias', 'sliding_window', 'keep_window_size', 'is_moe', 'num_experts',
-  'num_experts_per_tok', 'norm_topk_prob', 'output_router_logits', 'router_aux_loss_coef', 'pad_token_id',
-  'bos_token_id', 'eos_token_id',
-] as const;
+/**
+ * Every model field a recipe may give, over the registered models (a bare override such as `--hidden-size` lands in the
+ * model section when one of them has it; the model the recipe picks then checks it).
+ */
+export function modelFieldNames(): string[] {
+  return [...new Set(registeredModels().flatMap((r) => [...(r.configClass.FIELD_NAMES ?? [])]))];
+}
 
 export interface ModelSection {
-  /** A `DogeConfig.preset` name; the other model fields override it. */
+  /** A preset name of a registered model (it picks the model); the other model fields override it. */
   preset?: string;
   /**
    * Continue from the parameters of this HF-format folder (e.g. a dense checkpoint while `is_moe: true`):
@@ -36,7 +37,7 @@ export interface ModelSection {
   init_from?: string | null;
   /** CDMoE routing layout (`token`, the default, or `hf`); passed to the model constructor. */
   router_layout?: string;
-  /** HF DogeConfig fields. */
+  /** The model's config.json fields (with `model_type` when the recipe gives one). */
   fields: Record<string, unknown>;
 }
 
@@ -274,16 +275,33 @@ function mergeSection<T extends object>(source: string, name: string, defaults: 
   return out as T;
 }
 
+/** A model key the picked model does not have: the closest of its keys, and the models that do have it. */
+function unknownModelKey(source: string, key: string, reg: ModelRegistration, preset: string | undefined, known: readonly string[]): Error {
+  const owners = registeredModels().filter((r) => r !== reg && r.configClass.FIELD_NAMES?.includes(key)).map((r) => r.modelType);
+  const picked = preset ? `the ${reg.modelType} model preset ${preset} picks` : `the ${reg.modelType} model (no preset)`;
+  return new Error(`${source}: unknown config key 'model.${key}'${suggestion(key, known)}: not a field of ${picked}` +
+    `${owners.length ? ` ('${key}' is a field of ${owners.join(', ')})` : ''}; known keys in model: ${known.join(', ')}`);
+}
+
 function parseModel(source: string, raw: unknown): ModelSection {
   if (raw === undefined || raw === null) return { fields: {} };
   if (!isPlainObject(raw)) throw new Error(`${source}: section 'model' must be a mapping`);
-  const known = [...MODEL_META_KEYS, ...MODEL_FIELDS];
+  if (raw.preset !== undefined && typeof raw.preset !== 'string') throw new Error(`${source}: 'model.preset' must be a string`);
+  // the model whose fields the section may give: the preset's, model_type's, else the default (what modelConfigFrom builds)
+  let reg: ModelRegistration;
+  try {
+    reg = modelRegistrationFor(raw.preset, raw.model_type === undefined ? {} : { model_type: raw.model_type });
+  } catch (e) {
+    throw new Error(`${source}: model.${(e as Error).message}`);
+  }
+  const own = reg.configClass.FIELD_NAMES;
+  const known = [...MODEL_META_KEYS, 'model_type', ...(own ?? [])];
   const out: ModelSection = { fields: {} };
   for (const [key, value] of Object.entries(raw)) {
-    if (!known.includes(key)) throw unknownKey(source, 'model.', key, known);
+    // a model class without FIELD_NAMES checks its fields itself when the config is built
+    if (own && !known.includes(key)) throw unknownModelKey(source, key, reg, raw.preset, known);
     if (key === 'preset') {
-      if (typeof value !== 'string') throw new Error(`${source}: 'model.preset' must be a string`);
-      out.preset = value;
+      out.preset = value as string;
     } else if (key === 'init_from') {
       if (value !== null && typeof value !== 'string') throw new Error(`${source}: 'model.init_from' must be a folder path or null`);
       out.init_from = value as string | null;
@@ -343,7 +361,7 @@ function sectionOf(key: string): string[] {
   const hits: string[] = [];
   if (key in TRAINING_DEFAULTS) hits.push('training');
   if (key in DATA_DEFAULTS) hits.push('data');
-  if ((MODEL_FIELDS as readonly string[]).includes(key) || MODEL_META_KEYS.includes(key)) hits.push('model');
+  if (modelFieldNames().includes(key) || MODEL_META_KEYS.includes(key)) hits.push('model');
   for (const [k, v] of Object.entries(TRAINING_DEFAULTS)) if (isPlainObject(v) && key in v) hits.push(`training.${k}`);
   return hits;
 }
@@ -371,7 +389,7 @@ export function applyOverrides(raw: Record<string, unknown>, overrides: Record<s
     } else {
       const where = sectionOf(key);
       if (where.length === 0) {
-        const all = [...Object.keys(TRAINING_DEFAULTS), ...Object.keys(DATA_DEFAULTS), ...MODEL_FIELDS, ...MODEL_META_KEYS];
+        const all = [...Object.keys(TRAINING_DEFAULTS), ...Object.keys(DATA_DEFAULTS), ...modelFieldNames(), ...MODEL_META_KEYS];
         const best = closestName(key, all);
         throw new Error(`unknown option --${flag.replace(/^--/, '')}${best ? ` (did you mean --${best.replace(/_/g, '-')}?)` : ''}`);
       }

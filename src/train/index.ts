@@ -5,7 +5,7 @@ export { lrMultiplier, SCHEDULE_TYPES } from './schedule';
 export type { ScheduleSpec, ScheduleType } from './schedule';
 export {
   parsePretrainConfig, loadPretrainConfig, applyOverrides, configToJSON, scheduleSpec, warmupSteps, decaySteps,
-  MODEL_FIELDS, DATA_DEFAULTS, TRAINING_DEFAULTS,
+  modelFieldNames, DATA_DEFAULTS, TRAINING_DEFAULTS,
 } from './config';
 export type { PretrainConfig, ModelSection, DataSection, TrainingSection, LrSchedulerKwargs } from './config';
 export {

@@ -1,13 +1,16 @@
 /**
- * CheemsConfig: the seed's `config.json` of `CheemsForCausalLM` (model_type "cheems"), cheems-spec section 2.
+ * CheemsConfig: the seed's `config.json` of `CheemsForCausalLM` (model_type "cheems"), cheems-spec section 2, built
+ * from the field table CHEEMS_FIELDS (src/models/config-fields.ts: one entry and doc comment per field).
  *
  * `new CheemsConfig(partial)` fills the defaults and validates; wrong types, impossible values and unknown fields
  * throw an Error naming the field. HF's generic PretrainedConfig keys (`transformers_version`, `torch_dtype`, ...)
- * are tolerated and written back. `layersType` (derived, never stored) says which layers are attention:
+ * are kept in `extra` and written back. `layersType` (derived, never stored) says which layers are attention:
  * layer i is "attn" iff i mod attn_layer_period == attn_layer_offset.
  */
-import * as path from 'node:path';
-import { DMA_KEYS, checkFieldTypes, checkParameterCount, checkSizeLimits, dmaFieldsJSON, kvHeadsOf, readConfigJSON, readDmaFields, type DmaFields } from '../config-fields';
+import {
+  COMMON_FIELDS, DMA_FIELDS, checkParameterCount, configFromFolder, failFor, field, fieldsJSON, modelInputNames, objectOrNull, pick, readConfigInput,
+  ropeDict, withAlias, withDefault, type ConfigSchema, type FieldValues,
+} from '../config-fields';
 
 export interface CheemsRopeScaling {
   rope_type: string;
@@ -16,91 +19,80 @@ export interface CheemsRopeScaling {
   [k: string]: unknown;
 }
 
-export interface CheemsConfigFields {
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  hidden_bias: boolean;
-  hidden_dropout: number;
-  hidden_act: string;
-  max_position_embeddings: number;
-  rope_theta: number;
-  rope_scaling: CheemsRopeScaling | null;
-  initializer_range: number;
-  rms_norm_eps: number;
-  use_cache: boolean;
-  bos_token_id: number | null;
-  eos_token_id: number | null;
-  pad_token_id: number | null;
-  tie_word_embeddings: boolean;
-  ssd_chunk_size: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  attention_dropout: number;
-  dynamic_mask_ratio: number;
-  attn_layer_period: number;
-  attn_layer_offset: number;
-  is_moe: boolean;
-  num_cdmoe_experts: number;
-  num_cdmoe_heads: number;
-  num_cdmoe_experts_per_head: number;
-  expert_retrieval_size: number;
-}
+/** The seed's CheemsConfig fields, in the order its config.json writes them. */
+export const CHEEMS_FIELDS = {
+  ...pick(COMMON_FIELDS, 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers'),
+  /** `hidden_bias`: bias on every linear layer (SSD, attention, MLP). Default false. */
+  hidden_bias: field.bool({ default: false }),
+  ...pick(COMMON_FIELDS, 'hidden_dropout', 'hidden_act', 'max_position_embeddings'),
+  /** `rope_theta`: RoPE base of the attention layers, > 0. Default 10000. */
+  rope_theta: field.float({ default: 10000.0, min: 0, minExclusive: true }),
+  /**
+   * `rope_scaling`: null (plain RoPE) or {rope_type 'default' | 'dynamic', factor >= 1, original_max_position_embeddings}
+   * (`type` is read as rope_type). Default {rope_type: 'dynamic', factor: 4, original_max_position_embeddings: 2048}.
+   */
+  rope_scaling: field.custom<CheemsRopeScaling | null>({
+    default: { rope_type: 'dynamic', factor: 4.0, original_max_position_embeddings: 2048 },
+    read: (v, name, { fail }) => {
+      const r = objectOrNull(v, name, fail);
+      return r === null ? null : ropeDict(r, name, fail);
+    },
+  }),
+  ...pick(COMMON_FIELDS, 'initializer_range', 'rms_norm_eps', 'use_cache'),
+  /** `bos_token_id`: beginning-of-sequence token, in [0, vocab_size) or null. Default 0 (the seed). */
+  bos_token_id: withDefault(COMMON_FIELDS.bos_token_id, 0),
+  /** `eos_token_id`: end-of-sequence token (generation stops at it), in [0, vocab_size) or null. Default 1 (the seed). */
+  eos_token_id: withDefault(COMMON_FIELDS.eos_token_id, 1),
+  /** `pad_token_id`: padding token (also the embedding's padding row), in [0, vocab_size) or null. Default 2 (the seed). */
+  pad_token_id: withDefault(COMMON_FIELDS.pad_token_id, 2),
+  /** `tie_word_embeddings`: lm_head shares the token embedding. Default true (the seed). */
+  tie_word_embeddings: withDefault(COMMON_FIELDS.tie_word_embeddings, true),
+  /** `ssd_chunk_size`: chunk length of the SSD scan (a speed knob: any value computes the same function). Default 256. */
+  ssd_chunk_size: field.int({ default: 256, max: 2 ** 16 }),
+  ...pick(COMMON_FIELDS, 'num_attention_heads', 'num_key_value_heads', 'attention_dropout'),
+  /** `dynamic_mask_ratio`: the seed's threshold sparsification of the attention mask; only 0.0 (it is not causal, cheems-spec D6). Default 0. */
+  dynamic_mask_ratio: field.custom<number>({
+    default: 0.0,
+    read: (v, name, ctx) => {
+      const r = field.float({ default: 0 }).read(v, name, ctx);
+      return r === 0 ? r : ctx.fail(name, `(${r}) is not supported: only 0.0 (the seed's threshold over all keys is not causal)`);
+    },
+  }),
+  /** `attn_layer_period`: every this many layers one is DMAttn, the others SSD. Default 8. */
+  attn_layer_period: field.int({ default: 8, max: 1024 }),
+  /** `attn_layer_offset`: layer i is DMAttn iff i mod attn_layer_period == this. Default 7. */
+  attn_layer_offset: field.int({ default: 7, min: 0, max: 1024 }),
+  ...pick(COMMON_FIELDS, 'is_moe'),
+  /** `num_cdmoe_experts`: CDMoE experts E (product-key halves of floor(sqrt(E)) keys). Default 16384. */
+  num_cdmoe_experts: field.int({ default: 16384, max: 2 ** 24 }),
+  /** `num_cdmoe_heads`: retrieval heads of the CDMoE router. Default 4. */
+  num_cdmoe_heads: field.int({ default: 4, max: 1024 }),
+  /** `num_cdmoe_experts_per_head`: experts each head retrieves (at most floor(sqrt(E))). Default 8. */
+  num_cdmoe_experts_per_head: field.int({ default: 8, max: 2 ** 16 }),
+  /** `expert_retrieval_size`: width of the router's queries (even: two product-key halves). Default 64. */
+  expert_retrieval_size: field.int({ default: 64, max: 2 ** 16 }),
+  /**
+   * `keep_window_size` (also read as `window_size`): keys kept per query row by the attention layers' dynamic mask
+   * (null, the seed: every key; with a number the decoder is constant-memory). Default null, written only when set.
+   */
+  keep_window_size: withAlias(field.intOrNull({ default: null, min: 1, omitDefault: true }), 'window_size'),
+  ...DMA_FIELDS,
+};
+
+const CHEEMS: ConfigSchema<typeof CHEEMS_FIELDS> = {
+  owner: 'CheemsConfig', modelType: 'cheems', architecture: 'CheemsForCausalLM', dtypeKey: 'torch_dtype', fields: CHEEMS_FIELDS,
+  // derived from attn_layer_period / offset (layersType); tolerated in a file, never written
+  checkedKeys: ['layers_type'],
+};
+const fail = failFor('CheemsConfig');
+
+export interface CheemsConfigFields extends FieldValues<typeof CHEEMS_FIELDS> {}
 
 export type CheemsConfigInput = Partial<Omit<CheemsConfigFields, 'num_key_value_heads' | 'rope_scaling'>> & {
   num_key_value_heads?: number | null;
   rope_scaling?: Record<string, unknown> | null;
   [k: string]: unknown;
 };
-
-const CHEEMS_DEFAULTS: CheemsConfigFields = {
-  vocab_size: 32768,
-  hidden_size: 1024,
-  intermediate_size: 2048,
-  num_hidden_layers: 32,
-  hidden_bias: false,
-  hidden_dropout: 0.0,
-  hidden_act: 'silu',
-  max_position_embeddings: 2048,
-  rope_theta: 10000.0,
-  rope_scaling: { rope_type: 'dynamic', factor: 4.0, original_max_position_embeddings: 2048 },
-  initializer_range: 0.02,
-  rms_norm_eps: 1e-6,
-  use_cache: true,
-  bos_token_id: 0,
-  eos_token_id: 1,
-  pad_token_id: 2,
-  tie_word_embeddings: true,
-  ssd_chunk_size: 256,
-  num_attention_heads: 8,
-  num_key_value_heads: 8,
-  attention_dropout: 0.0,
-  dynamic_mask_ratio: 0.0,
-  attn_layer_period: 8,
-  attn_layer_offset: 7,
-  is_moe: false,
-  num_cdmoe_experts: 16384,
-  num_cdmoe_heads: 4,
-  num_cdmoe_experts_per_head: 8,
-  expert_retrieval_size: 64,
-};
-
-const INTS = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'max_position_embeddings', 'ssd_chunk_size',
-  'num_attention_heads', 'attn_layer_period', 'attn_layer_offset', 'num_cdmoe_experts', 'num_cdmoe_heads',
-  'num_cdmoe_experts_per_head', 'expert_retrieval_size'] as const;
-const FLOATS = ['hidden_dropout', 'rope_theta', 'initializer_range', 'rms_norm_eps', 'attention_dropout', 'dynamic_mask_ratio'] as const;
-const BOOLS = ['hidden_bias', 'use_cache', 'tie_word_embeddings', 'is_moe'] as const;
-const NULLABLE_INTS = ['bos_token_id', 'eos_token_id', 'pad_token_id'] as const;
-/** HF PretrainedConfig keys every config.json may carry; kept and written back, never interpreted. */
-const GENERIC_KEYS = new Set(['transformers_version', 'torch_dtype', 'dtype', 'architectures', '_name_or_path', 'model_type',
-  '_attn_implementation', 'auto_map', 'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript',
-  'pruned_heads', 'chunk_size_feed_forward', 'is_encoder_decoder', 'is_decoder', 'id2label', 'label2id', 'problem_type',
-  'tokenizer_class', 'prefix', 'sep_token_id', 'decoder_start_token_id', 'task_specific_params', 'layers_type']);
-
-function fail(field: string, msg: string): never {
-  throw new Error(`CheemsConfig: ${field} ${msg}`);
-}
 
 export const CHEEMS_PRESET_NAMES = ['cheems-tiny', 'cheems-tiny-moe', 'cheems-default'] as const;
 export type CheemsPresetName = (typeof CHEEMS_PRESET_NAMES)[number];
@@ -122,98 +114,27 @@ const CHEEMS_PRESETS: Record<CheemsPresetName, CheemsConfigInput> = {
   'cheems-default': {},
 };
 
-export class CheemsConfig implements CheemsConfigFields {
-  vocab_size!: number;
-  hidden_size!: number;
-  intermediate_size!: number;
-  num_hidden_layers!: number;
-  hidden_bias!: boolean;
-  hidden_dropout!: number;
-  hidden_act!: string;
-  max_position_embeddings!: number;
-  rope_theta!: number;
-  rope_scaling!: CheemsRopeScaling | null;
-  initializer_range!: number;
-  rms_norm_eps!: number;
-  use_cache!: boolean;
-  bos_token_id!: number | null;
-  eos_token_id!: number | null;
-  pad_token_id!: number | null;
-  tie_word_embeddings!: boolean;
-  ssd_chunk_size!: number;
-  num_attention_heads!: number;
-  num_key_value_heads!: number;
-  attention_dropout!: number;
-  dynamic_mask_ratio!: number;
-  attn_layer_period!: number;
-  attn_layer_offset!: number;
-  is_moe!: boolean;
-  num_cdmoe_experts!: number;
-  num_cdmoe_heads!: number;
-  num_cdmoe_experts_per_head!: number;
-  expert_retrieval_size!: number;
-  /**
-   * Keys kept per query row by the attention layers' dynamic mask (null, the seed: every key). With a number the
-   * decoder is fully constant-memory: SSD states plus a bounded KV cache. Also read from `window_size`.
-   */
-  keep_window_size: number | null = null;
-  /** See src/models/config-fields.ts (DMA as arXiv 2508.02124 writes it; defaults = HF). */
-  dynamic_mask_bias: DmaFields['dynamic_mask_bias'] = 'exp';
-  dynamic_mask_select: DmaFields['dynamic_mask_select'] = 'row';
-  dynamic_mask_type: DmaFields['dynamic_mask_type'] = 'topk';
-  /** Generic HF keys of the file, written back unchanged. */
-  readonly extra: Record<string, unknown> = {};
+/** The config of a CheemsForCausalLM: one property per CHEEMS_FIELDS entry (typed and documented there). */
+export interface CheemsConfig extends CheemsConfigFields {}
+export class CheemsConfig {
+  /** Input names the model reads (its fields and aliases): the YAML recipes' model keys. */
+  static readonly FIELD_NAMES = modelInputNames(CHEEMS);
+  /** HF's generic PretrainedConfig keys of the input (transformers_version, torch_dtype, ...), written back unchanged. */
+  readonly extra: Record<string, unknown>;
   /** HF model_type (a getter: not an own field, so it is neither compared nor copied with the fields). */
   get model_type(): 'cheems' {
     return 'cheems';
   }
 
   constructor(input: CheemsConfigInput = {}) {
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new Error('CheemsConfig: expected a JSON object');
-    const src = input as Record<string, unknown>;
-    if (src.model_type !== undefined && src.model_type !== 'cheems') fail('model_type', `must be "cheems", got ${JSON.stringify(src.model_type)}`);
-    for (const k of Object.keys(src)) {
-      if (k in CHEEMS_DEFAULTS || k === 'keep_window_size' || DMA_KEYS.includes(k)) continue;
-      if (GENERIC_KEYS.has(k)) { if (k !== 'model_type' && k !== 'architectures' && k !== 'layers_type') this.extra[k] = src[k]; continue; }
-      fail(k, 'is not a Cheems config field');
-    }
-    const self = this as unknown as Record<string, unknown>;
-    for (const [k, v] of Object.entries(CHEEMS_DEFAULTS)) self[k] = src[k] === undefined ? v : src[k];
-    checkFieldTypes(self, { ints: INTS, floats: FLOATS, bools: BOOLS, nullableInts: NULLABLE_INTS }, fail);
-    checkSizeLimits(self, INTS, fail);
-    this.num_key_value_heads = kvHeadsOf(src, this.num_attention_heads, fail);
-    const dma = readDmaFields(src, fail);
-    this.dynamic_mask_bias = dma.dynamic_mask_bias;
-    this.dynamic_mask_select = dma.dynamic_mask_select;
-    this.dynamic_mask_type = dma.dynamic_mask_type;
-    if (dma.keepWindowSize !== undefined && dma.keepWindowSize !== null) {
-      if (typeof dma.keepWindowSize !== 'number' || !Number.isInteger(dma.keepWindowSize) || dma.keepWindowSize < 1) {
-        fail('keep_window_size', `must be an integer >= 1 or null, got ${JSON.stringify(dma.keepWindowSize)}`);
-      }
-      this.keep_window_size = dma.keepWindowSize;
-    }
-    this.rope_scaling = CheemsConfig.readRopeScaling(src.rope_scaling === undefined ? CHEEMS_DEFAULTS.rope_scaling : src.rope_scaling);
+    const { values, extra } = readConfigInput(CHEEMS, input);
+    Object.assign(this, values);
+    this.extra = extra;
     this.validate();
   }
 
-  private static readRopeScaling(v: unknown): CheemsRopeScaling | null {
-    if (v === null) return null;
-    if (typeof v !== 'object' || Array.isArray(v)) fail('rope_scaling', `must be an object or null, got ${JSON.stringify(v)}`);
-    const r: Record<string, unknown> = { ...(v as Record<string, unknown>) };
-    if (r.rope_type === undefined && r.type !== undefined) { r.rope_type = r.type; delete r.type; }
-    if (r.rope_type === undefined) r.rope_type = 'default';
-    if (r.rope_type !== 'default' && r.rope_type !== 'dynamic') fail('rope_scaling.rope_type', `'${String(r.rope_type)}' is not supported (only 'default' and 'dynamic')`);
-    if (r.rope_type === 'dynamic' && (typeof r.factor !== 'number' || !(r.factor >= 1))) {
-      fail('rope_scaling.factor', `must be a number >= 1 for dynamic RoPE, got ${JSON.stringify(r.factor)}`);
-    }
-    return r as CheemsRopeScaling;
-  }
-
+  /** The rules between fields (each field's own type and range are checked by its table entry). */
   private validate(): void {
-    const self = this as unknown as Record<string, number>;
-    for (const f of INTS) if (f !== 'attn_layer_offset' && self[f] < 1) fail(f, `must be >= 1, got ${self[f]}`);
-    if (this.attn_layer_offset < 0) fail('attn_layer_offset', `must be >= 0, got ${this.attn_layer_offset}`);
-    if (this.num_key_value_heads < 1) fail('num_key_value_heads', `must be >= 1, got ${this.num_key_value_heads}`);
     if (this.hidden_size % this.num_attention_heads !== 0) {
       fail('hidden_size', `(${this.hidden_size}) must be divisible by num_attention_heads (${this.num_attention_heads})`);
     }
@@ -221,20 +142,12 @@ export class CheemsConfig implements CheemsConfigFields {
       fail('num_attention_heads', `(${this.num_attention_heads}) must be a multiple of num_key_value_heads (${this.num_key_value_heads})`);
     }
     if (this.headDim % 2 !== 0) fail('hidden_size', `/ num_attention_heads = ${this.headDim} must be even for RoPE`);
-    if (this.hidden_act !== 'silu' && this.hidden_act !== 'swish') fail('hidden_act', `'${this.hidden_act}' is not supported (only 'silu')`);
-    for (const f of ['hidden_dropout', 'attention_dropout'] as const) if (this[f] < 0 || this[f] >= 1) fail(f, `must be in [0, 1), got ${this[f]}`);
-    if (!(this.rms_norm_eps > 0)) fail('rms_norm_eps', `must be > 0, got ${this.rms_norm_eps}`);
-    if (!(this.rope_theta > 0)) fail('rope_theta', `must be > 0, got ${this.rope_theta}`);
-    if (this.dynamic_mask_ratio !== 0) {
-      // the seed's sparsification is not causal (cheems-spec D6): refused instead of silently differing when decoding
-      fail('dynamic_mask_ratio', `(${this.dynamic_mask_ratio}) is not supported: only 0.0 (the seed's threshold over all keys is not causal)`);
-    }
     if (this.is_moe) {
       const K = Math.floor(Math.sqrt(this.num_cdmoe_experts));
       if (this.num_cdmoe_experts_per_head > K) fail('num_cdmoe_experts_per_head', `(${this.num_cdmoe_experts_per_head}) exceeds floor(sqrt(num_cdmoe_experts)) = ${K}`);
       if (this.expert_retrieval_size % 2 !== 0) fail('expert_retrieval_size', `(${this.expert_retrieval_size}) must be even (two product-key halves)`);
     }
-    for (const f of NULLABLE_INTS) {
+    for (const f of ['bos_token_id', 'eos_token_id', 'pad_token_id'] as const) {
       const v = this[f];
       if (v !== null && (v < 0 || v >= this.vocab_size)) fail(f, `(${v}) must be in [0, vocab_size=${this.vocab_size})`);
     }
@@ -281,12 +194,7 @@ export class CheemsConfig implements CheemsConfigFields {
   }
 
   static fromPretrained(dir: string): CheemsConfig {
-    const obj = readConfigJSON(dir);
-    try {
-      return new CheemsConfig(obj as CheemsConfigInput);
-    } catch (e) {
-      throw new Error(`${path.join(dir, 'config.json')}: ${(e as Error).message}`);
-    }
+    return configFromFolder(dir, (obj) => new CheemsConfig(obj));
   }
 
   static preset(name: CheemsPresetName | string, overrides: CheemsConfigInput = {}): CheemsConfig {
@@ -295,16 +203,9 @@ export class CheemsConfig implements CheemsConfigFields {
     return new CheemsConfig({ ...p, ...overrides });
   }
 
-  /** The seed's config.json (plus architectures, model_type, torch_dtype). */
+  /** The seed's config.json (plus architectures, model_type, torch_dtype; keep_window_size and the DMA fields when set). */
   toJSON(): Record<string, unknown> {
-    const out: Record<string, unknown> = { architectures: ['CheemsForCausalLM'], model_type: 'cheems' };
-    for (const k of Object.keys(CHEEMS_DEFAULTS)) out[k] = (this as unknown as Record<string, unknown>)[k];
-    out.rope_scaling = this.rope_scaling ? { ...this.rope_scaling } : null;
-    if (this.keep_window_size !== null) out.keep_window_size = this.keep_window_size;
-    Object.assign(out, dmaFieldsJSON(this));
-    if (!('dtype' in this.extra) && !('torch_dtype' in this.extra)) out.torch_dtype = 'float32';
-    for (const [k, v] of Object.entries(this.extra)) out[k] = v;
-    return out;
+    return fieldsJSON(CHEEMS, this, this.extra);
   }
 
   clone(overrides: CheemsConfigInput = {}): CheemsConfig {

@@ -1,13 +1,16 @@
 /**
- * DogeConfig: the Hugging Face `config.json` of `DogeForCausalLM` (model_type "doge"), spec section 2.1.
+ * DogeConfig: the Hugging Face `config.json` of `DogeForCausalLM` (model_type "doge"), doge-spec section 2.1, built
+ * from the field table DOGE_FIELDS (src/models/config-fields.ts: one entry and doc comment per field).
  *
- * Fields carry HF's snake_case names; `new DogeConfig(partial)` fills HF defaults and validates (wrong JSON types and
- * impossible values throw an Error naming the field). Unknown fields are kept and written back by `toJSON()`.
- * RoPE: the v5 `rope_parameters` dict or the legacy `rope_theta` + `rope_scaling` pair are accepted; `toJSON()`
- * writes `rope_parameters` plus the legacy pair for older readers.
+ * Fields carry HF's snake_case names; `new DogeConfig(partial)` fills HF defaults and validates (wrong JSON types,
+ * impossible values and unknown fields throw an Error naming the field; HF's generic PretrainedConfig keys are kept in
+ * `extra` and written back). RoPE: the v5 `rope_parameters` dict or the legacy `rope_theta` + `rope_scaling` pair are
+ * accepted; `toJSON()` writes `rope_parameters` plus the legacy pair for older readers.
  */
-import * as path from 'node:path';
-import { DMA_KEYS, checkFieldTypes, checkParameterCount, checkSizeLimits, dmaFieldsJSON, kvHeadsOf, readConfigJSON, readDmaFields, type DmaFields } from '../config-fields';
+import {
+  COMMON_FIELDS, DMA_FIELDS, checkParameterCount, configFromFolder, failFor, field, fieldsJSON, modelInputNames, objectOrNull, pick, readConfigInput, ropeDict, withAlias,
+  type ConfigSchema, type FieldValues,
+} from '../config-fields';
 
 export interface RopeParameters {
   rope_type: string;
@@ -17,36 +20,64 @@ export interface RopeParameters {
   [k: string]: unknown;
 }
 
-export interface DogeConfigFields extends DmaFields {
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  hidden_dropout: number;
-  hidden_act: string;
-  initializer_range: number;
-  rms_norm_eps: number;
-  use_cache: boolean;
-  tie_word_embeddings: boolean;
-  max_position_embeddings: number;
-  rope_parameters: RopeParameters;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  attention_bias: boolean;
-  attention_dropout: number;
-  mlp_bias: boolean;
-  sliding_window: number | null;
-  keep_window_size: number;
-  is_moe: boolean;
-  num_experts: number;
-  num_experts_per_tok: number;
-  norm_topk_prob: boolean;
-  output_router_logits: boolean;
-  router_aux_loss_coef: number;
-  pad_token_id: number | null;
-  bos_token_id: number | null;
-  eos_token_id: number | null;
-}
+/** The fields of HF's DogeConfig, in the order config.json writes them. */
+export const DOGE_FIELDS = {
+  ...pick(COMMON_FIELDS, 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'hidden_dropout', 'hidden_act',
+    'initializer_range', 'rms_norm_eps', 'use_cache', 'tie_word_embeddings', 'max_position_embeddings', 'num_attention_heads'),
+  /** `attention_bias`: bias on q/k/v/o and dt_proj. Default false. */
+  attention_bias: field.bool({ default: false }),
+  ...pick(COMMON_FIELDS, 'attention_dropout'),
+  /** `mlp_bias`: bias on the MLP's gate/up/down (dense MLP and the CDMoE shared expert). Default false. */
+  mlp_bias: field.bool({ default: false }),
+  /** `sliding_window`: keys older than this many positions are masked (null: none). Default null. */
+  sliding_window: field.intOrNull({ default: null, min: 1 }),
+  /** `keep_window_size` (also read as `window_size`, the authors' name): keys the dynamic mask keeps per query row. Default 2048. */
+  keep_window_size: withAlias(field.int({ default: 2048, max: 2 ** 24 }), 'window_size'),
+  ...pick(COMMON_FIELDS, 'is_moe'),
+  /** `num_experts`: CDMoE experts E (product-key grid side floor(sqrt(E))). Default 16384. */
+  num_experts: field.int({ default: 16384, max: 2 ** 24 }),
+  /** `num_experts_per_tok`: experts each token uses (at most floor(sqrt(E))^2). Default 64. */
+  num_experts_per_tok: field.int({ default: 64, max: 2 ** 16 }),
+  /** `norm_topk_prob`: renormalise the top-k router probabilities. Default false. */
+  norm_topk_prob: field.bool({ default: false }),
+  /** `output_router_logits`: return router logits and add the auxiliary load-balancing loss (training). Default false. */
+  output_router_logits: field.bool({ default: false }),
+  /** `router_aux_loss_coef`: weight of that auxiliary loss. Default 0.001. */
+  router_aux_loss_coef: field.float({ default: 0.001 }),
+  ...pick(COMMON_FIELDS, 'pad_token_id', 'bos_token_id', 'eos_token_id'),
+  ...DMA_FIELDS,
+  ...pick(COMMON_FIELDS, 'num_key_value_heads'),
+  /**
+   * `rope_parameters`: the v5 RoPE dict {rope_type 'default' | 'dynamic', rope_theta, factor?, original_max_position_embeddings?},
+   * or the legacy pair `rope_theta` + `rope_scaling` (a non-null rope_scaling wins; `type` is read as rope_type).
+   * Default {rope_type: 'default', rope_theta: 10000}. Written as rope_parameters plus the legacy pair.
+   */
+  rope_parameters: field.custom<RopeParameters>({
+    readAbsent: true,
+    reads: ['rope_theta', 'rope_scaling'],
+    read: (given, name, { input, fail }) => {
+      const v5 = objectOrNull(given ?? null, name, fail);
+      const legacy = objectOrNull(input.rope_scaling ?? null, 'rope_scaling', fail);
+      const r = ropeDict(legacy ?? v5 ?? {}, name, fail);
+      if (r.rope_theta === undefined) r.rope_theta = input.rope_theta ?? v5?.rope_theta ?? 10000.0;
+      if (typeof r.rope_theta !== 'number' || !(r.rope_theta > 0)) fail(`${name}.rope_theta`, `must be a positive number, got ${JSON.stringify(r.rope_theta)}`);
+      return r as RopeParameters;
+    },
+    write: (r, out) => {
+      const { rope_theta, ...scaling } = r;
+      Object.assign(out, { rope_parameters: r, rope_theta, rope_scaling: r.rope_type === 'default' ? null : scaling });
+    },
+  }),
+};
+
+const DOGE: ConfigSchema<typeof DOGE_FIELDS> = {
+  owner: 'DogeConfig', modelType: 'doge', architecture: 'DogeForCausalLM', dtypeKey: 'dtype', fields: DOGE_FIELDS,
+  // HF reads an optional head_dim; it must equal hidden_size / num_attention_heads and is never written
+  checkedKeys: ['head_dim'],
+};
+const fail = failFor('DogeConfig');
+
+export interface DogeConfigFields extends FieldValues<typeof DOGE_FIELDS> {}
 
 export type DogeConfigInput = Partial<Omit<DogeConfigFields, 'rope_parameters' | 'num_key_value_heads'>> & {
   rope_parameters?: Partial<RopeParameters> | null;
@@ -55,48 +86,6 @@ export type DogeConfigInput = Partial<Omit<DogeConfigFields, 'rope_parameters' |
   rope_scaling?: Record<string, unknown> | null;
   [k: string]: unknown;
 };
-
-const DEFAULTS: Omit<DogeConfigFields, 'rope_parameters' | 'num_key_value_heads' | keyof DmaFields> = {
-  vocab_size: 32768,
-  hidden_size: 1024,
-  intermediate_size: 2048,
-  num_hidden_layers: 32,
-  hidden_dropout: 0.0,
-  hidden_act: 'silu',
-  initializer_range: 0.02,
-  rms_norm_eps: 1e-6,
-  use_cache: true,
-  tie_word_embeddings: false,
-  max_position_embeddings: 2048,
-  num_attention_heads: 8,
-  attention_bias: false,
-  attention_dropout: 0.0,
-  mlp_bias: false,
-  sliding_window: null,
-  keep_window_size: 2048,
-  is_moe: false,
-  num_experts: 16384,
-  num_experts_per_tok: 64,
-  norm_topk_prob: false,
-  output_router_logits: false,
-  router_aux_loss_coef: 0.001,
-  pad_token_id: null,
-  bos_token_id: null,
-  eos_token_id: null,
-};
-
-const INT_FIELDS = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'max_position_embeddings',
-  'num_attention_heads', 'keep_window_size', 'num_experts', 'num_experts_per_tok'] as const;
-const FLOAT_FIELDS = ['hidden_dropout', 'initializer_range', 'rms_norm_eps', 'attention_dropout', 'router_aux_loss_coef'] as const;
-const BOOL_FIELDS = ['use_cache', 'tie_word_embeddings', 'attention_bias', 'mlp_bias', 'is_moe', 'norm_topk_prob', 'output_router_logits'] as const;
-const NULLABLE_INT_FIELDS = ['sliding_window', 'pad_token_id', 'bos_token_id', 'eos_token_id'] as const;
-/** Fields the class interprets itself (everything else is kept verbatim in `extra`). */
-const KNOWN = new Set<string>([...Object.keys(DEFAULTS), 'num_key_value_heads', 'rope_parameters', 'rope_theta', 'rope_scaling',
-  'model_type', 'architectures', 'head_dim', ...DMA_KEYS]);
-
-function fail(field: string, msg: string): never {
-  throw new Error(`DogeConfig: ${field} ${msg}`);
-}
 
 export const PRESET_NAMES = ['doge-tiny', 'doge-tiny-moe', 'doge-20m', 'doge-60m', 'doge-160m', 'doge-320m'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
@@ -122,91 +111,27 @@ const PRESETS: Record<PresetName, DogeConfigInput> = {
   },
 };
 
-export class DogeConfig implements DogeConfigFields {
-  vocab_size!: number;
-  hidden_size!: number;
-  intermediate_size!: number;
-  num_hidden_layers!: number;
-  hidden_dropout!: number;
-  hidden_act!: string;
-  initializer_range!: number;
-  rms_norm_eps!: number;
-  use_cache!: boolean;
-  tie_word_embeddings!: boolean;
-  max_position_embeddings!: number;
-  rope_parameters!: RopeParameters;
-  num_attention_heads!: number;
-  num_key_value_heads!: number;
-  attention_bias!: boolean;
-  attention_dropout!: number;
-  mlp_bias!: boolean;
-  sliding_window!: number | null;
-  /** Keys kept per query row by the dynamic mask (also read from `window_size`, the authors' name). */
-  keep_window_size!: number;
-  /** See src/models/config-fields.ts (DMA as arXiv 2508.02124 writes it; defaults = HF). */
-  dynamic_mask_bias!: DmaFields['dynamic_mask_bias'];
-  dynamic_mask_select!: DmaFields['dynamic_mask_select'];
-  dynamic_mask_type!: DmaFields['dynamic_mask_type'];
-  is_moe!: boolean;
-  num_experts!: number;
-  num_experts_per_tok!: number;
-  norm_topk_prob!: boolean;
-  output_router_logits!: boolean;
-  router_aux_loss_coef!: number;
-  pad_token_id!: number | null;
-  bos_token_id!: number | null;
-  eos_token_id!: number | null;
-  /** Unknown config.json fields, written back unchanged. */
-  readonly extra: Record<string, unknown> = {};
+/** The config of a DogeForCausalLM: one property per DOGE_FIELDS entry (typed and documented there). */
+export interface DogeConfig extends DogeConfigFields {}
+export class DogeConfig {
+  /** Input names the model reads (its fields, aliases and legacy names): the YAML recipes' model keys. */
+  static readonly FIELD_NAMES = modelInputNames(DOGE);
+  /** HF's generic PretrainedConfig keys of the input (transformers_version, dtype, ...), written back unchanged. */
+  readonly extra: Record<string, unknown>;
   /** HF model_type (a getter: not an own field, so it is neither compared nor copied with the fields). */
   get model_type(): 'doge' {
     return 'doge';
   }
 
   constructor(input: DogeConfigInput = {}) {
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new Error('DogeConfig: expected a JSON object');
-    const src = { ...(input as Record<string, unknown>) };
-    const self = this as unknown as Record<string, unknown>;
-    const dma = readDmaFields(src, fail);
-    if (dma.keepWindowSize !== undefined) src.keep_window_size = dma.keepWindowSize;
-    this.dynamic_mask_bias = dma.dynamic_mask_bias;
-    this.dynamic_mask_select = dma.dynamic_mask_select;
-    this.dynamic_mask_type = dma.dynamic_mask_type;
-    for (const [k, v] of Object.entries(DEFAULTS)) self[k] = src[k] === undefined ? v : src[k];
-    checkFieldTypes(self, { ints: INT_FIELDS, floats: FLOAT_FIELDS, bools: BOOL_FIELDS, nullableInts: NULLABLE_INT_FIELDS }, fail);
-    checkSizeLimits(self, INT_FIELDS, fail);
-    this.num_key_value_heads = kvHeadsOf(src, this.num_attention_heads, fail);
-    this.rope_parameters = DogeConfig.readRope(src);
-    for (const [k, v] of Object.entries(src)) if (!KNOWN.has(k)) this.extra[k] = v;
-    if (src.model_type !== undefined && src.model_type !== 'doge') fail('model_type', `must be "doge", got ${JSON.stringify(src.model_type)}`);
-    this.validate(src);
+    const { values, extra } = readConfigInput(DOGE, input);
+    Object.assign(this, values);
+    this.extra = extra;
+    this.validate(input);
   }
 
-  /** v5 rope_parameters, or legacy rope_theta + rope_scaling (legacy rope_scaling wins when non-null). */
-  private static readRope(src: Record<string, unknown>): RopeParameters {
-    const legacyScaling = src.rope_scaling as Record<string, unknown> | null | undefined;
-    const given = src.rope_parameters as Record<string, unknown> | null | undefined;
-    if (given !== undefined && given !== null && (typeof given !== 'object' || Array.isArray(given))) fail('rope_parameters', 'must be an object or null');
-    if (legacyScaling !== undefined && legacyScaling !== null && (typeof legacyScaling !== 'object' || Array.isArray(legacyScaling))) fail('rope_scaling', 'must be an object or null');
-    const base: Record<string, unknown> = { ...(legacyScaling ?? given ?? {}) };
-    if (base.rope_type === undefined && base.type !== undefined) { base.rope_type = base.type; delete base.type; }
-    if (base.rope_type === undefined) base.rope_type = 'default';
-    if (base.rope_theta === undefined) base.rope_theta = src.rope_theta ?? (given as Record<string, unknown> | null | undefined)?.rope_theta ?? 10000.0;
-    if (typeof base.rope_type !== 'string') fail('rope_parameters.rope_type', `must be a string, got ${JSON.stringify(base.rope_type)}`);
-    if (typeof base.rope_theta !== 'number' || !(base.rope_theta > 0)) fail('rope_parameters.rope_theta', `must be a positive number, got ${JSON.stringify(base.rope_theta)}`);
-    if (base.rope_type !== 'default' && base.rope_type !== 'dynamic') {
-      fail('rope_parameters.rope_type', `'${base.rope_type}' is not supported (only 'default' and 'dynamic')`);
-    }
-    if (base.rope_type === 'dynamic' && (typeof base.factor !== 'number' || !(base.factor >= 1))) {
-      fail('rope_parameters.factor', `must be a number >= 1 for dynamic RoPE, got ${JSON.stringify(base.factor)}`);
-    }
-    return base as RopeParameters;
-  }
-
+  /** The rules between fields (each field's own type and range are checked by its table entry). */
   private validate(src: Record<string, unknown>): void {
-    const pos = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'max_position_embeddings', 'num_attention_heads', 'keep_window_size', 'num_experts', 'num_experts_per_tok'] as const;
-    for (const f of pos) if ((this as unknown as Record<string, number>)[f] < 1) fail(f, `must be >= 1, got ${(this as unknown as Record<string, number>)[f]}`);
-    if (this.num_key_value_heads < 1) fail('num_key_value_heads', `must be >= 1, got ${this.num_key_value_heads}`);
     if (this.hidden_size % this.num_attention_heads !== 0) {
       fail('hidden_size', `(${this.hidden_size}) must be divisible by num_attention_heads (${this.num_attention_heads})`);
     }
@@ -217,10 +142,6 @@ export class DogeConfig implements DogeConfigFields {
       fail('head_dim', `(${JSON.stringify(src.head_dim)}) must equal hidden_size / num_attention_heads (${this.hidden_size / this.num_attention_heads})`);
     }
     if (this.headDim % 2 !== 0) fail('hidden_size', `/ num_attention_heads = ${this.headDim} must be even for RoPE`);
-    if (this.hidden_act !== 'silu' && this.hidden_act !== 'swish') fail('hidden_act', `'${this.hidden_act}' is not supported (only 'silu')`);
-    for (const f of ['hidden_dropout', 'attention_dropout'] as const) if (this[f] < 0 || this[f] >= 1) fail(f, `must be in [0, 1), got ${this[f]}`);
-    if (!(this.rms_norm_eps > 0)) fail('rms_norm_eps', `must be > 0, got ${this.rms_norm_eps}`);
-    if (this.sliding_window !== null && this.sliding_window < 1) fail('sliding_window', `must be >= 1 or null, got ${this.sliding_window}`);
     if (this.is_moe) {
       const K = Math.floor(Math.sqrt(this.num_experts));
       if (this.num_experts_per_tok > K * K) fail('num_experts_per_tok', `(${this.num_experts_per_tok}) exceeds floor(sqrt(num_experts))^2 = ${K * K}`);
@@ -260,13 +181,7 @@ export class DogeConfig implements DogeConfigFields {
   }
 
   static fromPretrained(dir: string): DogeConfig {
-    const file = path.join(dir, 'config.json');
-    const obj = readConfigJSON(dir);
-    try {
-      return new DogeConfig(obj as DogeConfigInput);
-    } catch (e) {
-      throw new Error(`${file}: ${(e as Error).message}`);
-    }
+    return configFromFolder(dir, (obj) => new DogeConfig(obj));
   }
 
   static preset(name: PresetName | string, overrides: DogeConfigInput = {}): DogeConfig {
@@ -277,18 +192,7 @@ export class DogeConfig implements DogeConfigFields {
 
   /** HF config.json object (rope_parameters plus the legacy rope_theta / rope_scaling pair; no head_dim). */
   toJSON(): Record<string, unknown> {
-    const out: Record<string, unknown> = { architectures: ['DogeForCausalLM'], model_type: 'doge' };
-    for (const k of Object.keys(DEFAULTS)) out[k] = (this as unknown as Record<string, unknown>)[k];
-    Object.assign(out, dmaFieldsJSON(this));
-    out.num_key_value_heads = this.num_key_value_heads;
-    out.rope_parameters = { ...this.rope_parameters };
-    out.rope_theta = this.rope_parameters.rope_theta;
-    const { rope_theta: _t, ...scaling } = this.rope_parameters;
-    void _t;
-    out.rope_scaling = this.rope_parameters.rope_type === 'default' ? null : scaling;
-    if (!('dtype' in this.extra) && !('torch_dtype' in this.extra)) out.dtype = 'float32';
-    for (const [k, v] of Object.entries(this.extra)) out[k] = v;
-    return out;
+    return fieldsJSON(DOGE, this, this.extra);
   }
 
   clone(overrides: DogeConfigInput = {}): DogeConfig {
