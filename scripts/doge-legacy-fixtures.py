@@ -101,7 +101,10 @@ def build(name, case):
     model.eval()  # no dropout (all rates are 0 anyway)
 
     g = torch.Generator().manual_seed(3)
-    input_ids = torch.randint(3, COMMON["vocab_size"], (2, 10), generator=g)
+    # no token twice in a row: equal tokens give equal d at layer 0, and which of two tied keys the top-k keeps then
+    # depends on the last bit of d, which differs between matmul kernels (ties are the top-k's business, tested with
+    # today's layout; these fixtures test the layout)
+    input_ids = torch.stack([torch.randperm(COMMON["vocab_size"] - 3, generator=g)[:10] + 3 for _ in range(2)])
     labels = input_ids.clone()
     labels[1, 4] = -100
     out = model(input_ids=input_ids, labels=labels)
@@ -112,6 +115,12 @@ def build(name, case):
         # a tied lm_head is the embedding itself (named_parameters lists it once, as the embedding)
         tensors["grad." + t] = params[t].grad.detach().clone()
 
+    # Greedy decoding repeats tokens, and repeated tokens tie in d; with a cache, d of the same key is recomputed by a
+    # matmul of another shape, so the top-k's choice among ties depends on rounding (this code's own generate() then
+    # disagrees with its full forwards). The greedy reference therefore runs without top-k: keep_window_size =
+    # max_position_embeddings on every layer (2503 never selects anyway); the forward above tests the top-k.
+    for layer in model.model.layers:
+        layer.self_attn.keep_window_size = COMMON["max_position_embeddings"]
     prompt = input_ids[0, :4].tolist()
     greedy = greedy_no_cache(model, prompt, 8)
     with torch.no_grad():
@@ -125,7 +134,8 @@ def build(name, case):
     model.save_pretrained(folder, safe_serialization=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(folder, "reference.safetensors"))
     expected = {
-        "layout": name, "loss": float(out.loss.detach()), "generate": {"prompt": prompt, "greedy": greedy},
+        "layout": name, "loss": float(out.loss.detach()),
+        "generate": {"prompt": prompt, "greedy": greedy, "keep_window_size": COMMON["max_position_embeddings"]},
         "grads": case["grads"], "torch": torch.__version__,
         "transformers": __import__("transformers").__version__,
     }

@@ -8,6 +8,7 @@
  */
 import * as path from 'node:path';
 import { DMA_KEYS, checkFieldTypes, checkParameterCount, checkSizeLimits, dmaFieldsJSON, kvHeadsOf, readConfigJSON, readDmaFields, type DmaFields } from '../config-fields';
+import { checkLegacyLayout, legacyConfigInput, type LegacyLayout, type LegacyOptions } from './legacy';
 
 export interface RopeParameters {
   rope_type: string;
@@ -92,7 +93,7 @@ const BOOL_FIELDS = ['use_cache', 'tie_word_embeddings', 'attention_bias', 'mlp_
 const NULLABLE_INT_FIELDS = ['sliding_window', 'pad_token_id', 'bos_token_id', 'eos_token_id'] as const;
 /** Fields the class interprets itself (everything else is kept verbatim in `extra`). */
 const KNOWN = new Set<string>([...Object.keys(DEFAULTS), 'num_key_value_heads', 'rope_parameters', 'rope_theta', 'rope_scaling',
-  'model_type', 'architectures', 'head_dim', ...DMA_KEYS]);
+  'model_type', 'architectures', 'head_dim', 'legacy_layout', ...DMA_KEYS]);
 
 function fail(field: string, msg: string): never {
   throw new Error(`DogeConfig: ${field} ${msg}`);
@@ -156,6 +157,8 @@ export class DogeConfig implements DogeConfigFields {
   pad_token_id!: number | null;
   bos_token_id!: number | null;
   eos_token_id!: number | null;
+  /** An older SmallDoge checkpoint layout this model loads from and saves to (./legacy.ts), or null (HF's current). */
+  legacy_layout!: LegacyLayout | null;
   /** Unknown config.json fields, written back unchanged. */
   readonly extra: Record<string, unknown> = {};
   /** HF model_type (a getter: not an own field, so it is neither compared nor copied with the fields). */
@@ -177,6 +180,7 @@ export class DogeConfig implements DogeConfigFields {
     checkSizeLimits(self, INT_FIELDS, fail);
     this.num_key_value_heads = kvHeadsOf(src, this.num_attention_heads, fail);
     this.rope_parameters = DogeConfig.readRope(src);
+    this.legacy_layout = checkLegacyLayout(src.legacy_layout, fail);
     for (const [k, v] of Object.entries(src)) if (!KNOWN.has(k)) this.extra[k] = v;
     if (src.model_type !== undefined && src.model_type !== 'doge') fail('model_type', `must be "doge", got ${JSON.stringify(src.model_type)}`);
     this.validate(src);
@@ -259,9 +263,10 @@ export class DogeConfig implements DogeConfigFields {
     return new DogeConfig(obj as DogeConfigInput);
   }
 
-  static fromPretrained(dir: string): DogeConfig {
+  /** An older SmallDoge layout is detected and converted (./legacy.ts); `{ legacy: false }` refuses it. */
+  static fromPretrained(dir: string, options: LegacyOptions = {}): DogeConfig {
     const file = path.join(dir, 'config.json');
-    const obj = readConfigJSON(dir);
+    const obj = legacyConfigInput(dir, readConfigJSON(dir), options);
     try {
       return new DogeConfig(obj as DogeConfigInput);
     } catch (e) {
@@ -287,6 +292,7 @@ export class DogeConfig implements DogeConfigFields {
     void _t;
     out.rope_scaling = this.rope_parameters.rope_type === 'default' ? null : scaling;
     if (!('dtype' in this.extra) && !('torch_dtype' in this.extra)) out.dtype = 'float32';
+    if (this.legacy_layout !== null) out.legacy_layout = this.legacy_layout; // not written when null
     for (const [k, v] of Object.entries(this.extra)) out[k] = v;
     return out;
   }
