@@ -47,6 +47,8 @@ export interface DogeConfigFields extends DmaFields {
   pad_token_id: number | null;
   bos_token_id: number | null;
   eos_token_id: number | null;
+  /** An older SmallDoge checkpoint layout (./legacy.ts) or null (HF's current); not written to config.json when null. */
+  legacy_layout: LegacyLayout | null;
 }
 
 export type DogeConfigInput = Partial<Omit<DogeConfigFields, 'rope_parameters' | 'num_key_value_heads'>> & {
@@ -57,7 +59,7 @@ export type DogeConfigInput = Partial<Omit<DogeConfigFields, 'rope_parameters' |
   [k: string]: unknown;
 };
 
-const DEFAULTS: Omit<DogeConfigFields, 'rope_parameters' | 'num_key_value_heads' | keyof DmaFields> = {
+const DEFAULTS: Omit<DogeConfigFields, 'rope_parameters' | 'num_key_value_heads' | 'legacy_layout' | keyof DmaFields> = {
   vocab_size: 32768,
   hidden_size: 1024,
   intermediate_size: 2048,
