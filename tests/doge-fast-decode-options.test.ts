@@ -144,6 +144,7 @@ const CONFIG_VARIANTS: Record<keyof typeof DOGE_CONFIG_FIELDS, Variant> = {
   pad_token_id: { config: { pad_token_id: 3 } },
   bos_token_id: { config: { bos_token_id: 5 } },
   eos_token_id: { config: { eos_token_id: 6 } },
+  legacy_layout: { config: { legacy_layout: 'small-doge-2506' }, refused: /^legacy layout 'small-doge-2506'$/ },
 };
 
 function build(v: Variant, seed: number): DogeForCausalLM {

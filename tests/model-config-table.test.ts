@@ -65,6 +65,7 @@ const CUSTOM_ERRORS: Record<string, Array<[Record<string, unknown>, string]>> = 
     [{ rope_scaling: { type: 'yarn' } }, "rope_scaling.rope_type 'yarn' is not supported (only 'default' and 'dynamic')"],
     [{ rope_scaling: { rope_type: 'dynamic' } }, 'rope_scaling.factor must be a number >= 1 for dynamic RoPE, got undefined'],
   ],
+  legacy_layout: [[{ legacy_layout: 'small-doge-2401' }, "legacy_layout must be 'small-doge-2503' or 'small-doge-2506' or null, got \"small-doge-2401\""]],
   dynamic_mask_ratio: [[{ dynamic_mask_ratio: 'x' }, 'dynamic_mask_ratio must be a number, got "x"'], [{ dynamic_mask_ratio: 0.3 }, "dynamic_mask_ratio (0.3) is not supported: only 0.0 (the seed's threshold over all keys is not causal)"]],
 };
 

@@ -47,7 +47,7 @@ export function loadCheckpointTensors(dir: string): Map<string, tf.Tensor> {
 }
 
 /** Tensor shapes of a checkpoint folder from the safetensors headers alone (nothing is allocated). */
-function checkpointShapes(dir: string): { shapes: Map<string, number[]>; file: string } {
+export function checkpointShapes(dir: string): { shapes: Map<string, number[]>; file: string } {
   const single = path.join(dir, 'model.safetensors');
   const index = path.join(dir, 'model.safetensors.index.json');
   const shapes = new Map<string, number[]>();

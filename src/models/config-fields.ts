@@ -346,8 +346,12 @@ export function readConfigJSON(dir: string): Record<string, unknown> {
 }
 
 /** A config read from a model folder's config.json; errors name the file. */
-export function configFromFolder<C>(dir: string, build: (obj: Record<string, unknown>) => C): C {
-  const obj = readConfigJSON(dir);
+export function configFromFolder<C>(
+  dir: string, build: (obj: Record<string, unknown>) => C,
+  /** Converts the object first (its errors name the file themselves), e.g. an older layout's keys. */
+  prepare: (obj: Record<string, unknown>) => Record<string, unknown> = (obj) => obj,
+): C {
+  const obj = prepare(readConfigJSON(dir));
   try {
     return build(obj);
   } catch (e) {

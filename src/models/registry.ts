@@ -51,6 +51,8 @@ export interface CausalLMOptions {
   seed?: number;
   /** CDMoE routing layout of Doge MoE ('token' or 'hf'); other models ignore it. */
   routerLayout?: 'token' | 'hf';
+  /** Doge: older SmallDoge checkpoint layouts load converted (default); false refuses them. Others ignore it. */
+  legacy?: boolean;
 }
 
 /** A model's config class: `new C(fields)`, `C.fromPretrained(dir)`, `C.preset(name, overrides)`. */

@@ -171,6 +171,8 @@ export const DOGE_CONFIG_FIELDS: { readonly [K in keyof DogeConfigFields]-?: Mir
   pad_token_id: init,
   bos_token_id: { use: 'generate' },
   eos_token_id: { use: 'generate' },
+  // the older SmallDoge layouts have no q/k norm (and 2503 no top-k), which this decoder does not mirror
+  legacy_layout: { use: 'mirrored', refuse: (_, c) => (c.legacy_layout === null ? null : `legacy layout '${c.legacy_layout}'`) },
 };
 
 /** Config properties that are not fields of DogeConfigFields: model_type (this decoder's key) and extra (HF's generic keys). */

@@ -4,10 +4,11 @@
  */
 import type { RouterLayout } from '../../modules/cdmoe';
 import { DogeForCausalLM } from './model';
+import type { LegacyOptions } from './legacy';
 
 export { loadCheckpointTensors } from '../checkpoint';
 
-export function loadDogeCheckpoint(dir: string, options: { routerLayout?: RouterLayout } = {}): DogeForCausalLM {
+export function loadDogeCheckpoint(dir: string, options: { routerLayout?: RouterLayout } & LegacyOptions = {}): DogeForCausalLM {
   return DogeForCausalLM.fromPretrained(dir, options);
 }
 

@@ -11,6 +11,7 @@ import {
   COMMON_FIELDS, DMA_FIELDS, checkParameterCount, configFromFolder, failFor, field, fieldsJSON, modelInputNames, objectOrNull, pick, readConfigInput, ropeDict, withAlias,
   type ConfigSchema, type FieldValues,
 } from '../config-fields';
+import { checkLegacyLayout, legacyConfigInput, type LegacyLayout, type LegacyOptions } from './legacy';
 
 export interface RopeParameters {
   rope_type: string;
@@ -68,6 +69,12 @@ export const DOGE_FIELDS = {
       Object.assign(out, { rope_parameters: r, rope_theta, rope_scaling: r.rope_type === 'default' ? null : scaling });
     },
   }),
+  /**
+   * `legacy_layout` (this package's key): the older SmallDoge checkpoint layout this model was loaded from and is saved
+   * back to ('small-doge-2503' | 'small-doge-2506', ./legacy.ts), or null (HF's current layout). Set on load from the
+   * tensor names and config keys; written only when not null.
+   */
+  legacy_layout: field.custom<LegacyLayout | null>({ default: null, omitDefault: true, read: (v, _name, { fail }) => checkLegacyLayout(v, fail) }),
 };
 
 const DOGE: ConfigSchema<typeof DOGE_FIELDS> = {
@@ -180,8 +187,9 @@ export class DogeConfig {
     return new DogeConfig(obj as DogeConfigInput);
   }
 
-  static fromPretrained(dir: string): DogeConfig {
-    return configFromFolder(dir, (obj) => new DogeConfig(obj));
+  /** An older SmallDoge layout is detected and converted (./legacy.ts); `{ legacy: false }` refuses it. */
+  static fromPretrained(dir: string, options: LegacyOptions = {}): DogeConfig {
+    return configFromFolder(dir, (obj) => new DogeConfig(obj), (obj) => legacyConfigInput(dir, obj, options));
   }
 
   static preset(name: PresetName | string, overrides: DogeConfigInput = {}): DogeConfig {

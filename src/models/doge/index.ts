@@ -2,3 +2,4 @@
 export * from './config';
 export * from './model';
 export * from './checkpoint';
+export { LEGACY_LAYOUTS, type LegacyLayout, type LegacyOptions } from './legacy';

@@ -12,7 +12,7 @@
  * also serves as lm_head.
  */
 import { tf } from '../../tf';
-import { Module, makeInit, variableGradsByName, type Init } from '../../modules/module';
+import { Module, makeInit, variableGradsByName, type Init, type LoadStateOptions, type LoadStateResult } from '../../modules/module';
 import { RMSNorm } from '../../modules/rmsnorm';
 import { RotaryEmbedding } from '../../modules/rope';
 import { MLP } from '../../modules/mlp';
@@ -25,6 +25,7 @@ import {
 import { isRecordingGradients } from '../../ops';
 import { checkConfigAgainstCheckpoint, loadPretrainedInto, writeCheckpointFolder } from '../checkpoint';
 import { DogeConfig } from './config';
+import { embeddingName, fromLegacyName, legacyAttentionOptions, legacyConfigJSON, renameTensors, toLegacyName, type LegacyOptions } from './legacy';
 import { generate, type GenerateOptions } from '../../generation/generate';
 
 export interface DogeModelOptions {
@@ -114,7 +115,7 @@ export class DogeDecoderLayer extends Module {
       hiddenSize: c.hidden_size, numHeads: c.num_attention_heads, numKvHeads: c.num_key_value_heads,
       keepWindowSize: c.keep_window_size, attentionBias: c.attention_bias, rmsNormEps: c.rms_norm_eps,
       attentionDropout: c.attention_dropout, dynamicMaskBias: c.dynamic_mask_bias, dynamicMaskSelect: c.dynamic_mask_select,
-      dynamicMaskType: c.dynamic_mask_type,
+      dynamicMaskType: c.dynamic_mask_type, ...legacyAttentionOptions(c.legacy_layout),
     }, init));
     this.inputResidual = this.param('input_residual', [c.hidden_size], 'ones', init);
     this.postNorm = this.module('post_attention_layernorm', new RMSNorm(init, c.hidden_size, c.rms_norm_eps));
@@ -297,16 +298,34 @@ export class DogeForCausalLM extends Module {
     return generate<DogeCache>(this, inputIds, options);
   }
 
-  /** Write config.json + model.safetensors (HF names, F32) atomically. */
+  /**
+   * Write config.json + model.safetensors (HF names, F32) atomically; a model of an older SmallDoge layout
+   * (config.legacy_layout) is written back in that layout, names and config keys (./legacy.ts).
+   */
   savePretrained(dir: string): void {
-    writeCheckpointFolder(dir, this.config.toJSON(), this.parameters() as Map<string, tf.Tensor>);
+    const layout = this.config.legacy_layout;
+    if (layout === null) {
+      writeCheckpointFolder(dir, this.config.toJSON(), this.parameters() as Map<string, tf.Tensor>);
+      return;
+    }
+    writeCheckpointFolder(dir, legacyConfigJSON(this.config.toJSON(), layout), renameTensors(this.parameters() as Map<string, tf.Tensor>, (n) => toLegacyName(layout, n)));
   }
 
-  /** Open an HF Doge folder (single or sharded safetensors; F32/F16/BF16). Errors name the file or tensor. */
-  static fromPretrained(dir: string, options: { routerLayout?: RouterLayout } = {}): DogeForCausalLM {
-    const config = DogeConfig.fromPretrained(dir);
-    checkConfigAgainstCheckpoint(dir, config, 'model.embed_tokens.weight'); // before anything is allocated
-    return loadPretrainedInto(dir, new DogeForCausalLM(config, { routerLayout: options.routerLayout, initWeights: false }), config.tie_word_embeddings ? 'model.embed_tokens.weight' : null);
+  /** Checkpoint tensors by name; those of an older layout arrive under its names (renamed here, not copied). */
+  override loadState(tensors: Map<string, tf.Tensor>, opts?: LoadStateOptions): LoadStateResult {
+    const layout = this.config.legacy_layout;
+    return super.loadState(layout === null ? tensors : renameTensors(tensors, (n) => fromLegacyName(layout, n)), opts);
+  }
+
+  /**
+   * Open an HF Doge folder (single or sharded safetensors; F32/F16/BF16). Errors name the file or tensor. The older
+   * SmallDoge layouts load converted (./legacy.ts); `legacy: false` refuses them.
+   */
+  static fromPretrained(dir: string, options: { routerLayout?: RouterLayout } & LegacyOptions = {}): DogeForCausalLM {
+    const config = DogeConfig.fromPretrained(dir, { legacy: options.legacy });
+    const embed = embeddingName(config.legacy_layout);
+    checkConfigAgainstCheckpoint(dir, config, embed); // before anything is allocated
+    return loadPretrainedInto(dir, new DogeForCausalLM(config, { routerLayout: options.routerLayout, initWeights: false }), config.tie_word_embeddings ? embed : null);
   }
 }
 
