@@ -36,6 +36,9 @@ export async function inspectPlots(file, { expectedPlots = 1, timeoutMs = 60_000
     await page
       .waitForFunction((n) => document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= n, expectedPlots, { timeout: timeoutMs })
       .catch(() => undefined); // counted below; the caller asserts
+    // A page with MathJax (notebooks rendered by scripts/notebooks.mjs) typesets after load; its startup promise
+    // resolves when the first typeset is done.
+    await page.evaluate(() => window.MathJax?.startup?.promise?.then(() => true));
     const counts = await page.evaluate(() => {
       const plots = [...document.querySelectorAll('.js-plotly-plot')];
       return {
@@ -48,6 +51,11 @@ export async function inspectPlots(file, { expectedPlots = 1, timeoutMs = 60_000
         lines: document.querySelectorAll('.js-plotly-plot .scatterlayer .js-line').length,
         notLoaded: [...document.querySelectorAll('.wm-plot')].filter((d) => /plotly\.js is not loaded/.test(d.textContent ?? '')).length,
         diagrams: document.querySelectorAll('.wm-diagram svg').length,
+        // Typeset formulas, TeX errors, and markdown text that still shows a $...$ formula raw.
+        math: document.querySelectorAll('mjx-container').length,
+        mathErrors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
+        rawMath: [...document.querySelectorAll('.jp-MarkdownOutput, .text_cell_render')]
+          .flatMap((e) => (e.textContent ?? '').match(/\$[^$\s][^$]*\$/g) ?? []).slice(0, 5),
       };
     });
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });

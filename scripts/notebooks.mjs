@@ -1,12 +1,14 @@
 // Execute the tslab notebooks headlessly through Jupyter, and render executed notebooks to HTML.
 //
 //   node scripts/notebooks.mjs [--html] [--out DIR] [name-substring ...]
+//   node scripts/notebooks.mjs --render [--out DIR] [name-substring ...]   # HTML of the committed notebooks as they are
 //
 // Needs: `pnpm build` (cells import the built package), Debian's Jupyter (scripts/install-system-deps.sh).
 // The tslab kernel is registered into a private folder (out/jupyter) from node_modules/.bin/tslab, so the
 // user's own Jupyter setup is neither needed nor touched. Used by tests/notebooks.test.ts.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { linkSelf } from './link-self.mjs';
@@ -110,15 +112,45 @@ function diagnose(file, outDir, jupyterPath, timeoutSec) {
   return `${lines.join('\n') || '(no stderr output)'}\n(re-run kept errors: ${debugFile})`;
 }
 
-/** Render an (executed) notebook to a standalone HTML page with nbconvert; returns the HTML path. */
+/**
+ * Render a notebook (executed, or committed with its outputs) to a standalone HTML page with nbconvert; returns the
+ * HTML path. The page typesets the notebooks' LaTeX offline: see `typesetOffline`.
+ */
 export function renderHtml(file, { outDir = dirname(file), jupyterPath } = {}) {
-  jupyterPath ??= prepareKernel();
-  const r = run(PYTHON, ['-m', 'jupyter', 'nbconvert', '--to', 'html', '--output-dir', outDir, file], {
-    env: jupyterEnv(jupyterPath),
-    timeout: 120_000,
-  });
+  // Rendering runs no kernel: the private kernel folder is only passed on when the caller already has it.
+  const env = jupyterPath ? jupyterEnv(jupyterPath) : process.env;
+  const r = run(PYTHON, ['-m', 'jupyter', 'nbconvert', '--to', 'html', '--output-dir', outDir, file], { env, timeout: 120_000 });
   if (r.status !== 0) throw new Error(`nbconvert --to html ${basename(file)} failed:\n${r.stderr.slice(-2000)}`);
-  return join(outDir, basename(file).replace(/\.ipynb$/, '.html'));
+  const out = join(outDir, basename(file).replace(/\.ipynb$/, '.html'));
+  writeFileSync(out, typesetOffline(readFileSync(out, 'utf8')));
+  return out;
+}
+
+// nbconvert's template loads MathJax 2 from a URL (a CDN upstream; Debian's build points at its libjs-mathjax
+// package, which is usually not installed): offline, or on any machine without that file, every $...$ stays raw.
+// The page gets MathJax 3 (npm package `mathjax`, SVG output, all TeX extensions and the glyphs built in, so it
+// fetches nothing) inlined instead, configured as nbconvert configures MathJax 2. The page grows by ~2.2 MB.
+const MATHJAX_BLOCK = /<!-- Load mathjax -->[\s\S]*?<!-- End of mathjax configuration -->/;
+const MATHJAX_CONFIG = {
+  tex: {
+    inlineMath: [['$', '$'], ['\\(', '\\)']],
+    displayMath: [['$$', '$$'], ['\\[', '\\]']],
+    processEscapes: true,
+    processEnvironments: true,
+    tags: 'ams',
+  },
+  svg: { fontCache: 'global' },
+  // The menu's speech and explorer options would load more components on demand (from a URL): keep them off.
+  options: { enableMenu: false },
+};
+
+/** nbconvert's HTML with its MathJax loader replaced by an inlined, offline MathJax 3. */
+export function typesetOffline(html) {
+  if (!MATHJAX_BLOCK.test(html)) throw new Error('nbconvert HTML without its MathJax block: the template changed, update typesetOffline');
+  const mathjax = readFileSync(createRequire(join(ROOT, 'package.json')).resolve('mathjax/es5/tex-svg-full.js'), 'utf8');
+  if (/<\/script/i.test(mathjax)) throw new Error('mathjax/es5/tex-svg-full.js contains </script> and cannot be inlined');
+  const tags = `<script>window.MathJax = ${JSON.stringify(MATHJAX_CONFIG)};</script>\n<script>${mathjax}</script>`;
+  return html.replace(MATHJAX_BLOCK, () => tags);
 }
 
 /** Every output of every code cell, flattened, with its cell index. */
@@ -134,6 +166,12 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const filters = args.filter((a, i) => !a.startsWith('--') && (outIdx < 0 || i !== outIdx + 1));
   const files = listNotebooks().filter((f) => filters.length === 0 || filters.some((s) => basename(f).includes(s)));
   if (files.length === 0) throw new Error(`no notebook matches ${filters.join(', ')}`);
+  if (args.includes('--render')) {
+    // The committed notebooks carry their outputs: render them without running anything.
+    mkdirSync(outDir, { recursive: true });
+    for (const f of files) console.log(`html -> ${renderHtml(f, { outDir })}`);
+    process.exit(0);
+  }
   const jupyterPath = prepareKernel();
   let failed = 0;
   for (const f of files) {

@@ -99,4 +99,6 @@ test('an executed notebook renders to HTML whose plots and diagrams draw in head
   assert.equal(page.drawnPlots, plots);
   assert.ok(page.heatmaps >= 4, `heatmap panels drawn: ${page.heatmaps}`);
   assert.ok(page.diagrams >= 2, `inline SVG diagrams: ${page.diagrams}`);
+  assert.ok(page.math >= 20, `typeset formulas: ${page.math}`);
+  assert.deepEqual(page.rawMath, [], 'no formula left as raw $...$ text');
 });
