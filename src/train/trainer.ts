@@ -608,8 +608,10 @@ export class Trainer<B = TokenBatch> {
     }
     await this.writePlot();
     if (summary) {
-      const last = span.steps ? ` | last ${span.steps} step${span.steps === 1 ? '' : 's'}: ${spanText()}` : '';
       const ev = !stopped && this.lastEval?.step === this.globalStep ? ` | ${this.evalSummary(this.lastEval)}` : '';
+      // with a final evaluation (which shows the summary metrics) the last span shows only its loss: one short line
+      const spanPart = ev ? `loss ${(span.lossSum / span.steps).toFixed(3)}` : spanText();
+      const last = span.steps ? ` | last ${span.steps} step${span.steps === 1 ? '' : 's'}: ${spanPart}` : '';
       this.log(stopped
         ? `stopped at step ${this.globalStep}/${a.max_steps} after ${formatDuration(this.elapsed())}${last}; checkpoint ${saved ?? this.lastCheckpoint} (continue with resume)`
         : `done: ${this.globalStep} steps in ${formatDuration(this.elapsed())}${last}${ev}`);
