@@ -115,3 +115,46 @@ test('wm sft / wm dpo refuse an --output-dir no training run created, and --resu
   const r = await runSft(config('sft', out, {}, { max_steps: 2, save_steps: 1 }), { ...quiet, resume: 'latest' });
   assert.equal(r.steps, 2);
 });
+
+test('Ctrl-C during DPO\'s reference precompute stops cleanly: no step, no checkpoint, exit code 130, the folder\'s lock released', async () => {
+  const { withStopSignals } = await import('../src/cli/training');
+  const out = path.join(root, 'dpo-sigint');
+  const lines: string[] = [];
+  const before = process.exitCode;
+  // the signal arrives after the first micro-batch's reference log-probs (the precompute yields between micro-batches;
+  // it used to run in one synchronous piece, so Ctrl-C waited for all of it and then for a training step)
+  const r = await withStopSignals((onTrainer) => runDpo(config('dpo', out), {
+    log: (l) => lines.push(l),
+    onTrainer: (t) => { onTrainer(t); setImmediate(() => setImmediate(() => process.emit('SIGINT', 'SIGINT'))); },
+  }));
+  assert.equal(process.exitCode, 130);
+  process.exitCode = before;
+  assert.equal(r.stopped, true);
+  assert.equal(r.steps, 0);
+  assert.equal(r.checkpoint, undefined);
+  assert.equal(r.finalDir, undefined);
+  const m = lines.join('\n').match(/dpo: stopped during the reference precompute \((\d+) of 3 micro-batches\); nothing was trained/);
+  assert.ok(m && Number(m[1]) < 3, lines.join('\n'));
+  assert.match(lines.join('\n'), /stopped before step 1: nothing was trained in this session/);
+  assert.ok(!fs.readdirSync(out).some((f) => /^checkpoint-|^final$|\.wm-lock/.test(f)), fs.readdirSync(out).join(', '));
+  // the lock is released: the next run in the folder trains
+  const again = await runDpo(config('dpo', out), quiet);
+  assert.equal(again.steps, 3);
+});
+
+test("runDpo with logLevel 'summary': the start line names the run, summary lines show rewards/margins and rewards/accuracies, onStep has the step's metrics", async () => {
+  const lines: string[] = [];
+  const metrics: Record<string, number>[] = [];
+  const r = await runDpo(config('dpo', path.join(root, 'dpo-summary'), {}, { max_steps: 4, eval_steps: 2 }), {
+    log: (l) => lines.push(l), logLevel: 'summary', onStep: (row) => metrics.push(row.metrics!),
+  });
+  assert.equal(r.steps, 4);
+  assert.equal(lines.length, 5, lines.join('\n'));
+  assert.match(lines[0]!, /^dpo: 48 training pairs, 8 eval pairs; .*4 steps of 2 x 1 pairs \(48 training examples, 8 eval examples\); peak lr 0\.003; held-out evaluation every 2 steps and at the end$/);
+  assert.match(lines[1]!, /^step 1\/4 \(25%\): loss \d\.\d{3} \| rewards\/margins -?\d\.\d{3} \| rewards\/accuracies \d\.\d{3} \| \d+s$/);
+  assert.match(lines[2]!, /^step 2\/4 \(50%\): loss .* \| held-out loss \d\.\d{3} \| rewards\/margins -?\d\.\d{3} \| rewards\/accuracies \d\.\d{3} \| \d+s$/);
+  assert.match(lines[4]!, /^done: 4 steps in \d+s \| last 1 step: loss \d\.\d{3} \| held-out loss \d\.\d{3} \| rewards\/margins -?\d\.\d{3} \| rewards\/accuracies \d\.\d{3}$/);
+  assert.equal(metrics.length, 4);
+  assert.ok(metrics.every((m) => typeof m['rewards/margins'] === 'number' && m['rewards/accuracies']! >= 0 && m['rewards/accuracies']! <= 1));
+  assert.equal(lines[1]!.match(/rewards\/accuracies (\d\.\d{3})/)![1], metrics[0]!['rewards/accuracies']!.toFixed(3));
+});

@@ -7,7 +7,7 @@ import { tf, loadBackend } from '../src/runtime/backend';
 import { writePackedSplit, writeDatasetDict } from '../src/data';
 import { run, parseArgs } from '../src/cli/pretrain';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
-import { acquireOutputLock, inheritParameters, Trainer, TRAINING_DEFAULTS } from '../src/train';
+import { acquireOutputLock, inheritParameters, loadPretrainConfig, runPretrain, Trainer, TRAINING_DEFAULTS, type EvalRow, type StepRow } from '../src/train';
 
 before(async () => {
   await loadBackend({ log: false });
@@ -365,4 +365,34 @@ test('kill -9 in the middle of a run (saving every step): the next run takes ove
   assert.equal(state.global_step, newest + 1);
   const steps = metricsRows(out).filter((r) => 'loss' in r).map((r) => r.step);
   assert.deepEqual(steps, Array.from({ length: newest + 1 }, (_, i) => i + 1));
+});
+
+test("runPretrain with logLevel 'summary' (notebooks): a start line, a line per 25 % with the evaluation of that step on it, a final line; onStep / onEval give the curves", async () => {
+  const dir = tmp('summary');
+  const config = loadPretrainConfig(writeConfig(dir, await makeDataset(path.join(dir, 'data'))));
+  const lines: string[] = [];
+  const steps: StepRow[] = [];
+  const evals: EvalRow[] = [];
+  const r = await runPretrain(config, { log: (l) => lines.push(l), logLevel: 'summary', onStep: (row) => steps.push(row), onEval: (row) => evals.push(row) });
+  // 8 steps: lines at steps 2, 4 (with the eval of step 4) and 6; the eval of step 8 is on the final line
+  assert.equal(lines.length, 5, lines.join('\n'));
+  assert.match(lines[0]!, /^doge \(0\.\d\dM parameters\): 8 steps of 4 x 32 tokens from 48 training rows; peak lr 0\.01; held-out evaluation every 4 steps and at the end$/);
+  assert.match(lines[1]!, /^step 2\/8 \(25%\): loss \d\.\d{3} \| \d+s$/);
+  assert.match(lines[2]!, /^step 4\/8 \(50%\): loss \d\.\d{3} \| held-out loss \d\.\d{3} \| perplexity \d+\.\d \| \d+s$/);
+  assert.match(lines[3]!, /^step 6\/8 \(75%\): loss \d\.\d{3} \| \d+s$/);
+  assert.match(lines[4]!, /^done: 8 steps in \d+s \| last 2 steps: loss \d\.\d{3} \| held-out loss \d\.\d{3} \| perplexity \d+\.\d$/);
+  // the numbers on the lines are the run's: the mean loss of steps 3-4, and the evaluations
+  const mean34 = (steps[2]!.loss + steps[3]!.loss) / 2;
+  assert.equal(lines[2]!.match(/loss (\d\.\d{3}) \|/)![1], mean34.toFixed(3));
+  assert.deepEqual(steps.map((s) => s.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.ok(steps.every((s) => s.tokens === 4 * 32 && Number.isFinite(s.loss) && s.lr >= 0));
+  assert.deepEqual(evals.map((e) => e.step), [4, 8]);
+  assert.equal(lines[4]!.match(/held-out loss (\d\.\d{3})/)![1], evals[1]!.eval_loss.toFixed(3));
+  assert.equal(r.lastEval!.eval_loss, evals[1]!.eval_loss);
+  // the default ('steps', the CLI's) is unchanged: model and data lines, a progress line every logging_steps, evals, saves
+  const cli: string[] = [];
+  const again = loadPretrainConfig(writeConfig(dir, path.join(dir, 'data')));
+  again.training.output_dir = path.join(dir, 'out2');
+  await runPretrain(again, { log: (l) => cli.push(l) });
+  assert.deepEqual(cli.map((l) => l.split(/[ :]/)[0]), ['model', 'data', 'step', 'step', 'eval', 'saved', 'step', 'step', 'eval', 'saved']);
 });

@@ -108,7 +108,7 @@ async function runCommand(args: Args, config: PretrainConfig): Promise<void> {
   const evalText = r.lastEval ? `, eval loss ${r.lastEval.eval_loss.toFixed(4)} (perplexity ${r.lastEval.eval_perplexity.toFixed(2)})` : '';
   const lossText = Number.isFinite(r.lastLoss) ? `train loss ${r.lastLoss.toFixed(4)}` : 'no training steps in this session';
   console.error(`${r.stopped ? 'stopped' : 'done'} at step ${r.steps}: ${lossText}${evalText}; ${formatDuration(r.seconds)} in total`);
-  console.error(`checkpoint: ${r.checkpoint}${r.stopped ? '' : `; model: ${r.finalDir}`}; metrics: ${path.join(t.output_dir, 'metrics.jsonl')}, plot: ${path.join(t.output_dir, 'loss.html')}`);
+  console.error(`${r.checkpoint ? `checkpoint: ${r.checkpoint}` : 'no checkpoint'}${r.stopped ? '' : `; model: ${r.finalDir}`}; metrics: ${path.join(t.output_dir, 'metrics.jsonl')}, plot: ${path.join(t.output_dir, 'loss.html')}`);
   if (r.samples.length) {
     console.log(`\nsamples (${r.samplingNote}):`);
     for (const s of r.samples) console.log(`  ${JSON.stringify(s.prompt)} -> ${JSON.stringify(s.text)}`);

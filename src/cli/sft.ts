@@ -81,7 +81,9 @@ export async function runFinetuneCli(kind: 'sft' | 'dpo', argv: string[]): Promi
   const lossText = Number.isFinite(r.lastLoss) ? `train loss ${r.lastLoss.toFixed(4)}` : 'no training steps in this session';
   console.error(`${r.stopped ? 'stopped' : 'done'} at step ${r.steps}: ${lossText}${evText}; ${formatDuration(r.seconds)} in total`);
   const out = config.training.output_dir;
-  console.error(`checkpoint: ${r.checkpoint}${r.finalDir ? `; model: ${r.finalDir}` : ' (continue with --resume)'}; metrics: ${path.join(out, 'metrics.jsonl')}, plot: ${path.join(out, 'loss.html')}`);
+  // a run stopped before its first step (Ctrl-C during DPO's reference precompute) has no checkpoint of this session
+  const ckpt = r.checkpoint ? `checkpoint: ${r.checkpoint}${r.finalDir ? `; model: ${r.finalDir}` : ' (continue with --resume)'}` : 'no checkpoint';
+  console.error(`${ckpt}; metrics: ${path.join(out, 'metrics.jsonl')}, plot: ${path.join(out, 'loss.html')}`);
   if (r.finalDir) {
     const dpoNext = `wm dpo --config doge-tiny-dpo --init-from ${r.finalDir} --output-dir ${out.replace(/-sft$/, '')}-dpo   (preference tuning of this model)`;
     const evalNext = `wm eval --model ${config.model.init_from} --model ${r.finalDir} --name start --name ${kind} --tasks embedded_chat   (compare with the start)`;

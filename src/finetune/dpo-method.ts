@@ -146,6 +146,7 @@ export function dpoLossHook(policy: LogitModel, reference: DpoReference, evalPai
       return r.loss;
     },
     stepMetrics: () => stepMean.take(),
+    summaryKeys: ['rewards/margins', 'rewards/accuracies'],
     evaluate: () => {
       const m = dpoEvaluate(policy, reference.model, evalPairs, { ...o, refEval: reference.eval });
       return { eval_loss: m.eval_loss!, ...m };
@@ -175,11 +176,21 @@ export const DPO: FinetuneMethod<DpoPair, DpoBatch> = {
       hook,
       describe: () => `dpo: ${train.length} training pairs, ${evalPairs.length} eval pairs; loss ${d.loss_type}, beta ${d.beta}, reference ${d.reference} (${refDir}); ` +
         `${t.max_steps} steps of ${t.per_device_train_batch_size} x ${t.gradient_accumulation_steps} pairs`,
-      beforeTraining: (loader, end) => {
+      beforeTraining: async (loader, end, stopping) => {
         if (d.reference !== 'precompute' || !reference.model) return;
         const t1 = performance.now();
         const batches = loader.batchesUntil(end);
-        reference.train = new Map(batches.map((b) => [b.position, referenceLogps(reference.model!, b.items.map((i) => train[i]!), { padId, batchSize: b.items.length })]));
+        const done = new Map<number, { chosen: number[]; rejected: number[] }>();
+        for (const b of batches) {
+          // between micro-batches: let a signal handler run (Ctrl-C asks the trainer to stop) and honour it
+          await new Promise((resolve) => setImmediate(resolve));
+          if (stopping()) {
+            log(`dpo: stopped during the reference precompute (${done.size} of ${batches.length} micro-batches); nothing was trained`);
+            return;
+          }
+          done.set(b.position, referenceLogps(reference.model, b.items.map((i) => train[i]!), { padId, batchSize: b.items.length }));
+        }
+        reference.train = done;
         reference.eval = referenceLogps(reference.model, evalPairs, { padId, batchSize: bs });
         reference.model.dispose();
         reference.model = null;

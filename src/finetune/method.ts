@@ -41,8 +41,11 @@ export interface MethodRun<I, B> {
   hook: LossHook<B>;
   /** One line about the run, logged before training. */
   describe(): string;
-  /** Called before the first step with the loader that will feed the run and the position where it will stop. */
-  beforeTraining?(loader: IndexLoader, end: number): void;
+  /**
+   * Called before the first step with the loader that will feed the run and the position where it will stop. Long
+   * work polls `stopping()` and yields to the event loop (so Ctrl-C reaches it), and returns early once it is true.
+   */
+  beforeTraining?(loader: IndexLoader, end: number, stopping: () => boolean): void | Promise<void>;
   /** Token ids of a prompt from the held-out items, for the summary's sample. */
   samplePrompt?(): number[] | undefined;
   dispose(): void;

@@ -20,7 +20,8 @@ import { loadTokenizer, type WmTokenizer } from '../data/tokenizer';
 import { downloadHubDataset } from '../data/hub';
 import { permutation } from '../ops/random';
 import type { CausalLMModel } from '../models/registry';
-import { Trainer, type TrainerControl, type TrainResult } from '../train/trainer';
+import { Trainer, type LogLevel, type StepRow, type TrainerControl, type TrainResult } from '../train/trainer';
+import type { EvalRow } from '../train/metrics';
 import { trainAndSave } from '../train/pretrain';
 import { claimRunFolder } from '../train/run-folder';
 import { writeGenerationConfig } from '../generation/generation-config';
@@ -36,8 +37,18 @@ export interface FinetuneRunOptions {
   /** Continue from a checkpoint folder, or 'latest'. */
   resume?: string;
   log?: (line: string) => void;
-  /** Called after every optimizer step (e.g. a notebook's live plot). */
-  onStep?: (row: { step: number; loss: number; gradNorm: number; lr: number }, trainer: TrainerControl) => void;
+  /**
+   * 'steps' (default, the CLI's): the run's description, progress every logging_steps, evaluations, checkpoints;
+   * 'summary' (notebooks): a start line, a line every 25 % with the loss and the method's summary metrics (DPO:
+   * rewards/margins and rewards/accuracies), a final line. Notes and warnings are logged in both.
+   */
+  logLevel?: LogLevel;
+  /** `logLevel: 'summary'`: a line every this many percent of the run (default 25; 100: only the start and final lines). */
+  summaryPercent?: number;
+  /** Called after every optimizer step with the step's loss and the method's metrics (e.g. a notebook's live plot). */
+  onStep?: (row: StepRow, trainer: TrainerControl) => void;
+  /** Called after every held-out evaluation during training, with its metrics row. */
+  onEval?: (row: EvalRow, trainer: TrainerControl) => void;
   /** Called with the trainer before training starts (the CLI installs its Ctrl-C handler there). */
   onTrainer?: (trainer: TrainerControl) => void;
   /** Keep the trained model and return it (default: disposed). */
@@ -122,6 +133,9 @@ export function itemsFingerprint(items: object[]): string {
 export async function runFinetune<I extends object, B>(method: FinetuneMethod<I, B>, config: FinetuneConfig, opts: FinetuneRunOptions = {}): Promise<FinetuneRunResult> {
   const t0 = performance.now();
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  // the run's description goes on the summary start line in 'summary' mode; notes and warnings always go to log
+  const summary = opts.logLevel === 'summary';
+  const info = summary ? () => {} : log;
   const t = config.training;
   const tok = await loadTokenizer(config.data.tokenizer_dir ?? config.model.init_from);
   const rows = await loadRows(config, log);
@@ -136,8 +150,9 @@ export async function runFinetune<I extends object, B>(method: FinetuneMethod<I,
     if (maxLen !== null && maxLen > model.config.max_position_embeddings) {
       throw new Error(`${config.source}: ${method.kind}.${method.kind === 'sft' ? 'seq_len' : 'max_length'} ${maxLen} exceeds the model's max_position_embeddings ${model.config.max_position_embeddings}`);
     }
-    run = method.setup({ config, tok, policy: model, train: train.items, eval: evalSet.items, log });
-    log(`${run.describe()} (${train.examples} training examples, ${evalSet.examples} eval examples)`);
+    run = method.setup({ config, tok, policy: model, train: train.items, eval: evalSet.items, log: info });
+    const description = `${run.describe()} (${train.examples} training examples, ${evalSet.examples} eval examples)`;
+    info(description);
     claim = claimRunFolder(t.output_dir, { command: `wm ${method.kind}`, resume: !!opts.resume, overwrite: opts.overwriteOutputDir, keepPreviousRuns: t.keep_previous_runs, log });
     const extras = modelFolderExtras(tok);
     const section = method.kind === 'sft' ? { sft: config.sft } : { dpo: config.dpo };
@@ -149,6 +164,10 @@ export async function runFinetune<I extends object, B>(method: FinetuneMethod<I,
       config: { kind: method.kind, model: config.model, data: config.data, ...section, training: t, data_fingerprint: itemsFingerprint(train.items) },
       log,
       onStep: opts.onStep,
+      onEval: opts.onEval,
+      logLevel: opts.logLevel,
+      summaryPercent: opts.summaryPercent,
+      describe: description,
       trainLoader: (position) => {
         loader = new MethodLoader(new IndexLoader(train.items.length, t.per_device_train_batch_size, t.seed, (position as number | undefined) ?? 0), run!.batch);
         return loader;
@@ -160,10 +179,10 @@ export async function runFinetune<I extends object, B>(method: FinetuneMethod<I,
     let evalBefore: Record<string, number> | undefined;
     const { result, finalDir } = await trainAndSave(trainer, {
       resume: opts.resume, model, extras, onTrainer: opts.onTrainer,
-      beforeTraining: () => {
+      beforeTraining: async (stopping) => {
         // the loader this session trains from (after a resume: at the saved position) and where max_steps ends it
-        run!.beforeTraining?.(loader!.indices, t.max_steps * t.per_device_train_batch_size * t.gradient_accumulation_steps);
-        if (opts.summary && !opts.resume) evalBefore = run!.hook.evaluate?.();
+        await run!.beforeTraining?.(loader!.indices, t.max_steps * t.per_device_train_batch_size * t.gradient_accumulation_steps, stopping);
+        if (opts.summary && !opts.resume && !stopping()) evalBefore = run!.hook.evaluate?.();
       },
     });
     const out: FinetuneRunResult = { ...result, finalDir, trainItems: train.examples, evalItems: evalSet.examples, seconds: (performance.now() - t0) / 1000, evalBefore };

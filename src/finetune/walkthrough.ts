@@ -8,12 +8,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DogeConfig } from '../models/doge/config';
-import { DogeForCausalLM } from '../models/doge/model';
-import { BatchLoader, openPackedDataset, prepareDefaultCorpus } from '../data';
-import { copyModelFolder, copyTokenizerFiles } from '../data/model-folder';
+import { prepareDefaultCorpus } from '../data';
+import { copyModelFolder } from '../data/model-folder';
 import { parsePretrainConfig } from '../train/config';
-import { Trainer } from '../train/trainer';
+import { runPretrain } from '../train/pretrain';
 import { loadFinetuneConfig } from './config';
 import { runDpo, runSft } from './run';
 
@@ -48,18 +46,16 @@ export async function notebookBaseModel(o: { to: string; log?: (line: string) =>
     from = NOTEBOOK_BASE_CANDIDATES[1]!;
     const t0 = performance.now();
     const data = await prepareDefaultCorpus({ outDir: 'runs/data', vocabSize: 4096, seqLen: 128, log: false });
-    const train = await openPackedDataset(path.join(data.datasetDir, 'train'));
-    const cfg = parsePretrainConfig({ model: { preset: 'doge-tiny' }, training: {
-      output_dir: path.dirname(from), seed: 233, max_steps: 60, per_device_train_batch_size: 8, learning_rate: 4e-3,
-      warmup_ratio: 0.1, weight_decay: 0.01, adam_beta2: 0.95, logging_steps: 60, eval_steps: 0, save_steps: 0 } }, 'notebook');
-    const model = new DogeForCausalLM(DogeConfig.preset('doge-tiny'), { seed: 233 });
-    const trainer = new Trainer({ model, args: cfg.training, seqLen: 128, writePlot: false, log: () => {},
-      trainLoader: (p) => new BatchLoader(train, { batchSize: 8, seed: 233, position: (p as number | undefined) ?? 0 }) });
-    const r = await trainer.train();
-    trainer.dispose();
-    model.savePretrained(from);
-    copyTokenizerFiles(data.tokenizerDir, from);
-    model.dispose();
+    // the pipeline notebook 5 and `wm pretrain` use; final/ gets the weights, the tokenizer and generation_config.json
+    const cfg = parsePretrainConfig({
+      model: { preset: 'doge-tiny' },
+      data: { dataset_dir: data.datasetDir, tokenizer_dir: data.tokenizerDir, seq_len: 128 },
+      training: {
+        output_dir: path.dirname(from), seed: 233, max_steps: 60, per_device_train_batch_size: 8, learning_rate: 4e-3,
+        warmup_ratio: 0.1, weight_decay: 0.01, adam_beta2: 0.95, logging_steps: 60, eval_steps: 0, save_steps: 0,
+      },
+    }, 'notebook');
+    const r = await runPretrain(cfg, { log: () => {} });
     log(`no checkpoint from notebook 5: pre-trained doge-tiny for ${r.steps} steps here (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }
   copyModelFolder(from, o.to);

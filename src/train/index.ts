@@ -18,7 +18,7 @@ export { MetricsLog, readMetrics, writeLossHtml, lossFigure, trainingFigures } f
 export type { TrainRow, EvalRow, MetricsRow } from './metrics';
 export { formatProgress, formatDuration } from './progress';
 export { Trainer, NonFiniteLossError, dropoutSeedFor, batchToTensor, loadParametersExact } from './trainer';
-export type { CausalLM, TokenDataset, BatchSource, LossHook, TokenBatch, TrainerControl, TrainerOptions, StepResult, TrainResult } from './trainer';
+export type { CausalLM, TokenDataset, BatchSource, LossHook, TokenBatch, TrainerControl, TrainerOptions, StepResult, StepRow, LogLevel, TrainResult } from './trainer';
 export * from './run-folder';
 export { runPretrain, trainAndSave, modelConfigFrom, checkDataAgainstModel } from './pretrain';
 export type { PretrainRunOptions, PretrainRunResult } from './pretrain';

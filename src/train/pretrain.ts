@@ -19,7 +19,7 @@ import { generationOptionsFrom, PRETRAIN_SAMPLING_DEFAULTS, writeGenerationConfi
 import { configToJSON, type PretrainConfig } from './config';
 import { inheritParameters, writeFolderAtomically, writeRunFile } from './checkpoint';
 import { claimRunFolder } from './run-folder';
-import { Trainer, type TrainerControl, type TrainResult } from './trainer';
+import { Trainer, type LogLevel, type StepRow, type TrainerControl, type TrainResult } from './trainer';
 import type { EvalRow } from './metrics';
 
 export interface PretrainRunOptions {
@@ -31,7 +31,18 @@ export interface PretrainRunOptions {
   overwriteOutputDir?: boolean;
   /** Progress and notes (default: stderr). */
   log?: (line: string) => void;
-  onStep?: (row: { step: number; loss: number; gradNorm: number; lr: number }, trainer: TrainerControl) => void;
+  /**
+   * 'steps' (default, the CLI's): the model and data lines, a progress line every logging_steps, evaluations and
+   * checkpoints; 'summary' (notebooks): a start line naming model and data, a line every 25 % and a final line
+   * (see the Trainer's LogLevel). Notes and warnings are logged in both.
+   */
+  logLevel?: LogLevel;
+  /** `logLevel: 'summary'`: a line every this many percent of the run (default 25; 100: only the start and final lines). */
+  summaryPercent?: number;
+  /** Called after every optimizer step (e.g. a notebook collecting its loss curve). */
+  onStep?: (row: StepRow, trainer: TrainerControl) => void;
+  /** Called after every held-out evaluation during training, with its metrics row. */
+  onEval?: (row: EvalRow, trainer: TrainerControl) => void;
   /** Called with the trainer before training starts (the CLI installs its Ctrl-C handler there). */
   onTrainer?: (trainer: TrainerControl) => void;
   /** Also evaluate before the first step (fresh runs), for the closing summary. */
@@ -121,7 +132,9 @@ function sampleFrom(model: CausalLMModel, tok: WmTokenizer | undefined, config: 
  * model folder with the same extras as every checkpoint) unless the run was stopped.
  */
 export async function trainAndSave<B>(trainer: Trainer<B>, o: {
-  resume?: string; model: CausalLMModel; extras: (dir: string) => void; beforeTraining?: () => void; onTrainer?: (trainer: TrainerControl) => void;
+  resume?: string; model: CausalLMModel; extras: (dir: string) => void; onTrainer?: (trainer: TrainerControl) => void;
+  /** Work before the first step; a long one polls `stopping()` and yields to the event loop, so Ctrl-C reaches it. */
+  beforeTraining?: (stopping: () => boolean) => void | Promise<void>;
 }): Promise<{ result: TrainResult; finalDir?: string }> {
   const outputDir = trainer.args.output_dir;
   let result: TrainResult;
@@ -132,8 +145,10 @@ export async function trainAndSave<B>(trainer: Trainer<B>, o: {
     } else {
       trainer.metrics.truncateAfter(0);
     }
-    o.beforeTraining?.();
+    // the stop handle first: a Ctrl-C during the preparation (DPO's reference precompute) stops the run cleanly
+    // (train() then returns `stopped` without a step, the folder's lock is released, nothing half-written)
     o.onTrainer?.(trainer);
+    await o.beforeTraining?.(() => trainer.stopping);
     result = await trainer.train();
   } finally {
     trainer.dispose();
@@ -151,6 +166,9 @@ export async function trainAndSave<B>(trainer: Trainer<B>, o: {
 export async function runPretrain(config: PretrainConfig, opts: PretrainRunOptions = {}): Promise<PretrainRunResult> {
   const t0 = performance.now();
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  // what the summary start line says instead ('summary' mode); notes and warnings always go to log
+  const summary = opts.logLevel === 'summary';
+  const info = summary ? () => {} : log;
   const t = config.training;
 
   // --- data ---
@@ -194,13 +212,15 @@ export async function runPretrain(config: PretrainConfig, opts: PretrainRunOptio
     if (config.model.init_from && !opts.resume) {
       const r = inheritParameters(model, config.model.init_from);
       newTensors = r.initialised;
-      log(`init_from ${config.model.init_from}: copied ${r.copied.length} tensors, initialised ${r.initialised.length} new ones` +
+      info(`init_from ${config.model.init_from}: copied ${r.copied.length} tensors, initialised ${r.initialised.length} new ones` +
         (r.initialised.length ? ` (${r.initialised.slice(0, 4).join(', ')}${r.initialised.length > 4 ? ', ...' : ''})` : '') +
         (r.ignored.length ? `, ignored ${r.ignored.length} not in this model` : ''));
     }
-    log(`model: ${config.model.preset ?? 'custom'} (${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${describeModelConfig(modelConfig)})`);
-    log(`data: ${train.numRows} training rows of ${train.seqLen} tokens${evalSet ? `, ${evalSet.numRows} eval rows` : ''}; ` +
-      `${t.per_device_train_batch_size * t.gradient_accumulation_steps * train.seqLen} tokens per step, ${t.max_steps} steps`);
+    const params = `${(model.numParameters() / 1e6).toFixed(2)}M parameters`;
+    const tokensPerStep = t.per_device_train_batch_size * t.gradient_accumulation_steps * train.seqLen;
+    info(`model: ${config.model.preset ?? 'custom'} (${params}, ${describeModelConfig(modelConfig)})`);
+    info(`data: ${train.numRows} training rows of ${train.seqLen} tokens${evalSet ? `, ${evalSet.numRows} eval rows` : ''}; ` +
+      `${tokensPerStep} tokens per step, ${t.max_steps} steps`);
     const warmupOnly = t.train_new_only_steps > 0 ? { names: newTensorNames(config, model, newTensors), steps: t.train_new_only_steps } : undefined;
 
     // --- the run: a fresh one moves an earlier run in the folder aside; --resume continues this folder's run ---
@@ -219,6 +239,11 @@ export async function runPretrain(config: PretrainConfig, opts: PretrainRunOptio
       config: { ...configToJSON(config), data_fingerprint: datasetFingerprint(train) },
       log,
       onStep: opts.onStep,
+      onEval: opts.onEval,
+      logLevel: opts.logLevel,
+      summaryPercent: opts.summaryPercent,
+      describe: `${config.model.preset ?? String(modelConfig.toJSON().model_type)} (${params}${config.model.init_from && !opts.resume ? `, from ${config.model.init_from}` : ''}): ` +
+        `${t.max_steps} steps of ${t.per_device_train_batch_size * t.gradient_accumulation_steps} x ${train.seqLen} tokens from ${train.numRows} training rows`,
       runId: claim.runId,
       checkpointExtras: modelFolderExtras,
       warmupOnly,

@@ -21,7 +21,7 @@ import { checkResumeConfig } from './run-folder';
 import { loadStateFromFolder } from '../models/checkpoint';
 import { variableGradsByName, type LoadStateOptions, type LoadStateResult } from '../modules/module';
 import { MetricsLog, MetricsRow, TrainRow, EvalRow, writeLossHtml } from './metrics';
-import { formatProgress } from './progress';
+import { formatDuration, formatProgress } from './progress';
 import { lrMultiplier, ScheduleSpec } from './schedule';
 import { TrainingSection, scheduleSpec } from './config';
 
@@ -63,7 +63,32 @@ export interface LossHook<B> {
   stepMetrics?(): Record<string, number>;
   /** Replaces the eval-split loss: an eval row (eval_loss plus extras such as `eval_rewards/accuracies`). */
   evaluate?(): { eval_loss: number } & Record<string, number>;
+  /**
+   * The step metrics a summary line shows beside the loss (`logLevel: 'summary'`), e.g. DPO's `rewards/margins` and
+   * `rewards/accuracies`; their `eval_` versions are shown with the held-out loss. Default: none.
+   */
+  summaryKeys?: readonly string[];
 }
+
+/** What `onStep` gets after every optimizer step. */
+export interface StepRow {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  /** Tokens of the step. */
+  tokens: number;
+  /** LossHook.stepMetrics of this step (e.g. DPO's rewards/*), not averaged. */
+  metrics?: Record<string, number>;
+}
+
+/**
+ * How much the trainer logs: `'steps'` (default, the CLI's) a progress line every `logging_steps`, every evaluation
+ * and every checkpoint; `'summary'` (notebooks) a start line, a line every `summaryPercent` % of the run (the mean loss
+ * since the line before, with an evaluation of that step on the same line), an evaluation at another step on its own
+ * line, and a final line.
+ */
+export type LogLevel = 'steps' | 'summary';
 
 /** A resumable stream of training batches `B` (src/data `BatchLoader`, src/finetune `IndexLoader`). */
 export interface BatchSource<B> {
@@ -87,8 +112,16 @@ export interface TrainerOptions<B = TokenBatch> {
   config?: unknown;
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
-  /** Called after every optimizer step (tests use it to interrupt a run). */
-  onStep?(row: { step: number; loss: number; gradNorm: number; lr: number }, trainer: Trainer<B>): void;
+  /** Called after every optimizer step (tests use it to interrupt a run, notebooks collect curves). */
+  onStep?(row: StepRow, trainer: Trainer<B>): void;
+  /** Called after every evaluation during training (`eval_steps` and the final one), with the metrics row. */
+  onEval?(row: EvalRow, trainer: Trainer<B>): void;
+  /** See LogLevel (default 'steps'). */
+  logLevel?: LogLevel;
+  /** `logLevel: 'summary'`: a line every this many percent of max_steps (default 25). */
+  summaryPercent?: number;
+  /** `logLevel: 'summary'`: what the start line says is trained (e.g. "doge-tiny (3.41M parameters): 60 steps of ..."). */
+  describe?: string;
   /** Write loss.html at evaluations and at the end (default true). */
   writePlot?: boolean;
   /**
@@ -204,6 +237,7 @@ export class Trainer<B = TokenBatch> {
   private readonly trainable: Map<string, tf.Variable>;
   private readonly warmupTrainable: Map<string, tf.Variable>;
   private stopRequested = false;
+  private readonly logLevel: LogLevel;
   private elapsedBefore = 0;
   private sessionStart = 0;
   /** Running sums of the current logging window (saved in checkpoints so windows survive a resume). */
@@ -231,12 +265,20 @@ export class Trainer<B = TokenBatch> {
     this.metrics = new MetricsLog(path.join(this.args.output_dir, 'metrics.jsonl'));
     this.loader = options.trainLoader(undefined);
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
+    this.logLevel = options.logLevel ?? 'steps';
+    const pct = options.summaryPercent ?? 25;
+    if (!(pct > 0 && pct <= 100)) throw new Error(`summaryPercent must be in (0, 100], got ${pct}`);
     this.runId = options.runId ?? currentRunId(this.args.output_dir) ?? newRunId();
   }
 
   /** Ask the loop to save a checkpoint and return after the current step (Ctrl-C). */
   requestStop(): void {
     this.stopRequested = true;
+  }
+
+  /** True once a stop was requested (long preparations before `train()`, e.g. DPO's reference log-probs, poll it). */
+  get stopping(): boolean {
+    return this.stopRequested;
   }
 
   learningRate(step = this.globalStep): number {
@@ -426,14 +468,39 @@ export class Trainer<B = TokenBatch> {
     }
   }
 
-  private runEval(): void {
+  /** Evaluate, record the row, tell onEval; in 'steps' mode log it (in 'summary' mode train() puts it on a summary line). */
+  private runEval(): EvalRow | undefined {
     const row = this.evaluate();
-    if (!row) return;
+    if (!row) return undefined;
     this.lastEval = row;
     this.metrics.append(row);
+    this.opts.onEval?.(row, this);
+    if (this.logLevel === 'summary') return row;
     const extra = Object.entries(row).filter(([k]) => !['step', 'eval_loss', 'eval_perplexity'].includes(k)).map(([k, v]) => ` | ${k} ${(v as number).toFixed(4)}`).join('');
     const ppl = typeof row.eval_perplexity === 'number' ? ` | perplexity ${row.eval_perplexity.toFixed(2)}` : '';
     this.log(`eval at step ${row.step}: loss ${row.eval_loss.toFixed(4)}${ppl}${extra}`);
+    return row;
+  }
+
+  /** The summary keys of the loss hook that a row has, as ` | key value` (train rows: `key`, eval rows: `eval_key`). */
+  private summaryMetrics(values: Record<string, number>, prefix: string): string {
+    return (this.opts.lossHook?.summaryKeys ?? []).filter((k) => typeof values[prefix + k] === 'number').map((k) => ` | ${k} ${values[prefix + k]!.toFixed(3)}`).join('');
+  }
+
+  /** `held-out loss 6.594 | perplexity 730.8 | rewards/accuracies 0.531` (summary lines). */
+  private evalSummary(row: EvalRow): string {
+    const r = row as unknown as Record<string, number>;
+    const ppl = typeof r.eval_perplexity === 'number' ? ` | perplexity ${r.eval_perplexity.toFixed(1)}` : '';
+    return `held-out loss ${row.eval_loss.toFixed(3)}${ppl}${this.summaryMetrics(r, 'eval_')}`;
+  }
+
+  /** The summary start line. */
+  private summaryStart(): string {
+    const a = this.args;
+    const canEval = !!(this.opts.lossHook?.evaluate || (this.opts.evalDataset && this.opts.evalDataset.numRows > 0));
+    const evals = !canEval ? 'no held-out evaluation' : a.eval_steps > 0 && a.eval_steps < a.max_steps ? `held-out evaluation every ${a.eval_steps} steps and at the end` : 'held-out evaluation at the end';
+    const from = this.globalStep > 0 ? `, continuing at step ${this.globalStep}` : '';
+    return `${this.opts.describe ?? `training: ${a.max_steps} steps`}${from}; peak lr ${a.learning_rate}; ${evals}`;
   }
 
   /** Run until max_steps (or a stop request); evaluates, logs and checkpoints along the way. */
@@ -444,6 +511,21 @@ export class Trainer<B = TokenBatch> {
     let savedAt = -1;
     let evaluatedAt = -1;
     let secondsPerStep = NaN;
+    const summary = this.logLevel === 'summary';
+    const pct = this.opts.summaryPercent ?? 25;
+    // the steps since the last summary line (its mean loss and summary metrics)
+    let span = { lossSum: 0, steps: 0, extra: {} as Record<string, number> };
+    const spanText = (): string => {
+      const mean: Record<string, number> = {};
+      for (const [k, v] of Object.entries(span.extra)) mean[k] = v / span.steps;
+      return `loss ${(span.lossSum / span.steps).toFixed(3)}${this.summaryMetrics(mean, '')}`;
+    };
+    if (this.stopRequested) {
+      // stopped before the first step of this session (e.g. Ctrl-C during DPO's reference precompute): nothing to save
+      this.log(`stopped before step ${this.globalStep + 1}: nothing was trained in this session${this.lastCheckpoint ? ` (the last checkpoint is ${this.lastCheckpoint})` : ''}`);
+      return { steps: this.globalStep, stopped: true, lastLoss, lastEval: this.lastEval, checkpoint: this.lastCheckpoint };
+    }
+    if (summary) this.log(this.summaryStart());
     try {
       while (this.globalStep < a.max_steps) {
         const t0 = performance.now();
@@ -459,6 +541,9 @@ export class Trainer<B = TokenBatch> {
           const w = (this.window.extra ??= {});
           for (const [k, v] of Object.entries(r.extra)) w[k] = (w[k] ?? 0) + v;
         }
+        span.lossSum += r.loss;
+        span.steps += 1;
+        for (const [k, v] of Object.entries(r.extra ?? {})) span.extra[k] = (span.extra[k] ?? 0) + v;
         if (r.step % a.logging_steps === 0 || r.step === a.max_steps) {
           const row: TrainRow = {
             step: r.step,
@@ -473,23 +558,33 @@ export class Trainer<B = TokenBatch> {
           const extra = Object.entries(this.window.extra ?? {}).map(([k, v]) => [k, v / this.window.steps] as const);
           for (const [k, v] of extra) (row as unknown as Record<string, number>)[k] = v;
           this.metrics.append(row);
-          this.log(formatProgress({
+          if (!summary) this.log(formatProgress({
             step: r.step, maxSteps: a.max_steps, loss: row.loss, lr: r.lr, gradNorm: r.gradNorm,
             tokensPerS: row.tokens_per_s, elapsedS: row.elapsed_s, secondsPerStep,
           }) + extra.filter(([k]) => k.startsWith('rewards/')).map(([k, v]) => ` | ${k} ${v.toFixed(3)}`).join(''));
           this.window = emptyWindow();
         }
+        let evalRow: EvalRow | undefined;
         if (a.eval_steps > 0 && r.step % a.eval_steps === 0) {
-          this.runEval();
+          evalRow = this.runEval();
           evaluatedAt = r.step;
           await this.writePlot();
+        }
+        // summary lines: at each pct % of the run (the last step has the final line), evaluations of other steps alone
+        if (summary && r.step < a.max_steps) {
+          if (Math.floor((r.step * 100) / (pct * a.max_steps)) > Math.floor(((r.step - 1) * 100) / (pct * a.max_steps))) {
+            this.log(`step ${r.step}/${a.max_steps} (${Math.round((100 * r.step) / a.max_steps)}%): ${spanText()}${evalRow ? ` | ${this.evalSummary(evalRow)}` : ''} | ${formatDuration(this.elapsed())}`);
+            span = { lossSum: 0, steps: 0, extra: {} };
+          } else if (evalRow) {
+            this.log(`eval at step ${r.step}: ${this.evalSummary(evalRow)}`);
+          }
         }
         if (a.save_steps > 0 && r.step % a.save_steps === 0) {
           const dir = await this.saveCheckpoint();
           savedAt = r.step;
-          this.log(`saved ${dir}`);
+          if (!summary) this.log(`saved ${dir}`);
         }
-        this.opts.onStep?.({ step: r.step, loss: r.loss, gradNorm: r.gradNorm, lr: r.lr }, this);
+        this.opts.onStep?.({ step: r.step, loss: r.loss, gradNorm: r.gradNorm, lr: r.lr, tokens: r.tokens, metrics: r.extra }, this);
         // Let signal handlers (Ctrl-C) run between steps.
         await new Promise((resolve) => setImmediate(resolve));
         if (this.stopRequested) break;
@@ -506,11 +601,21 @@ export class Trainer<B = TokenBatch> {
     }
     const stopped = this.globalStep < a.max_steps;
     if (!stopped && evaluatedAt !== this.globalStep) this.runEval();
+    let saved: string | undefined;
     if (savedAt !== this.globalStep) {
-      const dir = await this.saveCheckpoint();
-      this.log(`saved ${dir}${stopped ? ' (stopped early; continue with --resume)' : ''}`);
+      saved = await this.saveCheckpoint();
+      if (!summary) this.log(`saved ${saved}${stopped ? ' (stopped early; continue with --resume)' : ''}`);
     }
     await this.writePlot();
+    if (summary) {
+      const ev = !stopped && this.lastEval?.step === this.globalStep ? ` | ${this.evalSummary(this.lastEval)}` : '';
+      // with a final evaluation (which shows the summary metrics) the last span shows only its loss: one short line
+      const spanPart = ev ? `loss ${(span.lossSum / span.steps).toFixed(3)}` : spanText();
+      const last = span.steps ? ` | last ${span.steps} step${span.steps === 1 ? '' : 's'}: ${spanPart}` : '';
+      this.log(stopped
+        ? `stopped at step ${this.globalStep}/${a.max_steps} after ${formatDuration(this.elapsed())}${last}; checkpoint ${saved ?? this.lastCheckpoint} (continue with resume)`
+        : `done: ${this.globalStep} steps in ${formatDuration(this.elapsed())}${last}${ev}`);
+    }
     return { steps: this.globalStep, stopped, lastLoss, lastEval: this.lastEval, checkpoint: this.lastCheckpoint };
   }
 
