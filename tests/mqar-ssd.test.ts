@@ -31,6 +31,40 @@ test('the one SSD scan with one B/C group for all heads (the MQAR block): chunke
   }
 });
 
+test('ssdChunkScan: a shared B/C group [b, T, 1, n] equals its copy per head (y, state, gradients), withState=false skips the state, and a single chunk from a zero state ends in the recurrent state', async () => {
+  await loadBackend();
+  const b = 2, T = 12, h = 3, p = 4, n = 5;
+  tf.tidy(() => {
+    const x = tf.randomNormal([b, T, h, p], 0, 1, 'float32', 21);
+    const dt = tf.softplus(tf.randomNormal([b, T, h], 0, 1, 'float32', 22));
+    const A = tf.neg(tf.exp(tf.randomNormal([h], 0, 0.5, 'float32', 23)));
+    const B1 = tf.randomNormal([b, T, 1, n], 0, 1, 'float32', 24), C1 = tf.randomNormal([b, T, 1, n], 0, 1, 'float32', 25);
+    const state0 = tf.randomNormal([b, h, p, n], 0, 1, 'float32', 26);
+    const toHeads = (t: tf.Tensor) => tf.broadcastTo(t, [b, T, h, n]);
+    const ref = ssdRecurrentScan(x, dt, A, toHeads(B1), toHeads(C1));
+    for (const [q, s0] of [[T, null], [16, null], [5, null], [T, state0], [4, state0]] as Array<[number, tf.Tensor | null]>) {
+      const perHead = ssdChunkScan(x, dt, A, toHeads(B1), toHeads(C1), q, s0);
+      const shared = ssdChunkScan(x, dt, A, B1, C1, q, s0);
+      assert.ok(maxAbsDiff(shared.y, perHead.y) < 1e-6, `chunk ${q}${s0 ? ' with state0' : ''}: y`);
+      assert.ok(maxAbsDiff(shared.state, perHead.state) < 1e-6, `chunk ${q}${s0 ? ' with state0' : ''}: state`);
+      const noState = ssdChunkScan(x, dt, A, B1, C1, q, s0, false);
+      assert.equal(noState.state, null);
+      assert.equal(maxAbsDiff(noState.y, shared.y), 0, `chunk ${q}: y without the state`);
+      if (!s0) assert.ok(maxAbsDiff(shared.state, ref.state) < 1e-5, `chunk ${q}: final state vs the recurrence`);
+      // gradients of a loss on y reach x, dt, B and C the same way through the shared group and through its copies
+      const loss = (Bv: tf.Tensor, Cv: tf.Tensor) => (xv: tf.Tensor, dv: tf.Tensor, bv: tf.Tensor, cv: tf.Tensor) =>
+        tf.sum(tf.mul(ssdChunkScan(xv, dv, A, Bv === B1 ? bv : toHeads(bv), Cv === C1 ? cv : toHeads(cv), q, s0, false).y, x)) as tf.Scalar;
+      const gShared = tf.grads(loss(B1, C1))([x, dt, B1, C1]);
+      const gCopies = tf.grads(loss(toHeads(B1), toHeads(C1)))([x, dt, B1, C1]);
+      ['x', 'dt', 'B', 'C'].forEach((name, i) => {
+        const scale = tf.max(tf.abs(gCopies[i])).dataSync()[0];
+        assert.ok(maxAbsDiff(gShared[i], gCopies[i]) < 1e-5 * Math.max(1, scale), `chunk ${q}${s0 ? ' with state0' : ''}: d${name}`);
+      });
+    }
+    assert.throws(() => ssdChunkScan(x, dt, A, tf.zeros([b, T, 2, n]), tf.zeros([b, T, 2, n]), 4), /B and C need 3 heads \(one per head\) or 1 \(shared\), got 2 and 2/);
+  });
+});
+
 test('SSD layer: causal, finite gradients for every parameter, no tensor leak', async () => {
   await loadBackend();
   const m = new SSD({ dModel: 16, dState: 8, rope: true, chunkSize: 4, seed: 3 });

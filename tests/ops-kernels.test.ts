@@ -14,8 +14,8 @@ before(async () => { await loadBackend({ backend: 'wasm', log: false, nativeBlas
 
 test('the patches are installed on wasm and the originals are kept', () => {
   assert.equal(tf.getBackend(), 'wasm');
-  assert.deepEqual(installWasmKernelPatches(tf), ['BatchMatMul', 'Slice', 'Identity', 'GatherV2']);
-  for (const k of ['BatchMatMul', 'Slice', 'Identity', 'GatherV2']) {
+  assert.deepEqual(installWasmKernelPatches(tf), ['BatchMatMul', 'Slice', 'SplitV', 'Identity', 'GatherV2']);
+  for (const k of ['BatchMatMul', 'Slice', 'SplitV', 'Identity', 'GatherV2']) {
     assert.ok(originalWasmKernels.get(k), `original ${k} kept`);
     assert.notEqual(tf.getKernel(k, 'wasm')!.kernelFunc, originalWasmKernels.get(k)!.kernelFunc, `${k} is patched`);
   }
@@ -95,6 +95,31 @@ test('Slice patch == plain kernel (inner, outer and strided blocks, int32)', () 
     }
   }
   tf.dispose([x, xi]);
+});
+
+test('SplitV patch == plain kernel (last, middle and first axis, uneven sizes, -1, int32) and its gradient', () => {
+  const x = randn([3, 4, 10], 13);
+  const xi = tf.cast(tf.mul(x, 100), 'int32');
+  const cases: [number | number[], number][] = [[[4, 5, 1], -1], [[3, -1], 2], [2, 1], [[1, 2], 0], [[10], 2]];
+  for (const [splits, axis] of cases) {
+    for (const t of [x, xi]) {
+      const got = tf.split(t, splits, axis);
+      const want = withPlainKernel('SplitV', () => tf.split(t, splits, axis));
+      assert.equal(got.length, want.length);
+      got.forEach((g, i) => {
+        assert.deepEqual(g.shape, want[i].shape);
+        assert.deepEqual(Array.from(g.dataSync()), Array.from(want[i].dataSync()), `split ${splits} axis ${axis} piece ${i} ${t.dtype}`);
+      });
+      tf.dispose([...got, ...want]);
+    }
+  }
+  // the gradient (a concat of the pieces' gradients) sees the same pieces
+  const w = randn([3, 4, 10], 14);
+  const f = (v: tf.Tensor) => { const [a, , c] = tf.split(v, [4, 5, 1], -1); return tf.add(tf.sum(tf.mul(a, tf.slice(w, [0, 0, 0], [3, 4, 4]))), tf.sum(tf.square(c))); };
+  const got = tf.grad(f)(x);
+  const want = withPlainKernel('SplitV', () => tf.grad(f)(x));
+  assert.deepEqual(Array.from(got.dataSync()), Array.from(want.dataSync()));
+  tf.dispose([x, xi, w, got, want]);
 });
 
 test('Identity patch shares the data and stays correct after the source is disposed', () => {

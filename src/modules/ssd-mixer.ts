@@ -59,24 +59,41 @@ export function ssdMatrixForm(dt: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.T
 
 /**
  * Chunked SSD scan (what mamba_chunk_scan_combined computes), per-head B/C, optional starting state.
- * x [b, T, h, p], dt [b, T, h] (after softplus), A [h], B and C [b, T, h, n], state0 [b, h, p, n] or null
- * -> y [b, T, h, p] and the state after the last token [b, h, p, n]. Any chunk size gives the same function:
- * T is padded with steps of dt = 0, which neither decay nor feed the state.
+ * x [b, T, h, p], dt [b, T, h] (after softplus), A [h], B and C [b, T, g, n] with g = h (a B/C per head, Cheems) or
+ * g = 1 (one B/C group seen by every head, the Mamba-2 block of ssd.ts), state0 [b, h, p, n] or null
+ * -> y [b, T, h, p] and the state after the last token [b, h, p, n] (null when `withState` is false: nothing of
+ * it is computed). Any chunk size gives the same function: T is padded with steps of dt = 0, which neither decay nor
+ * feed the state.
+ * Why one group is not broadcast to the heads first: tf.broadcastTo is a Tile, which the wasm backend runs element
+ * by element (it was most of the MQAR SSD's evaluation time), and C_l · B_s is then computed once instead of h times.
+ * Why one chunk without a starting state skips steps 3-4: the state entering it is zero, so their whole
+ * contribution to y (and to every gradient) is exactly zero; the matmuls are not (about half the scan's work).
  */
 export function ssdChunkScan(
-  x: tf.Tensor, dt: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, chunkSize: number, state0: tf.Tensor | null = null,
-): { y: tf.Tensor; state: tf.Tensor } {
+  x: tf.Tensor, dt: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, chunkSize: number, state0?: tf.Tensor | null,
+): { y: tf.Tensor; state: tf.Tensor };
+export function ssdChunkScan(
+  x: tf.Tensor, dt: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, chunkSize: number, state0: tf.Tensor | null, withState: false,
+): { y: tf.Tensor; state: null };
+export function ssdChunkScan(
+  x: tf.Tensor, dt: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, chunkSize: number, state0: tf.Tensor | null = null, withState = true,
+): { y: tf.Tensor; state: tf.Tensor | null } {
   const [b, T, h, p] = x.shape as [number, number, number, number];
+  const g = B.shape[2] as number;
   const n = B.shape[3] as number;
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`ssd: chunk size must be a positive integer, got ${chunkSize}`);
+  if ((g !== h && g !== 1) || C.shape[2] !== g) throw new Error(`ssd: B and C need ${h} heads (one per head) or 1 (shared), got ${B.shape[2]} and ${C.shape[2]}`);
   const Q = Math.min(chunkSize, T);
   const c = Math.ceil(T / Q);
   const pad = c * Q - T;
   const padT = (t: tf.Tensor) => (pad === 0 ? t : tf.pad(t, t.shape.map((_, i) => (i === 1 ? [0, pad] : [0, 0])) as Array<[number, number]>));
-  const heads = (t: tf.Tensor, d: number) => permute(tf.reshape(padT(t), [b, c, Q, h, d]), [0, 3, 1, 2, 4]); // [b, h, c, Q, d]
+  const heads = (t: tf.Tensor, k: number, d: number) => permute(tf.reshape(padT(t), [b, c, Q, k, d]), [0, 3, 1, 2, 4]); // [b, k, c, Q, d]
+  // a shared group as h copies, for the products that pair it with per-head tensors (batched matmuls broadcast only a
+  // whole operand); the copies are contiguous blocks (Concat), the gradient sums them back
+  const perHead = (t: tf.Tensor) => (g === h ? t : tf.concat(Array.from({ length: h }, () => t), 1));
 
-  const X = heads(tf.mul(x, tf.expandDims(dt, -1)), p); // dt_s x_s            [b, h, c, Q, p]
-  const Bh = heads(B, n), Ch = heads(C, n); //                                  [b, h, c, Q, n]
+  const X = heads(tf.mul(x, tf.expandDims(dt, -1)), h, p); // dt_s x_s            [b, h, c, Q, p]
+  const Bh = heads(B, g, n), Ch = heads(C, g, n); //                              [b, g, c, Q, n]
   const a = permute(tf.reshape(padT(tf.mul(dt, A)), [b, c, Q, h]), [0, 3, 1, 2]); // log-decay per step [b, h, c, Q]
   const Acs = cumsumLast(a); // inclusive cumulative log-decay inside each chunk  [b, h, c, Q]
 
@@ -84,11 +101,19 @@ export function ssdChunkScan(
   const seg = tf.add(tf.sub(tf.expandDims(Acs, -1), tf.expandDims(Acs, -2)), causalLogMask(Q, Q, 0)); // [b, h, c, Q, Q]
   const scores = tf.mul(tf.matMul(Ch, Bh, false, true), tf.exp(seg)); // [b, h, c, Q, Q]
   const yDiag = tf.matMul(scores, X); // [b, h, c, Q, p]
+  const toOutput = (yh: tf.Tensor) => {
+    const y = tf.reshape(permute(yh, [0, 2, 3, 1, 4]), [b, c * Q, h, p]);
+    return pad ? tf.slice(y, [0, 0, 0, 0], [b, T, h, p]) : y;
+  };
+  const singleChunk = c === 1 && !state0;
+  if (singleChunk && !withState) return { y: toOutput(yDiag), state: null };
 
   // 2. each chunk's own contribution to the state at its end: Σ_s exp(Acs_last - Acs_s) dt_s x_s ⊗ B_s
   const AcsLast = tf.slice(Acs, [0, 0, 0, Q - 1], [b, h, c, 1]); // [b, h, c, 1]
   const toEnd = tf.exp(tf.sub(AcsLast, Acs)); // [b, h, c, Q]
-  const chunkStates = tf.matMul(tf.mul(X, tf.expandDims(toEnd, -1)), Bh, true, false); // [b, h, c, p, n]
+  const chunkStates = tf.matMul(tf.mul(X, tf.expandDims(toEnd, -1)), perHead(Bh), true, false); // [b, h, c, p, n]
+  // one chunk from a zero state: the state after it is its own contribution (steps 3-4 would add exact zeros)
+  if (singleChunk) return { y: toOutput(yDiag), state: tf.reshape(chunkStates, [b, h, p, n]) };
 
   // 3. states entering chunks z = 0..c (z = c: the final state), from the starting state and earlier chunks
   const incl = cumsumLast(tf.reshape(AcsLast, [b, h, c])); // log-decay through the end of chunk z   [b, h, c]
@@ -97,14 +122,12 @@ export function ssdChunkScan(
   let entering = tf.matMul(pass, tf.reshape(chunkStates, [b, h, c, p * n])); // [b, h, c + 1, p*n]
   if (state0) entering = tf.add(entering, tf.mul(tf.expandDims(tf.exp(before), -1), tf.reshape(state0, [b, h, 1, p * n])));
   const Hin = tf.reshape(tf.slice(entering, [0, 0, 0, 0], [b, h, c, p * n]), [b, h, c, p, n]);
-  const state = tf.reshape(tf.slice(entering, [0, 0, c, 0], [b, h, 1, p * n]), [b, h, p, n]);
+  const state = withState ? tf.reshape(tf.slice(entering, [0, 0, c, 0], [b, h, 1, p * n]), [b, h, p, n]) : null;
 
   // 4. the entering state read by each position: exp(Acs_l) * (S_in · C_l)
-  const yOff = tf.mul(tf.matMul(Ch, Hin, false, true), tf.expandDims(tf.exp(Acs), -1)); // [b, h, c, Q, p]
+  const yOff = tf.mul(tf.matMul(perHead(Ch), Hin, false, true), tf.expandDims(tf.exp(Acs), -1)); // [b, h, c, Q, p]
 
-  let y = tf.reshape(permute(tf.add(yDiag, yOff), [0, 2, 3, 1, 4]), [b, c * Q, h, p]);
-  if (pad) y = tf.slice(y, [0, 0, 0, 0], [b, T, h, p]);
-  return { y, state };
+  return { y: toOutput(tf.add(yDiag, yOff)), state };
 }
 
 /** One recurrence step. state [b, h, p, n], x [b, h, p], dt [b, h], A [h], B and C [b, h, n] -> y [b, h, p] and the new state. */

@@ -1,7 +1,7 @@
 /**
  * The Mamba-2 block (Dao & Gu 2024) of the MQAR experiment's SSD baseline: State Space Duality with one B/C group
  * shared by all heads, a short causal conv, a D skip and a gated RMSNorm, around the library's one SSD scan
- * (`ssdChunkScan` of ssd-mixer.ts, which Cheems' SSDMixer runs too; here B and C are broadcast to every head).
+ * (`ssdChunkScan` of ssd-mixer.ts, which Cheems' SSDMixer runs too; here one B/C group shared by every head).
  *
  * Recurrence per head h (state size N, head dim P):
  *   state_t = exp(dt_t * A_h) * state_{t-1} + (dt_t * x_t) ⊗ B_t        state [P, N]
@@ -105,8 +105,8 @@ export class SSD extends Module {
       const dt = tf.softplus(tf.add(dtRaw, this.dtBias)); // [b, T, H]
       const A = tf.neg(tf.exp(this.ALog)); // [H]
       const xh = tf.reshape(xs, [b, T, H, Pd]);
-      const toHeads = (t: tf.Tensor) => tf.broadcastTo(t, [b, T, H, N]);
-      const { y: scan } = ssdChunkScan(xh, dt, A, toHeads(B), toHeads(C), this.chunkSize);
+      // B and C go in as one group [b, T, 1, N] (the scan shares it across heads; the state is not needed here)
+      const { y: scan } = ssdChunkScan(xh, dt, A, B, C, this.chunkSize, null, false);
       const y = tf.add(scan, tf.mul(xh, tf.reshape(this.D, [1, 1, H, 1]))); // [b, T, H, P]
       const gated = tf.mul(tf.reshape(y, [b, T, E]), silu(z)); // [b, T, E]
       return linear(rmsNorm(gated, this.normW, 1e-5), this.outW) as tf.Tensor3D;

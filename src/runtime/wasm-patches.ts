@@ -12,8 +12,12 @@
  *    GEMM per batch entry on views of the heap, without any tfjs op per slice, (d) of C = op(A) op(B) and
  *    C^T = op(B)^T op(A)^T picks the one that moves fewer elements, (e) splits a long shared axis into chunks that
  *    stay in cache.
- *  - Slice (also behind split/unstack): the wasm kernel copies the whole input out of the heap for every slice; the
- *    patch copies only the requested blocks.
+ *  - Slice: the wasm kernel copies the whole input out of the heap for every slice; the patch copies only the
+ *    requested blocks.
+ *  - SplitV (tf.split): the wasm kernel calls the plain slice of its own module, not the registered Slice kernel, so
+ *    a split into k pieces copied the whole input out of the heap k times (plus the garbage collection of those
+ *    copies): most of the MQAR SSD block's time, whose in_proj output [b, T, 2E + 2N + H] is split twice per layer.
+ *    The patch runs the patched Slice per piece.
  *  - Identity (every tensor saved for backprop is cloned through it): share the data with a reference count, as the
  *    wasm Reshape kernel does, instead of copying (tfjs tensors are immutable).
  *  - BatchMatMul with a native BLAS (`setWasmNativeBlas`, native-blas.ts): every float32 product, any
@@ -310,6 +314,29 @@ function installSlice(tf: Tf): void {
   });
 }
 
+function installSplitV(tf: Tf): void {
+  const orig = tf.getKernel('SplitV', 'wasm')!;
+  replaceWasmKernel(tf, orig, (args) => {
+    const { inputs, backend, attrs } = args as unknown as {
+      inputs: { x: Info }; backend: WasmBackend; attrs: { numOrSizeSplits: number | number[]; axis: number | number[] };
+    };
+    const x = inputs.x;
+    if (x.dtype === 'string') return orig.kernelFunc(args);
+    // the registered Slice, i.e. the patched one (installed before this patch, see PATCHES)
+    const slice = tf.getKernel('Slice', 'wasm')!.kernelFunc;
+    const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as unknown as tfc.Tensor, attrs.numOrSizeSplits, axis);
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((piece) => {
+      const size = [...x.shape];
+      size[axis] = piece;
+      const out = slice({ inputs: { x }, backend: backend as unknown as tfc.KernelBackend, attrs: { begin: [...begin], size } }) as Info;
+      begin[axis] += piece;
+      return out;
+    });
+  });
+}
+
 function installGather(tf: Tf): void {
   const orig = tf.getKernel('GatherV2', 'wasm')!;
   replaceWasmKernel(tf, orig, (args) => {
@@ -367,6 +394,7 @@ export const originalWasmKernels = new Map<string, tfc.KernelConfig>();
 const PATCHES: [string, (tf: Tf) => void][] = [
   ['BatchMatMul', installBatchMatMul],
   ['Slice', installSlice],
+  ['SplitV', installSplitV],
   ['Identity', installIdentity],
   ['GatherV2', installGather],
 ];
