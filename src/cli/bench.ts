@@ -31,6 +31,7 @@ import { CheemsConfig } from '../models/cheems';
 import { DogeConfig } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
+import { sumOfSquares } from '../ops/fused';
 import { webGpuDispatches } from '../runtime/webgpu';
 
 /**
@@ -187,7 +188,7 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
       }
     }
     const t1 = now();
-    const normT = tf.tidy(() => tf.sqrt(tf.addN([...named.values()].map((g) => tf.sum(tf.square(g))))));
+    const normT = tf.tidy(() => tf.sqrt(sumOfSquares([...named.values()]))); // the Trainer's clip (fused on webgpu)
     const norm = normT.dataSync()[0];
     normT.dispose();
     const t2 = now();
