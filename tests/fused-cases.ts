@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { tf } from '../src/tf';
 import { Rng } from '../src/ops';
-import { adamwStep, dynamicMaskBias, rmsNorm, sumOfSquares, swigluPacked } from '../src/ops/fused';
+import { adamwStep, applyRope, dynamicMaskBias, rmsNorm, sumOfSquares, swigluPacked } from '../src/ops/fused';
+import { RotaryEmbedding } from '../src/modules/rope';
 
 export function randn(shape: number[], seed: number, scale = 1): tf.Tensor {
   const rng = new Rng(seed);
@@ -135,7 +136,29 @@ export function checkSumOfSquares(): void {
   });
 }
 
+export function checkRope(): void {
+  const rope = new RotaryEmbedding({ headDim: 8 });
+  tf.tidy(() => {
+    const B = 2, T = 5, H = 3, hd = 8;
+    // shared tables [1, T, 1, hd] (positions 0..T-1) and per-row tables [B, T, 1, hd] (packed positions)
+    for (const positions of [0, [3, 4, 5, 6, 7, 0, 1, 2, 0, 1]] as (number | number[])[]) {
+      const { cos, sinSigned } = rope.tables(positions, B, T);
+      const x = randn([B, T, H, hd], 50);
+      // rot(x) = [-x2, x1]; sinSigned = [-sin, sin], so [x2, x1] * sinSigned = rot(x) * [sin, sin]
+      const ref = (a: tf.Tensor) => tf.add(tf.mul(a, cos), tf.mul(tf.concat([tf.slice(a, [0, 0, 0, hd / 2], [-1, -1, -1, hd / 2]), tf.slice(a, [0, 0, 0, 0], [-1, -1, -1, hd / 2])], 3), sinSigned));
+      const got = gradsOf((a) => applyRope(a, cos, sinSigned), [x], 51);
+      const want = gradsOf(ref, [x], 51);
+      const what = typeof positions === 'number' ? 'shared tables' : 'per-row tables';
+      assertClose(got.y, want.y, TOL, `applyRope ${what} value`);
+      assertClose(tf.tidy(() => applyRope(x, cos, sinSigned)), want.y, TOL, `applyRope ${what} value outside gradient recording`);
+      assertClose(got.grads[0], want.grads[0], TOL, `applyRope ${what} dx`);
+    }
+  });
+  rope.dispose();
+}
+
 export const CASES: [string, () => void][] = [
+  ['applyRope', checkRope],
   ['rmsNorm', checkRmsNorm],
   ['swigluPacked', checkSwigluPacked],
   ['dynamicMaskBias', checkDynamicMaskBias],

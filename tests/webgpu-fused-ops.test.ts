@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { tf } from '../src/tf';
 import { loadBackend } from '../src/runtime/backend';
 import { webGpuDispatches } from '../src/runtime/webgpu';
-import { FUSED_KERNEL_NAMES, hasFusedKernel, rmsNorm, swigluPacked, dynamicMaskBias, adamwStep, sumOfSquares } from '../src/ops/fused';
+import { FUSED_KERNEL_NAMES, hasFusedKernel, rmsNorm, swigluPacked, dynamicMaskBias, adamwStep, sumOfSquares, applyRope } from '../src/ops/fused';
 import { AdamW } from '../src/train/adamw';
 import { CASES, assertClose, randn } from './fused-cases';
 
@@ -52,6 +52,7 @@ for (const [name, check] of CASES) {
 test('webgpu: one dispatch per fused op (two for the two-output gradients), more with WM_FUSED_KERNELS=0', () => {
   const x = randn([4, 6, 32], 1), w = randn([32], 2), gu = randn([4, 6, 20], 3), dt = randn([2, 6, 3], 4), A = tf.tensor1d([-1, -2, -0.5]);
   const ps = [0, 1, 2, 3].map((i) => randn([50, 8], 5 + i));
+  const q = randn([2, 6, 3, 8], 9), cos = randn([1, 6, 1, 8], 10), sin = randn([1, 6, 1, 8], 11);
   const ops: [string, () => tf.Tensor | tf.Tensor[], number][] = [
     ['rmsNorm', () => rmsNorm(x, w, 1e-6), 1],
     ['rmsNorm forward + gradient', () => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(rmsNorm(a, b, 1e-6)))([x, w]), 1 + 2],
@@ -59,6 +60,8 @@ test('webgpu: one dispatch per fused op (two for the two-output gradients), more
     ['dynamicMaskBias', () => dynamicMaskBias(dt, A, 'exp'), 1],
     ['dynamicMaskBias forward + gradient', () => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(dynamicMaskBias(a, b, 'exp')))([dt, A]), 1 + 2],
     ['adamwStep', () => adamwStep(ps[0], ps[1], ps[2], ps[3], { beta1: 0.9, beta2: 0.95, eps: 1e-8, gradScale: 0.5, decay: 0.99, stepSize: 0.01, bc2Sqrt: 0.3 }), 1],
+    ['applyRope', () => applyRope(q, cos, sin), 1],
+    ['applyRope forward + gradient', () => tf.grads((a: tf.Tensor) => tf.sum(applyRope(a, cos, sin)))([q]), 1 + 1],
     ['sumOfSquares of 9 tensors', () => sumOfSquares([...ps, ...ps, x]), 2 + 1],
   ];
   for (const [name, f, want] of ops) {
@@ -69,7 +72,7 @@ test('webgpu: one dispatch per fused op (two for the two-output gradients), more
     else assert.equal(fused, want, `${name}: ${fused} dispatches (unfused: ${unfused})`);
     assert.ok(unfused > fused, `${name}: unfused ${unfused} <= fused ${fused}`);
   }
-  for (const t of [x, w, gu, dt, A, ...ps]) t.dispose();
+  for (const t of [x, w, gu, dt, A, q, cos, sin, ...ps]) t.dispose();
 });
 
 test('webgpu: AdamW steps with the fused kernel equal the unfused ones', () => {

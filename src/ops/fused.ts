@@ -11,7 +11,8 @@
  *   - rmsNorm         y = w * x / sqrt(mean(x^2) + eps); its gradient in two kernels (dx, dw)
  *   - swigluPacked    silu(g) * u of a packed [..., 2I] gate/up projection, no slices; gradient in one kernel
  *   - dynamicMaskBias DMAttn's d = exp(A softplus(dt)) (or A softplus(dt)) transposed to [B, heads, T]
- * Differentiable ones (rmsNorm, swigluPacked, dynamicMaskBias) take a hand-written gradient that runs the backend's
+ *   - applyRope       x cos + swapHalves(x) sinSigned (RoPE of q/k heads, SSD's B and C); gradient in one kernel
+ * Differentiable ones (rmsNorm, swigluPacked, dynamicMaskBias, applyRope) take a hand-written gradient that runs the backend's
  * gradient kernel, or the plain ops' gradient on the fallback. adamwStep and sumOfSquares are not differentiable
  * (they run outside gradient recording).
  *
@@ -30,6 +31,8 @@ export const FUSED_KERNEL_NAMES = {
   swigluGrad: 'WmSwigluPackedGrad',
   dynamicMask: 'WmDynamicMaskBias',
   dynamicMaskGrad: 'WmDynamicMaskBiasGrad',
+  rope: 'WmRope',
+  ropeGrad: 'WmRopeGrad',
 } as const;
 export type FusedKernelName = (typeof FUSED_KERNEL_NAMES)[keyof typeof FUSED_KERNEL_NAMES];
 
@@ -202,4 +205,35 @@ export function dynamicMaskBias(dt: tf.Tensor, A: tf.Tensor, kind: 'exp' | 'line
     };
   });
   return op(dt, A);
+}
+
+/**
+ * [hd, hd] permutation with x @ P = [x2, x1] (a matmul is far cheaper than tf.reverse on wasm). Built per call (an
+ * hd x hd upload): a process-wide cache would outlive every model; the caller's tidy frees it.
+ */
+function swapHalves(hd: number): tf.Tensor {
+  const m = new Float32Array(hd * hd);
+  const half = hd / 2;
+  for (let i = 0; i < half; i++) { m[(i + half) * hd + i] = 1; m[i * hd + i + half] = 1; }
+  return tf.tensor2d(m, [hd, hd]);
+}
+
+/**
+ * RoPE: x [B, T, heads, hd] -> rotated x, with tables cos, sinSigned = [-sin, sin] of shape [B|1, T, 1, hd]
+ * (src/modules/rope.ts builds them): x cos + [x2, x1] sinSigned. The tables are constants (no gradient).
+ */
+export function applyRope(x: tf.Tensor, cos: tf.Tensor, sinSigned: tf.Tensor): tf.Tensor {
+  const [B, T, Hh, hd] = x.shape;
+  const tablesFit = x.rank === 4 && cos.rank === 4 && cos.shape.join() === sinSigned.shape.join()
+    && (cos.shape[0] === 1 || cos.shape[0] === B) && cos.shape[1] === T && cos.shape[2] === 1 && cos.shape[3] === hd;
+  if (!(tablesFit && hd % 2 === 0 && x.size > 0 && x.dtype === 'float32' && hasFusedKernel(FUSED_KERNEL_NAMES.rope))) {
+    // [x1, x2] -> [x2, x1], then * [-sin, sin] gives rot(x) * sin
+    const swapped = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), swapHalves(hd)), [B, T, Hh, hd]);
+    return tf.add(tf.mul(x, cos), tf.mul(swapped, sinSigned));
+  }
+  const run = (name: FusedKernelName, xi: tf.Tensor) => tf.engine().runKernel(name, { x: xi, cos, sin: sinSigned }, {}) as tf.Tensor;
+  if (!isRecordingGradients()) return run(FUSED_KERNEL_NAMES.rope, x);
+  // the tables are the caller's (alive until its tidy ends, after the backward pass): only x is differentiated
+  const op = customOp((xi: tf.Tensor) => ({ value: run(FUSED_KERNEL_NAMES.rope, xi), gradFunc: (dy: tf.Tensor) => run(FUSED_KERNEL_NAMES.ropeGrad, dy) }));
+  return op(x);
 }

@@ -372,6 +372,31 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   if (lid.x == 0u) { dA[c] = red[0]; }
 }`;
 
+/**
+ * RoPE of x [B, T, H, hd] with tables [tb, T, 1, hd] (tb = 1 or B): y[i] = x[i] cos[i] + x[sw(i)] sin[i], sw swapping
+ * the halves. With grad = 1 the gradient instead (x = dy): dx[j] = dy[j] cos[j] + dy[sw(j)] sin[sw(j)].
+ */
+const ROPE_WGSL = () => `
+struct U { n: u32, T: u32, H: u32, hd: u32, tb: u32, grad: u32 }
+${STORAGE(0, 'y', true)}
+${STORAGE(1, 'x', false)}
+${STORAGE(2, 'cosT', false)}
+${STORAGE(3, 'sinT', false)}
+@group(0) @binding(4) var<uniform> u: U;
+${STRIDE_MAIN(`
+    let half = u.hd / 2u;
+    let k = i % u.hd;
+    let bt = i / (u.hd * u.H);
+    var row = bt % u.T;
+    if (u.tb > 1u) { row = bt; }
+    let sw = select(k - half, k + half, k < half);
+    let tab = row * u.hd;
+    if (u.grad == 1u) {
+      y[i] = x[i] * cosT[tab + k] + x[i - k + sw] * sinT[tab + sw];
+    } else {
+      y[i] = x[i] * cosT[tab + k] + x[i - k + sw] * sinT[tab + k];
+    }`)}`;
+
 type KernelArgs = { inputs: tfCore.NamedTensorInfoMap; backend: tfCore.KernelBackend; attrs?: tfCore.NamedAttrMap };
 const num = (attrs: tfCore.NamedAttrMap | undefined, k: string): number => Number((attrs as Record<string, unknown>)[k]);
 
@@ -482,6 +507,18 @@ function dynamicMaskGradKernel({ inputs, backend, attrs }: KernelArgs): TensorIn
   return [ddt, dA];
 }
 
+function ropeKernel(grad: boolean) {
+  return ({ inputs, backend }: KernelArgs): TensorInfo => {
+    const b = backend as unknown as WebGpuBackendInternals;
+    const { x, cos, sin } = inputs as Record<'x' | 'cos' | 'sin', TensorInfo>;
+    const [B, T, H, hd] = x.shape;
+    const y = output(b, x.shape);
+    const n = B * T * H * hd;
+    dispatch(b, grad ? 'wm-rope-grad' : 'wm-rope', ROPE_WGSL, [y, x, cos, sin], [['u32', n], ['u32', T], ['u32', H], ['u32', hd], ['u32', cos.shape[0]], ['u32', grad ? 1 : 0]], groupsFor(n));
+    return y;
+  };
+}
+
 const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   [FUSED_KERNEL_NAMES.adamwStep, adamwKernel],
   [FUSED_KERNEL_NAMES.sumOfSquares, sumOfSquaresKernel],
@@ -491,6 +528,8 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   [FUSED_KERNEL_NAMES.swigluGrad, swigluGradKernel],
   [FUSED_KERNEL_NAMES.dynamicMask, dynamicMaskKernel],
   [FUSED_KERNEL_NAMES.dynamicMaskGrad, dynamicMaskGradKernel],
+  [FUSED_KERNEL_NAMES.rope, ropeKernel(false)],
+  [FUSED_KERNEL_NAMES.ropeGrad, ropeKernel(true)],
 ];
 
 /**
