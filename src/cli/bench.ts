@@ -31,34 +31,53 @@ import { CheemsConfig } from '../models/cheems';
 import { DogeConfig } from '../models/doge';
 import { variableGradsByName } from '../modules/module';
 import { AdamW } from '../train/adamw';
-import { webGpuDispatches } from '../runtime/webgpu';
+import { sumOfSquares } from '../ops/fused';
+import { observeWebGpuDispatches, webGpuDispatches } from '../runtime/webgpu';
 
 /**
  * Kernels run while `f` runs: `kernels` counts tfjs kernel calls (every backend), `dispatches` the GPU programs the
  * webgpu backend submitted for them (0 elsewhere; reshapes and small CPU-side ops dispatch nothing). On a GPU the
  * step time divided by the dispatches says whether a step is dispatch-bound (a few µs each) or compute-bound.
+ * `byKernel`: both counts per tfjs kernel name (a custom gradient's own ops count under their names, a GPU program
+ * under the innermost kernel that ran it), for scripts/bench-kernels.ts.
  */
-function countKernels<T>(f: () => T): { result: T; kernels: number; dispatches: number } {
+export function countKernels<T>(f: () => T): { result: T; kernels: number; dispatches: number; byKernel: Map<string, { kernels: number; dispatches: number }> } {
   const engine = tf.engine() as unknown as { runKernelFunc: (...a: unknown[]) => unknown };
   const own = Object.prototype.hasOwnProperty.call(engine, 'runKernelFunc');
   const orig = engine.runKernelFunc;
   let kernels = 0;
+  const byKernel = new Map<string, { kernels: number; dispatches: number }>();
+  const entry = (name: string) => {
+    let e = byKernel.get(name);
+    if (!e) byKernel.set(name, (e = { kernels: 0, dispatches: 0 }));
+    return e;
+  };
+  const stack: string[] = [];
   engine.runKernelFunc = function (this: unknown, ...a: unknown[]) {
     kernels++;
-    return orig.apply(this, a);
+    const name = (a[0] as { kernelName?: string }).kernelName ?? 'customGrad';
+    entry(name).kernels++;
+    stack.push(name);
+    try {
+      return orig.apply(this, a);
+    } finally {
+      stack.pop();
+    }
   };
+  observeWebGpuDispatches(() => { entry(stack[stack.length - 1] ?? '(outside kernels)').dispatches++; });
   const d0 = webGpuDispatches();
   try {
     const result = f();
-    return { result, kernels, dispatches: webGpuDispatches() - d0 };
+    return { result, kernels, dispatches: webGpuDispatches() - d0, byKernel };
   } finally {
+    observeWebGpuDispatches(null);
     if (own) engine.runKernelFunc = orig;
     else delete (engine as { runKernelFunc?: unknown }).runKernelFunc;
   }
 }
 
 /** What the bench needs of a model (DogeForCausalLM and CheemsForCausalLM have it). */
-interface BenchModel {
+export interface BenchModel {
   forward(input: { inputIds: tf.Tensor; labels?: tf.Tensor; training?: boolean; numItemsInBatch?: number; lossOnly?: boolean }): { loss?: tf.Scalar };
   parameters(): Map<string, tf.Variable>;
   numParameters(): number;
@@ -138,7 +157,7 @@ const defaultCases = (): BenchCase[] => [
   modelCase('cheems-tiny-moe', { batch: 8, seqLen: 256, micro: 1 }, false),
 ];
 
-function randomIds(batch: number, seqLen: number, vocab: number, seed: number): tf.Tensor2D {
+export function randomIds(batch: number, seqLen: number, vocab: number, seed: number): tf.Tensor2D {
   let s = seed >>> 0;
   const ids = new Int32Array(batch * seqLen);
   for (let i = 0; i < ids.length; i++) {
@@ -161,19 +180,17 @@ function wasmHeapMb(): number {
 /** Peak resident set of the process so far, MB. */
 const rssMb = (): number => process.resourceUsage().maxRSS / 1024;
 
-function benchTrain(c: BenchCase, backend: string, threads: number, steps: number): Record<string, unknown> {
-  const t = c.train!;
-  const model = c.make();
-  const params = model.parameters();
-  const opt = new AdamW(params, { beta1: 0.9, beta2: 0.95, weightDecay: 0.01 });
-  const mb = t.batch / t.micro;
-  const micro = Array.from({ length: t.micro }, (_, i) => randomIds(mb, t.seqLen, c.vocab, 1 + i));
-  const items = t.batch * (t.seqLen - 1);
-  const lossOf = (ids: tf.Tensor2D) => (): tf.Scalar =>
-    model.forward({ inputIds: ids, labels: ids, training: true, numItemsInBatch: items, lossOnly: true }).loss as tf.Scalar;
+/** The training loss of one micro-batch, as the Trainer computes it (labels = inputs, summed over `items` targets). */
+const lossFn = (model: BenchModel, items: number) => (ids: tf.Tensor2D) => (): tf.Scalar =>
+  model.forward({ inputIds: ids, labels: ids, training: true, numItemsInBatch: items, lossOnly: true }).loss as tf.Scalar;
 
-  // One step; returns ms for forward+backward, clip, optimizer.
-  const fullStep = (): { fb: number; clip: number; opt: number } => {
+/**
+ * One optimizer step as the Trainer runs it (forward + backward per micro-batch with gradient accumulation, the
+ * global-norm clip, AdamW); each call returns ms for forward+backward, clip and optimizer.
+ */
+export function trainStep(model: BenchModel, params: Map<string, tf.Variable>, opt: AdamW, micro: tf.Tensor2D[], items: number): () => { fb: number; clip: number; opt: number } {
+  const lossOf = lossFn(model, items);
+  return () => {
     const t0 = now();
     const named = new Map<string, tf.Tensor>();
     for (const ids of micro) {
@@ -187,7 +204,7 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
       }
     }
     const t1 = now();
-    const normT = tf.tidy(() => tf.sqrt(tf.addN([...named.values()].map((g) => tf.sum(tf.square(g))))));
+    const normT = tf.tidy(() => tf.sqrt(sumOfSquares([...named.values()]))); // the Trainer's clip (fused on webgpu)
     const norm = normT.dataSync()[0];
     normT.dispose();
     const t2 = now();
@@ -197,6 +214,19 @@ function benchTrain(c: BenchCase, backend: string, threads: number, steps: numbe
     for (const g of named.values()) g.dispose();
     return { fb: t1 - t0, clip: t2 - t1, opt: t3 - t2 };
   };
+}
+
+function benchTrain(c: BenchCase, backend: string, threads: number, steps: number): Record<string, unknown> {
+  const t = c.train!;
+  const model = c.make();
+  const params = model.parameters();
+  const opt = new AdamW(params, { beta1: 0.9, beta2: 0.95, weightDecay: 0.01 });
+  const mb = t.batch / t.micro;
+  const micro = Array.from({ length: t.micro }, (_, i) => randomIds(mb, t.seqLen, c.vocab, 1 + i));
+  const items = t.batch * (t.seqLen - 1);
+  const lossOf = lossFn(model, items);
+
+  const fullStep = trainStep(model, params, opt, micro, items);
   for (let i = 0; i < 2; i++) fullStep(); // warm-up (kernel setup, allocator, cached tables)
   const parts: { fb: number; clip: number; opt: number }[] = [];
   const t0 = now();

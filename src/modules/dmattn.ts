@@ -44,6 +44,7 @@
 import { tf } from '../tf';
 import { F32_MIN, bmm, linearT, sliceAxis, sliceLast, stopGradient, weightT, isRecordingGradients, permute } from '../ops';
 import { recentTopkIndices, torchTopkIndices } from '../ops/torch-topk';
+import { dynamicMaskBias } from '../ops/fused';
 import { boundLayerCache, withCachedSlots, type LayerCache, type MaskBias } from './dmattn-cache';
 
 export type { LayerCache, MaskBias };
@@ -322,8 +323,7 @@ export class DynamicMaskAttention extends Module {
    */
   dynamicMask(vFlat: tf.Tensor): tf.Tensor {
     const dt = linearT(vFlat, weightT([this.dtW]), this.dtB); // [B, T, nm]
-    const a = tf.mul(this.A, tf.softplus(dt));
-    return permute(this.dynamicMaskBias === 'exp' ? tf.exp(a) : a, [0, 2, 1]); // [B, nm, T]
+    return dynamicMaskBias(dt, this.A, this.dynamicMaskBias); // [B, nm, T] (one kernel where the backend has it)
   }
 
   /**

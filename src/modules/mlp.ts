@@ -3,7 +3,8 @@
  * gate and up are applied as one matmul on the concatenated weight (same math, one op fewer on the hot path).
  */
 import { tf } from '../tf';
-import { customOp, isRecordingGradients, linearT, sliceLast, weightT } from '../ops';
+import { linearT, weightT } from '../ops';
+import { swiglu, swigluPacked } from '../ops/fused';
 import { Module, type Init } from './module';
 
 export interface MLPOptions {
@@ -12,25 +13,8 @@ export interface MLPOptions {
   bias?: boolean;
 }
 
-/** silu(g) * u with a hand-written gradient. g, u [..., I]. */
-export function swiglu(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
-  if (!isRecordingGradients()) return tf.mul(tf.mul(g, tf.sigmoid(g)), u);
-  const op = customOp((gi: tf.Tensor, ui: tf.Tensor, save: tf.GradSaveFunc) => {
-    const s = tf.sigmoid(gi);
-    const sg = tf.mul(gi, s); // silu(g)
-    save([gi, ui, s, sg]);
-    return {
-      value: tf.mul(sg, ui),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [gg, uu, ss, ssg] = saved;
-        // d silu(g)/dg = s + g*s*(1-s) = s + sg*(1-s)
-        const dsilu = tf.add(ss, tf.mul(ssg, tf.sub(1, ss)));
-        return [tf.mul(tf.mul(dy, uu), dsilu), tf.mul(dy, ssg)];
-      },
-    };
-  });
-  return op(g, u) as tf.Tensor;
-}
+// silu(g) * u (`swiglu`) and its packed form are defined once in src/ops/fused.ts
+export { swiglu, swigluPacked };
 
 export class MLP extends Module {
   readonly gateW: tf.Variable; // [I, H]
@@ -57,7 +41,7 @@ export class MLP extends Module {
   apply(x: tf.Tensor): tf.Tensor {
     const b = this.gateB && this.upB ? tf.concat([this.gateB, this.upB], 0) : null;
     const gu = linearT(x, weightT([this.gateW, this.upW]), b); // [..., 2I]
-    const g = sliceLast(gu, 0, this.I), u = sliceLast(gu, this.I, this.I); // [..., I] each
-    return linearT(swiglu(g, u), weightT([this.downW]), this.downB);
+    // silu(gate) * up straight from the packed product (one kernel where the backend has it, no slices)
+    return linearT(swigluPacked(gu, this.I), weightT([this.downW]), this.downB);
   }
 }

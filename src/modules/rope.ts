@@ -13,6 +13,7 @@
  * n < M after growth they are restored. Other rope types are refused.
  */
 import { tf } from '../tf';
+import { applyRope } from '../ops/fused';
 
 export interface RopeOptions {
   headDim: number;
@@ -146,21 +147,5 @@ export class RotaryEmbedding {
   }
 }
 
-/**
- * [hd, hd] permutation with x @ P = [x2, x1] (a matmul is far cheaper than tf.reverse on wasm). Built per call (an
- * hd x hd upload): a process-wide cache would outlive every model; the caller's tidy frees it.
- */
-function swapHalves(hd: number): tf.Tensor {
-  const m = new Float32Array(hd * hd);
-  const half = hd / 2;
-  for (let i = 0; i < half; i++) { m[(i + half) * hd + i] = 1; m[i * hd + i + half] = 1; }
-  return tf.tensor2d(m, [hd, hd]);
-}
-
-/** x [B, T, heads, hd] -> rotated x, with tables [B|1, T, 1, hd]. */
-export function applyRope(x: tf.Tensor, cos: tf.Tensor, sinSigned: tf.Tensor): tf.Tensor {
-  const [B, T, Hh, hd] = x.shape;
-  // [x1, x2] -> [x2, x1], then * [-sin, sin] gives rot(x) * sin
-  const swapped = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), swapHalves(hd)), [B, T, Hh, hd]);
-  return tf.add(tf.mul(x, cos), tf.mul(swapped, sinSigned));
-}
+// applyRope (x * cos + swapHalves(x) * sinSigned; one kernel where the backend has it) is defined in src/ops/fused.ts
+export { applyRope };

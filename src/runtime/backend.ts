@@ -24,6 +24,7 @@ import { loadNativeBlas, nativeBlasSetting, nativeBlasUnavailableReason } from '
 import { registerTopKGradient } from './gradients';
 import { registerHostDecoder, unregisterHostDecoder } from './host-decoders';
 import { createDogeHostDecoder, type HostDecodable } from './doge-host-decoder';
+import { registerWebGpuFusedKernels } from './webgpu-kernels';
 import { describeAdapter, startWebGpu, webGpuAdapter, type WebGpuAdapterSummary } from './webgpu';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -195,6 +196,8 @@ async function tryBackend(name: BackendName, forced: boolean): Promise<void> {
   if (name === 'webgpu') {
     const a = await startWebGpu(tf, { allowSoftware: forced });
     backendNotes.push(`${describeAdapter(a)}; maxStorageBuffersPerShaderStage ${a.maxStorageBuffersPerShaderStage}`);
+    // fused WGSL programs for AdamW, the clip norm, RMSNorm, SwiGLU and the dynamic mask (webgpu-kernels.ts)
+    if (!registerWebGpuFusedKernels(tf)) backendNotes.push('fused kernels off (WM_FUSED_KERNELS=0)');
   }
   registerTopKGradient(tf); // a gradient tfjs-core lacks (gradients.ts)
   if (name === 'wasm') installWasmKernelPatches(tf); // faster wasm kernels, same results (wasm-patches.ts)

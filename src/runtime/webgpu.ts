@@ -358,6 +358,16 @@ let dispatches = 0;
 export function webGpuDispatches(): number {
   return dispatches;
 }
+let dispatchObserver: ((program: string) => void) | null = null;
+/** Counts one GPU program (tfjs' own, or a fused kernel's from webgpu-kernels.ts) named by its shader key. */
+export function noteWebGpuDispatch(program: string): void {
+  dispatches++;
+  dispatchObserver?.(program);
+}
+/** Calls `f` with each dispatched program's name until called with null (`scripts/bench-kernels.ts` breaks counts down). */
+export function observeWebGpuDispatches(f: ((program: string) => void) | null): void {
+  dispatchObserver = f;
+}
 
 /**
  * tfjs' webgpu Softmax starts each row's running max at -3.402823e+38, which is larger than float32's lowest value
@@ -372,7 +382,7 @@ function fixSoftmaxOfMaskedRows(b: tfCore.KernelBackend): void {
   const target = b as unknown as { runWebGPUProgram(p: Program, ...rest: unknown[]): unknown };
   const run = target.runWebGPUProgram.bind(target);
   target.runWebGPUProgram = (program: Program, ...rest: unknown[]) => {
-    dispatches++;
+    noteWebGpuDispatch(program.shaderKey);
     if (program.shaderKey === 'softmax') {
       const code = program.getUserCode();
       if (!code.includes(SOFTMAX_MAX_INIT)) throw new Error(`webgpu: tfjs' softmax shader changed (no '${SOFTMAX_MAX_INIT}'); src/runtime/webgpu.ts fixSoftmaxOfMaskedRows needs updating`);

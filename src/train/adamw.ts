@@ -7,14 +7,15 @@
  *   p <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  *
  * tfjs' own AdamOptimizer folds weight decay into the gradient (L2), which is not the same thing once the
- * adaptive denominator rescales it; this one is written out. Each variable's update is a handful of fused
- * element-wise ops inside one tf.tidy; the moments are non-trainable tf.Variables so they stay on the backend.
+ * adaptive denominator rescales it; this one is written out. Each variable's update is `adamwStep` (one kernel on
+ * webgpu, a handful of element-wise ops elsewhere) inside one tf.tidy; the moments are non-trainable tf.Variables so they stay on the backend.
  *
  * Weight-decay grouping follows HF Trainer's default (`get_decay_parameter_names`): no decay for biases and
  * normalisation weights (names matching bias / layernorm / rmsnorm / `.norm.` / `_norm`), decay for the rest,
  * including embeddings, Doge's `A` and the residual scales (doge-spec section 6).
  */
 import { tf } from '../tf';
+import { adamwStep } from '../ops/fused';
 
 const NO_DECAY_PATTERNS = [/bias/, /layernorm/, /rmsnorm/, /(?:^|\.)norm(?:$|\.)/, /_norm(?:$|\.)/];
 
@@ -89,14 +90,11 @@ export class AdamW {
       const v = this.v.get(name)!;
       const decay = this.decayed.has(name) ? 1 - lr * this.weightDecay : 1;
       tf.tidy(() => {
-        const g = gradScale === 1 ? gRaw : tf.mul(gRaw, gradScale);
-        const mNew = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
-        const vNew = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
-        const denom = tf.add(tf.div(tf.sqrt(vNew), bc2Sqrt), this.eps);
-        const decayedP = decay === 1 ? p : tf.mul(p, decay);
+        // one kernel where the backend has it (webgpu), the element-wise ops otherwise (src/ops/fused.ts)
+        const [pNew, mNew, vNew] = adamwStep(p, m, v, gRaw, { beta1: b1, beta2: b2, eps: this.eps, gradScale, decay, stepSize, bc2Sqrt });
         m.assign(mNew);
         v.assign(vNew);
-        p.assign(tf.sub(decayedP, tf.mul(tf.div(mNew, denom), stepSize)));
+        p.assign(pNew);
       });
     }
     this.step = t;

@@ -16,6 +16,7 @@
 import * as path from 'node:path';
 import { tf } from '../tf';
 import { AdamW } from './adamw';
+import { sumOfSquares } from '../ops/fused';
 import { currentRunId, writeRunFile, loadTrainerState, saveCheckpoint, latestCheckpoint, newRunId, TRAINER_STATE_FORMAT, TrainerState, SavableModel, type LogWindow } from './checkpoint';
 import { checkResumeConfig } from './run-folder';
 import { loadStateFromFolder } from '../models/checkpoint';
@@ -361,8 +362,7 @@ export class Trainer<B = TokenBatch> {
       }
       // One read-back per step: the summed loss and the squared global gradient norm.
       const packed = tf.tidy(() => {
-        const sq = [...acc.values()].map((g) => tf.sum(tf.square(g)));
-        return tf.stack([lossSum!, sq.length ? tf.addN(sq) : tf.scalar(0)]);
+        return tf.stack([lossSum!, sumOfSquares([...acc.values()])]); // fused on webgpu (src/ops/fused.ts)
       });
       const [loss, normSq] = packed.dataSync() as Float32Array & [number, number];
       packed.dispose();
