@@ -22,9 +22,9 @@ export const MQAR_PRESETS: Record<string, Omit<MqarGridOptions, 'outDir'>> = {
   /**
    * The CPU comparison: Zoology's smoke setting (V 256, L 64, K 4, zero filler, 10k / 1k examples, batch 64), the
    * four mixers at d 64 and 128, three seeds each, the tuned recipe. Every run stops at 0.99, after 800 steps or at
-   * 180 s (then evaluates): attention reached 0.99 after 240-340 steps and DMAttn (full window until 0.99, then
-   * shrinking to 2K keys over 300 steps) after 580-720 on every seed tried (docs/mqar-recipe.md); SSD runs into the
-   * budget. At most 24 x 180 s = 72 min; ~40-50 min expected on a quiet machine (attention ~1 min, DMAttn 2-3 min per
+   * 180 s (then evaluates): attention reached 0.99 after 240-420 steps and DMAttn (full window until 0.99, then
+   * shrinking to 2K keys over 300 steps) after 560-700 on every seed (the 2026-12-06 re-pin, docs/mqar-recipe.md);
+   * SSD runs into the budget. At most 24 x 180 s = 72 min; ~40-50 min expected on a quiet machine (attention ~1 min, DMAttn 2-3 min per
    * run; the earlier 110 s / 500-step budget cut most width-128 runs on the loaded machine, and would cut every
    * DMAttn curriculum). results.jsonl records why each run stopped (`stopped`) and after how many steps.
    */
