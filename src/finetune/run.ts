@@ -20,9 +20,8 @@ import { loadTokenizer, type WmTokenizer } from '../data/tokenizer';
 import { downloadHubDataset } from '../data/hub';
 import { permutation } from '../ops/random';
 import type { CausalLMModel } from '../models/registry';
-import { Trainer, type LogLevel, type StepRow, type TrainerControl, type TrainResult } from '../train/trainer';
-import type { EvalRow } from '../train/metrics';
-import { trainAndSave } from '../train/pretrain';
+import { Trainer, type TrainResult } from '../train/trainer';
+import { trainAndSave, type RunOptions } from '../train/pretrain';
 import { claimRunFolder } from '../train/run-folder';
 import { writeGenerationConfig } from '../generation/generation-config';
 import { readFinetuneRows, type SourcedRow } from './rows';
@@ -33,31 +32,8 @@ import { DPO } from './dpo-method';
 import type { FinetuneConfig } from './config';
 
 
-export interface FinetuneRunOptions {
-  /** Continue from a checkpoint folder, or 'latest'. */
-  resume?: string;
-  log?: (line: string) => void;
-  /**
-   * 'steps' (default, the CLI's): the run's description, progress every logging_steps, evaluations, checkpoints;
-   * 'summary' (notebooks): a start line, a line every 25 % with the loss and the method's summary metrics (DPO:
-   * rewards/margins and rewards/accuracies), a final line. Notes and warnings are logged in both.
-   */
-  logLevel?: LogLevel;
-  /** `logLevel: 'summary'`: a line every this many percent of the run (default 25; 100: only the start and final lines). */
-  summaryPercent?: number;
-  /** Called after every optimizer step with the step's loss and the method's metrics (e.g. a notebook's live plot). */
-  onStep?: (row: StepRow, trainer: TrainerControl) => void;
-  /** Called after every held-out evaluation during training, with its metrics row. */
-  onEval?: (row: EvalRow, trainer: TrainerControl) => void;
-  /** Called with the trainer before training starts (the CLI installs its Ctrl-C handler there). */
-  onTrainer?: (trainer: TrainerControl) => void;
-  /** Keep the trained model and return it (default: disposed). */
-  keepModel?: boolean;
-  /** Train in a non-empty output folder that no training run created (its files are left where they are). */
-  overwriteOutputDir?: boolean;
-  /** Also measure the held-out loss before training and sample the final model (the CLI's closing summary). */
-  summary?: boolean;
-}
+/** runSft / runDpo take the pipeline's run options (src/train/pretrain.ts). */
+export type FinetuneRunOptions = RunOptions;
 
 export interface FinetuneRunResult extends TrainResult {
   finalDir?: string;

@@ -21,4 +21,4 @@ export { Trainer, NonFiniteLossError, dropoutSeedFor, batchToTensor, loadParamet
 export type { CausalLM, TokenDataset, BatchSource, LossHook, TokenBatch, TrainerControl, TrainerOptions, StepResult, StepRow, LogLevel, TrainResult } from './trainer';
 export * from './run-folder';
 export { runPretrain, trainAndSave, modelConfigFrom, checkDataAgainstModel } from './pretrain';
-export type { PretrainRunOptions, PretrainRunResult } from './pretrain';
+export type { RunOptions, PretrainRunOptions, PretrainRunResult } from './pretrain';

@@ -22,9 +22,8 @@ import { claimRunFolder } from './run-folder';
 import { Trainer, type LogLevel, type StepRow, type TrainerControl, type TrainResult } from './trainer';
 import type { EvalRow } from './metrics';
 
-export interface PretrainRunOptions {
-  /** Prepare the embedded Brown corpus (tokenizer + packed dataset) first and train on it. */
-  prepareDefault?: boolean;
+/** The options every run of the pipeline takes (runPretrain here, runSft / runDpo in src/finetune/run.ts). */
+export interface RunOptions {
   /** Continue from a checkpoint folder, or 'latest' (this folder's run). */
   resume?: string;
   /** Train in a non-empty output folder that no training run created (its files are left where they are). */
@@ -32,23 +31,29 @@ export interface PretrainRunOptions {
   /** Progress and notes (default: stderr). */
   log?: (line: string) => void;
   /**
-   * 'steps' (default, the CLI's): the model and data lines, a progress line every logging_steps, evaluations and
-   * checkpoints; 'summary' (notebooks): a start line naming model and data, a line every 25 % and a final line
-   * (see the Trainer's LogLevel). Notes and warnings are logged in both.
+   * 'steps' (default, the CLI's): the run's description, a progress line every logging_steps, evaluations and
+   * checkpoints; 'summary' (notebooks): a start line, a line every 25 % with the loss (and a fine-tuning method's
+   * summary metrics, e.g. DPO's rewards/margins and rewards/accuracies), a final line (see the Trainer's LogLevel).
+   * Notes and warnings are logged in both.
    */
   logLevel?: LogLevel;
   /** `logLevel: 'summary'`: a line every this many percent of the run (default 25; 100: only the start and final lines). */
   summaryPercent?: number;
-  /** Called after every optimizer step (e.g. a notebook collecting its loss curve). */
+  /** Called after every optimizer step with the step's loss and metrics (e.g. a notebook's live plot). */
   onStep?: (row: StepRow, trainer: TrainerControl) => void;
   /** Called after every held-out evaluation during training, with its metrics row. */
   onEval?: (row: EvalRow, trainer: TrainerControl) => void;
   /** Called with the trainer before training starts (the CLI installs its Ctrl-C handler there). */
   onTrainer?: (trainer: TrainerControl) => void;
-  /** Also evaluate before the first step (fresh runs), for the closing summary. */
+  /** Also measure the held-out loss before training (and, fine-tuning, sample the final model): the closing summary. */
   summary?: boolean;
   /** Keep the trained model and return it (default: disposed). */
   keepModel?: boolean;
+}
+
+export interface PretrainRunOptions extends RunOptions {
+  /** Prepare the embedded Brown corpus (tokenizer + packed dataset) first and train on it. */
+  prepareDefault?: boolean;
 }
 
 export interface PretrainRunResult extends TrainResult {
