@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "doge-legacy"))
+sys.path.insert(0, os.path.join(HERE, "doge-legacy", "vendor"))
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "tests", "fixtures", "doge-legacy")
 
