@@ -14,6 +14,7 @@
  */
 import * as fs from 'node:fs';
 import { tf, loadBackend } from '../src/runtime/backend';
+import { useCpuClock } from './cpu-clock';
 import { MqarModel } from '../src/synthetic/model';
 import { generateMqar } from '../src/synthetic/mqar-data';
 import { evaluateMqar, makeBatch } from '../src/synthetic/train';
@@ -29,17 +30,6 @@ const V = 256, L = 64, K = 4, BATCH = 64;
 
 function loadavg(): string {
   return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-}
-
-/** tfjs kernel timer on process CPU time (see scripts/bench-profile.ts): waiting for a core does not count. */
-function useCpuClock(): void {
-  const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
-  backend.time = async (f: () => void) => {
-    const u0 = process.cpuUsage();
-    f();
-    const u = process.cpuUsage(u0);
-    return { kernelMs: (u.user + u.system) / 1000 };
-  };
 }
 
 async function main(): Promise<void> {

@@ -11,6 +11,7 @@
  */
 import * as fs from 'node:fs';
 import { tf, loadBackend } from '../src/runtime/backend';
+import { useCpuClock } from './cpu-clock';
 import { DogeConfig, DogeForCausalLM } from '../src/models/doge';
 import { wasmKernelStats, type MatMulStat } from '../src/runtime/wasm-patches';
 
@@ -46,23 +47,6 @@ function matmulFlops(inShapes: number[][], outShape: number[]): number {
   let K = a2[0] === M ? a2[1] : a2[0];
   if (a2[0] === M && a2[1] === M) K = b2[0] === N ? b2[1] : b2[0];
   return 2 * out * K;
-}
-
-/**
- * Kernel times as process CPU time (user + system, all threads) instead of wall time: on a machine shared with other
- * jobs a kernel's wall time includes the time it waited for a core, its CPU time does not (with 1 XNNPACK thread
- * CPU time = the kernel's time on an idle core; with 2 threads it is the sum over both). WM_PROFILE_CLOCK=wall keeps
- * tfjs' wall-time clock.
- */
-function useCpuClock(): void {
-  if (process.env.WM_PROFILE_CLOCK === 'wall') return;
-  const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
-  backend.time = async (f: () => void) => {
-    const u0 = process.cpuUsage();
-    f();
-    const u = process.cpuUsage(u0);
-    return { kernelMs: (u.user + u.system) / 1000 };
-  };
 }
 
 async function profileOf(f: () => void): Promise<{ prof: Profile; wallMs: number }> {
