@@ -93,11 +93,20 @@ test('cores busy now: /proc/stat ticks between two samples, in cores, minus this
   const stat = (user: number, idle: number) => `cpu  ${user} 0 0 ${idle} 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0 0 0\nintr 1\n`;
   assert.deepEqual(parseProcStat('cpu  10 2 3 100 5 1 1 1 7 0\ncpu0 1\ncpu1 1\ncpu2 1\n'), { busy: 18, total: 123, cpus: 3 });
   assert.throws(() => parseProcStat('garbage'), /\/proc\/stat: no aggregate 'cpu' line in 'garbage'/);
-  // 2 cpus, 20 ticks in the window, 15 of them busy: 1.5 cores busy (less whatever this process used while waiting)
-  const texts = [stat(100, 100), stat(115, 105)];
-  const r = await cpuBusyNow(50, () => texts.shift()!);
-  assert.equal(r.source, 'now');
-  assert.ok(r.busy > 1 && r.busy <= 1.5, `busy ${r.busy}`);
+  // a fixed clock: each reading advances wall time by 100 ms and this process's CPU time by `ownPerRead` ms
+  const fixedClock = (ownPerRead: number) => {
+    let own = 0, wall = 0;
+    return { ownCpuMs: () => (own += ownPerRead), wallMs: () => (wall += 100) };
+  };
+  // 2 cpus, 20 ticks in the window, 15 of them busy: 1.5 cores busy; this process used 30 ms of CPU in 100 ms: 0.3 core
+  let texts = [stat(100, 100), stat(115, 105)];
+  assert.deepEqual(await cpuBusyNow(1, () => texts.shift()!, fixedClock(30)), { busy: 1.5 - 0.3, source: 'now' });
+  // a late timer: our CPU time is divided by the interval that passed (100 ms), not the requested window (1 ms)
+  texts = [stat(100, 100), stat(115, 105)];
+  assert.deepEqual(await cpuBusyNow(1, () => texts.shift()!, fixedClock(0)), { busy: 1.5, source: 'now' });
+  // more than everything busy (our own usage over-counted) is clamped to [0, cpus]
+  texts = [stat(100, 100), stat(101, 119)];
+  assert.deepEqual(await cpuBusyNow(1, () => texts.shift()!, fixedClock(90)), { busy: 0, source: 'now' });
   // no ticks at all (a frozen counter) is an idle machine, not a division by zero
   assert.deepEqual(await cpuBusyNow(1, () => stat(100, 100)), { busy: 0, source: 'now' });
   // unreadable /proc/stat: the load average

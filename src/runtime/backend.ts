@@ -296,21 +296,36 @@ export function parseProcStat(text: string): { busy: number; total: number; cpus
   return { busy, total: busy + idle + iowait, cpus: (text.match(/^cpu\d+\s/gm) ?? []).length || 1 };
 }
 
+/** This process's CPU time and the wall clock, in ms; a parameter of cpuBusyNow so that a test can fix both. */
+export interface BusyClock { ownCpuMs(): number; wallMs(): number }
+const processClock: BusyClock = {
+  ownCpuMs: () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; },
+  wallMs: () => performance.now(),
+};
+
 /**
- * Cores that other processes keep busy now: two /proc/stat samples `windowMs` apart, minus this process's own CPU
- * time over the window. Where /proc/stat cannot be read: the 1-minute load average.
+ * Cores that other processes keep busy now: two /proc/stat samples about `windowMs` apart, minus this process's own
+ * CPU time over the same interval. The interval is measured, not assumed: on a loaded machine the timer fires late,
+ * and dividing our CPU time by the requested window would overstate what we used. Where /proc/stat cannot be read:
+ * the 1-minute load average.
  */
-export async function cpuBusyNow(windowMs = 100, read = (): string => fs.readFileSync('/proc/stat', 'utf8')): Promise<CpuBusy> {
+export async function cpuBusyNow(
+  windowMs = 100,
+  read = (): string => fs.readFileSync('/proc/stat', 'utf8'),
+  clock: BusyClock = processClock,
+): Promise<CpuBusy> {
   let a: ReturnType<typeof parseProcStat>;
   try { a = parseProcStat(read()); } catch { return { busy: os.loadavg()[0], source: 'load average' }; }
-  const own0 = process.cpuUsage();
+  const own0 = clock.ownCpuMs();
+  const wall0 = clock.wallMs();
   await new Promise((r) => setTimeout(r, windowMs));
   const b = parseProcStat(read());
-  const own = process.cpuUsage(own0);
+  const ownMs = clock.ownCpuMs() - own0;
+  const wallMs = clock.wallMs() - wall0;
   const ticks = b.total - a.total;
-  if (ticks <= 0) return { busy: 0, source: 'now' };
+  if (ticks <= 0 || wallMs <= 0) return { busy: 0, source: 'now' };
   const busyCores = ((b.busy - a.busy) / ticks) * b.cpus; // all processes, in cores
-  const ownCores = (own.user + own.system) / 1000 / windowMs;
+  const ownCores = ownMs / wallMs;
   return { busy: Math.min(b.cpus, Math.max(0, busyCores - ownCores)), source: 'now' };
 }
 
