@@ -25,7 +25,7 @@ test('config sizes have upper bounds and a parameter count that cannot fit is re
   assert.throws(() => new CheemsConfig({ vocab_size: 1e12 }), /CheemsConfig: vocab_size must be <= 16777216/);
   // a config may describe a model larger than this library builds (the paper's Cheems MoE, 1.45e9): building it is refused
   assert.throws(() => createCausalLM(new CheemsConfig({ is_moe: true })), /CheemsConfig: num_hidden_layers gives a model of 1\.45e\+9 parameters \(num_hidden_layers x layer = 1\.42e\+9\)/);
-  assert.ok(Date.now() - t0 < 2000);
+  assert.ok(Date.now() - t0 < 10_000, `refused at once (${Date.now() - t0} ms)`);
   // the presets still build
   for (const p of ['doge-tiny', 'doge-tiny-moe', 'doge-20m', 'doge-320m']) assert.ok(DogeConfig.preset(p));
 });
@@ -55,7 +55,7 @@ test('a checkpoint folder whose config.json does not match its safetensors heade
     for (const [change, re] of cases) {
       const t0 = Date.now();
       assert.throws(() => loadCausalLM(variant(`v${Object.values(change).join('-')}`, change)), re, JSON.stringify(change));
-      assert.ok(Date.now() - t0 < 3000, `${JSON.stringify(change)} refused at once (${Date.now() - t0} ms)`);
+      assert.ok(Date.now() - t0 < 10_000, `${JSON.stringify(change)} refused at once (${Date.now() - t0} ms)`);
     }
     assert.equal(tf.memory().numBytes, before, 'nothing was allocated');
     const ok = loadCausalLM(variant('same', {}));
