@@ -76,7 +76,6 @@ export async function prepareForCommit(notebook, renderer) {
       outputs.push(o);
     }
     cell.outputs = outputs;
-    cell.execution_count = null;
     if (cell.metadata?.execution) delete cell.metadata.execution;
   }
   return figures;

@@ -86,7 +86,20 @@ export function executeNotebook(file, { outDir = join(ROOT, 'out', 'notebooks'),
     throw new Error(`${basename(file)} failed after ${seconds.toFixed(0)} s:\n${tail}\n${diagnose(file, outDir, jupyterPath, timeoutSec)}`);
   }
   const executed = join(outDir, basename(file));
-  return { file: executed, seconds, notebook: JSON.parse(readFileSync(executed, 'utf8')) };
+  const notebook = numberCells(JSON.parse(readFileSync(executed, 'utf8')));
+  writeFileSync(executed, JSON.stringify(notebook, null, 1) + '\n');
+  return { file: executed, seconds, notebook };
+}
+
+/**
+ * Give every code cell of a notebook that ran top to bottom its execution count, 1, 2, 3, ... in order. tslab sends
+ * no execute_input, so Jupyter leaves them null and a rendered page shows `In [ ]:` above every output, as if
+ * nothing had run. Top to bottom, once each, is exactly how these notebooks are executed, so the numbers are true.
+ */
+export function numberCells(notebook) {
+  let n = 0;
+  for (const c of notebook.cells) if (c.cell_type === 'code') c.execution_count = ++n;
+  return notebook;
 }
 
 /** Re-run with errors allowed and return the stderr text of each cell that wrote any (best effort). */

@@ -48,5 +48,8 @@ for (const file of listNotebooks() as string[]) {
   const hasOutputs = nb.cells.some((c: { outputs?: unknown[] }) => (c.outputs ?? []).length > 0);
   test(`committed ${basename(file)}: marked numbers agree with its committed outputs`, { skip: hasOutputs ? false : 'committed without outputs' }, () => {
     assert.deepEqual(checkProse(nb), []);
+    // it ran top to bottom: In [1], In [2], ... (not `In [ ]:` above outputs, which reads as never run)
+    const counts = nb.cells.filter((c: { cell_type: string }) => c.cell_type === 'code').map((c: { execution_count: number | null }) => c.execution_count);
+    assert.deepEqual(counts, counts.map((_: unknown, i: number) => i + 1));
   });
 }

@@ -69,10 +69,11 @@ for (const file of notebooks) {
     console.log(`# ${name}: ${r.seconds.toFixed(1)} s`);
     const outputs: Output[] = outputsOf(r.notebook);
     assert.deepEqual(outputs.filter((o) => o.output_type === 'error'), []);
-    // tslab sends no execute_input, so execution_count stays null; nbconvert stops at the first failing cell,
-    // and the last code cell of every notebook prints, so output there means every cell ran.
+    // nbconvert stops at the first failing cell, and the last code cell of every notebook prints, so output there
+    // means every cell ran; the cells are then numbered In [1], In [2], ... in order (tslab itself leaves them null).
     const code = r.notebook.cells.filter((c: { cell_type: string }) => c.cell_type === 'code');
     assert.ok(code.length > 0);
+    assert.deepEqual(code.map((c: { execution_count?: number | null }) => c.execution_count), code.map((_: unknown, i: number) => i + 1));
     const lastCell = r.notebook.cells.lastIndexOf(code[code.length - 1]);
     assert.ok(outputs.some((o) => o.cell === lastCell), `the last code cell of ${name} produced no output`);
     const exp = EXPECT[name];
