@@ -25,7 +25,7 @@ const text = (o: Output) => (Array.isArray(o.text) ? o.text.join('') : (o.text ?
 const EXPECT: Record<string, { plots: number; stdout: RegExp[] }> = {
   '1-quickstart': { plots: 0, stdout: [/backend: /, /parameters/] },
   '2-data': { plots: 1, stdout: [/<\|im_start\|>user/, /train rows/] },
-  '3-dmattn-cdmoe': { plots: 6, stdout: [/experts/, /learned A: layer 0/, /from scratch vs DynamicMaskAttention.attentionProbs: max abs difference/, /the same experts in the same order/, /correlation of d and the change/] },
+  '3-dmattn-cdmoe': { plots: 6, stdout: [/experts/, /learned A: layer 0/, /from scratch vs DynamicMaskAttention.attentionProbs: max abs difference/, /the same experts in the same order/, /correlation of d and the change/, /A = 0:  dt_proj gradient RMS 0\.0e\+0 /, /A = -1: dt_proj gradient RMS [1-9]/] },
   '4-mqar': { plots: 5, stdout: [/accuracy/, /past 0.5 at step/, /layer 2: at \d of \d queries/, /d 64: here/] },
   '5-pretrain': { plots: 2, stdout: [/unigram loss/, /hand-written update vs the library's AdamW over \d+ weights: max abs difference/, /^done: 60 steps in .* \| held-out loss \d/m, /perplexity/, /saved/, /doge-stories on 64 held-out stories/] },
   '6-usage': { plots: 0, stdout: [/generated/, /words are not in the corpus/] },
