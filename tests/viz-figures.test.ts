@@ -197,6 +197,25 @@ test('lossCurveFigure: a raw series and its smoothed line share one colour (raw 
   assert.deepEqual(lc.data.map((t) => t.legendgroup), ['a', 'a', 'b', 'b']);
 });
 
+test('lossCurveFigure baselines: one dashed, unsmoothed line across the steps drawn; liveLossPlot.baseline adds one', () => {
+  const series = [{ name: 'train', x: [1, 2, 3, 4], y: [5, 4, 3, 2.5] }, { name: 'held-out', x: [2, 4], y: [4.2, 2.9] }];
+  const lc = lossCurveFigure(series, { smooth: 0.6, baselines: [{ name: 'unigram baseline', value: 3.5 }] });
+  assert.deepEqual(lc.data.map((t) => t.name), ['train', 'train (smoothed)', 'held-out', 'held-out (smoothed)', 'unigram baseline']);
+  const b = lc.data[4];
+  assert.deepEqual([b.x, b.y], [[1, 4], [3.5, 3.5]]);
+  assert.equal((b.line as { dash: string }).dash, 'dash');
+  assert.notEqual((b.line as { color: string }).color, (lc.data[0].line as { color: string }).color);
+  assert.throws(() => lossCurveFigure(series, { baselines: [{ name: 'u', value: NaN }] }), /baseline 'u' must be a finite number, got NaN/);
+  const live = liveLossPlot({ minIntervalMs: 1e9, smooth: 0.5 });
+  live.push(1, 3);
+  live.push(5, 2);
+  live.baseline('unigram baseline', 2.7);
+  assert.throws(() => live.baseline('x', Infinity), /liveLossPlot.baseline: 'x' must be a finite number, got Infinity/);
+  const f = live.figure();
+  assert.deepEqual(f.data.map((t) => t.name), ['train', 'train (smoothed)', 'unigram baseline']);
+  assert.deepEqual(f.data[2].x, [1, 5]);
+});
+
 test('mqarSeedsFigure: a visible mean marker per mixer and width, one dot per seed, the paper as hollow markers', () => {
   const pts = [];
   for (const mixer of ['attention', 'dmattn', 'linear']) for (const dModel of [64, 128]) for (const seed of [0, 1, 2]) {

@@ -15,6 +15,11 @@ export interface LossCurveOptions {
   smooth?: number;
   /** Markers on the points (default: for series of at most 40 points, so a single eval point is visible). */
   markers?: boolean;
+  /**
+   * Horizontal reference lines (e.g. a unigram baseline: the loss to beat), dashed across the steps drawn and never
+   * smoothed.
+   */
+  baselines?: { name: string; value: number }[];
 }
 
 /** Exponential moving average with bias correction (like TensorBoard's smoothing). */
@@ -57,12 +62,21 @@ export function lossCurveFigure(series: Series[], options: LossCurveOptions = {}
     Object.assign(trace, { legendgroup: series[Math.floor(i / per)].name, line: { color, width: smoothed ? 2.5 : per === 2 ? 1 : 2 } });
     if (per === 2 && !smoothed) Object.assign(trace, { opacity: 0.4, marker: { color, size: 4 } });
   });
+  const xs = series.flatMap((s) => Array.from(s.x));
+  const [x0, x1] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
+  (options.baselines ?? []).forEach((b, k) => {
+    if (!Number.isFinite(b.value)) throw new Error(`lossCurveFigure: baseline '${b.name}' must be a finite number, got ${b.value}`);
+    const color = COLORS[(series.length + k) % COLORS.length];
+    fig.data.push({ type: 'scatter', mode: 'lines', name: b.name, x: [x0, x1], y: [b.value, b.value], line: { color, width: 1.5, dash: 'dash' } });
+  });
   return fig;
 }
 
 export interface LiveLossPlot {
   /** Record one value; redraws at most every `minIntervalMs` (and always on `close`). */
   push(step: number, value: number, series?: string): void;
+  /** Add a horizontal reference line (LossCurveOptions.baselines), e.g. the unigram baseline's loss. */
+  baseline(name: string, value: number): void;
   /** The recorded series. */
   readonly series: Series[];
   /** The current figure. */
@@ -80,7 +94,8 @@ export function liveLossPlot(options: LossCurveOptions & { minIntervalMs?: numbe
   const byName = new Map<string, { name: string; x: number[]; y: number[] }>();
   const minInterval = options.minIntervalMs ?? 1000;
   let lastDraw = 0;
-  const figure = () => lossCurveFigure([...byName.values()], options);
+  const baselines = [...(options.baselines ?? [])];
+  const figure = () => lossCurveFigure([...byName.values()], { ...options, baselines });
   return {
     push(step, value, series = 'train') {
       if (!Number.isFinite(step)) throw new Error(`liveLossPlot.push: step must be a finite number, got ${step}`);
@@ -93,6 +108,10 @@ export function liveLossPlot(options: LossCurveOptions & { minIntervalMs?: numbe
         lastDraw = now;
         live.update(figure());
       }
+    },
+    baseline(name, value) {
+      if (!Number.isFinite(value)) throw new Error(`liveLossPlot.baseline: '${name}' must be a finite number, got ${value}`);
+      baselines.push({ name, value });
     },
     get series() {
       return [...byName.values()];
