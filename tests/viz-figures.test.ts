@@ -216,6 +216,22 @@ test('lossCurveFigure baselines: one dashed, unsmoothed line across the steps dr
   assert.deepEqual(f.data[2].x, [1, 5]);
 });
 
+test('token axes of heatmaps label every token up to 40 (plotly would drop every other one), not beyond', () => {
+  const tokens = (n: number) => Array.from({ length: n }, (_, i) => `${i}:t`);
+  const square = (n: number) => Array.from({ length: n }, () => new Array<number>(n).fill(0.5));
+  const axesOf = (f: { layout: Record<string, unknown> }) => Object.entries(f.layout).filter(([k]) => /^[xy]axis\d*$/.test(k));
+  const maps = attentionMapsFigure([square(32), square(32)], ['a', 'b'], { tokens: tokens(32) });
+  assert.equal(axesOf(maps).length, 4);
+  for (const [name, axis] of axesOf(maps)) assert.deepEqual([(axis as { dtick: number }).dtick, (axis as { tickfont: { size: number } }).tickfont.size], [1, 9], name);
+  const small = attentionMapsFigure([square(12)], ['a'], { tokens: tokens(12) });
+  assert.equal((small.layout.xaxis as { tickfont: { size: number } }).tickfont.size, 11);
+  const long = attentionMapsFigure([square(64)], ['a'], { tokens: tokens(64) });
+  assert.equal((long.layout.xaxis as { dtick?: number }).dtick, undefined);
+  const effect = maskEffectFigure(new Array(26).fill(1), square(26), { tokens: tokens(26) });
+  assert.equal((effect.layout.xaxis as { dtick: number }).dtick, 1);
+  assert.equal((effect.layout.yaxis as { dtick: number }).dtick, 1);
+});
+
 test('mqarSeedsFigure: a visible mean marker per mixer and width, one dot per seed, the paper as hollow markers', () => {
   const pts = [];
   for (const mixer of ['attention', 'dmattn', 'linear']) for (const dModel of [64, 128]) for (const seed of [0, 1, 2]) {

@@ -2,7 +2,7 @@
  * General figure builders: heatmap, grid of heatmaps, bar chart, histogram, line chart.
  * Every builder returns a plain `Figure`; nothing here touches tensors (call `await t.array()` first).
  */
-import { baseLayout, checkMatrix, finiteOrNull, gridAxes, title, type Figure, type Matrix } from './figure';
+import { baseLayout, checkMatrix, everyLabel, finiteOrNull, gridAxes, title, type Figure, type Matrix } from './figure';
 
 export interface HeatmapOptions {
   title?: string;
@@ -42,8 +42,8 @@ function heatmapTrace(z: Matrix, o: HeatmapOptions, axes?: { x: string; y: strin
 export function heatmapFigure(z: Matrix, options: HeatmapOptions = {}): Figure {
   checkMatrix(z, 'heatmapFigure z');
   const layout = baseLayout({ title: options.title, height: options.height });
-  layout.xaxis = { title: title(options.xTitle), automargin: true };
-  layout.yaxis = { title: title(options.yTitle), automargin: true, autorange: options.matrixOrder === false ? true : 'reversed' };
+  layout.xaxis = { title: title(options.xTitle), automargin: true, ...everyLabel(options.x) };
+  layout.yaxis = { title: title(options.yTitle), automargin: true, autorange: options.matrixOrder === false ? true : 'reversed', ...everyLabel(options.y) };
   return { data: [heatmapTrace(z, options)], layout };
 }
 
@@ -79,6 +79,7 @@ export function heatmapGridFigure(mats: Matrix[], options: HeatmapGridOptions = 
     yTitle: options.yTitle,
     reverseY: options.matrixOrder !== false,
   });
+  for (const [name, axis] of Object.entries(grid.axes)) Object.assign(axis as object, everyLabel(name.startsWith('x') ? options.x : options.y));
   const layout = {
     ...baseLayout({ title: options.title, height: (options.rowHeight ?? 260) * rows + (options.title ? 60 : 30) }),
     ...grid.axes,

@@ -11,7 +11,7 @@
  * are the chosen experts, weighted by softmax over their scores. A dense shared MLP runs for every token.
  */
 import { barFigure, heatmapGridFigure, lineFigure } from './basic';
-import { baseLayout, checkMatrix, finiteOrNull, gridAxes, title, type Figure, type Matrix } from './figure';
+import { baseLayout, checkMatrix, everyLabel, finiteOrNull, gridAxes, title, type Figure, type Matrix } from './figure';
 
 /** Indices of the k largest values (ties: lower index first), in descending order of value. */
 export function topKIndices(values: ArrayLike<number>, k: number): number[] {
@@ -248,9 +248,9 @@ export function maskEffectFigure(d: ArrayLike<number>, diff: Matrix, options: { 
   big = big || 1;
   const layout = {
     ...baseLayout({ title: options.title ?? 'What the dynamic mask changes', height: 560 + (options.tokens ? 60 : 0) }),
-    xaxis: { anchor: 'y', domain: [0, 0.9], automargin: true, title: title('key'), tickangle: options.tokens ? -60 : 0 },
+    xaxis: { anchor: 'y', domain: [0, 0.9], automargin: true, title: title('key'), tickangle: options.tokens ? -60 : 0, ...everyLabel(keys) },
     xaxis2: { anchor: 'y2', domain: [0, 0.9], matches: 'x', showticklabels: false },
-    yaxis: { anchor: 'x', domain: [0, 0.68], autorange: 'reversed', automargin: true, title: title('query') },
+    yaxis: { anchor: 'x', domain: [0, 0.68], autorange: 'reversed', automargin: true, title: title('query'), ...everyLabel(keys) },
     yaxis2: { anchor: 'x2', domain: [0.76, 1], automargin: true, title: title('d'), rangemode: 'tozero' },
     showlegend: false,
   };

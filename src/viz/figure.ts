@@ -19,6 +19,15 @@ export interface Figure {
 export type Matrix = number[][];
 
 /** `{ text }` title object, or undefined when there is no text. */
+/**
+ * Axis settings that label every category of a token axis up to 40 labels (plotly drops every other label once they
+ * crowd, and on a token axis the dropped ones are often the positions the text talks about); smaller type above 24.
+ */
+export function everyLabel(labels: ArrayLike<unknown> | undefined): Record<string, unknown> {
+  if (!labels || labels.length > 40) return {};
+  return { dtick: 1, tickfont: { size: labels.length > 24 ? 9 : 11 } };
+}
+
 export function title(text: string | undefined): { text: string } | undefined {
   return text === undefined ? undefined : { text };
 }
