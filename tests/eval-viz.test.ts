@@ -18,6 +18,13 @@ test('evalComparisonFigure: one trace per model and panel, stderr as error bars,
   assert.deepEqual((scores[0].error_y as { array: number[] }).array, [0.02, 0.02]);
   assert.equal((fig.layout.yaxis2 as { type: string }).type, 'log');
   assert.equal(fig.layout.barmode, 'group');
+  // log ticks: 1-1.5-2-3-5-7 over the one decade 80..100 spans, short labels (not plotly's minor 2, 3, ... 9)
+  const y2 = fig.layout.yaxis2 as { tickvals: number[]; ticktext: string[] };
+  assert.deepEqual(y2.tickvals, [10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700]);
+  const wide = evalComparisonFigure(rows.map((r) => (r.metric === 'ppl' ? { ...r, value: r.model === 'base' ? 736 : 26621 } : r)));
+  const y2w = wide.layout.yaxis2 as { tickvals: number[]; ticktext: string[] };
+  assert.deepEqual(y2w.tickvals, [100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000]);
+  assert.deepEqual(y2w.ticktext.slice(2, 7), ['500', '1k', '2k', '5k', '10k']);
   assert.ok(fig.data.filter((t) => t.yaxis === 'y2').every((t) => t.showlegend === false), 'one legend entry per model');
   assert.throws(() => evalComparisonFigure([]), /no results given/);
   assert.throws(() => evalComparisonFigure([{ task: 't', metric: 'acc', value: NaN, stderr: null, model: 'm' }]), /m t acc is not a number/);

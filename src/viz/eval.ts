@@ -28,6 +28,29 @@ const PANELS: { metrics: (m: string) => boolean; title: string; axis: Record<str
   { metrics: (m) => m === 'word_perplexity', title: 'word perplexity (log axis)', axis: { type: 'log' } },
 ];
 
+/** 736, 10936 -> "1k"-style labels: 1000 -> 1k, 20000 -> 20k, 3e6 -> 3M. */
+function shortNumber(v: number): string {
+  if (v >= 1e6) return `${v / 1e6}M`;
+  if (v >= 1e3) return `${v / 1e3}k`;
+  return String(v);
+}
+
+/**
+ * Tick marks for a log axis: 1, 2 and 5 times each power of ten the values span (only the powers of ten when they span
+ * more than three decades, a finer 1, 1.5, 2, 3, 5, 7 within a single decade), labelled 1k, 2k, 5k, 10k. Plotly's own log ticks label every minor step (2, 3, ... 9) in
+ * small print between the powers of ten, which reads as clutter on a short panel.
+ */
+function logTicks(values: number[]): { tickvals: number[]; ticktext: string[] } {
+  const positive = values.filter((v) => v > 0);
+  if (positive.length === 0) return { tickvals: [], ticktext: [] };
+  const lo = Math.floor(Math.log10(Math.min(...positive)));
+  const hi = Math.ceil(Math.log10(Math.max(...positive)));
+  const steps = hi - lo > 3 ? [1] : hi - lo > 1 ? [1, 2, 5] : [1, 1.5, 2, 3, 5, 7];
+  const tickvals: number[] = [];
+  for (let e = lo; e <= hi; e++) for (const s of steps) tickvals.push(Number((s * 10 ** e).toPrecision(2)));
+  return { tickvals, ticktext: tickvals.map(shortNumber) };
+}
+
 export function evalComparisonFigure(results: EvalPoint[], options: { title?: string; height?: number; wordPerplexity?: boolean } = {}): Figure {
   if (results.length === 0) throw new Error('evalComparisonFigure: no results given');
   for (const r of results) {
@@ -44,7 +67,8 @@ export function evalComparisonFigure(results: EvalPoint[], options: { title?: st
   panels.forEach(({ rows, axis }, panel) => {
     const k = panel === 0 ? '' : String(panel + 1);
     const scores = !LOWER_BETTER.has(rows[0].metric);
-    Object.assign(axes[`yaxis${k}`], scores ? { range: [0, Math.min(1.05, Math.max(...rows.map((r) => r.value + (r.stderr ?? 0))) * 1.15 + 0.02)], autorange: false } : axis);
+    const yaxis = scores ? { range: [0, Math.min(1.05, Math.max(...rows.map((r) => r.value + (r.stderr ?? 0))) * 1.15 + 0.02)], autorange: false } : axis;
+    Object.assign(axes[`yaxis${k}`], yaxis, !scores && axis.type === 'log' ? logTicks(rows.map((r) => r.value)) : {});
     Object.assign(axes[`xaxis${k}`], { type: 'category' });
     // one panel per metric scale: the category is the task, plus the metric where a panel holds several
     const several = new Set(rows.map((r) => r.metric)).size > 1;
