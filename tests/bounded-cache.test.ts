@@ -283,3 +283,20 @@ test('host decoder, bounded cache with per-query-head masks (dynamicMaskHeads qu
   for (const l of m.layers) l.attn.dispose();
   m.dispose();
 });
+
+test('keepBest (the eviction of a bounded step) keeps exactly what sorting every candidate keeps, ties included', async () => {
+  const { keepBest } = await import('../src/modules/dmattn-cache');
+  const rng = new Rng(3);
+  for (let trial = 0; trial < 200; trial++) {
+    const n = 1 + Math.floor(rng.next() * 40);
+    // few distinct values: many ties, which the 'recent' order breaks by the later index
+    const d = Array.from({ length: n }, () => Math.floor(rng.next() * 4));
+    const idx = Array.from({ length: n }, (_, i) => i);
+    const before = (x: number, y: number) => d[x] > d[y] || (d[x] === d[y] && x > y);
+    for (const keep of [1, n - 12, n - 9, n - 8, n - 3, n - 1, n, n + 2].filter((k) => k >= 1)) {
+      const sorted = [...idx].sort((x, y) => (before(x, y) ? -1 : 1)).slice(0, keep);
+      assert.deepEqual([...keepBest(idx, keep, before)].sort((a, b) => a - b), sorted.sort((a, b) => a - b), `n ${n} keep ${keep}`);
+    }
+  }
+  assert.deepEqual(keepBest([5, 2, 9], 2, (x, y) => x > y).sort(), [5, 9]);
+});

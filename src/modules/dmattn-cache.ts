@@ -92,8 +92,8 @@ export function boundLayerCache(c: { k: tf.Tensor; v: tf.Tensor; d: tf.Tensor; k
         const cand: number[] = [];
         for (let j = 0; j < S; j++) if (live(b, m, j)) cand.push(j);
         const row = (b * nm + m) * S, kr = (b * nkv + c2) * S;
-        cand.sort((x, y) => (recentBefore(d[row + x], keys[kr + x], d[row + y], keys[kr + y]) ? -1 : 1));
-        const top = new Set(cand.slice(0, o.keep));
+        const before = (x: number, y: number) => recentBefore(d[row + x], keys[kr + x], d[row + y], keys[kr + y]);
+        const top = new Set(keepBest(cand, o.keep, before));
         kept[b * nm + m] = top;
         for (const j of top) union.add(j);
       }
@@ -119,6 +119,25 @@ export function boundLayerCache(c: { k: tf.Tensor; v: tf.Tensor; d: tf.Tensor; k
   const idx = tf.tensor1d(gather, 'int32');
   const pick = (x: tf.Tensor) => tf.reshape(tf.gather(tf.reshape(x, [B * nkv * S, hd]), idx), [B, nkv, cap, hd]);
   return { k: pick(c.k), v: pick(c.v), d: tf.tensor3d(newD, [B, nm, cap]), keys: newKeys };
+}
+
+/**
+ * The `keep` best of `cand` under the total order `before` (x ranks before y), in no particular order. Decoding past
+ * the bound has keep + 1 candidates per head at each step: dropping the few worst by linear scans costs O(S) where a
+ * sort of every candidate costs O(S log S) (it was the largest host cost of a bounded decoding step).
+ */
+export function keepBest(cand: number[], keep: number, before: (x: number, y: number) => boolean): number[] {
+  const drop = cand.length - keep;
+  if (drop <= 0) return cand;
+  if (drop > 8) return [...cand].sort((x, y) => (before(x, y) ? -1 : 1)).slice(0, keep);
+  const out = [...cand];
+  for (let n = 0; n < drop; n++) {
+    let worst = 0;
+    for (let i = 1; i < out.length; i++) if (before(out[worst], out[i])) worst = i;
+    out[worst] = out[out.length - 1];
+    out.pop();
+  }
+  return out;
 }
 
 /** Bytes of the tensors of one layer cache (float32). */
