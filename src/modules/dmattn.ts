@@ -267,6 +267,7 @@ export class DynamicMaskAttention extends Module {
     const V = c ? tf.concat([c.v, v], 2) : v; // [B, nkv, S, hd]
     const D = c ? tf.concat([c.d, dNew], 2) : dNew; // [B, nm, S]
     const S = K.shape[2] as number;
+    if (ctx.bounded && c && T === 1 && !ctx.outputAttentions) return this.boundedStep(q, K, V, D, c, B, ctx);
     // a bounded cache's slots are all allowed (d = float32 min marks what a head must not see)
     const maskBias = ctx.bounded && c ? withCachedSlots(ctx.maskBias, S - T) : ctx.maskBias;
 
@@ -281,6 +282,20 @@ export class DynamicMaskAttention extends Module {
       res.dynamicMask = D;
     }
     return res;
+  }
+
+  /**
+   * One decoding step with a bounded cache: bound first, then attend over what is kept. The new token's row sees
+   * every key, so the keys its top-k keeps are exactly the ones the bounded cache keeps (dmattn-cache.ts: the same
+   * order, padding never, per mask head, d = float32 min on a head's other slots), and attending over them gives the
+   * row's output without a top-k over keep_window_size + 1 keys (past the bound, the largest cost of a step after the
+   * eviction itself). Same math as forward()'s general path, which the tests compare it with.
+   */
+  private boundedStep(q: tf.Tensor, K: tf.Tensor, V: tf.Tensor, D: tf.Tensor, c: LayerCache, B: number, ctx: AttnContext): AttnResult {
+    const cache = boundLayerCache({ k: K, v: V, d: D, keys: c.keys }, { ...ctx.bounded!, T: 1, keep: this.keepWindowSize, numKvHeads: this.numKvHeads });
+    const slots = cache.k.shape[2] as number;
+    const M = this.maskScores(cache.d, null, B, 1, slots, ctx.ties ?? 'torch'); // [B, nm, 1, slots]
+    return { out: this.attend(q, cache.k, cache.v, M, B, 1, ctx).out, cache };
   }
 
   /**
