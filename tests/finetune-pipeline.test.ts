@@ -150,7 +150,9 @@ test("runDpo with logLevel 'summary': the start line names the run, summary line
   });
   assert.equal(r.steps, 4);
   assert.equal(lines.length, 5, lines.join('\n'));
-  assert.match(lines[0]!, /^dpo: 48 training pairs, 8 eval pairs; .*4 steps of 2 x 1 pairs \(48 training examples, 8 eval examples\); peak lr 0\.003; held-out evaluation every 2 steps and at the end$/);
+  // the start line is wrapped at its '; ' into lines of at most 100 characters
+  assert.ok(lines[0]!.includes('\n') && lines[0]!.split('\n').every((l) => l.length <= 100), lines[0]);
+  assert.match(lines[0]!.replace(/;\n {2}/g, '; '), /^dpo: 48 training pairs, 8 eval pairs; .*4 steps of 2 x 1 pairs \(48 training examples, 8 eval examples\); peak lr 0\.003; held-out evaluation every 2 steps and at the end$/);
   assert.match(lines[1]!, /^step 1\/4 \(25%\): loss \d\.\d{3} \| rewards\/margins -?\d\.\d{3} \| rewards\/accuracies \d\.\d{3} \| \d+s$/);
   assert.match(lines[2]!, /^step 2\/4 \(50%\): loss .* \| held-out loss \d\.\d{3} \| rewards\/margins -?\d\.\d{3} \| rewards\/accuracies \d\.\d{3} \| \d+s$/);
   assert.match(lines[4]!, /^done: 4 steps in \d+s \| last 1 step: loss \d\.\d{3} \| held-out loss \d\.\d{3} \| rewards\/margins -?\d\.\d{3} \| rewards\/accuracies \d\.\d{3}$/);

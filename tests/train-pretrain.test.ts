@@ -376,7 +376,7 @@ test("runPretrain with logLevel 'summary' (notebooks): a start line, a line per 
   const r = await runPretrain(config, { log: (l) => lines.push(l), logLevel: 'summary', onStep: (row) => steps.push(row), onEval: (row) => evals.push(row) });
   // 8 steps: lines at steps 2, 4 (with the eval of step 4) and 6; the eval of step 8 is on the final line
   assert.equal(lines.length, 5, lines.join('\n'));
-  assert.match(lines[0]!, /^doge \(0\.\d\dM parameters\): 8 steps of 4 x 32 tokens from 48 training rows; peak lr 0\.01; held-out evaluation every 4 steps and at the end$/);
+  assert.match(lines[0]!, /^doge \(0\.\d\dM parameters\): 8 steps of 4 x 32 tokens from 48 training rows; peak lr 0\.01;\n {2}held-out evaluation every 4 steps and at the end$/);
   assert.match(lines[1]!, /^step 2\/8 \(25%\): loss \d\.\d{3} \| \d+s$/);
   assert.match(lines[2]!, /^step 4\/8 \(50%\): loss \d\.\d{3} \| held-out loss \d\.\d{3} \| perplexity \d+\.\d \| \d+s$/);
   assert.match(lines[3]!, /^step 6\/8 \(75%\): loss \d\.\d{3} \| \d+s$/);
@@ -395,4 +395,16 @@ test("runPretrain with logLevel 'summary' (notebooks): a start line, a line per 
   again.training.output_dir = path.join(dir, 'out2');
   await runPretrain(again, { log: (l) => cli.push(l) });
   assert.deepEqual(cli.map((l) => l.split(/[ :]/)[0]), ['model', 'data', 'step', 'step', 'eval', 'saved', 'step', 'step', 'eval', 'saved']);
+});
+
+test('joinWrapped: parts joined by "; " into lines of at most the width, later lines indented; a long part keeps a line', async () => {
+  const { joinWrapped } = await import('../src/train/trainer');
+  assert.equal(joinWrapped(['a', 'b', 'c']), 'a; b; c');
+  assert.equal(joinWrapped(['aaaa', 'bbbb', 'cccc'], 11), 'aaaa; bbbb;\n  cccc'); // 11 with the ';'
+  assert.equal(joinWrapped(['aaaa', 'bbbb', 'cccc'], 10), 'aaaa;\n  bbbb;\n  cccc');
+  assert.equal(joinWrapped(['x'.repeat(15), 'y'], 10), `${'x'.repeat(15)};\n  y`);
+  assert.equal(joinWrapped([]), '');
+  const wrapped = joinWrapped(Array.from({ length: 30 }, (_, i) => `part ${i}`), 40);
+  assert.ok(wrapped.split('\n').every((l) => l.length <= 40), wrapped);
+  assert.equal(wrapped.replace(/;\n {2}/g, '; '), Array.from({ length: 30 }, (_, i) => `part ${i}`).join('; '));
 });

@@ -500,7 +500,7 @@ export class Trainer<B = TokenBatch> {
     const canEval = !!(this.opts.lossHook?.evaluate || (this.opts.evalDataset && this.opts.evalDataset.numRows > 0));
     const evals = !canEval ? 'no held-out evaluation' : a.eval_steps > 0 && a.eval_steps < a.max_steps ? `held-out evaluation every ${a.eval_steps} steps and at the end` : 'held-out evaluation at the end';
     const from = this.globalStep > 0 ? `, continuing at step ${this.globalStep}` : '';
-    return `${this.opts.describe ?? `training: ${a.max_steps} steps`}${from}; peak lr ${a.learning_rate}; ${evals}`;
+    return joinWrapped([...`${this.opts.describe ?? `training: ${a.max_steps} steps`}${from}`.split('; '), `peak lr ${a.learning_rate}`, evals]);
   }
 
   /** Run until max_steps (or a stop request); evaluates, logs and checkpoints along the way. */
@@ -632,4 +632,23 @@ function accumulate(acc: tf.Tensor | undefined, x: tf.Tensor): tf.Tensor {
   acc.dispose();
   x.dispose();
   return sum;
+}
+
+/**
+ * Parts joined with '; ' into lines of at most `width` characters (a part longer than that gets a line of its own),
+ * later lines indented by two spaces: a notebook page or a terminal shows about 100-125 characters and breaks a
+ * longer line mid-word.
+ */
+export function joinWrapped(parts: string[], width = 100): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const part of parts) {
+    const next = line ? `${line}; ${part}` : part;
+    if (line && next.length + 1 > width) {
+      lines.push(`${line};`);
+      line = `  ${part}`;
+    } else line = next;
+  }
+  if (line) lines.push(line);
+  return lines.join('\n');
 }
