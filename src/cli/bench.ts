@@ -42,8 +42,10 @@ import { observeWebGpuDispatches, webGpuDispatches } from '../runtime/webgpu';
  * under the innermost kernel that ran it), for scripts/bench-kernels.ts.
  */
 export function countKernels<T>(f: () => T): { result: T; kernels: number; dispatches: number; byKernel: Map<string, { kernels: number; dispatches: number }> } {
-  const engine = tf.engine() as unknown as { runKernelFunc: (...a: unknown[]) => unknown };
-  const own = Object.prototype.hasOwnProperty.call(engine, 'runKernelFunc');
+  // Patched on the engine's class, not on the engine: giving the engine object an own property and deleting it again
+  // made every later measurement in the process slower (doge-tiny decoding after the training bench, 10 interleaved
+  // runs: median 0.875 ms/token with the old patch, 0.787 with this one; the build before kernel counting, 0.78).
+  const engine = Object.getPrototypeOf(tf.engine()) as { runKernelFunc: (...a: unknown[]) => unknown };
   const orig = engine.runKernelFunc;
   let kernels = 0;
   const byKernel = new Map<string, { kernels: number; dispatches: number }>();
@@ -71,8 +73,7 @@ export function countKernels<T>(f: () => T): { result: T; kernels: number; dispa
     return { result, kernels, dispatches: webGpuDispatches() - d0, byKernel };
   } finally {
     observeWebGpuDispatches(null);
-    if (own) engine.runKernelFunc = orig;
-    else delete (engine as { runKernelFunc?: unknown }).runKernelFunc;
+    engine.runKernelFunc = orig;
   }
 }
 
