@@ -18,7 +18,6 @@ export interface Figure {
 /** A 2-D table of numbers (rows first), as plotly heatmaps want it. */
 export type Matrix = number[][];
 
-/** `{ text }` title object, or undefined when there is no text. */
 /**
  * Axis settings that label every category of a token axis up to 40 labels (plotly drops every other label once they
  * crowd, and on a token axis the dropped ones are often the positions the text talks about); smaller type above 24.
@@ -28,6 +27,7 @@ export function everyLabel(labels: ArrayLike<unknown> | undefined): Record<strin
   return { dtick: 1, tickfont: { size: labels.length > 24 ? 9 : 11 } };
 }
 
+/** `{ text }` title object, or undefined when there is no text. */
 export function title(text: string | undefined): { text: string } | undefined {
   return text === undefined ? undefined : { text };
 }
