@@ -97,6 +97,29 @@ export function sumOfSquares(xs: tf.Tensor[]): tf.Scalar {
   return runFused(FUSED_KERNEL_NAMES.sumOfSquares, inputs, {}, () => [tf.addN(xs.map((x) => tf.sum(tf.square(x))))], eligible)[0] as tf.Scalar;
 }
 
+/**
+ * A fused kernel on named inputs -> one output. While gradients are recorded it runs inside a custom op whose gradient
+ * is the runtime's gradient kernel `grad`, given dy and the same named inputs (it returns one gradient per input, in
+ * their order); otherwise the kernel alone.
+ */
+function withGradKernel(name: FusedKernelName, grad: FusedKernelName, inputs: Record<string, tf.Tensor>, attrs: Record<string, number | boolean>): tf.Tensor {
+  const names = Object.keys(inputs);
+  const named = (xs: tf.Tensor[]) => Object.fromEntries(names.map((n, i) => [n, xs[i]])) as tf.NamedTensorMap;
+  const run = (xs: tf.Tensor[]) => tf.engine().runKernel(name, named(xs), attrs) as tf.Tensor;
+  const xs = names.map((n) => inputs[n]);
+  if (!isRecordingGradients()) return run(xs);
+  const op = customOp((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const ts = args as tf.Tensor[];
+    save(ts);
+    return {
+      value: run(ts),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(grad, { dy, ...named(saved) }, attrs) as tf.Tensor | tf.Tensor[],
+    };
+  });
+  return op(...xs);
+}
+
 /** RMSNorm with the plain ops and a hand-written gradient (fewer ops than autodiff): the fallback of `rmsNorm`. */
 function rmsNormOps(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
   if (!isRecordingGradients()) return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
@@ -136,16 +159,7 @@ function rmsNormOps(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
   const trailing = w.rank <= x.rank && w.shape.every((s, i) => s === x.shape[x.rank - w.rank + i]);
   if (!(trailing && w.rank >= 1 && x.size > 0 && x.dtype === 'float32' && hasFusedKernel(FUSED_KERNEL_NAMES.rmsNorm))) return rmsNormOps(x, w, eps);
-  const run = (xi: tf.Tensor, wi: tf.Tensor) => tf.engine().runKernel(FUSED_KERNEL_NAMES.rmsNorm, { x: xi, w: wi }, { eps }) as tf.Tensor;
-  if (!isRecordingGradients()) return run(x, w);
-  const op = customOp((xi: tf.Tensor, wi: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([xi, wi]);
-    return {
-      value: run(xi, wi),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(FUSED_KERNEL_NAMES.rmsNormGrad, { dy, x: saved[0], w: saved[1] }, { eps }) as tf.Tensor[],
-    };
-  });
-  return op(x, w);
+  return withGradKernel(FUSED_KERNEL_NAMES.rmsNorm, FUSED_KERNEL_NAMES.rmsNormGrad, { x, w }, { eps });
 }
 
 /** silu(g) * u with a hand-written gradient. g, u [..., I]. */
@@ -172,16 +186,7 @@ export function swiglu(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
 export function swigluPacked(gu: tf.Tensor, I: number): tf.Tensor {
   if (gu.shape[gu.rank - 1] !== 2 * I) throw new Error(`swigluPacked: last axis of gu is ${gu.shape[gu.rank - 1]}, expected 2 x ${I}`);
   if (!(gu.size > 0 && gu.dtype === 'float32' && hasFusedKernel(FUSED_KERNEL_NAMES.swiglu))) return swiglu(sliceLast(gu, 0, I), sliceLast(gu, I, I));
-  const run = (x: tf.Tensor) => tf.engine().runKernel(FUSED_KERNEL_NAMES.swiglu, { gu: x }, {}) as tf.Tensor;
-  if (!isRecordingGradients()) return run(gu);
-  const op = customOp((x: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([x]);
-    return {
-      value: run(x),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(FUSED_KERNEL_NAMES.swigluGrad, { dy, gu: saved[0] }, {}) as tf.Tensor,
-    };
-  });
-  return op(gu);
+  return withGradKernel(FUSED_KERNEL_NAMES.swiglu, FUSED_KERNEL_NAMES.swigluGrad, { gu }, {});
 }
 
 /**
@@ -195,16 +200,7 @@ export function dynamicMaskBias(dt: tf.Tensor, A: tf.Tensor, kind: 'exp' | 'line
     const a = tf.mul(A, tf.softplus(dt));
     return permute(isExp ? tf.exp(a) : a, [0, 2, 1]);
   }
-  const run = (d: tf.Tensor, a: tf.Tensor) => tf.engine().runKernel(FUSED_KERNEL_NAMES.dynamicMask, { dt: d, A: a }, { isExp }) as tf.Tensor;
-  if (!isRecordingGradients()) return run(dt, A);
-  const op = customOp((d: tf.Tensor, a: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([d, a]);
-    return {
-      value: run(d, a),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(FUSED_KERNEL_NAMES.dynamicMaskGrad, { dy, dt: saved[0], A: saved[1] }, { isExp }) as tf.Tensor[],
-    };
-  });
-  return op(dt, A);
+  return withGradKernel(FUSED_KERNEL_NAMES.dynamicMask, FUSED_KERNEL_NAMES.dynamicMaskGrad, { dt, A }, { isExp });
 }
 
 /**
